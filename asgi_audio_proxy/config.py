@@ -1,0 +1,206 @@
+"""Settings: ``ProxyConfig`` (the operator's) and ``UpstreamOptions`` (the conversation's).
+
+Owns: every tunable with its named default and validation, and the one typed parse of the
+client's camelCase ``config_data`` (``UPSTREAM_PROTOCOL.md`` section 6). Must not: open sockets,
+read the environment or parse argv.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from .audio import CLIENT_SAMPLE_RATE_HZ, MESSAGE_SAMPLES
+
+__all__ = ["CLIENT_OPTION_KEYS", "ProxyConfig", "UpstreamOptions"]
+
+#: the model server's own default address (section 1)
+DEFAULT_UPSTREAM_URL = "http://127.0.0.1:32550"
+#: the original document's buffering: audio waits until 1 s has gathered
+DEFAULT_CHUNK_DURATION_S = 1.0
+#: the message length the upstream is built around (section 5.3)
+MESSAGE_DURATION_S = MESSAGE_SAMPLES / CLIENT_SAMPLE_RATE_HZ
+#: the official UI's end-of-speech setting: 0.2 s of speech in 1 s still counts as silence
+DEFAULT_VAD_THRESHOLD = 0.8
+DEFAULT_ASSISTANT_PROMPT = "Please answer the user briefly, in the reference voice's style."
+DEFAULT_VOICE_CLONE_PROMPT = "Imitate the reference voice."
+#: 1 = the default preset voice; must be > 0 for the upstream to build any system prompt (5.6)
+DEFAULT_USE_AUDIO_PROMPT = 1
+#: a dead host should fail fast; a live one answers /init_options in milliseconds
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+#: acks stall while the model prefills or generates (section 3.3); a GPU reply can take seconds
+DEFAULT_ACK_TIMEOUT_S = 30.0
+#: longest gap between two SSE events once a reply has started
+DEFAULT_REPLY_STALL_TIMEOUT_S = 30.0
+#: each teardown step (stop, close) gets this long before it is abandoned
+DEFAULT_CLOSE_TIMEOUT_S = 2.0
+#: 8 s of 16 kHz PCM16 in one frame is already far more than any real client sends at once
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+#: control messages are tiny JSON objects
+DEFAULT_MAX_TEXT_BYTES = 8 * 1024
+#: audio the proxy holds for the upstream before it stops reading the client (back-pressure)
+DEFAULT_MAX_BUFFERED_S = 10.0
+#: reply audio waiting for a slow client (2 MiB ~ 65 s of 16 kHz PCM16)
+DEFAULT_MAX_PENDING_REPLY_BYTES = 2 * 1024 * 1024
+
+#: the client-facing option keys (the original document's three, plus the upstream's own)
+CLIENT_OPTION_KEYS = frozenset(
+    {"assistantPrompt", "audioFormat", "vadThreshold", "voiceClonePrompt", "useAudioPrompt"}
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpstreamOptions:
+    """The five option keys the upstream looks up (sections 2.2, 5.6 and 6), always sent whole.
+
+    Attributes:
+        assistant_prompt: ``assistantPrompt``; 2.6 puts it after the reference voice.
+        vad_threshold: ``vadThreshold``; the turn ends when speech in the last second drops
+            under ``1 - vad_threshold`` seconds. Must be in (0, 1).
+        audio_format: ``audioFormat``; only logged by the upstream (the stream is always WAV).
+        voice_clone_prompt: ``voiceClonePrompt``; 2.6 puts it before the reference voice.
+        use_audio_prompt: ``useAudioPrompt``: 0 none, 1 default, 2 female, 3 male voice.
+        hd_video: false in voice mode.
+    """
+
+    assistant_prompt: str = DEFAULT_ASSISTANT_PROMPT
+    vad_threshold: float = DEFAULT_VAD_THRESHOLD
+    audio_format: str = "wav"
+    voice_clone_prompt: str = DEFAULT_VOICE_CLONE_PROMPT
+    use_audio_prompt: int = DEFAULT_USE_AUDIO_PROMPT
+    hd_video: bool = False
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.assistant_prompt, str), "assistant_prompt", self.assistant_prompt)
+        _check(isinstance(self.voice_clone_prompt, str), "voice_clone_prompt", self.voice_clone_prompt)
+        _check(isinstance(self.audio_format, str) and 0 < len(self.audio_format) <= 16,
+               "audio_format", self.audio_format)
+        _check(_is_number(self.vad_threshold) and 0 < self.vad_threshold < 1,
+               "vad_threshold", self.vad_threshold, "a number between 0 and 1 exclusive")
+        _check(type(self.use_audio_prompt) is int and self.use_audio_prompt in (0, 1, 2, 3),
+               "use_audio_prompt", self.use_audio_prompt, "0, 1, 2 or 3")
+        _check(isinstance(self.hd_video, bool), "hd_video", self.hd_video)
+
+    def merged(self, config_data: Mapping[str, Any] | None) -> UpstreamOptions:
+        """Return a copy with the client's camelCase keys applied.
+
+        Raises:
+            ValueError: an unknown key, or a value of the wrong type or range (names the key).
+        """
+        if not config_data:
+            return self
+        unknown = sorted(set(config_data) - CLIENT_OPTION_KEYS)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; allowed: {sorted(CLIENT_OPTION_KEYS)}")
+        changes = {_SNAKE[key]: value for key, value in config_data.items()}
+        return replace(self, **changes)
+
+    def to_upstream(self) -> dict[str, Any]:
+        """The ``options`` object of ``/init_options``, all five keys (section 5.6)."""
+        return {
+            "hd_video": self.hd_video,
+            "use_audio_prompt": self.use_audio_prompt,
+            "vad_threshold": self.vad_threshold,
+            "voice_clone_prompt": self.voice_clone_prompt,
+            "assistant_prompt": self.assistant_prompt,
+        }
+
+
+_SNAKE = {
+    "assistantPrompt": "assistant_prompt",
+    "audioFormat": "audio_format",
+    "vadThreshold": "vad_threshold",
+    "voiceClonePrompt": "voice_clone_prompt",
+    "useAudioPrompt": "use_audio_prompt",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxyConfig:
+    """Operator settings, shared by every session of one proxy.
+
+    Attributes:
+        upstream_url: base URL of the model server (``http://host:port``).
+        chunk_duration: seconds of audio gathered before it goes upstream; a positive multiple
+            of 0.2 s. Messages are always 200 ms whatever this is (section 5.3).
+        options: the upstream options; a client may override ``client_option_keys`` of them.
+        client_option_keys: which camelCase keys a client's ``config`` message may set.
+        connect_timeout_s: reaching the upstream (HTTP connect, WebSocket handshake).
+        ack_timeout_s: waiting for one acknowledgement of an audio message.
+        reply_stall_timeout_s: longest silence of the SSE stream once a reply has started.
+        close_timeout_s: each teardown step.
+        max_message_bytes: largest client frame; a larger one ends the session with 1009.
+        max_text_bytes: largest control (text) frame; a larger one gets an error event.
+        max_buffered_s: audio held for the upstream; past it the proxy stops reading the client
+            (back-pressure), so a client that sends faster than real time is slowed, not dropped.
+        max_pending_reply_bytes: reply audio queued for a slow client; past it the session ends
+            with ``ClientTooSlow`` (1013).
+    """
+
+    upstream_url: str = DEFAULT_UPSTREAM_URL
+    chunk_duration: float = DEFAULT_CHUNK_DURATION_S
+    options: UpstreamOptions = field(default_factory=UpstreamOptions)
+    client_option_keys: frozenset[str] = CLIENT_OPTION_KEYS
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S
+    reply_stall_timeout_s: float = DEFAULT_REPLY_STALL_TIMEOUT_S
+    close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
+    max_buffered_s: float = DEFAULT_MAX_BUFFERED_S
+    max_pending_reply_bytes: int = DEFAULT_MAX_PENDING_REPLY_BYTES
+
+    def __post_init__(self) -> None:
+        url = urlsplit(self.upstream_url)
+        _check(url.scheme in ("http", "https") and bool(url.hostname), "upstream_url",
+               self.upstream_url, "an http:// or https:// URL with a host")
+        messages = self.chunk_duration / MESSAGE_DURATION_S if _is_number(self.chunk_duration) else 0
+        _check(messages >= 1 - 1e-9 and math.isclose(messages, round(messages), abs_tol=1e-6),
+               "chunk_duration", self.chunk_duration, "a positive multiple of 0.2 seconds")
+        _check(isinstance(self.options, UpstreamOptions), "options", self.options)
+        _check(self.client_option_keys <= CLIENT_OPTION_KEYS, "client_option_keys",
+               sorted(self.client_option_keys), f"a subset of {sorted(CLIENT_OPTION_KEYS)}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_s") or f.name.endswith("_bytes"):
+                _check(_is_number(value) and 0 < value < math.inf, f.name, value,
+                       "a positive finite number")
+        _check(self.max_buffered_s >= self.chunk_duration, "max_buffered_s", self.max_buffered_s,
+               f"at least chunk_duration ({self.chunk_duration})")
+
+    @property
+    def release_messages(self) -> int:
+        """How many 200 ms messages make one ``chunk_duration``."""
+        return round(self.chunk_duration / MESSAGE_DURATION_S)
+
+    @property
+    def upstream_ws_url(self) -> str:
+        """The upstream's WebSocket base, ``ws(s)://host:port`` plus any path prefix."""
+        scheme = "wss" if self.upstream_url.startswith("https") else "ws"
+        return scheme + self.upstream_url.rstrip("/")[self.upstream_url.index(":"):]
+
+    def client_options(self, config_data: Mapping[str, Any] | None) -> UpstreamOptions:
+        """Options for one conversation: ``options`` with the client's allowed keys applied.
+
+        Raises:
+            ValueError: a key the client may not set, or a bad value.
+        """
+        if config_data:
+            refused = sorted(set(config_data) - self.client_option_keys)
+            if refused:
+                raise ValueError(f"config key(s) {refused} may not be set by the client; "
+                                 f"allowed: {sorted(self.client_option_keys)}")
+        return self.options.merged(config_data)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(ok: bool, name: str, value: object, expected: str = "") -> None:
+    if not ok:
+        hint = f": expected {expected}" if expected else ""
+        raise ValueError(f"invalid {name}={value!r}{hint}")

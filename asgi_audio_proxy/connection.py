@@ -1,0 +1,119 @@
+"""The client side of a session: one small protocol over Starlette and websockets connections.
+
+Owns: ``ClientConnection`` (accept, receive a frame, send, close) and its two adapters, so a
+session runs the same over an ASGI ``WebSocket`` (accepted or not) and over a ``websockets``
+connection, server or client side (a gateway that dials out). A receive returns ``bytes`` or
+``str``; the peer leaving raises :class:`ClientGone` with its close code.
+Must not: buffer, parse or decide anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Protocol, runtime_checkable
+
+from starlette import status
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from websockets.exceptions import ConnectionClosed
+
+__all__ = ["ClientConnection", "ClientGone", "StarletteClient", "WebsocketsClient", "as_client"]
+
+
+class ClientGone(Exception):
+    """The client closed the connection or dropped it. ``code`` is its close code."""
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__(f"client left with close code {code}")
+        self.code = code
+
+
+@runtime_checkable
+class ClientConnection(Protocol):
+    async def accept(self) -> None: ...
+    async def receive(self) -> bytes | str: ...
+    async def send(self, message: bytes | str) -> None: ...
+    async def close(self, code: int, reason: str = "") -> None: ...
+
+
+class StarletteClient:
+    """Adapter over a Starlette/FastAPI ``WebSocket``; reads ``receive()`` so close codes survive."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    async def accept(self) -> None:
+        if self.websocket.client_state is WebSocketState.CONNECTING:
+            await self.websocket.accept()
+
+    async def receive(self) -> bytes | str:
+        if self.websocket.client_state is WebSocketState.DISCONNECTED:
+            raise ClientGone(None)
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise ClientGone(message.get("code", status.WS_1005_NO_STATUS_RCVD))
+        data: bytes | str | None = message.get("bytes")
+        if data is None:
+            data = message.get("text") or ""
+        return data
+
+    async def send(self, message: bytes | str) -> None:
+        if self.websocket.application_state is not WebSocketState.CONNECTED:
+            raise ClientGone(None)
+        try:
+            if isinstance(message, bytes):
+                await self.websocket.send_bytes(message)
+            else:
+                await self.websocket.send_text(message)
+        except WebSocketDisconnect as exc:
+            raise ClientGone(exc.code) from exc
+        except (OSError, RuntimeError) as exc:  # RuntimeError: the server already saw a close
+            raise ClientGone(None) from exc
+
+    async def close(self, code: int, reason: str = "") -> None:
+        state = self.websocket.application_state
+        if state in (WebSocketState.CONNECTING, WebSocketState.CONNECTED):
+            # the peer may already be gone; then nothing is left to tell it
+            with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):
+                await self.websocket.close(code, reason[:120])
+
+
+class WebsocketsClient:
+    """Adapter over a ``websockets`` connection (server or client side), already open."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    async def accept(self) -> None:
+        return None  # a websockets connection is open once it exists
+
+    async def receive(self) -> bytes | str:
+        try:
+            data: bytes | str = await self.connection.recv()
+        except ConnectionClosed as exc:
+            raise ClientGone(exc.rcvd.code if exc.rcvd else None) from exc
+        return data
+
+    async def send(self, message: bytes | str) -> None:
+        try:
+            await self.connection.send(message)
+        except ConnectionClosed as exc:
+            raise ClientGone(exc.rcvd.code if exc.rcvd else None) from exc
+
+    async def close(self, code: int, reason: str = "") -> None:
+        with contextlib.suppress(ConnectionClosed, OSError):  # already closed
+            await self.connection.close(code, reason[:120])
+
+
+def as_client(websocket: object) -> ClientConnection:
+    """Wrap a Starlette ``WebSocket`` or a ``websockets`` connection; pass a ready one through.
+
+    Raises:
+        TypeError: anything else.
+    """
+    if isinstance(websocket, WebSocket):
+        return StarletteClient(websocket)
+    if all(hasattr(websocket, name) for name in ("recv", "send", "close")):
+        return WebsocketsClient(websocket)
+    if isinstance(websocket, ClientConnection):
+        return websocket
+    raise TypeError(f"expected a Starlette WebSocket or a websockets connection, got {websocket!r}")

@@ -1,0 +1,125 @@
+"""The exception tree of asgi-audio-proxy, each class carrying the WebSocket close code it ends with.
+
+Owns: every error the proxy raises on purpose. Must not: import httpx or websockets (the upstream
+edge translates their exceptions into these, chained with ``from``).
+
+    AudioProxyError                      1011  (base; a bare one means our bug)
+    ├── ClientError                      1008  the client broke the protocol or a policy
+    │   ├── BadClientPayload             1007  undecodable text frame, wrong JSON shape
+    │   ├── MessageTooBig                1009  a frame over max_message_bytes
+    │   └── ClientTooSlow                1013  the client does not read its replies
+    ├── UpstreamError                    1011  the model server failed
+    │   ├── UpstreamUnavailable          1011  could not connect, or the connection dropped
+    │   ├── UpstreamTimeout              1011  a wait on the upstream ran out
+    │   └── UpstreamProtocolError        1014  the upstream sent something we cannot read
+    ├── SessionLimitExceeded             1013  a server-side limit; try again later
+    └── ServerShutdown                   1001  the ASGI server is going away
+"""
+
+from __future__ import annotations
+
+from starlette import status
+
+__all__ = [
+    "AudioProxyError",
+    "BadClientPayload",
+    "ClientError",
+    "ClientTooSlow",
+    "MessageTooBig",
+    "ServerShutdown",
+    "SessionLimitExceeded",
+    "UpstreamError",
+    "UpstreamProtocolError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]
+
+
+class AudioProxyError(Exception):
+    """Base class. ``close_code`` is the WebSocket code a session ends with on this error.
+
+    Args:
+        message: what went wrong, in words the receiving party can act on.
+        close_code: overrides the class default.
+    """
+
+    close_code: int = status.WS_1011_INTERNAL_ERROR
+    #: short machine-readable name sent to the client in the ``error`` event
+    kind: str = "internal_error"
+
+    def __init__(self, message: str, *, close_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if close_code is not None:
+            self.close_code = close_code
+
+    def __str__(self) -> str:
+        return f"{self.message} (close code {self.close_code})"
+
+
+class ClientError(AudioProxyError):
+    """The client broke the protocol or a policy."""
+
+    close_code = status.WS_1008_POLICY_VIOLATION
+    kind = "policy_violation"
+
+
+class BadClientPayload(ClientError):
+    """A text frame that is not UTF-8 JSON of a known shape."""
+
+    close_code = status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
+    kind = "bad_payload"
+
+
+class MessageTooBig(ClientError):
+    """A client frame larger than ``max_message_bytes``."""
+
+    close_code = status.WS_1009_MESSAGE_TOO_BIG
+    kind = "message_too_big"
+
+
+class ClientTooSlow(ClientError):
+    """The client does not read its replies fast enough."""
+
+    close_code = status.WS_1013_TRY_AGAIN_LATER
+    kind = "client_too_slow"
+
+
+class UpstreamError(AudioProxyError):
+    """The model server failed."""
+
+    close_code = status.WS_1011_INTERNAL_ERROR
+    kind = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The upstream could not be reached, or dropped the connection."""
+
+    kind = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    """A wait on the upstream ran past its configured timeout."""
+
+    kind = "upstream_timeout"
+
+
+class UpstreamProtocolError(UpstreamError):
+    """The upstream sent something that does not follow its protocol."""
+
+    close_code = status.WS_1014_BAD_GATEWAY
+    kind = "upstream_protocol_error"
+
+
+class SessionLimitExceeded(AudioProxyError):
+    """A server-side limit was reached (sessions, session length, queue)."""
+
+    close_code = status.WS_1013_TRY_AGAIN_LATER
+    kind = "limit_exceeded"
+
+
+class ServerShutdown(AudioProxyError):
+    """The ASGI server is shutting down."""
+
+    close_code = status.WS_1001_GOING_AWAY
+    kind = "server_shutdown"

@@ -1,0 +1,131 @@
+"""``AudioProxy`` (a bare ASGI app) and ``AudioProxyMiddleware`` (the same, on one path of yours).
+
+Owns: the scope guard, path matching with ``root_path`` removed, the one shared
+``httpx.AsyncClient``, and the registry of live sessions. Must not: keep per-connection state on
+``self`` (each connection gets its own :class:`~asgi_audio_proxy.session.ProxySession`), or touch
+HTTP, lifespan or WebSocket scopes that are not its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import httpx
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from .config import ProxyConfig
+from .connection import StarletteClient
+from .session import ProxySession, SessionStats
+
+__all__ = ["AudioProxy", "AudioProxyMiddleware"]
+
+logger = logging.getLogger("asgi_audio_proxy.middleware")
+
+
+class AudioProxy:
+    """An ASGI app that serves one proxied conversation per WebSocket connection.
+
+    A plain HTTP request gets ``426 Upgrade Required``. Mount it anywhere
+    (``app.mount("/audio_proxy", AudioProxy(config))``: clients then connect to
+    ``/audio_proxy/``), or serve it alone.
+
+    Args:
+        config: the proxy's settings; defaults throughout when omitted.
+        http_client: a client to share with the app (not closed by the proxy); one is made
+            otherwise, and closed by :meth:`aclose` or at lifespan shutdown.
+        on_session_end: called with each session's :class:`SessionStats`.
+    """
+
+    def __init__(self, config: ProxyConfig | None = None, *,
+                 http_client: httpx.AsyncClient | None = None,
+                 on_session_end: Callable[[SessionStats], None] | None = None) -> None:
+        self.config = config or ProxyConfig()
+        self._http_client = http_client
+        self._owns_client = http_client is None
+        self._on_session_end = on_session_end
+        self.sessions: dict[str, ProxySession] = {}
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The one client every session of this proxy shares (connection pooling)."""
+        if self._http_client is None:
+            self._http_client = httpx.AsyncClient(trust_env=False)
+        return self._http_client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.handle(WebSocket(scope, receive, send))
+        elif scope["type"] == "http":
+            response = PlainTextResponse("This endpoint speaks WebSocket only.\n", 426,
+                                         headers={"Upgrade": "websocket"})
+            await response(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def handle(self, websocket: WebSocket) -> SessionStats:
+        """Run one session on an ASGI WebSocket (accepted or not) until it ends."""
+        session = ProxySession(StarletteClient(websocket), self.config, self.http_client,
+                               on_end=self._on_session_end)
+        self.sessions[session.id] = session
+        try:
+            return await session.run()
+        finally:
+            del self.sessions[session.id]
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this proxy made (not one it was given)."""
+        if self._owns_client and self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class AudioProxyMiddleware:
+    """Pure ASGI middleware: WebSocket connections to ``path`` become proxied conversations.
+
+    Everything else (HTTP, lifespan, other WebSocket paths) goes to ``app`` untouched.
+    ``app.add_middleware(AudioProxyMiddleware, path="/audio_proxy", config=ProxyConfig(...))``.
+
+    Args:
+        app: the application to wrap.
+        path: the WebSocket path to serve, as the client sees it below ``root_path``.
+        config: the proxy's settings.
+        http_client: see :class:`AudioProxy`.
+        on_session_end: see :class:`AudioProxy`.
+    """
+
+    def __init__(self, app: ASGIApp, path: str = "/audio_proxy",
+                 config: ProxyConfig | None = None, *,
+                 http_client: httpx.AsyncClient | None = None,
+                 on_session_end: Callable[[SessionStats], None] | None = None) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"invalid path={path!r}: expected it to start with '/'")
+        self.app = app
+        self.path = path.rstrip("/") or "/"
+        self.proxy = AudioProxy(config, http_client=http_client, on_session_end=on_session_end)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or self._route_path(scope) != self.path:
+            await self.app(scope, receive, send)
+            return
+        await self.proxy(scope, receive, send)
+
+    @staticmethod
+    def _route_path(scope: Scope) -> str:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        return path.rstrip("/") or "/"
