@@ -17,8 +17,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from starlette import status
@@ -37,7 +37,7 @@ from .errors import (
 from .router import ClientMessage, ReplyRouter, error_message
 from .upstream import BodyClosed, MiniCPMUpstream, Upstream
 
-__all__ = ["ProxySession", "SessionState", "SessionStats"]
+__all__ = ["Lease", "ProxySession", "SessionState", "SessionStats", "UpstreamLeaser"]
 
 logger = logging.getLogger("asgi_audio_proxy.session")
 _E = TypeVar("_E", bound=BaseException)
@@ -71,6 +71,32 @@ class SessionStats:
                                        + sum(self.dropped_bytes.values()))
 
 
+class Lease(Protocol):
+    """One upstream held for one conversation (see :class:`UpstreamLeaser`)."""
+
+    #: base URL of the leased upstream
+    url: str
+    #: client frames received while the session waited for this lease, oldest first
+    held_frames: list[bytes | str]
+
+    async def release(self, *, failed: bool = False) -> None:
+        """Give the upstream back; ``failed`` says it broke mid-session (health)."""
+        ...
+
+
+class UpstreamLeaser(Protocol):
+    """Hands each session an upstream of its own, queueing it while all are busy."""
+
+    async def acquire(self, session_id: str, client: ClientConnection) -> Lease:
+        """Wait for a free upstream; may send ``queued`` events to ``client`` meanwhile.
+
+        Raises:
+            SessionLimitExceeded: the queue is full or the wait ran out.
+            ClientGone: the client left while it waited.
+        """
+        ...
+
+
 class _SessionLog(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         return f"[session {self.extra['session'] if self.extra else '?'}] {msg}", kwargs
@@ -87,19 +113,23 @@ class ProxySession:
         upstream: an :class:`~asgi_audio_proxy.upstream.Upstream`; a MiniCPM-o adapter by default.
         on_end: called with the final :class:`SessionStats`.
         identity: who the client is (from admission); kept on the stats and in the logs.
+        leaser: hands out upstreams (a pool); without one, ``config.upstream_url`` is used.
     """
 
     def __init__(self, client: ClientConnection, config: ProxyConfig,
                  http_client: httpx.AsyncClient, *, config_data: Mapping[str, Any] | None = None,
                  upstream: Upstream | None = None,
                  on_end: Callable[[SessionStats], None] | None = None,
-                 identity: object = None) -> None:
+                 identity: object = None, leaser: UpstreamLeaser | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.log = _SessionLog(logger, {"session": self.id})
         self._client = client
         self._config = config
         self._config_data = config_data
-        self._upstream: Upstream = upstream or MiniCPMUpstream(config, http_client, self.log)
+        self._http_client = http_client
+        self._upstream: Upstream | None = upstream
+        self._leaser = leaser
+        self._lease: Lease | None = None
         self._on_end = on_end
         self._state = SessionState.CONNECTING
         self.stats = SessionStats(self.id, identity=identity)
@@ -120,6 +150,12 @@ class ProxySession:
     def state(self, new: SessionState) -> None:
         self.log.debug("state %s -> %s", self._state.value, new.value)
         self._state = new
+
+    @property
+    def _live_upstream(self) -> Upstream:
+        if self._upstream is None:
+            raise RuntimeError(f"no upstream in state {self._state.value}")
+        return self._upstream
 
     async def run(self) -> SessionStats:
         """Run until the client or the upstream ends the conversation; never raises."""
@@ -156,10 +192,17 @@ class ProxySession:
             options = self._config.client_options(self._config_data)
         except ValueError as exc:
             raise ClientError(f"bad config: {exc}") from exc
-        await self._upstream.connect(options)
-        await self._send(_event(type="ready", session=self.id,
-                                upstream_version=self._upstream.version))
+        config = self._config
+        if self._leaser is not None:
+            self._lease = await self._leaser.acquire(self.id, self._client)
+            config = replace(config, upstream_url=self._lease.url)
+        upstream = self._upstream = self._upstream or MiniCPMUpstream(config, self._http_client,
+                                                                      self.log)
+        await upstream.connect(options)
+        await self._send(_event(type="ready", session=self.id, upstream_version=upstream.version))
         self.state = SessionState.STREAMING
+        for frame in self._lease.held_frames if self._lease else ():
+            await (self._on_audio(frame) if isinstance(frame, bytes) else self._on_control(frame))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._receive_from_client())
             tg.create_task(self._send_upstream())
@@ -203,7 +246,7 @@ class ProxySession:
     async def _stop_reply(self) -> None:
         cut = self._router.cut()
         if cut:  # a reply was playing: cut it here at once, the upstream's /stop is late
-            self._upstream.stop()
+            self._live_upstream.stop()
             self.log.debug("reply stopped by the client")
             for message in cut:
                 await self._send(message)
@@ -215,7 +258,7 @@ class ProxySession:
             options = self._config.client_options(config_data)
         except ValueError as exc:
             raise BadClientPayload(f"bad config: {exc}") from exc
-        await self._upstream.set_options(options)
+        await self._live_upstream.set_options(options)
         await self._send(_event(type="config_applied"))
 
     async def _send_upstream(self) -> None:
@@ -223,10 +266,10 @@ class ProxySession:
             message = await self._to_upstream.get()
             self._queued_bytes -= len(message)
             self._in_flight_bytes += len(message)
-            await self._upstream.send_audio(message)
+            await self._live_upstream.send_audio(message)
 
     async def _read_acks(self) -> None:
-        async for nbytes, ack in self._upstream.acks():
+        async for nbytes, ack in self._live_upstream.acks():
             self._in_flight_bytes -= nbytes
             self.stats.acks[ack.reason if ack.reason is not None else "error"] += 1
             if ack.reason == "done":
@@ -239,7 +282,7 @@ class ProxySession:
                     raise _ack_error(ack.error)
 
     async def _pump_replies(self) -> None:
-        async for item in self._upstream.events():
+        async for item in self._live_upstream.events():
             if isinstance(item, BodyClosed):
                 messages = self._router.body_closed()
             else:
@@ -258,9 +301,12 @@ class ProxySession:
         self.state = SessionState.CLOSING
         self.stats.replies = self._router.stats.replies
         self.stats.reply_audio_bytes = self._router.stats.reply_audio_bytes
-        if self._router.cut():  # the client will not hear the rest: stop the model now
-            self._upstream.stop()
-        await self._upstream.aclose()
+        if self._upstream is not None:
+            if self._router.cut():  # the client will not hear the rest: stop the model now
+                self._upstream.stop()
+            await self._upstream.aclose()
+        if self._lease is not None:
+            await self._lease.release(failed=isinstance(failure, UpstreamError))
         self._account_leftovers()
         if failure is not None:
             self.log.warning("ending with %s: %s", type(failure).__name__, failure.message)
