@@ -1,0 +1,111 @@
+"""What the simulator saw and did, for tests and benchmarks to read and await.
+
+Owns: :class:`SimulatorRecorder`, a plain record of every accepted audio chunk (per uid, in
+order), every ack with its reason, every uid that opened ``/completions``, ``/stop`` calls, socket
+and SSE-body counts, options received and replies produced, plus :meth:`SimulatorRecorder.wait_for`,
+which awaits a condition on the record (woken by an ``asyncio.Event`` set on every change, no
+polling). Must not: decide anything about the protocol; the simulator only reports to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RecordedAck", "RecordedReply", "SimulatorRecorder"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAck:
+    """One answer to one stream message (WebSocket frame or ``/stream`` request).
+
+    ``reason`` is the ack's ``finish_reason``; ``error`` is the text of an error answer
+    (``{"error": ...}`` or an HTTP error detail), else ``None``.
+    """
+
+    uid: str
+    reason: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedReply:
+    """One reply the simulated model produced (not counting the echo)."""
+
+    uid: str
+    turn: int
+    text: str
+    heard_s: float
+    voiced_s: float
+    chunks: int
+
+
+@dataclass(slots=True)
+class SimulatorRecorder:
+    """Everything the simulator observed, updated in place; read it any time.
+
+    Attributes:
+        chunks: accepted audio per uid, in order: the PCM16 of each chunk's WAV (``done`` acks).
+        acks: every stream answer, in order.
+        completions_uids: uid of each ``/completions`` request, in order.
+        stops: ``/stop`` requests plus ``stop_response`` items.
+        ws_opened, ws_closed: WebSocket connections accepted and ended.
+        sse_opened, sse_closed: ``/completions`` bodies started and finished (any ending).
+        options: every ``options`` value ``/init_options`` stored, in order.
+        replies: replies produced, in order.
+        turn_ends: how many times a turn ended (VAD or no-audio trigger).
+        arrivals: multi-conversation mode only: ``time.perf_counter()`` of every WebSocket
+            message, per uid.
+        errors: WebSocket close reasons and HTTP 500 details the simulator produced.
+    """
+
+    chunks: defaultdict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    acks: list[RecordedAck] = field(default_factory=list)
+    completions_uids: list[str] = field(default_factory=list)
+    stops: int = 0
+    ws_opened: int = 0
+    ws_closed: int = 0
+    sse_opened: int = 0
+    sse_closed: int = 0
+    options: list[Any] = field(default_factory=list)
+    replies: list[RecordedReply] = field(default_factory=list)
+    turn_ends: int = 0
+    arrivals: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: list[str] = field(default_factory=list)
+    _changed: asyncio.Event | None = field(default=None, repr=False)
+
+    def ack_reasons(self, uid: str | None = None) -> list[str | None]:
+        """The ``finish_reason`` of each ack (``None`` for error answers), maybe for one uid."""
+        return [a.reason for a in self.acks if uid is None or a.uid == uid]
+
+    def changed(self) -> None:
+        """Wake every :meth:`wait_for`; the simulator calls this after each update."""
+        # swap, then set: each waiter re-checks and then waits on the fresh event, so no
+        # change between its check and its wait can be missed (all of it runs in one loop)
+        event, self._changed = self._changed, None
+        if event is not None:
+            event.set()
+
+    # a timeout argument, not only the caller's asyncio.timeout, keeps one-line test waits short
+    async def wait_for(
+        self,
+        predicate: Callable[[SimulatorRecorder], bool],
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
+        """Return once ``predicate(self)`` holds, re-checked after every change.
+
+        Args:
+            predicate: a check on this recorder.
+            timeout: seconds to wait at most (``None``: no limit of its own).
+
+        Raises:
+            TimeoutError: the predicate did not hold within ``timeout``.
+        """
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                if self._changed is None:
+                    self._changed = asyncio.Event()
+                await self._changed.wait()
