@@ -35,7 +35,7 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .middleware import AudioProxy, AudioProxyMiddleware
-from .session import ProxySession, SessionState, SessionStats
+from .session import Lease, ProxySession, SessionState, SessionStats, UpstreamLeaser
 from .upstream import BodyClosed, MiniCPMUpstream, Upstream, UpstreamItem
 from .voice_client import VoiceClient
 
@@ -57,6 +57,7 @@ __all__ = [
     "ClientError",
     "ClientGone",
     "ClientTooSlow",
+    "Lease",
     "MessageTooBig",
     "MiniCPMUpstream",
     "ProxyConfig",
@@ -70,6 +71,7 @@ __all__ = [
     "Upstream",
     "UpstreamError",
     "UpstreamItem",
+    "UpstreamLeaser",
     "UpstreamOptions",
     "UpstreamProtocolError",
     "UpstreamTimeout",
