@@ -4,8 +4,9 @@ Owns: the upstream's wire behaviour (``UPSTREAM_PROTOCOL.md`` sections 2, 3, 4 a
 winning): every route at its bare and ``/api/v1`` path, the stream WebSocket and its acks and
 error closes, the ``/completions`` SSE body byte for byte, and the timers; plus fault modes and a
 many-conversations load mode that the real server lacks. Conversation state is
-``simulator_state.py``, the VAD ``simulator_vad.py``, the record ``simulator_recorder.py``; the
-HTTP endpoints and the SSE body live in ``simulator_http.py``.
+``simulator_state.py`` (its model ``simulator_model.py``, its VAD ``simulator_vad.py``), the
+record ``simulator_recorder.py``; the HTTP endpoints and the SSE body live in
+``simulator_http.py``, the stream socket in ``simulator_ws.py``.
 
 Must not: import ``session`` or ``upstream`` (it plays the other side).
 
@@ -24,28 +25,23 @@ the audio the model heard (its prefills), at 24 kHz in 12 800-sample chunks for 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import uvicorn
 from starlette import status
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from asgi_audio_proxy.audio import AudioFormatError, wav_to_pcm16
-from asgi_audio_proxy.simulator_http import HttpEndpoints, SimulatedDeath, ack
-from asgi_audio_proxy.simulator_recorder import RecordedAck, SimulatorRecorder
-from asgi_audio_proxy.simulator_state import (
-    ChunkError,
-    Conversation,
-    OptionsStore,
-    SimulatorVersion,
-)
+from asgi_audio_proxy.simulator_http import HttpEndpoints
+from asgi_audio_proxy.simulator_model import SimulatorVersion
+from asgi_audio_proxy.simulator_recorder import SimulatorRecorder
+from asgi_audio_proxy.simulator_state import Conversation, OptionsStore
+from asgi_audio_proxy.simulator_ws import StreamSocket
 
 __all__ = ["FAULTS", "Fault", "UpstreamSimulator", "run_simulator"]
 
@@ -219,7 +215,12 @@ class UpstreamSimulator:
         if scope["type"] == "websocket":
             websocket = WebSocket(scope, receive, send)
             if path in _WS_PATHS:
-                await self._websocket(websocket)
+                socket = StreamSocket(self, websocket)
+                self._dooms.add(socket.doom)
+                try:
+                    await socket.run()
+                finally:
+                    self._dooms.discard(socket.doom)
             else:  # as Starlette's router: no route, refuse the handshake
                 await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
             return
@@ -263,112 +264,6 @@ class UpstreamSimulator:
             self.synced(conversation)
         if self._ticker_loop is not None:
             self._ticker = self._ticker_loop.call_later(self.activity_check_interval_s, self._tick)
-
-    # -- the stream WebSocket (section 3) -------------------------------------------------------
-
-    async def _websocket(self, websocket: WebSocket) -> None:
-        uid = websocket.query_params.get("uid")
-        if self.fault == "refuse":
-            await self._refuse_websocket(websocket)
-            return
-        if not uid:  # closed before accept: the server answers the handshake with 403
-            await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
-            return
-        await websocket.accept()
-        doom: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._dooms.add(doom)
-        self.recorder.ws_opened += 1
-        self.recorder.changed()
-        try:
-            await self._serve_socket(websocket, uid, doom)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            self._dooms.discard(doom)
-            self.recorder.ws_closed += 1
-            self.recorder.changed()
-
-    async def _refuse_websocket(self, websocket: WebSocket) -> None:
-        if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(
-                JSONResponse({"detail": "Server busy, please try again later"}, status_code=503)
-            )
-        else:
-            await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER)
-
-    async def _receive_or_die(self, websocket: WebSocket, doom: asyncio.Future[None]) -> Message:
-        receiving = asyncio.ensure_future(websocket.receive())
-        waiting: set[asyncio.Future[Any]] = {receiving, doom}
-        try:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not receiving.done():
-                receiving.cancel()
-        if doom.done():
-            # leaving the app with an exception makes the server drop the TCP connection
-            raise SimulatedDeath("simulated upstream death")
-        return receiving.result()
-
-    async def _close(self, websocket: WebSocket, reason: str) -> None:
-        logger.info("closing stream socket 1011: %s", reason[:80])
-        self.recorder.errors.append(reason)
-        await websocket.close(code=status.WS_1011_INTERNAL_ERROR, reason=reason)
-
-    async def _answer(self, websocket: WebSocket, uid: str, body: dict[str, Any]) -> None:
-        if "error" in body:
-            self.recorder.acks.append(RecordedAck(uid, None, str(body["error"])))
-        else:
-            self.recorder.acks.append(RecordedAck(uid, str(body["choices"]["finish_reason"])))
-        self.recorder.changed()
-        await websocket.send_json(body)  # compact, as the upstream's Starlette writes it
-
-    async def _serve_socket(
-        self, websocket: WebSocket, uid: str, doom: asyncio.Future[None]
-    ) -> None:
-        while True:
-            message = await self._receive_or_die(websocket, doom)
-            if message["type"] == "websocket.disconnect":
-                return
-            if self.multi_conversation:
-                self.recorder.arrivals[uid].append(time.perf_counter())
-            text = message.get("text")
-            if text is None:  # the upstream's receive_text() fails on message["text"]
-                await self._close(websocket, "Unexpected error: 'text'")
-                return
-            if self.fault == "ws_close_1011":
-                await self._close(websocket, "Internal server error: simulated fault")
-                return
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError:
-                await self._answer(websocket, uid, {"error": "Invalid JSON"})
-                continue
-            if self.fault == "ack_error":
-                await self._answer(websocket, uid, {"error": "Invalid request format"})
-                continue
-            conversation = self.conversation_for(uid)
-            now = self.clock()
-            conversation.touch(now, stream=True)
-            if conversation.uid_conflicts(uid):
-                await self._answer(websocket, uid, {"error": "UID changed in stream"})
-                continue
-            if not isinstance(data, dict) or "messages" not in data:
-                await self._answer(websocket, uid, {"error": "Invalid request format"})
-                continue
-            reason = "skip" if self.fault == "skip_forever" else ""
-            try:
-                for item in [] if self.fault == "skip_forever" else data["messages"]:
-                    if not isinstance(item, dict) or "role" not in item or "content" not in item:
-                        await self._answer(websocket, uid, {"error": "Invalid message format"})
-                        continue
-                    reason = conversation.process_message(item, now)
-            except (ChunkError, TypeError) as exc:
-                await self._close(websocket, f"Internal server error: {exc}")
-                return
-            finally:
-                self.record_accepted(uid, conversation)
-                self.synced(conversation)
-            await self._answer(websocket, uid, ack(uid, reason))
 
 
 def run_simulator(

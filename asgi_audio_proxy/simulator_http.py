@@ -24,13 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from asgi_audio_proxy.audio import AudioFormatError, wav_to_pcm16
+from asgi_audio_proxy.simulator_model import TurnAudioMissing, decode_base64
 from asgi_audio_proxy.simulator_recorder import RecordedAck, RecordedReply
-from asgi_audio_proxy.simulator_state import (
-    ChunkError,
-    Conversation,
-    TurnAudioMissing,
-    decode_base64,
-)
+from asgi_audio_proxy.simulator_state import ChunkError, Conversation
 
 if TYPE_CHECKING:
     from asgi_audio_proxy.simulator import UpstreamSimulator

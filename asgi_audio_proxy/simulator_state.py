@@ -4,7 +4,7 @@ Owns: what one conversation remembers and how each event changes it, step for st
 server does (``UPSTREAM_PROTOCOL.md`` sections 1, 3.2, 4.2, 5 and 8): the remembered uid and
 model session, the stream-message rules and their ack reasons, the 5-message VAD window and
 prefill (truncated to 16 000 samples), the end-of-turn rules, the echo guard, the stop flag, the
-reset after a reply, and the deterministic stand-in model whose replies say what it heard.
+reset after a reply. The stand-in model is ``simulator_model.py``.
 
 Must not: await, send, or read a clock of its own: the caller passes ``now`` (seconds, any
 monotonic origin) into every call that needs time. The web edge is ``simulator.py``.
@@ -16,37 +16,24 @@ processing error: <text>``; :meth:`Conversation.process_message` does the same w
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
-import re
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from asgi_audio_proxy.audio import (
-    CLIENT_SAMPLE_RATE_HZ,
-    AudioFormatError,
-    Resampler,
-    b64decode_strict,
-    pcm16_to_wav,
-    wav_to_pcm16,
+from asgi_audio_proxy.audio import CLIENT_SAMPLE_RATE_HZ, pcm16_to_wav
+from asgi_audio_proxy.simulator_model import (
+    ReplyChunk,
+    SimulatedModel,
+    SimulatorVersion,
+    build_reply,
+    decode_base64,
+    merge_chunks,
+    pcm_to_float,
 )
-from asgi_audio_proxy.simulator_vad import speech_seconds, voiced_seconds, window_rms
+from asgi_audio_proxy.simulator_vad import speech_seconds, window_rms
 
-__all__ = [
-    "ChunkError",
-    "Conversation",
-    "OptionsStore",
-    "ReplyChunk",
-    "SimulatorVersion",
-    "TurnAudioMissing",
-    "build_reply",
-    "decode_base64",
-]
-
-SimulatorVersion = Literal["2.6", "4.5"]
+__all__ = ["ChunkError", "Conversation", "OptionsStore"]
 
 #: stream messages per VAD window and per prefill (``vad_sequence_length``, 1000 / ``audio_chunk``)
 VAD_WINDOW_MESSAGES = 5
@@ -61,11 +48,8 @@ MIN_TURN_S = 0.6
 #: echo guard: seconds added per reply chunk, and the fixed margin (section 5.5)
 GUARD_STEP_S: dict[str, float] = {"2.6": 12_800 / 24_000 + 0.15, "4.5": 25 * 0.04 + 0.15}
 GUARD_EXTRA_S = 2.5
-#: reply audio per version: (sample rate, samples per chunk) (section 4.2)
-REPLY_FORMAT: dict[str, tuple[int, int]] = {"2.6": (24_000, 12_800), "4.5": (16_000, 16_000)}
 #: the model session restarts when its cache passes this many tokens (section 5.4)
 MAX_CACHE_TOKENS = 8_192
-_TOKENS_PER_AUDIO_S = 25
 _TOKENS_PER_REPLY_CHUNK = 26
 #: the upstream's first session id, already used for its start-up prompt
 _FIRST_SESSION_ID = 234
@@ -75,146 +59,12 @@ class ChunkError(Exception):
     """A stream message failed; its text is the upstream's (section 3.3: WS close 1011)."""
 
 
-class TurnAudioMissing(Exception):
-    """The turn's accepted audio is empty (the echo guard ate it): no echo can be built."""
-
-
 @dataclass(slots=True)
 class OptionsStore:
     """The options ``/init_options`` stored, shared by every conversation (``None``: never set)."""
 
     value: Any = None
     ever_set: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyChunk:
-    """One reply message: a complete WAV file and its text delta."""
-
-    wav: bytes
-    text: str
-
-
-@dataclass(slots=True)
-class _Model:
-    """The stand-in model: sessions, a token count, and the audio prefilled since the last reply."""
-
-    session_id: int | None = None
-    turns: int = 0
-    tokens: float = 0.0
-    has_cache: bool = False
-    heard: list[np.ndarray] = field(default_factory=list)
-
-    def prefill(self, session_id: int, samples: np.ndarray | None) -> None:
-        if session_id != self.session_id:
-            self.session_id, self.turns, self.tokens, self.has_cache = session_id, 0, 0.0, False
-            self.heard = []
-        if samples is None:  # the system prompt
-            self.tokens += 64
-        else:
-            self.heard.append(samples)
-            self.tokens += len(samples) / CLIENT_SAMPLE_RATE_HZ * _TOKENS_PER_AUDIO_S
-        self.has_cache = True
-
-    def generate(self) -> tuple[int, np.ndarray] | None:
-        """Start a reply: (turn number, heard audio), or ``None`` if nothing was ever prefilled."""
-        if not self.has_cache:
-            return None
-        self.turns += 1
-        heard = np.concatenate(self.heard) if self.heard else np.zeros(0, np.float32)
-        self.heard = []
-        return self.turns, heard
-
-
-def decode_base64(text: Any) -> bytes:
-    """Decode base64 as the upstream does: strictly first, else skipping stray characters.
-
-    The upstream's ``base64.b64decode`` drops non-alphabet characters and fails only on bad
-    length or padding (so a payload of garbage may decode to a few bytes and fail later, at the
-    WAV merge, as there).
-
-    Raises:
-        AudioFormatError: undecodable even leniently (the upstream's ``binascii`` text).
-    """
-    if isinstance(text, str):
-        try:
-            return b64decode_strict(text)
-        except AudioFormatError:
-            pass
-    try:
-        return base64.b64decode(text)
-    except (binascii.Error, TypeError, ValueError) as exc:
-        raise AudioFormatError(str(exc)) from exc
-
-
-def _parse_chunk(data: bytes) -> tuple[bytes, int, int]:
-    """PCM, rate and channels of one message, failing with the texts Python's ``wave`` uses."""
-    if data[:4] != b"RIFF":
-        raise AudioFormatError("file does not start with RIFF id")
-    if data[8:12] != b"WAVE":
-        raise AudioFormatError("not a WAVE file")
-    audio = wav_to_pcm16(data)
-    return audio.pcm, audio.sample_rate_hz, audio.channels
-
-
-def _merge(chunks: list[bytes]) -> tuple[bytes, int, int]:
-    """Concatenate messages under the first one's format, as the upstream's ``merge_wav_files``."""
-    if not chunks:
-        raise TurnAudioMissing("list index out of range")
-    pcm, rate, channels = _parse_chunk(chunks[0])
-    rest = [_parse_chunk(c)[0] for c in chunks[1:]]
-    return b"".join([pcm, *rest]), rate, channels
-
-
-def _to_float(pcm: bytes, channels: int) -> np.ndarray:
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-    if channels > 1:
-        samples = samples[: len(samples) - len(samples) % channels]
-        samples = samples.reshape(-1, channels).mean(axis=1)
-    return samples
-
-
-def _split_words(text: str, parts: int) -> list[str]:
-    """Split ``text`` into ``parts`` deltas on word boundaries; their concatenation is ``text``."""
-    cuts = [0, *(m.start() for m in re.finditer(r"\s+\S", text)), len(text)]
-    words = len(cuts) - 1
-    bounds = [cuts[(i * words) // parts] for i in range(parts)] + [len(text)]
-    return [text[bounds[i] : bounds[i + 1]] for i in range(parts)]
-
-
-def build_reply(
-    version: SimulatorVersion, turn: int, heard: np.ndarray, reply_chunks: int | None
-) -> tuple[str, float, list[ReplyChunk]]:
-    """The stand-in model's reply to ``heard`` (float samples, 16 kHz): text, sound seconds, chunks.
-
-    The audio is what it heard, resampled to 24 kHz for 2.6 or kept at 16 kHz for 4.5, cut into
-    the version's chunk length. ``reply_chunks`` ``None`` plays all of it back (at least one
-    chunk); a number gives exactly that many full chunks, padded with silence.
-    """
-    rate, chunk_samples = REPLY_FORMAT[version]
-    voiced = voiced_seconds(heard)
-    text = (
-        f"Turn {turn}: heard {len(heard) / CLIENT_SAMPLE_RATE_HZ:.1f} s of audio, "
-        f"{voiced:.1f} s of it sound."
-    )
-    pcm = np.clip(np.rint(heard * 32768.0), -32768, 32767).astype("<i2").tobytes()
-    if rate != CLIENT_SAMPLE_RATE_HZ:
-        resampler = Resampler(CLIENT_SAMPLE_RATE_HZ, rate)
-        delay = round(resampler.delay_s * rate)
-        wanted = len(heard) * rate // CLIENT_SAMPLE_RATE_HZ
-        pcm = (resampler.feed(pcm) + resampler.flush())[2 * delay : 2 * (delay + wanted)]
-    samples = len(pcm) // 2
-    count = reply_chunks if reply_chunks is not None else max(1, math.ceil(samples / chunk_samples))
-    if reply_chunks is not None:
-        total = 2 * count * chunk_samples
-        pcm = pcm[:total].ljust(total, b"\0")
-    elif not pcm:
-        pcm = bytes(2 * chunk_samples)
-    step = 2 * chunk_samples
-    pieces = [pcm[i * step : (i + 1) * step] for i in range(count)]
-    texts = _split_words(text, count)
-    chunks = [ReplyChunk(pcm16_to_wav(p, rate), t) for p, t in zip(pieces, texts, strict=True)]
-    return text, voiced, chunks
 
 
 class Conversation:
@@ -234,7 +84,7 @@ class Conversation:
         self.version: SimulatorVersion = version
         self.options = options
         self.reply_chunks = reply_chunks
-        self.model = _Model()
+        self.model = SimulatedModel()
         self.uid: str | None = None
         self.session_id = _FIRST_SESSION_ID
         self.past_session_id = _FIRST_SESSION_ID - 1
@@ -378,19 +228,19 @@ class Conversation:
             return
         full = len(self.audio_prefill) == VAD_WINDOW_MESSAGES
         if full or (is_end and self.audio_prefill):
-            pcm, _, channels = _merge(self.audio_prefill)
+            pcm, _, channels = merge_chunks(self.audio_prefill)
             self.audio_prefill = []
-            samples = _to_float(pcm, channels)[:PREFILL_MAX_SAMPLES]
+            samples = pcm_to_float(pcm, channels)[:PREFILL_MAX_SAMPLES]
             self.model.prefill(self.session_id, samples)
 
     def _vad_check(self, audio: bytes, has_image: bool, now: float) -> None:
-        pcm, rate, channels = _merge(self.vad_sequence)
+        pcm, rate, channels = merge_chunks(self.vad_sequence)
         # the upstream's VAD reads the merged file, header and all, as int16 samples
         raw = np.frombuffer(pcm16_to_wav(pcm, rate, channels), dtype="<i2")
         speech_s = speech_seconds(raw.astype(np.float32) / 32768.0)
         opts = self.options.value
         end_below_s = 1 - opts["vad_threshold"] if opts is not None else DEFAULT_END_SPEECH_S
-        if window_rms(_to_float(pcm, channels)) > START_RMS and speech_s > START_SPEECH_S:
+        if window_rms(pcm_to_float(pcm, channels)) > START_RMS and speech_s > START_SPEECH_S:
             if not self.speaking:
                 self.vad_start_time = now
                 self.speaking = True
@@ -415,7 +265,7 @@ class Conversation:
             TurnAudioMissing: nothing was accepted (the echo guard ate the whole turn).
         """
         self.decoding = True
-        pcm, rate, channels = _merge(self.audio_input)
+        pcm, rate, channels = merge_chunks(self.audio_input)
         return pcm16_to_wav(pcm, rate, channels)
 
     def generate(self, now: float) -> tuple[int, str, float, float, list[ReplyChunk]]:
