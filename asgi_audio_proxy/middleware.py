@@ -8,6 +8,7 @@ HTTP, lifespan or WebSocket scopes that are not its own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -47,6 +48,7 @@ class AudioProxy:
         self._owns_client = http_client is None
         self._on_session_end = on_session_end
         self.sessions: dict[str, ProxySession] = {}
+        self._idle: asyncio.Event | None = None  # made in the serving loop, on first use
 
     @property
     def http_client(self) -> httpx.AsyncClient:
@@ -70,10 +72,24 @@ class AudioProxy:
         session = ProxySession(StarletteClient(websocket), self.config, self.http_client,
                                on_end=self._on_session_end)
         self.sessions[session.id] = session
+        self._idle_event().clear()
         try:
             return await session.run()
         finally:
             del self.sessions[session.id]
+            if not self.sessions:
+                self._idle_event().set()
+
+    async def wait_idle(self) -> None:
+        """Return once no session is live (at once if none is)."""
+        await self._idle_event().wait()
+
+    def _idle_event(self) -> asyncio.Event:
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            if not self.sessions:
+                self._idle.set()
+        return self._idle
 
     async def aclose(self) -> None:
         """Close the HTTP client this proxy made (not one it was given)."""

@@ -139,7 +139,6 @@ async def test_client_leaving_mid_reply_stops_the_upstream_and_leaves_no_task(se
         await up.sim.recorder.wait_for(lambda r: r.stops >= 1 and r.ws_closed >= 1,
                                        timeout=within(5))
         async with asyncio.timeout(within(5)):
-            while proxy.sessions:
-                await asyncio.sleep(0)  # one yield per pass, until the session has torn down
+            await proxy.wait_idle()
         leftovers = [t for t in asyncio.all_tasks() if "session" in repr(t.get_coro())]
         assert leftovers == []
