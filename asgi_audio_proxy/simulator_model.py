@@ -166,7 +166,7 @@ def build_reply(
         f"{voiced:.1f} s of it sound."
     )
     pcm = np.clip(np.rint(heard * 32768.0), -32768, 32767).astype("<i2").tobytes()
-    if rate != CLIENT_SAMPLE_RATE_HZ:
+    if rate != CLIENT_SAMPLE_RATE_HZ and pcm:
         resampler = Resampler(CLIENT_SAMPLE_RATE_HZ, rate)
         delay = round(resampler.delay_s * rate)
         wanted = len(heard) * rate // CLIENT_SAMPLE_RATE_HZ
