@@ -1,0 +1,616 @@
+"""The upstream simulator, against ``UPSTREAM_PROTOCOL.md``: pure core first, then over real sockets.
+
+Integration tests run the simulator under uvicorn (one under hypercorn) on loopback port 0 and
+talk to it with the real ``websockets`` client and ``httpx``. Most drive the simulator's clock
+by hand (``FakeClock``: +0.2 s per 200 ms message), so VAD and echo-guard timing need no waiting;
+one test streams at real-time pace. Nothing sleeps to synchronise: tests await the recorder
+(``wait_for``) or the reply itself under ``asyncio.timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import httpx_sse
+import numpy as np
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from asgi_audio_proxy.audio import MESSAGE_BYTES, pcm16_to_wav, wav_to_pcm16
+from asgi_audio_proxy.simulator import FAULTS, UpstreamSimulator
+from asgi_audio_proxy.simulator_model import build_reply
+from asgi_audio_proxy.simulator_recorder import SimulatorRecorder
+from asgi_audio_proxy.simulator_state import ChunkError, Conversation, OptionsStore
+from asgi_audio_proxy.simulator_vad import speech_seconds
+from tests.servers import serve_hypercorn, serve_uvicorn
+from tests.signals import silence, tone
+from tests.timing import within
+
+OPTIONS = {"hd_video": False, "use_audio_prompt": 1, "vad_threshold": 0.8,
+           "voice_clone_prompt": "Imitate.", "assistant_prompt": "Brief."}
+SPEECH = tone(440, 1.0) + silence(1.2)  # the VAD ends this turn at its 10th message
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def pieces(pcm: bytes) -> list[bytes]:
+    return [pcm[i : i + MESSAGE_BYTES] for i in range(0, len(pcm), MESSAGE_BYTES)]
+
+
+def audio_message(pcm: bytes, *, raw: bool = False) -> dict[str, Any]:
+    data = pcm if raw else pcm16_to_wav(pcm)
+    item = {"type": "input_audio",
+            "input_audio": {"data": base64.b64encode(data).decode(), "format": "wav", "timestamp": "1"}}
+    return {"role": "user", "content": [item]}
+
+
+def frame(pcm: bytes, uid: str = "U1", *, raw: bool = False) -> str:
+    return json.dumps({"uid": uid, "messages": [audio_message(pcm, raw=raw)]})
+
+
+def ack(uid: str, reason: str, content: str = "success") -> str:
+    choices = {"role": "assistant", "content": content, "finish_reason": reason}
+    return json.dumps({"id": uid, "choices": choices}, separators=(",", ":"))
+
+
+# -- pure core: VAD, prefill, echo guard (sections 5.2-5.5) ---------------------------------------
+
+
+def conversation(options: Any = None, version: Any = "2.6") -> Conversation:
+    store = OptionsStore(value=options, ever_set=options is not None)
+    conv = Conversation(version=version, options=store, reply_chunks=None)
+    conv.open_completions("U1", 0.0)
+    return conv
+
+
+def feed(conv: Conversation, pcm: bytes, start: float, step: float = 0.2) -> list[str]:
+    reasons = []
+    for i, piece in enumerate(pieces(pcm)):
+        conv.touch(start + step * (i + 1), stream=True)
+        reasons.append(conv.process_message(audio_message(piece), start + step * (i + 1)))
+    return reasons
+
+
+def test_s5_2_energy_vad_counts_speech_with_padding() -> None:
+    speech = np.frombuffer(tone(440, 1.0), "<i2").astype(np.float32) / 32768
+    assert speech_seconds(speech) == pytest.approx(1.0)
+    half = np.concatenate([speech[:8000], np.zeros(8000, np.float32)])
+    assert speech_seconds(half) == pytest.approx(1.0)  # silence under 500 ms counts as speech
+    quarter = np.concatenate([speech[:4000], np.zeros(12000, np.float32)])
+    assert speech_seconds(quarter) == pytest.approx((4 * 1024 + 480) / 16000)  # 30 ms padding
+    assert speech_seconds(np.zeros(16000, np.float32)) == 0.0
+
+
+def test_s5_2_turn_ends_one_second_after_speech_at_real_time_pace() -> None:
+    conv = conversation()
+    reasons = feed(conv, SPEECH, 0.0)
+    assert reasons[:10] == ["done"] * 10 and reasons[10:] == ["skip"]
+    assert conv.turn_ends == 1
+
+
+def test_s5_2_burst_shorter_than_0_6_s_of_wall_clock_does_not_end_the_turn() -> None:
+    conv = conversation()
+    assert feed(conv, SPEECH, 0.0, step=0.05) == ["done"] * 11
+    assert conv.turn_ends == 0
+
+
+def test_s5_2_vad_threshold_sets_the_end_rule() -> None:
+    never = conversation({**OPTIONS, "vad_threshold": 1.0})
+    feed(never, SPEECH, 0.0)
+    assert never.turn_ends == 0 and never.speaking
+    soon = conversation({**OPTIONS, "vad_threshold": 0.5})
+    reasons = feed(soon, SPEECH, 0.0)
+    assert reasons.index("skip") == 9  # d = 0.22 s < 0.5 ends it one message earlier
+
+
+def test_s1_no_audio_trigger_ends_a_turn_after_3_s() -> None:
+    conv = conversation()
+    feed(conv, tone(440, 1.0), 0.0)
+    assert conv.speaking
+    conv.tick(3.9, inactivity_s=900, no_audio_s=3.0)
+    assert not conv.turn_complete
+    conv.tick(4.1, inactivity_s=900, no_audio_s=3.0)
+    assert conv.turn_complete and conv.turn_ends == 1
+
+
+def test_s5_3_prefill_truncated_to_16000_samples() -> None:
+    conv = conversation()
+    for i in range(5):  # five 400 ms messages: 2 s sent, 1 s prefilled
+        conv.process_message(audio_message(tone(440, 0.4)), 0.2 * (i + 1))
+    assert [len(a) for a in conv.model.heard] == [16_000]
+    assert len(conv.audio_input) == 5
+
+
+def test_s5_4_leftover_is_prefilled_only_without_options_or_with_hd_video() -> None:
+    for options, heard in ((None, 35_200), (OPTIONS, 32_000), ({**OPTIONS, "hd_video": True}, 35_200)):
+        conv = conversation(options)
+        feed(conv, tone(440, 1.2) + silence(1.0), 0.0)  # ends at message 11: one left over
+        assert conv.turn_ends == 1
+        assert sum(len(a) for a in conv.model.heard) == heard, options
+
+
+def test_s5_5_echo_guard_drops_prefill_until_the_next_completions() -> None:
+    conv = conversation()
+    conv.audio_input = [pcm16_to_wav(silence(0.2))]
+    conv.echo_wav()
+    conv.generate(10.0)
+    for _ in range(3):
+        conv.chunk_sent()
+        conv.chunk_done()
+    conv.end_reply()
+    guard_end = 10.0 + 3 * (12_800 / 24_000 + 0.15) + 2.5
+    assert conv.process_message(audio_message(silence(0.2)), guard_end - 0.01) == "done"
+    assert conv.audio_input == []  # acked, not kept
+    assert conv.process_message(audio_message(silence(0.2)), guard_end + 0.01) == "done"
+    assert len(conv.audio_input) == 1
+    conv.end_reply()
+    conv.speaking_time_stamp = 50.0
+    conv.open_completions("U1", 50.0)  # zeroes the guard
+    conv.process_message(audio_message(silence(0.2)), 50.1)
+    assert len(conv.audio_input) == 1
+
+
+def test_s5_6_missing_option_keys_fail_the_chunk_once_per_session() -> None:
+    conv = conversation({"vad_threshold": 0.8})
+    with pytest.raises(ChunkError, match="Audio processing error: 'voice_clone_prompt'"):
+        conv.process_message(audio_message(silence(0.2)), 0.2)
+    assert conv.process_message(audio_message(silence(0.2)), 0.4) == "done"
+    four_five = conversation({"vad_threshold": 0.8}, version="4.5")  # prompts ignored by 4.5
+    assert four_five.process_message(audio_message(silence(0.2)), 0.2) == "done"
+
+
+def test_s7_reply_audio_is_what_was_heard_at_the_version_rate() -> None:
+    heard = np.frombuffer(tone(440, 2.0), "<i2").astype(np.float32) / 32768
+    text, _, chunks = build_reply("2.6", 1, heard, None)
+    assert text == "Turn 1: heard 2.0 s of audio, 2.0 s of it sound." == "".join(c.text for c in chunks)
+    audio = [wav_to_pcm16(c.wav) for c in chunks]
+    assert {a.sample_rate_hz for a in audio} == {24_000}
+    assert [len(a.pcm) // 2 for a in audio] == [12_800, 12_800, 12_800, 9_600]
+    _, _, chunks = build_reply("4.5", 1, heard, None)
+    assert [(wav_to_pcm16(c.wav).sample_rate_hz, len(c.wav) - 44) for c in chunks] == [(16_000, 32_000)] * 2
+    assert b"".join(c.wav[44:] for c in chunks) == tone(440, 2.0)
+    _, _, fixed = build_reply("2.6", 1, heard[:100], 3)
+    assert [len(c.wav) - 44 for c in fixed] == [25_600] * 3
+
+
+async def test_recorder_wait_for_wakes_on_change_and_times_out() -> None:
+    recorder = SimulatorRecorder()
+    waiter = asyncio.create_task(recorder.wait_for(lambda r: r.stops >= 2, timeout=within(2)))
+    for _ in range(2):
+        await asyncio.sleep(0)  # a single yield, so the waiter is parked on the event
+        recorder.stops += 1
+        recorder.changed()
+    await waiter
+    with pytest.raises(TimeoutError):
+        await recorder.wait_for(lambda r: r.stops >= 3, timeout=0.01)
+
+
+# -- over real sockets ---------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def running(sim: UpstreamSimulator) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    async with serve_uvicorn(sim, timeout_graceful_shutdown=1) as port:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(within(10))) as client:
+            yield client, f"ws://127.0.0.1:{port}"
+
+
+async def read_body(
+    client: httpx.AsyncClient, uid: str, parts: asyncio.Queue[bytes] | None = None
+) -> bytes:
+    body = b""
+    async with client.stream("POST", "/api/v1/completions", headers={"uid": uid},
+                             json={"messages": [{"role": "user", "content": [{"type": "none"}]}],
+                                   "stream": True}) as response:
+        assert response.status_code == 200
+        async for part in response.aiter_raw():
+            body += part
+            if parts is not None:
+                parts.put_nowait(part)
+    return body
+
+
+async def open_completions(
+    sim: UpstreamSimulator, client: httpx.AsyncClient, uid: str
+) -> asyncio.Task[bytes]:
+    count = len(sim.recorder.completions_uids)
+    task = asyncio.create_task(read_body(client, uid))
+    await sim.recorder.wait_for(lambda r: len(r.completions_uids) > count, timeout=within(5))
+    return task
+
+
+async def speak(ws: ClientConnection, pcm: bytes, uid: str, clock: FakeClock | None) -> list[str]:
+    reasons = []
+    for piece in pieces(pcm):
+        if clock is not None:
+            clock.now += 0.2
+        await ws.send(frame(piece, uid))
+        answer = json.loads(await ws.recv())
+        reasons.append(answer["choices"]["finish_reason"] if "choices" in answer else answer["error"])
+    return reasons
+
+
+def sse_messages(body: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in body.decode().split("\n") if line.startswith("data: ")]
+
+
+async def test_s2_1_health_and_errors_in_fastapi_form() -> None:
+    async with running(UpstreamSimulator()) as (client, _):
+        for path in ("/health", "/api/v1/health"):
+            assert (await client.get(path)).content == b'{"status":"OK"}'
+        cases = [
+            ("GET", "/nope", {}, b"", 404, b'{"detail":"Not Found"}'),
+            ("GET", "/api/v1/stop", {}, b"", 405, b'{"detail":"Method Not Allowed"}'),
+            ("POST", "/stop", {}, b"", 400, b'{"detail":"Missing uid in headers"}'),
+            ("POST", "/api/v1/completions", {}, b"{}", 400, b'{"detail":"Missing uid in headers"}'),
+            ("POST", "/api/v1/feedback", {}, b"{}", 400, b'{"detail":"Missing \'uid\' header"}'),
+            ("POST", "/api/v1/feedback", {"uid": "F"}, b'{"response_id": 1, "rating": "meh"}', 500,
+             b'{"detail":"400: Invalid rating value: meh"}'),
+            ("POST", "/feedback", {"uid": "F"}, b'{"response_id": 1, "rating": "like"}', 200,
+             ack("F", "done").encode()),
+            ("POST", "/init_options", {"uid": "F"}, b"{}", 400,
+             b'{"detail":"init options error: 400: Invalid request format"}'),
+            ("POST", "/api/v1/init_options", {"uid": "F"},
+             b'{"messages": [{"role": "user", "content": [{"type": "none"}]}]}', 400,
+             b'{"detail":"init options error: 400: Invalid content type: none"}'),
+            ("POST", "/api/v1/stream", {"uid": "F"}, b"{", 400, b'{"detail":"Invalid JSON"}'),
+            ("POST", "/stream", {"uid": "F"}, b"{}", 500, b'{"detail":"400: Invalid request format"}'),
+            ("POST", "/api/v1/stop", {"uid": "F"}, b"", 200, ack("F", "stop").encode()),
+        ]
+        for method, path, headers, body, status, expected in cases:
+            response = await client.request(method, path, headers=headers, content=body)
+            assert (response.status_code, response.content) == (status, expected), path
+
+
+@pytest.mark.parametrize("version", ["2.6", "4.5"])
+async def test_s2_2_init_options_answers_the_version_and_stores_options_as_is(version: Any) -> None:
+    sim = UpstreamSimulator(version=version)
+    async with running(sim) as (client, _):
+        odd = {**OPTIONS, "extra": [1, 2]}
+        body = {"messages": [{"role": "user", "content": [
+            {"type": "input_audio", "input_audio": {"data": "", "format": "mp3"}},
+            {"type": "options", "options": odd}]}]}
+        response = await client.post("/api/v1/init_options", headers={"uid": "I"}, json=body)
+        assert response.content == ack("I", "done", content=version).encode()
+        assert sim.recorder.options == [odd] and sim.options.value == odd
+
+
+async def test_s3_1_websocket_without_uid_is_refused_with_403() -> None:
+    async with running(UpstreamSimulator()) as (_, ws_base):
+        for path in ("/ws/stream", "/ws/api/v1/stream?x=1", "/ws/other?uid=A"):
+            with pytest.raises(websockets.InvalidStatus) as info:
+                async with connect(ws_base + path):
+                    pass
+            assert info.value.response.status_code == 403
+
+
+async def test_s3_3_ack_reasons_and_error_answers_byte_exact() -> None:
+    sim = UpstreamSimulator()
+    async with running(sim) as (_, ws_base), connect(f"{ws_base}/ws/api/v1/stream?uid=A") as ws:
+        stop = {"role": "user", "content": [{"type": "stop_response"}]}
+        exchanges = [
+            (frame(silence(0.2), "A"), [ack("A", "done")]),
+            ("not json", ['{"error":"Invalid JSON"}']),
+            (json.dumps({"foo": 1}), ['{"error":"Invalid request format"}']),
+            (json.dumps({"messages": []}), [ack("A", "")]),
+            (json.dumps({"messages": [{"role": "user", "content": []}]}), [ack("A", "empty audio")]),
+            (json.dumps({"messages": [{"x": 1}]}), ['{"error":"Invalid message format"}', ack("A", "")]),
+            (json.dumps({"messages": [stop]}), [ack("A", "stop")]),
+        ]
+        for sent, expected in exchanges:
+            await ws.send(sent)
+            assert [await ws.recv() for _ in expected] == expected, sent
+        assert sim.recorder.chunks["A"] == [silence(0.2)]
+        await ws.send(b"\x00\x01")
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+        assert info.value.rcvd is not None
+        assert (info.value.rcvd.code, info.value.rcvd.reason) == (1011, "Unexpected error: 'text'")
+    await sim.recorder.wait_for(lambda r: r.ws_closed == 1, timeout=within(5))
+
+
+async def test_s3_3_bad_base64_closes_1011_and_s8_raw_pcm_fails_at_the_fifth_message() -> None:
+    async with running(UpstreamSimulator()) as (_, ws_base):
+        async with connect(f"{ws_base}/ws/stream?uid=B") as ws:
+            await ws.send(json.dumps({"messages": [{"role": "user", "content": [
+                {"type": "input_audio", "input_audio": {"data": "abc"}}]}]}))
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1011
+            assert info.value.rcvd.reason.startswith(
+                "Internal server error: Message processing error: Audio processing error: ")
+        async with connect(f"{ws_base}/ws/stream?uid=B") as ws:
+            for _ in range(4):
+                await ws.send(frame(silence(0.2), "B", raw=True))
+                assert await ws.recv() == ack("B", "done")
+            await ws.send(frame(silence(0.2), "B", raw=True))
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None
+            assert info.value.rcvd.reason == ("Internal server error: Message processing error: "
+                                              "Audio processing error: file does not start with RIFF id")
+
+
+async def test_s4_1_sse_framing_echo_and_end_marker_byte_exact() -> None:
+    clock = FakeClock()
+    sim = UpstreamSimulator(clock=clock)
+    async with running(sim) as (client, ws_base):
+        body = await open_completions(sim, client, "K")
+        async with connect(f"{ws_base}/ws/stream?uid=K") as ws:
+            assert await speak(ws, SPEECH, "K", clock) == ["done"] * 10 + ["skip"]
+            async with asyncio.timeout(within(5)):
+                raw = await body
+    reply = sim.recorder.replies[0]
+    assert reply.text == "Turn 1: heard 2.0 s of audio, 1.0 s of it sound."
+    _, _, chunks = build_reply("2.6", 1, np.frombuffer(SPEECH[:64_000], "<i2") / 32768, None)
+    messages = [(pcm16_to_wav(SPEECH[:64_000]), "assistant:\n", 0)]
+    messages += [(c.wav, c.text, i + 1) for i, c in enumerate(chunks)]
+    expected = "event: message\n"
+    for audio, text, response_id in [*messages, (None, "\n<end>", len(chunks))]:
+        encoded = None if audio is None else base64.b64encode(audio).decode()
+        data = {"id": "K", "response_id": response_id, "choices": [
+            {"role": "assistant", "audio": encoded, "text": text, "finish_reason": "processing"}]}
+        expected += f"data: {json.dumps(data)}\n\n"
+    assert raw == expected.encode()
+    assert sim.recorder.sse_opened == sim.recorder.sse_closed == 1
+
+
+async def test_s4_1_sse_headers_and_events_through_httpx_sse() -> None:
+    clock = FakeClock()
+    sim = UpstreamSimulator(clock=clock, reply_chunks=2)
+    async with running(sim) as (client, ws_base):
+        async def events() -> list[httpx_sse.ServerSentEvent]:
+            async with httpx_sse.aconnect_sse(client, "POST", "/completions", headers={"uid": "H"},
+                                              json={}) as source:
+                assert source.response.headers["content-type"] == "text/event-stream; charset=utf-8"
+                assert source.response.headers["cache-control"] == "no-cache"
+                return [event async for event in source.aiter_sse()]
+        task = asyncio.create_task(events())
+        await sim.recorder.wait_for(lambda r: r.sse_opened == 1, timeout=within(5))
+        async with connect(f"{ws_base}/ws/stream?uid=H") as ws:
+            await speak(ws, SPEECH, "H", clock)
+        async with asyncio.timeout(within(5)):
+            received = await task
+    assert [e.event for e in received] == ["message"] * 4
+    assert [e.json()["choices"][0]["text"] for e in received][-1] == "\n<end>"
+
+
+@pytest.mark.parametrize(("version", "rate", "sizes", "ids"), [
+    ("2.6", 24_000, [12_800] * 3 + [9_600], [0, 1, 2, 3, 4, 4]),
+    ("4.5", 16_000, [16_000] * 2, [0, 0, 0, 0]),
+])
+async def test_s7_reply_rate_chunk_size_and_response_ids_per_version(
+    version: Any, rate: int, sizes: list[int], ids: list[int]
+) -> None:
+    clock = FakeClock()
+    sim = UpstreamSimulator(version=version, clock=clock)
+    async with running(sim) as (client, ws_base):
+        body = await open_completions(sim, client, "V")
+        async with connect(f"{ws_base}/ws/stream?uid=V") as ws:
+            await speak(ws, SPEECH, "V", clock)
+            async with asyncio.timeout(within(5)):
+                first = sse_messages(await body)
+            body = await open_completions(sim, client, "V")  # next turn: ids moved on by 10
+            await speak(ws, SPEECH, "V", clock)
+            async with asyncio.timeout(within(5)):
+                second = sse_messages(await body)
+    assert [m["response_id"] for m in first] == ids
+    assert [m["response_id"] for m in second] == [i + ids[-1] + 10 for i in ids]
+    audio = [wav_to_pcm16(base64.b64decode(m["choices"][0]["audio"])) for m in first[1:-1]]
+    assert [(a.sample_rate_hz, len(a.pcm) // 2) for a in audio] == [(rate, n) for n in sizes]
+    assert "Turn 2:" in second[1]["choices"][0]["text"]
+
+
+async def test_s5_1_new_uid_takes_over_and_two_open_completions_both_reply() -> None:
+    clock = FakeClock()
+    sim = UpstreamSimulator(clock=clock, reply_chunks=1)
+    async with running(sim) as (client, ws_base):
+        first = await open_completions(sim, client, "OLD")
+        async with connect(f"{ws_base}/ws/stream?uid=OLD") as old:
+            assert await speak(old, silence(0.2), "OLD", clock) == ["done"]
+            second = await open_completions(sim, client, "NEW")
+            assert await speak(old, silence(0.2), "OLD", clock) == ["UID changed in stream"]
+            async with connect(f"{ws_base}/ws/stream?uid=NEW") as new:
+                await speak(new, SPEECH, "NEW", clock)
+        async with asyncio.timeout(within(5)):
+            bodies = [sse_messages(await first), sse_messages(await second)]
+    for messages in bodies:  # both carry a full reply, with the new uid and its audio
+        assert {m["id"] for m in messages} == {"NEW"}
+        assert messages[0]["choices"][0]["audio"] == base64.b64encode(pcm16_to_wav(SPEECH[:64_000])).decode()
+        assert messages[-1]["choices"][0]["text"] == "\n<end>"
+    assert sim.recorder.chunks["OLD"] == [silence(0.2)]
+
+
+async def test_s1_stop_ends_the_reply_without_end_marker_and_is_not_a_release() -> None:
+    clock = FakeClock()
+    sim = UpstreamSimulator(clock=clock, reply_chunks=12, first_chunk_delay_s=0.0, chunk_delay_s=0.05)
+    async with running(sim) as (client, ws_base):
+        body = await open_completions(sim, client, "S")
+        assert (await client.post("/api/v1/stop", headers={"uid": "S"})).status_code == 200
+        assert not body.done()  # /stop does not release a waiting /completions
+        async with connect(f"{ws_base}/ws/stream?uid=S") as ws:
+            await speak(ws, SPEECH, "S", clock)  # the stop flag stands: the body ends bare
+            async with asyncio.timeout(within(5)):
+                assert await body == b"event: message\n"
+            body = await open_completions(sim, client, "S")
+            await speak(ws, SPEECH, "S", clock)
+            await sim.recorder.wait_for(lambda r: len(r.replies) == 1, timeout=within(5))
+            await client.post("/stop", headers={"uid": "S"})
+            async with asyncio.timeout(within(5)):
+                messages = sse_messages(await body)
+    assert messages[0]["choices"][0]["text"] == "assistant:\n"
+    assert len(messages) < 13 and all(m["choices"][0]["audio"] for m in messages)
+    assert sim.recorder.stops == 2
+    assert sim.recorder.replies[0].heard_s >= 4.0  # the stopped turn's audio stayed in the model
+
+
+async def test_s5_5_skip_while_pending_and_echo_guard_error_event() -> None:
+    clock = FakeClock()
+    sim = UpstreamSimulator(clock=clock, reply_chunks=2, chunk_delay_s=0.5)
+    async with running(sim) as (client, ws_base):
+        body = await open_completions(sim, client, "G")
+        async with connect(f"{ws_base}/ws/stream?uid=G") as ws:
+            await speak(ws, SPEECH, "G", clock)
+            await sim.recorder.wait_for(lambda r: len(r.replies) == 1, timeout=within(5))
+            assert await speak(ws, silence(0.4), "G", clock) == ["skip", "skip"]  # generating
+            async with asyncio.timeout(within(5)):
+                await body
+            # a whole utterance inside the echo guard, /completions reopened only after it
+            assert set(await speak(ws, SPEECH, "G", clock)) == {"done"}
+            assert sim.recorder.turn_ends == 2
+            async with asyncio.timeout(within(5)):
+                body = await open_completions(sim, client, "G")
+                assert await body == b'event: message\ndata:{"error": "name \'exc\' is not defined"}\n\n'
+
+
+async def test_s5_2_vad_ends_a_real_time_turn_about_1_s_after_the_tone() -> None:
+    sim = UpstreamSimulator()
+    async with running(sim) as (client, ws_base):
+        body = await open_completions(sim, client, "R")
+        async with connect(f"{ws_base}/ws/stream?uid=R") as ws:
+            start = time.perf_counter()
+            for index, piece in enumerate(pieces(tone(440, 1.0) + silence(2.0))):
+                await ws.send(frame(piece, "R"))
+                await ws.recv()
+                if sim.recorder.turn_ends:
+                    break
+                await asyncio.sleep(max(0.0, start + 0.2 * (index + 1) - time.perf_counter()))
+            ended_after_tone = time.perf_counter() - start - 1.0
+        async with asyncio.timeout(within(5)):
+            assert sse_messages(await body)[-1]["choices"][0]["text"] == "\n<end>"
+    assert 0.7 <= ended_after_tone <= 1.3 * within(1)
+
+
+async def test_s1_no_audio_trigger_over_sockets() -> None:
+    clock = FakeClock()
+    sim = UpstreamSimulator(clock=clock, activity_check_interval_s=0.02)
+    async with running(sim) as (client, ws_base):
+        body = await open_completions(sim, client, "N")
+        async with connect(f"{ws_base}/ws/stream?uid=N") as ws:
+            await speak(ws, tone(440, 1.0), "N", clock)
+            clock.now += 3.01
+            async with asyncio.timeout(within(5)):
+                messages = sse_messages(await body)
+    assert sim.recorder.turn_ends == 1 and messages[-1]["choices"][0]["text"] == "\n<end>"
+
+
+async def test_hypercorn_serves_a_whole_turn() -> None:
+    clock = FakeClock()
+    sim = UpstreamSimulator(clock=clock, reply_chunks=1)
+    async with serve_hypercorn(sim) as port, httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=within(10)
+    ) as client:
+        body = await open_completions(sim, client, "Y")
+        async with connect(f"ws://127.0.0.1:{port}/ws/stream?uid=Y") as ws:
+            await speak(ws, SPEECH, "Y", clock)
+            async with asyncio.timeout(within(5)):
+                assert len(sse_messages(await body)) == 3
+
+
+# -- fault modes and load mode -------------------------------------------------------------------
+
+
+async def run_faulty_turn(fault: Any) -> tuple[UpstreamSimulator, list[str], bytes | BaseException]:
+    clock = FakeClock()
+    sim = UpstreamSimulator(clock=clock, reply_chunks=3, fault=fault)
+    reasons: list[str] = []
+    parts: asyncio.Queue[bytes] = asyncio.Queue()
+    outcome: bytes | BaseException = b""
+    async with running(sim) as (client, ws_base):
+        task = asyncio.create_task(read_body(client, "F", parts))
+        try:
+            async with connect(f"{ws_base}/ws/stream?uid=F") as ws:
+                await sim.recorder.wait_for(lambda r: r.completions_uids or task.done(), timeout=within(5))
+                reasons = await speak(ws, SPEECH, "F", clock)
+                if fault == "die_mid_turn":
+                    await ws.recv()
+        except (websockets.ConnectionClosed, websockets.InvalidStatus) as exc:
+            reasons.append(type(exc).__name__)
+        if fault == "stall_sse":  # the echo comes; then, a while later, still nothing more
+            received = b""
+            async with asyncio.timeout(within(5)):
+                while not received.endswith(b"\n\n"):
+                    received += await parts.get()
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):
+                    received += await parts.get()
+            outcome = received
+        elif fault in ("ack_error", "ws_close_1011", "skip_forever"):
+            pass  # no turn can end: the body stays empty
+        else:
+            try:
+                async with asyncio.timeout(within(5)):
+                    outcome = await task
+            except (httpx.HTTPError, AssertionError) as exc:
+                outcome = exc
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+    return sim, reasons, outcome
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_fault_modes_do_what_their_names_say(fault: Any) -> None:
+    sim, reasons, outcome = await run_faulty_turn(fault)
+    head = b"event: message\ndata: {"
+    if fault == "refuse":
+        assert reasons == ["InvalidStatus"] and isinstance(outcome, AssertionError)
+    elif fault == "die_mid_turn":
+        assert reasons[-1] == "ConnectionClosedError" and isinstance(outcome, httpx.RemoteProtocolError)
+    elif fault == "stall_sse":
+        assert isinstance(outcome, bytes) and outcome.startswith(head) and outcome.count(b"data:") == 1
+        assert not sim.recorder.replies
+    elif fault == "malformed_sse":
+        assert isinstance(outcome, bytes) and outcome.startswith(head)
+        assert outcome.endswith(b"\n\ndata: {not json\n\n")
+    elif fault == "malformed_json":
+        assert isinstance(outcome, bytes) and outcome.endswith(b'\n\ndata: {"choices": "x"}\n\n')
+    elif fault == "error_event":
+        assert outcome == b'event: message\ndata:{"error": "name \'exc\' is not defined"}\n\n'
+    elif fault == "ack_error":
+        assert set(reasons) == {"Invalid request format"}
+    elif fault == "ws_close_1011":
+        assert reasons == ["ConnectionClosedError"] and sim.recorder.errors
+    elif fault == "skip_forever":
+        assert set(reasons) == {"skip"} and not sim.recorder.chunks
+
+
+async def test_fault_can_be_changed_at_run_time() -> None:
+    sim = UpstreamSimulator(fault="refuse")
+    async with running(sim) as (client, _):
+        assert (await client.post("/init_options", headers={"uid": "X"}, json={})).status_code == 503
+        sim.fault = None
+        assert (await client.post("/init_options", headers={"uid": "X"}, json={})).status_code == 400
+
+
+async def test_multi_conversation_keeps_state_per_uid_and_records_arrivals() -> None:
+    clock = FakeClock()
+    sim = UpstreamSimulator(clock=clock, reply_chunks=1, multi_conversation=True)
+    async with running(sim) as (client, ws_base):
+        bodies = [await open_completions(sim, client, uid) for uid in ("M1", "M2")]
+        async with connect(f"{ws_base}/ws/stream?uid=M1") as one, \
+                connect(f"{ws_base}/ws/stream?uid=M2") as two:
+            for piece in pieces(SPEECH):
+                clock.now += 0.2
+                await one.send(frame(piece, "M1"))
+                await two.send(frame(piece, "M2"))
+                assert "error" not in json.loads(await one.recv()) | json.loads(await two.recv())
+        async with asyncio.timeout(within(5)):
+            replies = [sse_messages(await body) for body in bodies]
+    assert [{m["id"] for m in r} for r in replies] == [{"M1"}, {"M2"}]
+    assert [len(sim.recorder.arrivals[uid]) for uid in ("M1", "M2")] == [11, 11]
