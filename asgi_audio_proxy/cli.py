@@ -7,9 +7,11 @@ needs, or act on import (everything starts from :func:`main`).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -38,6 +40,59 @@ def _simulate(args: argparse.Namespace) -> int:
           file=sys.stderr)
     run_simulator(host=args.host, port=args.port, version=args.version)
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import DemoServer, run_demo
+
+    def started(demo: DemoServer) -> None:
+        upstream = args.upstream or "the built-in simulator (it echoes what it hears)"
+        print(f"asgi-audio-proxy demo: open {demo.url} and press Start talking\n"
+              f"  proxy: {demo.proxy_url} -> {upstream}\n"
+              f"  try:   asgi-audio-proxy client --proxy-url {demo.proxy_url}\n"
+              f"  Ctrl-C stops", flush=True)
+
+    run_demo(args.host, args.port, upstream_url=args.upstream, chunk_duration=args.chunk_duration,
+             log_level=args.log_level, on_started=started)
+    return 0
+
+
+def _client(args: argparse.Namespace) -> int:
+    from .audio import AudioFormatError
+    from .talk import TalkFailed, TalkOptions, talk
+    from .talk_audio import generated_utterance, wav_file_to_16k_mono
+    from .talk_console import Console
+    from .talk_microphone import MicrophoneCapture, MicrophoneUnavailable, open_sounddevice
+
+    mode, path = args.mode[0], args.mode[1:]
+    if mode not in ("generated", "file", "microphone") or len(path) != (mode == "file"):
+        print("asgi-audio-proxy client: --mode is 'generated', 'file PATH' or 'microphone'",
+              file=sys.stderr)
+        return 2
+    microphone, utterance = None, b""
+    try:
+        if mode == "generated":
+            utterance = generated_utterance(args.tone_seconds)
+        elif mode == "file":
+            utterance = wav_file_to_16k_mono(Path(path[0]).read_bytes())
+        else:
+            factory, rate = open_sounddevice()
+            microphone = MicrophoneCapture(factory, rate)
+    except (OSError, AudioFormatError, MicrophoneUnavailable) as exc:
+        print(f"asgi-audio-proxy client: {exc}", file=sys.stderr)
+        return 2
+    config = {k: v for k, v in (("assistantPrompt", args.assistant_prompt),
+                                ("vadThreshold", args.vad_threshold)) if v is not None}
+    turns = args.turns if args.turns is not None else {"generated": 3, "file": 1}.get(mode)
+    options = TalkOptions(proxy_url=args.proxy_url, mode=mode, utterance=utterance, turns=turns,
+                          pause_s=args.pause, reply_timeout_s=args.reply_timeout,
+                          config=config or None, save=args.save)
+    console = Console(sys.stdout, sys.stderr, live=sys.stderr.isatty())
+    try:
+        return asyncio.run(talk(options, console, microphone))
+    except (TalkFailed, MicrophoneUnavailable) as exc:
+        print(f"asgi-audio-proxy client: {exc}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +125,59 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--version", choices=["2.6", "4.5"], default="2.6",
                           help="model server version to imitate (default 2.6: 24 kHz replies)")
     simulate.set_defaults(run=_simulate)
+    _add_demo_parser(sub)
+    _add_client_parser(sub)
     return parser
+
+
+def _add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser(
+        "demo", help="a voice page, the proxy and a simulator on one port",
+        description="Serve a web page you can talk to, the proxy at /audio_proxy and (unless "
+                    "--upstream is given) the upstream simulator, all on one port. Open the "
+                    "printed URL in a browser; Ctrl-C stops everything.")
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="address to bind (default 127.0.0.1; 0.0.0.0 to reach it from a phone, "
+                           "which then needs HTTPS or a browser flag for the microphone)")
+    demo.add_argument("--port", type=int, default=8001, help="port to bind; 0 picks one (default 8001)")
+    demo.add_argument("--upstream", default=None, metavar="URL",
+                      help="a real model server, e.g. http://127.0.0.1:32550 (default: the "
+                           "built-in simulator, which answers with what it heard)")
+    demo.add_argument("--chunk-duration", type=float, default=0.2,
+                      help="seconds of audio gathered before it goes upstream, a multiple of 0.2 "
+                           "(default 0.2: lowest latency)")
+    demo.set_defaults(run=_demo)
+
+
+def _add_client_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    client = sub.add_parser(
+        "client", help="talk to a running proxy from the terminal",
+        description="Stream audio to a proxy at real-time pace, print the reply's transcript and "
+                    "per-turn latency (end of your audio to first reply audio), and optionally "
+                    "save the reply audio. Exit code 0 only if every turn got a reply.")
+    client.add_argument("--proxy-url", default="ws://127.0.0.1:8001/audio_proxy",
+                        help="the proxy's WebSocket URL (default ws://127.0.0.1:8001/audio_proxy)")
+    client.add_argument("--mode", nargs="+", default=["generated"], metavar="MODE",
+                        help="'generated' (a speech-like tone burst per turn, default), "
+                             "'file PATH' (any PCM16 WAV, converted to 16 kHz mono) or "
+                             "'microphone' (needs the sounddevice package)")
+    client.add_argument("--turns", type=int, default=None,
+                        help="turns to complete (default 3 generated, 1 file: the file is said "
+                             "once per turn; microphone: until Ctrl-C)")
+    client.add_argument("--save", type=Path, default=None, metavar="WAV",
+                        help="write every reply's audio to this 16 kHz mono WAV file")
+    client.add_argument("--pause", type=float, default=1.0,
+                        help="seconds of silence after a reply before the next turn (default 1.0)")
+    client.add_argument("--reply-timeout", type=float, default=15.0,
+                        help="seconds to wait for a reply to start before the turn counts as "
+                             "unanswered (default 15)")
+    client.add_argument("--tone-seconds", type=float, default=1.2,
+                        help="length of each generated utterance (default 1.2)")
+    client.add_argument("--assistant-prompt", default=None,
+                        help="send a config message with this assistantPrompt first")
+    client.add_argument("--vad-threshold", type=float, default=None,
+                        help="send a config message with this vadThreshold (0-1) first")
+    client.set_defaults(run=_client)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
