@@ -12,6 +12,7 @@ Must not: print for a library user (output goes to the :class:`Console` it is gi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -163,12 +164,13 @@ class _Conversation:
 
     async def _send_live(self, frames: AsyncIterator[bytes]) -> None:
         loop = asyncio.get_running_loop()
-        async for frame in frames:
-            await self.ws.send(frame)
-            self.tracker.frame_sent(loop.time(), len(frame), loud=is_loud(frame))
-            self.console.progress(self.tracker)
-            if self.options.turns is not None and len(self.tracker.results) >= self.options.turns:
-                break
+        async with contextlib.aclosing(frames):  # closes the device as soon as we stop
+            async for frame in frames:
+                await self.ws.send(frame)
+                self.tracker.frame_sent(loop.time(), len(frame), loud=is_loud(frame))
+                self.console.progress(self.tracker)
+                if self.options.turns is not None and len(self.tracker.results) >= self.options.turns:
+                    break
         await self.ws.close()
 
 
