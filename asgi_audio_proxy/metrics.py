@@ -1,0 +1,149 @@
+"""Optional Prometheus metrics: what an operator watches on a proxy in front of several GPUs.
+
+Owns: :class:`ProxyMetrics` (its own registry, so two proxies in one process never collide),
+the client wrapper that counts bytes and times each turn, and the ASGI endpoint that serves the
+text format. ``prometheus_client`` is imported only when a ``ProxyMetrics`` is made, so the core
+runs without it (``pip install asgi-audio-proxy[metrics]``).
+Must not: decide anything, or be required by any other module.
+
+Each replica reports its own view; sum over replicas for the deployment (a lease or a queued
+client is counted by the replica whose client it is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp
+
+from .connection import ClientConnection
+
+if TYPE_CHECKING:
+    from .session import SessionStats
+
+__all__ = ["LATENCY_BUCKETS_S", "WAIT_BUCKETS_S", "MeteredClient", "ProxyMetrics"]
+
+#: end of speech to first reply spans VAD delay (about 1 s, section 5.2) plus the model's start
+LATENCY_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0)
+#: queue waits run from nothing to the configured wait limit (minutes)
+WAIT_BUCKETS_S = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+#: proxy events that are not part of a reply, so they neither start nor time one
+_NOT_REPLY = frozenset({"ready", "queued", "error", "config_applied"})
+
+
+class ProxyMetrics:
+    """Counters, gauges and histograms for one proxy (one replica).
+
+    Args:
+        namespace: the prefix of every metric name.
+
+    Raises:
+        ModuleNotFoundError: ``prometheus_client`` is not installed (the ``metrics`` extra).
+    """
+
+    def __init__(self, namespace: str = "audio_proxy") -> None:
+        prom = importlib.import_module("prometheus_client")
+        self._prom = prom
+        self.registry = prom.CollectorRegistry()
+        kw: dict[str, Any] = {"namespace": namespace, "registry": self.registry}
+        self.live_sessions = prom.Gauge("live_sessions", "Client connections open now", **kw)
+        self.sessions = prom.Counter("sessions", "Sessions ended, by close code", ["code"], **kw)
+        self.queue_length = prom.Gauge("queue_length", "Clients of this replica waiting", **kw)
+        self.queue_wait = prom.Histogram("queue_wait_seconds", "Time from joining the queue to "
+                                         "leaving it, by outcome", ["outcome"],
+                                         buckets=WAIT_BUCKETS_S, **kw)
+        self.leases = prom.Gauge("upstream_leases", "Leases held by this replica", ["upstream"], **kw)
+        self.healthy = prom.Gauge("upstream_healthy", "1 while the upstream is in the pool",
+                                  ["upstream"], **kw)
+        self.upstream_errors = prom.Counter("upstream_errors", "Sessions or health checks that "
+                                            "failed on the upstream", ["upstream", "source"], **kw)
+        self.bytes_in = prom.Counter("client_received_bytes", "Bytes of frames from clients", **kw)
+        self.bytes_out = prom.Counter("client_sent_bytes", "Bytes of messages to clients", **kw)
+        self.turn_latency = prom.Histogram("turn_latency_seconds", "From a client's last audio "
+                                           "frame to the first message of the reply",
+                                           buckets=LATENCY_BUCKETS_S, **kw)
+
+    @contextlib.contextmanager
+    def track(self, client: ClientConnection) -> Iterator[MeteredClient]:
+        """Count one session: live while inside; yields the client to give the session."""
+        self.live_sessions.inc()
+        try:
+            yield MeteredClient(client, self)
+        finally:
+            self.live_sessions.dec()
+
+    def session_ended(self, stats: SessionStats) -> None:
+        """An ``on_end`` callback: counts the session by its close code."""
+        self.sessions.labels(code=str(stats.close_code)).inc()
+
+    def asgi_app(self) -> ASGIApp:
+        """The scrape endpoint (Prometheus text format), an ASGI app to mount or route to."""
+        app: ASGIApp = self._prom.make_asgi_app(registry=self.registry)
+        return app
+
+    def exposition(self) -> str:
+        """The current values in the Prometheus text format."""
+        text: bytes = self._prom.generate_latest(self.registry)
+        return text.decode()
+
+
+class MeteredClient:
+    """A :class:`ClientConnection` that counts bytes both ways and times each reply's start.
+
+    A turn's latency runs from the last audio frame received to the first reply message sent
+    after it; a ``turn_end`` sent closes the turn, so the next reply is timed afresh.
+
+    Args:
+        client: the connection to wrap.
+        metrics: where the counts go.
+        clock: monotonic seconds.
+    """
+
+    def __init__(self, client: ClientConnection, metrics: ProxyMetrics, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._metrics = metrics
+        self._clock = clock
+        self._last_audio_at: float | None = None
+        self._in_reply = False
+
+    async def accept(self) -> None:
+        await self._client.accept()
+
+    async def receive(self) -> bytes | str:
+        frame = await self._client.receive()
+        self._metrics.bytes_in.inc(len(frame))
+        if isinstance(frame, bytes):
+            self._last_audio_at = self._clock()
+        return frame
+
+    async def send(self, message: bytes | str) -> None:
+        await self._client.send(message)
+        self._metrics.bytes_out.inc(len(message))
+        kind = _event_type(message)
+        if kind in _NOT_REPLY:
+            return
+        if kind == "turn_end":
+            self._in_reply = False
+        elif not self._in_reply:
+            self._in_reply = True
+            if self._last_audio_at is not None:
+                self._metrics.turn_latency.observe(self._clock() - self._last_audio_at)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        await self._client.close(code, reason)
+
+
+def _event_type(message: bytes | str) -> str | None:
+    if isinstance(message, bytes):
+        return None
+    with contextlib.suppress(ValueError):
+        event = json.loads(message)
+        if isinstance(event, dict) and isinstance(event.get("type"), str):
+            return str(event["type"])
+    return None
