@@ -9,6 +9,7 @@ HTTP, lifespan or WebSocket scopes that are not its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -18,8 +19,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from .config import ProxyConfig
-from .connection import StarletteClient
-from .session import ProxySession, SessionStats
+from .connection import ClientConnection, StarletteClient
+from .metrics import ProxyMetrics
+from .session import ProxySession, SessionStats, UpstreamLeaser
 
 __all__ = ["AudioProxy", "AudioProxyMiddleware"]
 
@@ -38,12 +40,18 @@ class AudioProxy:
         http_client: a client to share with the app (not closed by the proxy); one is made
             otherwise, and closed by :meth:`aclose` or at lifespan shutdown.
         on_session_end: called with each session's :class:`SessionStats`.
+        leaser: hands each session an upstream of its own (an
+            :class:`~asgi_audio_proxy.pool.UpstreamPool`); ``config.upstream_url`` otherwise.
+        metrics: counts sessions, and serves them to ``GET <mount>/metrics`` (off by default).
     """
 
     def __init__(self, config: ProxyConfig | None = None, *,
                  http_client: httpx.AsyncClient | None = None,
-                 on_session_end: Callable[[SessionStats], None] | None = None) -> None:
+                 on_session_end: Callable[[SessionStats], None] | None = None,
+                 leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None) -> None:
         self.config = config or ProxyConfig()
+        self.leaser = leaser
+        self.metrics = metrics
         self._http_client = http_client
         self._owns_client = http_client is None
         self._on_session_end = on_session_end
@@ -61,6 +69,9 @@ class AudioProxy:
         if scope["type"] == "websocket":
             await self.handle(WebSocket(scope, receive, send))
         elif scope["type"] == "http":
+            if self.metrics is not None and scope["path"].rstrip("/").endswith("/metrics"):
+                await self.metrics.asgi_app()(scope, receive, send)
+                return
             response = PlainTextResponse("This endpoint speaks WebSocket only.\n", 426,
                                          headers={"Upgrade": "websocket"})
             await response(scope, receive, send)
@@ -69,8 +80,12 @@ class AudioProxy:
 
     async def handle(self, websocket: WebSocket) -> SessionStats:
         """Run one session on an ASGI WebSocket (accepted or not) until it ends."""
-        session = ProxySession(StarletteClient(websocket), self.config, self.http_client,
-                               on_end=self._on_session_end)
+        client: ClientConnection = StarletteClient(websocket)
+        with self.metrics.track(client) if self.metrics else contextlib.nullcontext(client) as client:
+            return await self._run(ProxySession(client, self.config, self.http_client,
+                                                on_end=self._on_session_end, leaser=self.leaser))
+
+    async def _run(self, session: ProxySession) -> SessionStats:
         self.sessions[session.id] = session
         self._idle_event().clear()
         try:
