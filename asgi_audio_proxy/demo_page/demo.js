@@ -20,7 +20,7 @@ const ui = {
 const stats = window.demoStats = {
   state: "idle", message: "", session: null,
   samplesSent: 0, samplesReceived: 0, samplesPlayed: 0, buffered: 0, playing: false,
-  replyText: "", turns: [], stops: [],
+  replyText: "", turns: [], stops: [], playbackReports: 0,
 };
 
 let ctx = null, media = null, capture = null, playback = null, ws = null;
@@ -29,6 +29,7 @@ let userEntry = null;      // the transcript line of the user's current utteranc
 let lastLoudAt = null;     // performance.now() of the last loud frame sent before a reply
 let discarding = false;    // after Stop: drop reply audio until that turn's turn_end
 let pendingStop = null;
+let lastReply = null;      // the transcript line of the latest reply, to mark it stopped
 
 function setState(state, message = "") {
   stats.state = state;
@@ -61,7 +62,7 @@ function onCaptureFrame({ pcm, level }) {
   if (level >= SPEECH_LEVEL && !turn) {
     lastLoudAt = performance.now();
     if (!userEntry) {
-      userEntry = addEntry("user", "🎤 You are speaking…");
+      userEntry = addEntry("user", "You: speaking…");
       userEntry.startedAt = lastLoudAt;
     }
     ui.speaking.textContent = "speaking";
@@ -72,13 +73,15 @@ function onCaptureFrame({ pcm, level }) {
 
 function onPlaybackMessage(msg) {
   if (msg.type === "stats") {
+    stats.playbackReports += 1;
     stats.samplesPlayed = msg.played;
     stats.buffered = msg.buffered;
     stats.playing = msg.playing;
     ui.stop.disabled = !(msg.playing || msg.buffered > 0 || turn);
   } else if (msg.type === "flushed" && pendingStop) {
     // both clocks: the audio clock says when output went silent, the wall clock when we knew
-    pendingStop.silentAfterMs = (msg.at - pendingStop.ctxTime) * 1000;
+    // plus the output latency: what was already handed to the device still plays
+    pendingStop.silentAfterMs = (msg.at - pendingStop.ctxTime) * 1000 + pendingStop.outputLatencyMs;
     pendingStop.reportedAfterMs = performance.now() - pendingStop.wallTime;
     pendingStop.playedAtSilence = msg.played;
     stats.stops.push(pendingStop);
@@ -89,10 +92,11 @@ function onPlaybackMessage(msg) {
 function startReply() {
   if (userEntry) {
     const seconds = ((lastLoudAt - userEntry.startedAt) / 1000).toFixed(1);
-    userEntry.body.textContent = `🎤 You spoke (${seconds} s)`;
+    userEntry.body.textContent = `You spoke for ${seconds} s`;
     userEntry = null;
   }
   turn = { entry: addEntry("assistant", ""), text: "", firstAudioAt: null, speechEnd: lastLoudAt };
+  lastReply = turn.entry;
 }
 
 function onServerText(event) {
@@ -137,11 +141,14 @@ function onServerAudio(buffer) {
 function stopReply() {
   if (!playback) return;
   // silence first, then tell the proxy: what is already buffered must not play on
-  pendingStop = { ctxTime: ctx.currentTime, wallTime: performance.now() };
+  pendingStop = { ctxTime: ctx.currentTime, wallTime: performance.now(),
+                  outputLatencyMs: (ctx.outputLatency || ctx.baseLatency || 0) * 1000 };
   playback.port.postMessage({ type: "flush" });
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "stop" }));
   discarding = turn !== null;
-  if (turn) turn.entry.meta.textContent = "stopped";
+  if (lastReply && (turn || stats.playing || stats.buffered > 0)) {
+    lastReply.meta.textContent += lastReply.meta.textContent ? " · stopped" : "stopped";
+  }
 }
 
 async function start() {

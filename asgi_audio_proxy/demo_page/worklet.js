@@ -121,7 +121,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     this.head = 0;        // read position in queue[0]
     this.buffered = 0;    // samples queued
     this.playing = false;
-    this.played = 0;      // reply samples played, counted at 16 kHz
+    this.played = 0;      // reply samples played, counted at 16 kHz (as are reported buffers)
     this.flushPending = false;
     this.endOfTurn = false;
     this.wasWriting = false;
@@ -189,7 +189,8 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     if (currentTime - this.lastReport >= 0.05 || (written === 0 && this.wasWriting)) {
       this.lastReport = currentTime;
       this.port.postMessage({
-        type: "stats", played: Math.round(this.played), buffered: this.buffered, playing: written > 0,
+        type: "stats", played: Math.round(this.played), playing: written > 0,
+        buffered: Math.round(this.buffered * TARGET_RATE / sampleRate),
       });
     }
     this.wasWriting = written > 0;

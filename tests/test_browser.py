@@ -1,0 +1,96 @@
+"""The demo page in real headless Chromium, its microphone a WAV file, against the demo.
+
+Needs the Debian ``chromium`` package (``/usr/bin/chromium``) and Playwright for Python; no
+browser is downloaded. Chromium's fake capture device loops the WAV (a 440 Hz tone for 2 s, then
+2 s of silence), the page captures it in its AudioWorklet, low-passes it to 16 kHz and streams it;
+the simulator echoes what it heard, and the page plays it. Every wait is a condition on the
+page's ``window.demoStats`` or on the simulator's record, under a deadline.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asgi_audio_proxy.audio import pcm16_to_wav
+from asgi_audio_proxy.demo import DemoServer
+from tests.signals import dominant_frequency_hz, silence, tone
+from tests.timing import within
+
+CHROMIUM = Path("/usr/bin/chromium")
+DOCS_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "demo.png"
+
+playwright_api = pytest.importorskip("playwright.async_api", reason="needs playwright (the browser extra)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+
+
+def chromium_args(wav: Path) -> list[str]:
+    return [
+        "--no-sandbox", "--disable-gpu",
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run",
+    ]
+
+
+def loud_part(pcm: bytes) -> bytes:
+    samples = np.frombuffer(pcm, "<i2")
+    loud = np.flatnonzero(np.abs(samples) > 3000)
+    assert loud.size, "the simulator heard no loud audio"
+    return samples[loud[0] : loud[-1] + 1].tobytes()
+
+
+async def test_page_talks_plays_the_reply_and_stop_silences_it(tmp_path: Path) -> None:
+    wav = tmp_path / "microphone.wav"
+    wav.write_bytes(pcm16_to_wav(tone(440.0, 2.0) + silence(2.0)))
+    ms = round(within(20) * 1000)
+    async with DemoServer(port=0) as demo, playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
+        try:
+            # phone-sized; voice processing off, or noise suppression would eat a steady tone
+            page = await browser.new_page(viewport={"width": 390, "height": 844})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(demo.url + "?processing=off")
+            await page.focus("#talk")  # the keyboard starts it, as a keyboard user would
+            await page.keyboard.press("Enter")
+            await page.wait_for_function("demoStats.state === 'live'", timeout=ms)
+
+            # a reply is playing, with at least half a second of it still to come
+            await page.wait_for_function("demoStats.samplesPlayed > 1600 && demoStats.buffered > 8000",
+                                         timeout=ms)
+            reply = page.locator("#transcript li.assistant").first
+            await reply.wait_for(timeout=ms)
+            assert "Turn 1: heard" in await reply.inner_text()
+            assert await page.inner_text("#state") == "Live"
+
+            await page.click("#stop")
+            await page.wait_for_function("demoStats.stops.length === 1", timeout=ms)
+            stop = await page.evaluate("demoStats.stops[0]")
+            # and it stays silent: five more playback reports (250 ms of audio) play nothing
+            reports = await page.evaluate("demoStats.playbackReports")
+            await page.wait_for_function(f"demoStats.playbackReports >= {reports + 5}", timeout=ms)
+            stats = await page.evaluate("demoStats")
+
+            await page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+            DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+            shutil.copyfile(tmp_path / "demo.png", DOCS_SCREENSHOT)
+        finally:
+            await browser.close()
+
+    assert errors == []
+    assert stop["silentAfterMs"] < 300, stop
+    assert stop["reportedAfterMs"] < 300, stop
+    assert stats["samplesPlayed"] == stop["playedAtSilence"]
+    assert stats["buffered"] == 0
+    assert stats["samplesSent"] > 16_000
+    assert "Turn 1: heard" in stats["replyText"]
+
+    assert demo.simulator is not None
+    heard = b"".join(b"".join(chunks) for chunks in demo.simulator.recorder.chunks.values())
+    assert abs(dominant_frequency_hz(loud_part(heard)) - 440.0) < 3
