@@ -1,0 +1,130 @@
+"""``python -m benchmarks [--quick] [--json PATH] [--plot PATH] [--soak-seconds S]``.
+
+Runs every figure of the suite in one go, each beside the baseline measured in the same run,
+prints the table, and writes the JSON report (and a PNG when matplotlib is installed). See
+``docs/benchmarks.md`` for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+from .load import LoadResult, run_load, summary
+from .procs import server
+from .report import Row, build_rows, format_table, plot
+from .resampler import measure_resamplers
+from .routing import measure_router
+from .turns import barge_in, first_audio_direct, first_audio_proxy
+
+
+def _levels(quick: bool) -> list[int]:
+    return [1, 20] if quick else [1, 50, 100, 200]
+
+
+def _sweep(args: argparse.Namespace, log: Any) -> tuple[list[LoadResult], list[LoadResult]]:
+    warmup, window = (1.0, 3.0) if args.quick else (2.0, 10.0)
+    bare_runs, proxy_runs = [], []
+    with server("load-upstream") as upstream:
+        for kind, runs in (("bare", bare_runs), ("proxy", proxy_runs)):
+            with server(kind, "--upstream", upstream.http_url) as relay:
+                url = relay.ws_url + ("/relay" if kind == "bare" else "/audio")
+                levels = _levels(args.quick)
+                i = 0
+                while i < len(levels):
+                    n = levels[i]
+                    log(f"load: {kind} x {n} sessions ...")
+                    run = run_load(relay, upstream, url, target=kind, sessions=n, warmup_s=warmup,
+                                   window_s=window)
+                    runs.append(run)
+                    log(f"  p50 {run.latency_ms.get('p50')} ms p99 {run.latency_ms.get('p99')} ms, "
+                        f"cpu {run.relay_cpu_s} s, valid {run.valid} {run.invalid_reasons}")
+                    # capacity probe: past the sweep, go on while the proxy still holds p99 < 20 ms
+                    if (kind == "proxy" and not args.quick and i == len(levels) - 1 and run.valid
+                            and run.latency_ms.get("p99", 1e9) < 20 and n < 400):
+                        levels.append(n + 100)
+                    i += 1
+    return bare_runs, proxy_runs
+
+
+def _reply_path(args: argparse.Namespace, log: Any) -> LoadResult:
+    sessions, window = (1, 3.0) if args.quick else (20, 10.0)
+    log(f"reply path: proxy x {sessions} sessions with replies ...")
+    with server("load-upstream") as upstream, \
+            server("proxy", "--upstream", upstream.http_url, "--stamp-replies") as relay:
+        return run_load(relay, upstream, relay.ws_url + "/audio", target="proxy-replies",
+                        sessions=sessions, warmup_s=1.0, window_s=window, reply_every=10)
+
+
+def _turns(args: argparse.Namespace, log: Any) -> dict[str, Any]:
+    turns = 1 if args.quick else 6
+    log(f"turns: first reply audio (proxy, direct) and barge-in, {turns} turn(s) each ...")
+    with server("simulator", "--chunk-delay-s", "0.1", "--reply-chunks", "8") as sim:
+        with server("proxy", "--upstream", sim.http_url) as relay:
+            url = relay.ws_url + "/audio"
+            proxied = asyncio.run(first_audio_proxy(url, turns))
+            cut = asyncio.run(barge_in(url, turns))
+        direct = asyncio.run(first_audio_direct(sim.http_url, turns))
+    return {"proxy": proxied, "direct": direct, "barge_in": cut}
+
+
+def _soak(args: argparse.Namespace, log: Any) -> LoadResult:
+    log(f"soak: proxy x 50 sessions for {args.soak_seconds:.0f} s, replies every 10 s ...")
+    with server("load-upstream") as upstream, \
+            server("proxy", "--upstream", upstream.http_url) as relay:
+        return run_load(relay, upstream, relay.ws_url + "/audio", target="proxy-soak", sessions=50,
+                        warmup_s=10.0, window_s=args.soak_seconds, reply_every=50,
+                        rss_every_s=max(5.0, args.soak_seconds / 30))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a small version, under a minute")
+    parser.add_argument("--json", metavar="PATH", help="write the report as JSON here")
+    parser.add_argument("--plot", metavar="PATH", help="write a PNG (needs matplotlib)")
+    parser.add_argument("--soak-seconds", type=float, default=180.0,
+                        help="soak length (full run only; the issue's 10 min do not fit its budget)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    log("resampler: ours and soxr ...")
+    resamplers = measure_resamplers(quick=args.quick)
+    router = measure_router(quick=args.quick)
+    bare_runs, proxy_runs = _sweep(args, log)
+    replies = _reply_path(args, log)
+    turns = _turns(args, log)
+    soak = None if args.quick else _soak(args, log)
+    rows: list[Row] = build_rows(bare_runs, proxy_runs, replies, turns, soak, resamplers, router)
+    elapsed = time.monotonic() - started
+    report = {
+        "meta": {"quick": args.quick, "elapsed_s": round(elapsed, 1), "python": platform.python_version(),
+                 "machine": platform.machine(), "cpus": os.cpu_count(),
+                 "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        "figures": [row.as_dict() for row in rows],
+        "baselines": {"bare_relay": [r.as_dict() for r in bare_runs],
+                      "direct_first_audio_ms": summary(turns["direct"].first_audio_ms)},
+        "runs": {"proxy": [r.as_dict() for r in proxy_runs], "reply_path": replies.as_dict(),
+                 "soak": soak.as_dict() if soak else None,
+                 "turns": {k: vars(v) for k, v in turns.items()},
+                 "resamplers": [r.as_dict() for r in resamplers], "router": router},
+    }
+    print(format_table(rows, elapsed))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    if args.plot:
+        log(plot(args.plot, bare_runs, proxy_runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

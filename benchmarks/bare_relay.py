@@ -1,0 +1,58 @@
+"""Baseline (a): the bare relay, the least any relay to this upstream must do.
+
+Owns: one Starlette WebSocket endpoint that gathers client audio into 200 ms pieces and forwards
+each as one raw binary frame to an upstream WebSocket (``/bench/raw`` of the load upstream),
+reading and discarding the acknowledgements. No WAV, base64, JSON, SSE or resampling. It sends
+the client one ``ready`` text frame, as the proxy does, so the load generator drives both alike.
+Must not: do anything the proxy's uplink could skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+__all__ = ["bare_relay_app"]
+
+_PIECE_BYTES = 6_400  # 200 ms of 16 kHz PCM16
+
+
+def bare_relay_app(upstream_ws_url: str) -> Starlette:
+    """The relay as an ASGI app; clients connect to ``/relay``."""
+
+    async def relay(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async with connect(f"{upstream_ws_url}/bench/raw", compression=None,
+                           ping_interval=None) as upstream:
+            drain = asyncio.create_task(_discard_acks(upstream))
+            await websocket.send_text('{"type":"ready"}')
+            pending = bytearray()
+            try:
+                while True:
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    pending += message.get("bytes") or b""
+                    while len(pending) >= _PIECE_BYTES:
+                        await upstream.send(bytes(pending[:_PIECE_BYTES]))
+                        del pending[:_PIECE_BYTES]
+            except (WebSocketDisconnect, ConnectionClosed):
+                return
+            finally:
+                drain.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await drain
+
+    return Starlette(routes=[WebSocketRoute("/relay", relay)])
+
+
+async def _discard_acks(upstream: ClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in upstream:
+            pass

@@ -1,0 +1,36 @@
+"""The marker the load generator writes into each 200 ms message, and reads back upstream.
+
+Owns: four int16 samples at the start of every message (frame ``10 m`` of a session's 20 ms
+frames): a magic value, the session index, the message index and a "reply now" flag. Quiet
+enough (at most -30 dBFS, on four samples of 3 200) that any VAD reads the message as silence.
+Must not: do I/O.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["FRAMES_PER_MESSAGE", "FRAME_BYTES", "marked_frame", "read_marker"]
+
+#: one client frame: 20 ms of 16 kHz PCM16
+FRAME_BYTES = 640
+#: 200 ms upstream message = 10 client frames
+FRAMES_PER_MESSAGE = 10
+_MAGIC = 77
+_MARKER = struct.Struct("<hhhh")
+_SILENT_FRAME = bytes(FRAME_BYTES)
+
+
+def marked_frame(session: int, message: int, *, wants_reply: bool = False) -> bytes:
+    """The first frame of ``message``: silence with the marker in front."""
+    if not (0 <= session < 32768 and 0 <= message < 32768):
+        raise ValueError(f"marker out of range: session {session}, message {message}")
+    return _MARKER.pack(_MAGIC, session, message, int(wants_reply)) + _SILENT_FRAME[_MARKER.size :]
+
+
+def read_marker(pcm: bytes | bytearray | memoryview) -> tuple[int, int, bool] | None:
+    """``(session, message, wants_reply)`` from a message's first bytes, or ``None``."""
+    if len(pcm) < _MARKER.size:
+        return None
+    magic, session, message, flag = _MARKER.unpack_from(pcm)
+    return (session, message, bool(flag)) if magic == _MAGIC else None

@@ -1,0 +1,96 @@
+"""Child processes: server processes started, waited for, read (psutil) and stopped by pid.
+
+Owns: starting ``python -m benchmarks.serve`` and ``python -m benchmarks.loadgen`` children,
+reading the port a server chose, a deadline on every wait, and stopping exactly the processes
+this run started. Must not: measure; callers read ``ServerProcess.process`` themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import psutil
+
+__all__ = ["ServerProcess", "cpu_seconds", "server"]
+
+_START_TIMEOUT_S = 20.0
+
+
+@dataclass
+class ServerProcess:
+    kind: str
+    port: int
+    popen: subprocess.Popen[str]
+    process: psutil.Process
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+def python_command(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONASYNCIODEBUG", None)  # debug mode would slow every child several times over
+    return env
+
+
+@contextlib.contextmanager
+def server(kind: str, *args: str) -> Iterator[ServerProcess]:
+    """Run ``python -m benchmarks.serve KIND ARGS`` until the block ends."""
+    popen = subprocess.Popen(python_command("benchmarks.serve", kind, *args), stdout=subprocess.PIPE,
+                             stderr=None, text=True, env=child_env())
+    try:
+        line = popen.stdout.readline() if popen.stdout else ""
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"{kind} server did not start (said {line!r})")
+        proc = ServerProcess(kind, int(line.split()[1]), popen, psutil.Process(popen.pid))
+        _wait_serving(proc)
+        yield proc
+    finally:
+        stop(popen)
+
+
+def stop(popen: subprocess.Popen[str], timeout_s: float = 5.0) -> None:
+    """Terminate one child by its pid, then kill it if it lingers."""
+    if popen.poll() is None:
+        popen.terminate()
+        try:
+            popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait(timeout_s)
+    if popen.stdout:
+        popen.stdout.close()
+
+
+def _wait_serving(proc: ServerProcess) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while True:
+        try:
+            httpx.get(f"{proc.http_url}/health", timeout=1.0)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline or proc.popen.poll() is not None:
+                raise RuntimeError(f"{proc.kind} server on port {proc.port} never answered") from None
+            time.sleep(0.05)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User plus system CPU seconds of one process (its threads included)."""
+    times = process.cpu_times()
+    return float(times.user + times.system)

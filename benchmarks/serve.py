@@ -1,0 +1,115 @@
+"""Entry point of every server process a benchmark starts: ``python -m benchmarks.serve KIND``.
+
+Owns: binding 127.0.0.1 port 0, printing ``PORT <n>`` on stdout, and running one app under
+uvicorn in this process, so each side's CPU and memory can be read per process (psutil).
+Kinds: ``proxy`` (:class:`asgi_audio_proxy.AudioProxy`, ``chunk_duration`` 0.2),
+``bare`` (:mod:`benchmarks.bare_relay`), ``load-upstream`` (:mod:`benchmarks.load_upstream`) and
+``simulator`` (:class:`asgi_audio_proxy.simulator.UpstreamSimulator`).
+Must not: measure anything; the parent reads this process from outside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from typing import Any
+
+import uvicorn
+
+#: the ``chunk_duration`` the issue's latency figures are taken at
+CHUNK_DURATION_S = 0.2
+
+
+def build_app(args: argparse.Namespace) -> Any:
+    if args.kind == "load-upstream":
+        from .load_upstream import LoadUpstream
+
+        return LoadUpstream()
+    if args.kind == "simulator":
+        from asgi_audio_proxy.simulator import UpstreamSimulator
+
+        return UpstreamSimulator(first_chunk_delay_s=args.first_chunk_delay_s,
+                                 chunk_delay_s=args.chunk_delay_s, reply_chunks=args.reply_chunks,
+                                 multi_conversation=True)
+    upstream_ws = "ws" + args.upstream[len("http"):]
+    if args.kind == "bare":
+        from .bare_relay import bare_relay_app
+
+        return bare_relay_app(upstream_ws)
+    import httpx
+
+    from asgi_audio_proxy import AudioProxy, ProxyConfig
+
+    if args.stamp_replies:
+        _stamp_reply_arrivals()
+    config = ProxyConfig(upstream_url=args.upstream, chunk_duration=CHUNK_DURATION_S)
+    client = None
+    if args.pool == "unbounded":
+        # httpx's default pool (100 connections) cannot hold more than 100 open /completions
+        client = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=None,
+                                                                        max_keepalive_connections=None))
+    return AudioProxy(config, http_client=client)
+
+
+def _stamp_reply_arrivals() -> None:
+    """Append the moment each SSE event reached the proxy to its text (reply-path runs only).
+
+    Wraps :func:`asgi_audio_proxy.upstream.parse_reply_data` in this process, so the stamp is
+    taken as the event leaves the SSE reader, before any of the proxy's own work (JSON, base64,
+    WAV, resampling, the client send). The load upstream's texts are its own send time; the
+    client then sees ``"<upstream send>|<proxy arrival>"``.
+    """
+    import time
+    from dataclasses import replace
+
+    from asgi_audio_proxy import upstream
+    from asgi_audio_proxy.protocol import ReplyMessage, UpstreamEvent
+
+    parse = upstream.parse_reply_data
+
+    def stamped(data: str) -> UpstreamEvent:
+        arrived = time.perf_counter()
+        event = parse(data)
+        if isinstance(event, ReplyMessage) and event.text[:1].isdigit():
+            return replace(event, text=f"{event.text}|{arrived:.6f}")
+        return event
+
+    upstream.parse_reply_data = stamped  # type: ignore[assignment]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serve")
+    parser.add_argument("kind", choices=["proxy", "bare", "load-upstream", "simulator"])
+    parser.add_argument("--upstream", default="http://127.0.0.1:32550")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--http", choices=["h11", "httptools"], default="h11")
+    parser.add_argument("--ws", choices=["websockets", "websockets-sansio", "wsproto"],
+                        default="websockets-sansio")
+    parser.add_argument("--ws-deflate", action="store_true",
+                        help="let uvicorn accept permessage-deflate (its own default)")
+    parser.add_argument("--pool", choices=["default", "unbounded"], default="unbounded")
+    parser.add_argument("--stamp-replies", action="store_true",
+                        help="proxy: stamp each SSE event's arrival into its text (reply path)")
+    parser.add_argument("--first-chunk-delay-s", type=float, default=0.05)
+    parser.add_argument("--chunk-delay-s", type=float, default=0.02)
+    parser.add_argument("--reply-chunks", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if os.environ.get("BENCH_SNDBUF"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(os.environ["BENCH_SNDBUF"]))
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    config = uvicorn.Config(build_app(args), loop=args.loop, http=args.http, ws=args.ws,
+                            ws_per_message_deflate=args.ws_deflate, log_level="warning",
+                            lifespan="on" if args.kind != "bare" else "auto", backlog=4096)
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

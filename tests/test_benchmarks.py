@@ -1,0 +1,68 @@
+"""``python -m benchmarks --quick`` produces a valid, sane report. No timing is asserted here."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = tmp_path_factory.mktemp("bench") / "report.json"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json", str(path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| figure" in done.stdout
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def _figures(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["figure"]: f for f in report["figures"]}
+
+
+@pytest.mark.timeout(200)
+def test_quick_run_reports_every_kind_of_figure(report: dict[str, Any]) -> None:
+    names = " ".join(_figures(report))
+    for expected in ("client->upstream p50", "client->upstream p99", "most sessions",
+                     "RSS per live session", "reply path", "first reply audio", "barge-in",
+                     "alias rejection", "passband ripple", "speed"):
+        assert expected in names, expected
+    assert report["meta"]["quick"] is True
+
+
+@pytest.mark.timeout(200)
+def test_baselines_were_measured_in_the_same_run(report: dict[str, Any]) -> None:
+    bare = report["baselines"]["bare_relay"]
+    assert bare and all(run["latency_ms"]["n"] > 0 for run in bare)
+    assert all(run["relay_cpu_s"] >= 0 for run in bare)
+    assert report["baselines"]["direct_first_audio_ms"]["n"] >= 1
+    proxy = report["runs"]["proxy"]
+    assert [r["sessions"] for r in proxy] == [r["sessions"] for r in bare]
+
+
+@pytest.mark.timeout(200)
+def test_figures_are_sane(report: dict[str, Any]) -> None:
+    for figure in report["figures"]:
+        for key in ("value", "baseline", "ratio"):
+            x = figure[key]
+            if x is not None:
+                assert math.isfinite(x), figure
+                assert x >= 0 or "growth" in figure["figure"], figure
+    for run in report["runs"]["proxy"] + report["baselines"]["bare_relay"]:
+        assert run["lost_messages"] == 0 or not run["valid"]
+        assert run["latency_ms"]["p50"] <= run["latency_ms"]["p99"] <= run["latency_ms"]["max"]
+    turns = report["runs"]["turns"]
+    assert turns["barge_in"]["pcm_after_turn_end"] == 0
+    resamplers = report["runs"]["resamplers"]
+    assert resamplers[0]["alias_rejection_db"] > 0 and resamplers[0]["speed_x_realtime"] > 0
