@@ -26,6 +26,7 @@ from .errors import (
     BadClientPayload,
     ClientError,
     ClientTooSlow,
+    IdleTimeout,
     MessageTooBig,
     ServerShutdown,
     SessionLimitExceeded,
@@ -35,7 +36,8 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .middleware import AudioProxy, AudioProxyMiddleware
-from .session import Lease, ProxySession, SessionState, SessionStats, UpstreamLeaser
+from .session import Lease, ProxySession, SessionState, UpstreamLeaser
+from .stats import SessionLog, SessionStats
 from .upstream import BodyClosed, MiniCPMUpstream, Upstream, UpstreamItem
 from .voice_client import VoiceClient
 
@@ -57,6 +59,7 @@ __all__ = [
     "ClientError",
     "ClientGone",
     "ClientTooSlow",
+    "IdleTimeout",
     "Lease",
     "MessageTooBig",
     "MiniCPMUpstream",
@@ -65,6 +68,7 @@ __all__ = [
     "Resampler",
     "ServerShutdown",
     "SessionLimitExceeded",
+    "SessionLog",
     "SessionState",
     "SessionStats",
     "StarletteClient",

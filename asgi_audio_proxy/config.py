@@ -46,6 +46,21 @@ DEFAULT_MAX_BUFFERED_S = 10.0
 #: reply audio waiting for a slow client (2 MiB ~ 65 s of 16 kHz PCM16)
 DEFAULT_MAX_PENDING_REPLY_BYTES = 2 * 1024 * 1024
 
+#: a conversation longer than this is ended (a forgotten client must not hold a GPU forever)
+DEFAULT_MAX_SESSION_S = 3600.0
+#: no audio at all for this long ends the session cleanly (live clients send silence)
+DEFAULT_IDLE_TIMEOUT_S = 60.0
+#: audio may arrive this far ahead of real time before the client is told off (1008)
+DEFAULT_MAX_LEAD_S = 10.0
+#: control messages are rare: a stop or a config now and then
+DEFAULT_MAX_TEXT_FRAMES_PER_S = 20.0
+#: the upstream acks ``skip`` while it replies; this much skipped audio with no reply is a fault
+DEFAULT_MAX_SKIPPED_S = 60.0
+#: how long live sessions get to finish when the server shuts down
+DEFAULT_SHUTDOWN_GRACE_S = 5.0
+#: what a refused client is told to wait before it tries again
+DEFAULT_RETRY_AFTER_S = 5
+
 #: the client-facing option keys (the original document's three, plus the upstream's own)
 CLIENT_OPTION_KEYS = frozenset(
     {"assistantPrompt", "audioFormat", "vadThreshold", "voiceClonePrompt", "useAudioPrompt"}
@@ -136,8 +151,27 @@ class ProxyConfig:
         max_text_bytes: largest control (text) frame; a larger one gets an error event.
         max_buffered_s: audio held for the upstream; past it the proxy stops reading the client
             (back-pressure), so a client that sends faster than real time is slowed, not dropped.
-        max_pending_reply_bytes: reply audio queued for a slow client; past it the session ends
-            with ``ClientTooSlow`` (1013).
+        max_pending_reply_bytes: reply audio queued for a slow client; past it the oldest reply
+            audio is dropped (counted, logged, and reported to the client with a non-fatal
+            ``reply_audio_dropped`` error event); once a slow client has lost that much again,
+            the session ends with ``ClientTooSlow`` (1013).
+        max_session_s: longest conversation; then ``SessionLimitExceeded`` (1013).
+        idle_timeout_s: no client audio for this long ends the session with 1000.
+        max_lead_s: how far client audio may run ahead of real time. The proxy sends audio
+            upstream no faster than real time (the upstream's VAD needs it); a client more than
+            this far ahead gets an error event and close 1008.
+        max_text_frames_per_s: control messages per second (burst of as many); over it: 1008.
+        max_skipped_s: audio the upstream may skip in a row (``skip`` acks) with no reply
+            coming; past it the upstream is taken as stuck (``UpstreamError``, 1011).
+        max_sessions: live sessions this proxy admits (``None``: no limit); over it the
+            handshake is refused with 503 and ``Retry-After`` (or close 1013).
+        max_sessions_per_client: live sessions per client address (``None``: no limit); over
+            it: 429 (or close 1013).
+        allowed_origins: ``Origin`` values admitted (``"https://app.example"``,
+            ``"https://*.example.com"``, ``"*"``); ``None`` admits any, including none. A
+            refused Origin gets 403 (or close 1008).
+        retry_after_s: the ``Retry-After`` a refused client is given.
+        shutdown_grace_s: how long sessions get to end when the server shuts down.
     """
 
     upstream_url: str = DEFAULT_UPSTREAM_URL
@@ -152,6 +186,16 @@ class ProxyConfig:
     max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
     max_buffered_s: float = DEFAULT_MAX_BUFFERED_S
     max_pending_reply_bytes: int = DEFAULT_MAX_PENDING_REPLY_BYTES
+    max_session_s: float = DEFAULT_MAX_SESSION_S
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    max_lead_s: float = DEFAULT_MAX_LEAD_S
+    max_text_frames_per_s: float = DEFAULT_MAX_TEXT_FRAMES_PER_S
+    max_skipped_s: float = DEFAULT_MAX_SKIPPED_S
+    max_sessions: int | None = None
+    max_sessions_per_client: int | None = None
+    allowed_origins: tuple[str, ...] | None = None
+    retry_after_s: int = DEFAULT_RETRY_AFTER_S
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
 
     def __post_init__(self) -> None:
         url = urlsplit(self.upstream_url)
@@ -170,6 +214,15 @@ class ProxyConfig:
                        "a positive finite number")
         _check(self.max_buffered_s >= self.chunk_duration, "max_buffered_s", self.max_buffered_s,
                f"at least chunk_duration ({self.chunk_duration})")
+        for name in ("max_sessions", "max_sessions_per_client"):
+            value = getattr(self, name)
+            _check(value is None or (type(value) is int and value >= 1), name, value,
+                   "None or a whole number >= 1")
+        _check(type(self.retry_after_s) is int and self.retry_after_s >= 0, "retry_after_s",
+               self.retry_after_s, "a whole number of seconds >= 0")
+        _check(self.allowed_origins is None or (isinstance(self.allowed_origins, tuple) and all(
+            isinstance(o, str) and o for o in self.allowed_origins)), "allowed_origins",
+            self.allowed_origins, "None or a tuple of non-empty strings")
 
     @property
     def release_messages(self) -> int:

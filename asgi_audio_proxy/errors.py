@@ -13,6 +13,7 @@ edge translates their exceptions into these, chained with ``from``).
     │   ├── UpstreamTimeout              1011  a wait on the upstream ran out
     │   └── UpstreamProtocolError        1014  the upstream sent something we cannot read
     ├── SessionLimitExceeded             1013  a server-side limit; try again later
+    ├── IdleTimeout                      1000  no audio for ``idle_timeout_s``: a clean end
     └── ServerShutdown                   1001  the ASGI server is going away
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "BadClientPayload",
     "ClientError",
     "ClientTooSlow",
+    "IdleTimeout",
     "MessageTooBig",
     "ServerShutdown",
     "SessionLimitExceeded",
@@ -116,6 +118,13 @@ class SessionLimitExceeded(AudioProxyError):
 
     close_code = status.WS_1013_TRY_AGAIN_LATER
     kind = "limit_exceeded"
+
+
+class IdleTimeout(AudioProxyError):
+    """No audio arrived for ``idle_timeout_s``; the session ends cleanly."""
+
+    close_code = status.WS_1000_NORMAL_CLOSURE
+    kind = "idle_timeout"
 
 
 class ServerShutdown(AudioProxyError):

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 from .connection import ClientConnection
 
 if TYPE_CHECKING:
-    from .session import SessionStats
+    from .stats import SessionStats
 
 __all__ = ["LATENCY_BUCKETS_S", "WAIT_BUCKETS_S", "MeteredClient", "ProxyMetrics"]
 

@@ -1,10 +1,10 @@
 """``ProxySession``: one proxied conversation, from accept to the last close.
 
-Owns: the session's state enum, its four tasks in one ``TaskGroup`` (client receiver, upstream
-sender, acknowledgement reader, reply pump), the bounded queue between receiver and sender,
-the session-tagged logger, byte accounting, the one catch-all, and teardown on every path.
-Must not: buffer, frame or route replies inline (``audio``, ``protocol`` and ``router`` do),
-or outlive its connection.
+Owns: the session's state enum, its tasks in one ``TaskGroup`` (client receiver, upstream
+sender, acknowledgement reader, reply pump, client writer, watchdog), the bounded queues
+between them, real-time pacing, limits, byte accounting, the one catch-all, and teardown on
+every path. Must not: buffer, frame or route replies inline (``audio``, ``protocol``,
+``router``, ``pacing`` and ``outbox`` do), or outlive its connection.
 """
 
 from __future__ import annotations
@@ -13,62 +13,46 @@ import asyncio
 import enum
 import json
 import logging
-import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 import httpx
 from starlette import status
 
 from .audio import MESSAGE_BYTES, ChunkBuffer
-from .config import ProxyConfig
+from .config import MESSAGE_DURATION_S, ProxyConfig
 from .connection import ClientConnection, ClientGone
 from .errors import (
     AudioProxyError,
     BadClientPayload,
     ClientError,
+    ClientTooSlow,
+    IdleTimeout,
     MessageTooBig,
+    ServerShutdown,
+    SessionLimitExceeded,
     UpstreamError,
     UpstreamProtocolError,
 )
+from .outbox import Outbox
+from .pacing import Pacer, RateLimit
 from .router import ClientMessage, ReplyRouter, error_message
+from .stats import SessionLog, SessionStats
 from .upstream import BodyClosed, MiniCPMUpstream, Upstream
 
-__all__ = ["Lease", "ProxySession", "SessionState", "SessionStats", "UpstreamLeaser"]
+__all__ = ["Lease", "ProxySession", "SessionState", "UpstreamLeaser"]
 
 logger = logging.getLogger("asgi_audio_proxy.session")
 _E = TypeVar("_E", bound=BaseException)
 
 
 class SessionState(enum.Enum):
-    CONNECTING = "connecting"  # accepted; reaching the upstream
+    CONNECTING = "connecting"  # accepted (or waiting for an upstream); reaching the upstream
     STREAMING = "streaming"  # audio flows both ways
     CLOSING = "closing"  # teardown under way; nothing is received any more
     CLOSED = "closed"
-
-
-@dataclass
-class SessionStats:
-    """What one session did. ``received_bytes == sent + skipped + sum(dropped)`` always."""
-
-    session_id: str
-    received_bytes: int = 0  # client PCM
-    sent_bytes: int = 0  # acknowledged ``done`` by the upstream
-    skipped_bytes: int = 0  # acknowledged ``skip`` (the upstream was replying)
-    dropped_bytes: Counter[str] = field(default_factory=Counter)  # by reason
-    acks: Counter[str] = field(default_factory=Counter)
-    replies: int = 0
-    reply_audio_bytes: int = 0
-    close_code: int | None = None
-    identity: object = None
-
-    @property
-    def balanced(self) -> bool:
-        return self.received_bytes == (self.sent_bytes + self.skipped_bytes
-                                       + sum(self.dropped_bytes.values()))
 
 
 class Lease(Protocol):
@@ -97,11 +81,6 @@ class UpstreamLeaser(Protocol):
         ...
 
 
-class _SessionLog(logging.LoggerAdapter[logging.Logger]):
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
-        return f"[session {self.extra['session'] if self.extra else '?'}] {msg}", kwargs
-
-
 class ProxySession:
     """Runs one conversation between a client connection and one upstream.
 
@@ -122,7 +101,8 @@ class ProxySession:
                  on_end: Callable[[SessionStats], None] | None = None,
                  identity: object = None, leaser: UpstreamLeaser | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
-        self.log = _SessionLog(logger, {"session": self.id})
+        self.log = SessionLog(logger, {"session": self.id})
+        self.stats = SessionStats(self.id, identity=identity)
         self._client = client
         self._config = config
         self._config_data = config_data
@@ -132,15 +112,22 @@ class ProxySession:
         self._lease: Lease | None = None
         self._on_end = on_end
         self._state = SessionState.CONNECTING
-        self.stats = SessionStats(self.id, identity=identity)
         self._buffer = ChunkBuffer(config.release_messages)
         self._router = ReplyRouter()
-        max_messages = round(config.max_buffered_s * 16_000 * 2 / MESSAGE_BYTES)
-        self._to_upstream: asyncio.Queue[bytes] = asyncio.Queue(max_messages)
+        self._pacer = Pacer(MESSAGE_DURATION_S, config.chunk_duration)
+        self._text_rate = RateLimit(config.max_text_frames_per_s)
+        self._outbox = Outbox(config.max_pending_reply_bytes)
+        self._outbox_ready = asyncio.Event()
+        self._shutdown = asyncio.Event()
+        # back-pressure: a full queue stops the receiver, so the client is no longer read
+        self._to_upstream: asyncio.Queue[bytes] = asyncio.Queue(
+            round(config.max_buffered_s / MESSAGE_DURATION_S))
         self._queued_bytes = 0  # released by the buffer, not yet handed to the upstream
         self._in_flight_bytes = 0  # handed to the upstream, not yet acknowledged
-        self._send_lock = asyncio.Lock()
-        self._audio_started = False
+        self._messages_sent = 0
+        self._skipped_run_s = 0.0  # audio skipped in a row with no reply playing
+        self._last_activity = 0.0
+        self._overflow_reported = False
 
     @property
     def state(self) -> SessionState:
@@ -151,17 +138,19 @@ class ProxySession:
         self.log.debug("state %s -> %s", self._state.value, new.value)
         self._state = new
 
-    @property
-    def _live_upstream(self) -> Upstream:
-        if self._upstream is None:
-            raise RuntimeError(f"no upstream in state {self._state.value}")
-        return self._upstream
+    def request_shutdown(self) -> None:
+        """End the session soon with 1001 (the server is going away)."""
+        self._shutdown.set()
 
     async def run(self) -> SessionStats:
-        """Run until the client or the upstream ends the conversation; never raises."""
-        started = time.monotonic()
+        """Run until the client or the upstream ends the conversation.
+
+        Never raises, except ``CancelledError`` when cancelled (after a 1001 teardown).
+        """
+        loop = asyncio.get_running_loop()
+        started = self._last_activity = loop.time()
         failure: AudioProxyError | None = None
-        client_left = False
+        client_left = cancelled = False
         try:
             await self._serve()
         except* ClientGone as group:
@@ -169,25 +158,25 @@ class ProxySession:
             self.stats.close_code = _first(group, ClientGone).code
         except* AudioProxyError as group:
             failure = _first(group, AudioProxyError)
+        except* asyncio.CancelledError:  # the server cancelled us: it is going away
+            cancelled = True
+            failure = ServerShutdown("the server is shutting down")
         except* Exception as group:  # the one catch-all: anything else is our bug
             self.log.error("session failed", exc_info=group.exceptions[0])
             failure = AudioProxyError("internal error in the proxy")
         finally:
             await self._teardown(failure, client_left)
-            self.log.info(
-                "closed: code %s, %.1f s, received %d B, sent %d B, skipped %d B, dropped %s, "
-                "%d replies, %d B reply audio", self.stats.close_code, time.monotonic() - started,
-                self.stats.received_bytes, self.stats.sent_bytes, self.stats.skipped_bytes,
-                dict(self.stats.dropped_bytes) or "nothing", self.stats.replies,
-                self.stats.reply_audio_bytes)
+            self.stats.duration_s = loop.time() - started
+            self.log.info("closed: %s", self.stats.summary())
             if self._on_end is not None:
                 self._on_end(self.stats)
+        if cancelled:
+            raise asyncio.CancelledError
         return self.stats
 
     async def _serve(self) -> None:
         await self._client.accept()
-        self.log.info("open: upstream %s, identity %s", self._config.upstream_url,
-                      self.stats.identity)
+        self.log.info("open: identity %s", self.stats.identity)
         try:
             options = self._config.client_options(self._config_data)
         except ValueError as exc:
@@ -198,8 +187,11 @@ class ProxySession:
             config = replace(config, upstream_url=self._lease.url)
         upstream = self._upstream = self._upstream or MiniCPMUpstream(config, self._http_client,
                                                                       self.log)
-        await upstream.connect(options)
-        await self._send(_event(type="ready", session=self.id, upstream_version=upstream.version))
+        async with asyncio.timeout(3 * config.connect_timeout_s):
+            await upstream.connect(options)
+        self.log.debug("upstream %s, version %s", config.upstream_url, upstream.version)
+        await self._client.send(_event(type="ready", session=self.id,
+                                       upstream_version=upstream.version))
         self.state = SessionState.STREAMING
         for frame in self._lease.held_frames if self._lease else ():
             await (self._on_audio(frame) if isinstance(frame, bytes) else self._on_control(frame))
@@ -208,6 +200,8 @@ class ProxySession:
             tg.create_task(self._send_upstream())
             tg.create_task(self._read_acks())
             tg.create_task(self._pump_replies())
+            tg.create_task(self._write_to_client())
+            tg.create_task(self._watch())
 
     async def _receive_from_client(self) -> None:
         while True:
@@ -218,54 +212,72 @@ class ProxySession:
                 await self._on_control(frame)
 
     async def _on_audio(self, frame: bytes) -> None:
+        now = asyncio.get_running_loop().time()
         self.stats.received_bytes += len(frame)
         if len(frame) > self._config.max_message_bytes:
             self.stats.dropped_bytes["oversize"] += len(frame)
             raise MessageTooBig(f"audio frame of {len(frame)} bytes is over the limit of "
                                 f"{self._config.max_message_bytes}")
+        self._last_activity = now
+        self._pacer.received(len(frame), now)
+        lead_s = self._pacer.lead_s(now)
+        if lead_s > self._config.max_lead_s:
+            self.stats.dropped_bytes["too_fast"] += len(frame)
+            raise ClientError(f"audio is arriving {lead_s:.1f} s ahead of real time (the limit is "
+                              f"{self._config.max_lead_s} s): stream at real-time pace")
         for message in self._buffer.feed(frame):
-            self._audio_started = True
             self._queued_bytes += len(message)
             await self._to_upstream.put(message)  # full queue: back-pressure on the client
 
     async def _on_control(self, text: str) -> None:
         """A control frame; a bad one costs an error event, never the session."""
+        if not self._text_rate.allow(asyncio.get_running_loop().time()):
+            raise ClientError(f"more than {self._config.max_text_frames_per_s:g} control "
+                              "messages per second")
         try:
             control = _parse_control(text, self._config.max_text_bytes)
             kind = control.get("type")
             if kind == "stop":
-                await self._stop_reply()
+                self._stop_reply()
             elif kind == "config":
                 await self._reconfigure({k: v for k, v in control.items() if k != "type"})
             else:
                 raise BadClientPayload(f"unknown control type {kind!r}; expected 'stop' or 'config'")
         except ClientError as exc:
             self.log.warning("client sent a bad control message: %s", exc.message)
-            await self._send(error_message(exc.kind, exc.message, exc.close_code))
+            self._emit(error_message(exc.kind, exc.message, exc.close_code))
 
-    async def _stop_reply(self) -> None:
+    def _stop_reply(self) -> None:
         cut = self._router.cut()
-        if cut:  # a reply was playing: cut it here at once, the upstream's /stop is late
-            self._live_upstream.stop()
-            self.log.debug("reply stopped by the client")
-            for message in cut:
-                await self._send(message)
+        if not cut:
+            return  # no reply playing: nothing to stop, and a /stop now would kill the next one
+        # cut here at once (section 8: the upstream's /stop is late): no queued audio either
+        self.stats.reply_audio_dropped_bytes += self._outbox.drop_audio()
+        self._live_upstream.stop()
+        self.log.debug("reply stopped by the client")
+        for message in cut:
+            self._emit(message)
 
     async def _reconfigure(self, config_data: dict[str, Any]) -> None:
-        if self._audio_started:
+        if self.stats.received_bytes:
             raise ClientError("config must be sent before the first audio")
         try:
             options = self._config.client_options(config_data)
         except ValueError as exc:
             raise BadClientPayload(f"bad config: {exc}") from exc
         await self._live_upstream.set_options(options)
-        await self._send(_event(type="config_applied"))
+        self._emit(_event(type="config_applied"))
 
     async def _send_upstream(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             message = await self._to_upstream.get()
+            delay = self._pacer.send_at(self._messages_sent) - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing to real time, which the upstream's VAD needs
             self._queued_bytes -= len(message)
             self._in_flight_bytes += len(message)
+            self._messages_sent += 1
             await self._live_upstream.send_audio(message)
 
     async def _read_acks(self) -> None:
@@ -274,28 +286,82 @@ class ProxySession:
             self.stats.acks[ack.reason if ack.reason is not None else "error"] += 1
             if ack.reason == "done":
                 self.stats.sent_bytes += nbytes
+                self._skipped_run_s = 0.0
             elif ack.reason == "skip":
                 self.stats.skipped_bytes += nbytes
+                self._count_skip(nbytes)
             else:
                 self.stats.dropped_bytes["upstream_rejected"] += nbytes
                 if ack.error is not None:
                     raise _ack_error(ack.error)
 
+    def _count_skip(self, nbytes: int) -> None:
+        if self._router.has_open_reply:
+            return  # half duplex: audio during a reply is skipped by design
+        self._skipped_run_s += nbytes / MESSAGE_BYTES * MESSAGE_DURATION_S
+        if self._skipped_run_s > self._config.max_skipped_s:
+            raise UpstreamError(f"the upstream skipped {self._skipped_run_s:.0f} s of audio in a "
+                                "row with no reply: it is stuck")
+
     async def _pump_replies(self) -> None:
         async for item in self._live_upstream.events():
+            self._last_activity = asyncio.get_running_loop().time()
+            self._skipped_run_s = 0.0
             if isinstance(item, BodyClosed):
                 messages = self._router.body_closed()
             else:
                 messages = self._router.route(item)
-            generation = self._router.generation
             for message in messages:
-                if self._router.generation != generation:
-                    break  # the client stopped this reply while we were sending it
-                await self._send(message)
+                self._emit(message)
 
-    async def _send(self, message: ClientMessage) -> None:
-        async with self._send_lock:
-            await self._client.send(message)
+    def _emit(self, message: ClientMessage) -> None:
+        """Queue a message for the client; a slow client loses the oldest reply audio first."""
+        dropped = self._outbox.put(message)
+        self._outbox_ready.set()
+        if not dropped:
+            return
+        self.stats.reply_audio_dropped_bytes += dropped
+        if self.stats.reply_audio_dropped_bytes > self._config.max_pending_reply_bytes:
+            raise ClientTooSlow("the client does not read its replies: "
+                                f"{self.stats.reply_audio_dropped_bytes} bytes of audio dropped")
+        if not self._overflow_reported:
+            self._overflow_reported = True
+            self.log.warning("client too slow: dropping the oldest reply audio")
+            self._outbox.put(error_message("reply_audio_dropped", "reading too slowly: the oldest "
+                                           "reply audio is being dropped",
+                                           status.WS_1013_TRY_AGAIN_LATER))
+
+    async def _write_to_client(self) -> None:
+        while True:
+            while not self._outbox:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+            await self._client.send(self._outbox.get())
+
+    async def _watch(self) -> None:
+        """Ends the session at shutdown, at its time limit, or when it has been idle too long."""
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + self._config.max_session_s
+        while True:
+            idle_at = self._last_activity + self._config.idle_timeout_s
+            try:
+                async with asyncio.timeout_at(min(ends_at, idle_at)):
+                    await self._shutdown.wait()
+            except TimeoutError:
+                now = loop.time()
+                if now >= ends_at:
+                    raise SessionLimitExceeded("the session reached its time limit of "
+                                               f"{self._config.max_session_s:g} s") from None
+                if now >= self._last_activity + self._config.idle_timeout_s:
+                    raise IdleTimeout(f"no audio for {self._config.idle_timeout_s:g} s") from None
+                continue
+            raise ServerShutdown("the server is shutting down")
+
+    @property
+    def _live_upstream(self) -> Upstream:
+        if self._upstream is None:
+            raise RuntimeError(f"no upstream in state {self._state.value}")
+        return self._upstream
 
     async def _teardown(self, failure: AudioProxyError | None, client_left: bool) -> None:
         self.state = SessionState.CLOSING
@@ -309,19 +375,26 @@ class ProxySession:
             await self._lease.release(failed=isinstance(failure, UpstreamError))
         self._account_leftovers()
         if failure is not None:
-            self.log.warning("ending with %s: %s", type(failure).__name__, failure.message)
+            level = logging.INFO if isinstance(failure, IdleTimeout | ServerShutdown) else logging.WARNING
+            self.log.log(level, "ending with %s: %s", type(failure).__name__, failure.message)
             self.stats.close_code = failure.close_code
-            try:
-                async with asyncio.timeout(self._config.close_timeout_s):
-                    await self._send(error_message(failure.kind, failure.message,
-                                                   failure.close_code))
-            except (ClientGone, TimeoutError):
-                pass  # the client cannot hear it; the log line above has it
         if not client_left:
-            self.stats.close_code = self.stats.close_code or status.WS_1000_NORMAL_CLOSURE
-            async with asyncio.timeout(self._config.close_timeout_s):
-                await self._client.close(self.stats.close_code, failure.message if failure else "")
+            await self._say_goodbye(failure)
         self.state = SessionState.CLOSED
+
+    async def _say_goodbye(self, failure: AudioProxyError | None) -> None:
+        """Flush what the client is owed, tell it what went wrong, close; all under a deadline."""
+        code = self.stats.close_code = self.stats.close_code or status.WS_1000_NORMAL_CLOSURE
+        try:
+            async with asyncio.timeout(self._config.close_timeout_s):
+                if not isinstance(failure, ClientTooSlow):
+                    while self._outbox:
+                        await self._client.send(self._outbox.get())
+                if failure is not None:
+                    await self._client.send(error_message(failure.kind, failure.message, code))
+                await self._client.close(code, failure.message if failure else "")
+        except (ClientGone, TimeoutError):
+            pass  # the client cannot hear it; the log line has it
 
     def _account_leftovers(self) -> None:
         leftover = self._buffer.clear() + self._queued_bytes
@@ -330,6 +403,7 @@ class ProxySession:
         if self._in_flight_bytes:
             self.stats.dropped_bytes["unacknowledged"] += self._in_flight_bytes
         self._queued_bytes = self._in_flight_bytes = 0
+        self.stats.reply_audio_dropped_bytes += self._outbox.audio_bytes
 
 
 def _parse_control(text: str, max_bytes: int) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import httpx
 
 from .config import ProxyConfig
 from .connection import as_client
-from .session import ProxySession, SessionStats
+from .session import ProxySession
+from .stats import SessionStats
 
 __all__ = ["VoiceClient"]
 

@@ -11,7 +11,7 @@ EXPECTED = {
     errors.MessageTooBig: 1009, errors.ClientTooSlow: 1013, errors.UpstreamError: 1011,
     errors.UpstreamUnavailable: 1011, errors.UpstreamTimeout: 1011,
     errors.UpstreamProtocolError: 1014, errors.SessionLimitExceeded: 1013,
-    errors.ServerShutdown: 1001,
+    errors.ServerShutdown: 1001, errors.IdleTimeout: 1000,
 }
 
 

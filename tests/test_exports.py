@@ -10,7 +10,8 @@ import asgi_audio_proxy
 
 PACKAGE = pathlib.Path(asgi_audio_proxy.__file__).parent
 #: modules whose names are re-exported at the top level
-PUBLIC = ["audio", "config", "connection", "errors", "middleware", "session", "upstream", "voice_client"]
+PUBLIC = ["audio", "config", "connection", "errors", "middleware", "session", "stats", "upstream",
+          "voice_client"]
 
 
 def test_top_level_all_is_the_union_of_the_public_modules() -> None:
@@ -31,7 +32,7 @@ def test_every_module_declares_all() -> None:
 
 
 def test_pure_core_imports_no_io_library() -> None:
-    for module in ("audio", "router", "protocol", "config", "errors"):
+    for module in ("audio", "router", "protocol", "config", "errors", "pacing", "outbox", "stats"):
         tree = ast.parse((PACKAGE / f"{module}.py").read_text())
         imported = {alias.name.split(".")[0] for node in ast.walk(tree)
                     if isinstance(node, ast.Import) for alias in node.names}

@@ -1,0 +1,128 @@
+"""Who may open a session: checks run on the handshake, before ``websocket.accept``.
+
+Owns: the Origin allow-list (exact and wildcard entries), the token check
+(:class:`TokenAuth`, header or query parameter), the verdict type :class:`Denied` with the HTTP
+status and the close code each refusal maps to, and the live-session limits' arithmetic.
+Must not: send anything (the middleware answers) or log a token.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette import status
+from starlette.types import Scope
+
+__all__ = ["Authenticator", "Denied", "TokenAuth", "authenticate_scope", "origin_allowed"]
+
+#: the hook: returns an identity (anything but ``None``) to admit, or raises :class:`Denied`
+Authenticator = Callable[[Scope], object | Awaitable[object]]
+
+
+class Denied(Exception):
+    """A refused handshake.
+
+    Args:
+        status_code: the HTTP status of the denial response (401, 403, 429, 503).
+        message: one line for the client.
+        retry_after_s: sent as ``Retry-After`` when given.
+    """
+
+    #: the close code used when the server cannot send a denial response
+    CLOSE_CODES: Mapping[int, int] = {
+        401: status.WS_1008_POLICY_VIOLATION,
+        403: status.WS_1008_POLICY_VIOLATION,
+        429: status.WS_1013_TRY_AGAIN_LATER,
+        503: status.WS_1013_TRY_AGAIN_LATER,
+    }
+
+    def __init__(self, status_code: int, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+    @property
+    def close_code(self) -> int:
+        return self.CLOSE_CODES.get(self.status_code, status.WS_1008_POLICY_VIOLATION)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
+    def __str__(self) -> str:
+        return f"{self.status_code}: {self.message}"
+
+
+def origin_allowed(origin: str | None, allowed: tuple[str, ...] | None) -> bool:
+    """``allowed`` entries are exact origins, wildcards (``https://*.example.com``) or ``*``.
+
+    ``None`` allows everything; a missing Origin (a non-browser client) passes only then or
+    with ``*``.
+    """
+    if allowed is None or "*" in allowed:
+        return True
+    if origin is None:
+        return False
+    origin = origin.lower().rstrip("/")
+    return any(fnmatch.fnmatchcase(origin, entry.lower().rstrip("/")) for entry in allowed)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class TokenAuth:
+    """Bearer tokens, from the ``Authorization`` header or a query parameter.
+
+    Args:
+        tokens: token -> identity (what the session keeps and logs; never the token).
+        query_param: query parameter also read (browsers cannot set headers on a WebSocket);
+            ``None`` to read the header only.
+    """
+
+    def __init__(self, tokens: Mapping[str, object], *, query_param: str | None = "token") -> None:
+        self._tokens = dict(tokens)
+        self._query_param = query_param
+
+    def __call__(self, scope: Scope) -> object:
+        token = None
+        header = _header(scope, b"authorization")
+        if header and header.lower().startswith("bearer "):
+            token = header[7:].strip()
+        elif self._query_param:
+            values = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1")).get(
+                self._query_param)
+            token = values[0] if values else None
+        if token is None:
+            raise Denied(401, "a token is required")
+        identity = self._tokens.get(token)
+        if identity is None:
+            raise Denied(401, "the token is not valid")
+        return identity
+
+
+async def authenticate_scope(scope: Scope, authenticate: Authenticator | None,
+                             allowed_origins: tuple[str, ...] | None) -> object:
+    """Run the Origin check and the hook; returns the identity.
+
+    Raises:
+        Denied: a foreign Origin (403) or a refusal of the hook (401 unless it says otherwise).
+    """
+    if not origin_allowed(_header(scope, b"origin"), allowed_origins):
+        raise Denied(403, "this Origin is not allowed")
+    if authenticate is None:
+        return None
+    identity: Any = authenticate(scope)
+    if inspect.isawaitable(identity):
+        identity = await identity
+    if identity is None:
+        raise Denied(401, "not authenticated")
+    return identity

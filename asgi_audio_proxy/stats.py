@@ -1,0 +1,63 @@
+"""What a session did, and the logger that tags every line with its id.
+
+Owns: :class:`SessionStats` (byte accounting whose identity always holds:
+``received == sent + skipped + sum(dropped)``) and the session-tagged ``LoggerAdapter``.
+Must not: do I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SessionLog", "SessionStats"]
+
+
+@dataclass
+class SessionStats:
+    """Totals of one session, handed to ``on_session_end`` and logged when it closes.
+
+    Client audio: every byte received ends up in exactly one of ``sent_bytes`` (acknowledged
+    ``done`` by the upstream), ``skipped_bytes`` (acknowledged ``skip``: the upstream was
+    replying) or ``dropped_bytes`` by reason (``oversize``, ``session_end``: less than one
+    200 ms message left when the session ended, ``unacknowledged``: in flight when the upstream
+    went away, ``upstream_rejected``: an error acknowledgement).
+    """
+
+    session_id: str
+    identity: object = None
+    received_bytes: int = 0
+    sent_bytes: int = 0
+    skipped_bytes: int = 0
+    dropped_bytes: Counter[str] = field(default_factory=Counter)
+    acks: Counter[str] = field(default_factory=Counter)
+    replies: int = 0
+    reply_audio_bytes: int = 0  # PCM16 16 kHz handed to the client's queue
+    reply_audio_dropped_bytes: int = 0  # dropped for a slow client, or queued when stopped
+    close_code: int | None = None
+    duration_s: float = 0.0
+
+    @property
+    def balanced(self) -> bool:
+        """The accounting identity."""
+        return self.received_bytes == (self.sent_bytes + self.skipped_bytes
+                                       + sum(self.dropped_bytes.values()))
+
+    def summary(self) -> str:
+        return (f"code {self.close_code}, {self.duration_s:.1f} s, received {self.received_bytes} B, "
+                f"sent {self.sent_bytes} B, skipped {self.skipped_bytes} B, "
+                f"dropped {dict(self.dropped_bytes) or 'nothing'}, {self.replies} replies, "
+                f"{self.reply_audio_bytes} B reply audio"
+                + (f" ({self.reply_audio_dropped_bytes} B dropped)"
+                   if self.reply_audio_dropped_bytes else ""))
+
+
+class SessionLog(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes every message with ``[session <id>]``."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        session = self.extra["session"] if self.extra else "?"
+        return f"[session {session}] {msg}", kwargs
