@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import pathlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,19 +18,24 @@ __all__ = ["main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
     from starlette.applications import Starlette
 
+    from .admission import TokenAuth
     from .config import ProxyConfig
     from .middleware import AudioProxyMiddleware
+    from .serving import serve
 
-    config = ProxyConfig(upstream_url=args.upstream, chunk_duration=args.chunk_duration)
+    config = ProxyConfig(upstream_url=args.upstream, chunk_duration=args.chunk_duration,
+                         max_sessions=args.max_sessions, shutdown_grace_s=args.shutdown_grace,
+                         allowed_origins=tuple(args.allow_origin) if args.allow_origin else None)
+    tokens = [line.strip() for line in args.token_file.read_text().splitlines()
+              if line.strip()] if args.token_file else []
+    authenticate = TokenAuth({t: f"token#{i}" for i, t in enumerate(tokens, 1)}) if tokens else None
     # an empty Starlette app answers every other path with 404 (HTTP) or a close (WebSocket)
-    app = AudioProxyMiddleware(Starlette(), path=args.path, config=config)
+    app = AudioProxyMiddleware(Starlette(), path=args.path, config=config, authenticate=authenticate)
     print(f"asgi-audio-proxy: ws://{args.host}:{args.port}{args.path} -> {args.upstream}",
           file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                ws_max_size=config.max_message_bytes)
+    serve(app, app.proxy, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -115,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--chunk-duration", type=float, default=1.0,
                        help="seconds of audio gathered before it goes upstream, a multiple of "
                             "0.2 (default 1.0; messages are always 200 ms)")
+    serve.add_argument("--max-sessions", type=int, default=None,
+                       help="live sessions admitted at once; more get 503 (default: no limit)")
+    serve.add_argument("--allow-origin", action="append", metavar="ORIGIN",
+                       help="an allowed Origin (exact, wildcard like https://*.example.com, or *);"
+                            " repeat for more (default: any)")
+    serve.add_argument("--token-file", type=pathlib.Path, default=None,
+                       help="a file of bearer tokens, one per line; clients then need one "
+                            "(Authorization: Bearer ... or ?token=...)")
+    serve.add_argument("--shutdown-grace", type=float, default=5.0,
+                       help="seconds live sessions get to end on SIGTERM (default 5)")
     serve.set_defaults(run=_serve)
 
     simulate = sub.add_parser("simulate", help="run the MiniCPM-o upstream simulator",
