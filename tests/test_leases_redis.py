@@ -5,6 +5,10 @@ what only a shared store shows (two replicas' clients in one queue, no keys left
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import pathlib
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -16,8 +20,10 @@ from redis.backoff import NoBackoff
 from asgi_audio_proxy.errors import UpstreamUnavailable
 from asgi_audio_proxy.leases import Grant, LeaseStore, Waiting
 from asgi_audio_proxy.leases_redis import RedisLeaseStore
+from tests.clients import ProxyClient, Turn
 from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
 from tests.test_leases import URLS, StoreContract, any_retry
+from tests.test_pool import UTTERANCE, connect, one_uid_at_a_time, queued_then_ready, simulators
 from tests.timing import within
 
 pytestmark = pytest.mark.skipif(not HAVE_REDIS, reason=SKIP_REASON)
@@ -94,3 +100,89 @@ async def test_an_unreachable_redis_is_an_upstream_unavailable_error() -> None:
     with pytest.raises(UpstreamUnavailable, match="lease store"):
         await store.join("t1", URLS, 8)
     await store.aclose()
+
+
+#: the cross-process lease TTL: a killed proxy's upstreams return this long after its last beat
+PROCESS_TTL_S = within(0.6)
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@contextlib.asynccontextmanager
+async def proxy_process(redis_url: str, prefix: str, upstreams: list[str],
+                        log: pathlib.Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """``tests/pool_app.py`` in a process of its own; yields it and its ws:// URL."""
+    with log.open("ab") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.pool_app", "--redis", redis_url, "--prefix", prefix,
+            "--ttl", str(PROCESS_TTL_S), *upstreams, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            stderr=stderr)
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(within(20)):
+            line = (await process.stdout.readline()).decode()
+        assert line.startswith("port "), f"{line!r}; see {log}"
+        yield process, f"ws://127.0.0.1:{int(line.split()[1])}/"
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        async with asyncio.timeout(within(15)):
+            await process.wait()
+
+
+async def test_two_proxy_processes_share_three_upstreams_in_order_and_outlive_a_sigkill(
+        redis_url: str, tmp_path: pathlib.Path) -> None:
+    prefix = f"procs-{uuid.uuid4().hex[:8]}:"
+    async with simulators(3) as ups:
+        urls = [up.url for up in ups]
+        # every change to a simulator's record is checked: never two of its sockets open at once
+        overlaps = [asyncio.create_task(up.sim.recorder.wait_for(
+            lambda r: r.ws_opened - r.ws_closed > 1)) for up in ups]
+        async with proxy_process(redis_url, prefix, urls, tmp_path / "a.log") as (_, url_a), \
+                proxy_process(redis_url, prefix, urls, tmp_path / "b.log") as (killed, url_b):
+            placement = [url_a, url_b, url_b, url_b, url_a, url_b, url_a, url_a]
+            arrivals = [await connect(url) for url in placement]
+            c = [client for client, _ in arrivals]
+            assert [e["type"] for _, e in arrivals] == ["ready"] * 3 + ["queued"] * 5
+            assert [e["position"] for _, e in arrivals[3:]] == [1, 2, 3, 4, 5]
+            turns = await talk(c[0], c[1], c[2])
+            for leaving, served in ((0, 3), (1, 4), (2, 5)):  # one at a time, across processes
+                await c[leaving].__aexit__()
+                assert await queued_then_ready(c[served]) == []
+                for behind, client in enumerate(c[served + 1:], start=1):
+                    assert (await client.next_event()) == {
+                        "type": "queued", "position": behind, "eta_s": _any_eta()}
+            turns += await talk(c[3], c[4], c[5])
+            killed.send_signal(signal.SIGKILL)  # holds two upstreams (c[3], c[5]); A queues c[6], c[7]
+            await killed.wait()
+            started = asyncio.get_running_loop().time()
+            async with asyncio.timeout(within(PROCESS_TTL_S + 5)):
+                await queued_then_ready(c[6])
+                await queued_then_ready(c[7])
+            assert asyncio.get_running_loop().time() - started < PROCESS_TTL_S + within(1.5)
+            turns += await talk(c[6], c[7])
+            for client in (c[4], c[6], c[7]):
+                await client.__aexit__()
+        for turn in turns:
+            assert turn.end == {"type": "turn_end", "reason": "complete"}, turn.end
+        for up, overlap in zip(ups, overlaps, strict=True):
+            assert not overlap.done(), f"two conversations at once on {up.url}"
+            overlap.cancel()
+            assert one_uid_at_a_time(up.sim.recorder)
+        assert sum(len(set(up.sim.recorder.completions_uids)) for up in ups) == 8
+
+
+async def talk(*clients: ProxyClient) -> list[Turn]:
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(client.say(UTTERANCE)) for client in clients]
+    return [task.result() for task in tasks]
+
+
+class _AnyEta(float):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int | float) and other > 0
+
+    __hash__ = float.__hash__
+
+
+def _any_eta() -> float:
+    return _AnyEta(1.0)
