@@ -7,6 +7,7 @@ audio as PCM16 16 kHz binary frames.
 
 from __future__ import annotations
 
+from .admission import Authenticator, Denied, TokenAuth, authenticate_scope, origin_allowed
 from .audio import (
     CLIENT_SAMPLE_RATE_HZ,
     MESSAGE_BYTES,
@@ -36,6 +37,7 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .middleware import AudioProxy, AudioProxyMiddleware
+from .serving import GracefulServer, serve
 from .session import Lease, ProxySession, SessionState, UpstreamLeaser
 from .stats import SessionLog, SessionStats
 from .upstream import BodyClosed, MiniCPMUpstream, Upstream, UpstreamItem
@@ -52,6 +54,7 @@ __all__ = [
     "AudioProxy",
     "AudioProxyError",
     "AudioProxyMiddleware",
+    "Authenticator",
     "BadClientPayload",
     "BodyClosed",
     "ChunkBuffer",
@@ -59,6 +62,8 @@ __all__ = [
     "ClientError",
     "ClientGone",
     "ClientTooSlow",
+    "Denied",
+    "GracefulServer",
     "IdleTimeout",
     "Lease",
     "MessageTooBig",
@@ -72,6 +77,7 @@ __all__ = [
     "SessionState",
     "SessionStats",
     "StarletteClient",
+    "TokenAuth",
     "Upstream",
     "UpstreamError",
     "UpstreamItem",
@@ -85,7 +91,10 @@ __all__ = [
     "WebsocketsClient",
     "__version__",
     "as_client",
+    "authenticate_scope",
     "b64decode_strict",
+    "origin_allowed",
     "pcm16_to_wav",
+    "serve",
     "wav_to_pcm16",
 ]

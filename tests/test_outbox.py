@@ -1,0 +1,37 @@
+"""The client's outbox: bounded reply audio, events never dropped, barge-in clears audio."""
+
+from __future__ import annotations
+
+from asgi_audio_proxy.outbox import Outbox
+
+
+def drain(box: Outbox) -> list[str | bytes]:
+    return [box.get() for _ in range(len(box))]
+
+
+def test_fifo_order_and_byte_count() -> None:
+    box = Outbox(max_audio_bytes=100)
+    box.put("a")
+    box.put(b"12345")
+    box.put("b")
+    assert box.audio_bytes == 5
+    assert drain(box) == ["a", b"12345", "b"]
+    assert box.audio_bytes == 0
+
+
+def test_overflow_drops_the_oldest_audio_never_events() -> None:
+    box = Outbox(max_audio_bytes=10)
+    box.put(b"aaaa")
+    box.put("event")
+    box.put(b"bbbb")
+    assert box.put(b"cccc") == 4  # 12 > 10: the oldest audio goes
+    assert drain(box) == ["event", b"bbbb", b"cccc"]
+    assert box.dropped_bytes == 4
+
+
+def test_stop_drops_all_queued_audio_and_keeps_events() -> None:
+    box = Outbox(max_audio_bytes=100)
+    for message in (b"11", "t1", b"22", "t2"):
+        box.put(message)
+    assert box.drop_audio() == 4
+    assert drain(box) == ["t1", "t2"]

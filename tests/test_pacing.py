@@ -1,0 +1,37 @@
+"""Real-time pacing (section 5.2: the VAD needs real-time pace) and the control-message rate."""
+
+from __future__ import annotations
+
+import pytest
+
+from asgi_audio_proxy.pacing import Pacer, RateLimit
+
+
+def test_a_real_time_client_is_never_held_back() -> None:
+    pacer = Pacer(message_s=0.2, burst_s=1.0)
+    for k in range(50):  # message k is whole at 0.2 * (k + 1) s
+        now = 100.0 + 0.2 * (k + 1)
+        pacer.received(6400, now)
+        assert pacer.send_at(k) <= now
+        assert pacer.lead_s(now) == pytest.approx(0.2)
+
+
+def test_a_fast_client_is_paced_to_real_time_after_one_burst() -> None:
+    pacer = Pacer(message_s=0.2, burst_s=0.4)
+    pacer.received(32_000 * 3, now=10.0)  # 3 s of audio at once
+    assert pacer.lead_s(10.0) == pytest.approx(3.0)
+    assert [pacer.send_at(k) for k in range(4)] == pytest.approx([9.8, 10.0, 10.2, 10.4])
+    assert pacer.lead_s(11.0) == pytest.approx(2.0)
+
+
+def test_no_audio_no_lead() -> None:
+    assert Pacer(0.2, 1.0).lead_s(5.0) == 0.0
+
+
+def test_rate_limit_allows_a_burst_then_the_rate() -> None:
+    limit = RateLimit(rate_per_s=2, burst=3)
+    assert [limit.allow(0.0) for _ in range(4)] == [True, True, True, False]
+    assert limit.allow(0.4) is False
+    assert limit.allow(0.5) is True  # 0.5 s at 2/s refills one token
+    assert limit.allow(10.0) and limit.allow(10.0) and limit.allow(10.0)
+    assert not limit.allow(10.0)  # the bucket holds at most the burst
