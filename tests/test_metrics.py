@@ -1,0 +1,99 @@
+"""``ProxyMetrics``: the client wrapper's counts and turn timing, and a scrape of a live proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.metrics import MeteredClient, ProxyMetrics
+from asgi_audio_proxy.middleware import AudioProxy
+from asgi_audio_proxy.pool import UpstreamPool
+from tests.conftest import running_simulator
+from tests.fakes import FakeClient
+from tests.servers import serve_uvicorn
+from tests.test_pool import UTTERANCE, connect, queued_then_ready
+from tests.timing import within
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a scrape (0 when it is absent)."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return 0.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_turn_is_timed_from_the_last_audio_to_the_first_reply_message() -> None:
+    metrics, fake, clock = ProxyMetrics(), FakeClient(), Clock()
+    client = MeteredClient(fake, metrics, clock=clock)
+    fake.feed(b"\x00" * 640, json.dumps({"type": "config"}), b"\x00" * 320)
+    for at in (1.0, 1.5, 2.0):
+        clock.now = at
+        await client.receive()
+    clock.now = 2.5
+    await client.send(json.dumps({"type": "queued", "position": 1}))  # not a reply
+    clock.now = 3.25
+    await client.send(json.dumps({"type": "text", "content": "hi"}))  # the reply starts
+    clock.now = 4.0
+    await client.send(b"\x00" * 100)  # same reply: not timed again
+    await client.send(json.dumps({"type": "turn_end", "reason": "complete"}))
+    text = metrics.exposition()
+    assert sample(text, "audio_proxy_turn_latency_seconds_count") == 1
+    assert sample(text, "audio_proxy_turn_latency_seconds_sum") == 1.25
+    assert sample(text, "audio_proxy_client_received_bytes_total") == 640 + 320 + len('{"type": "config"}')
+    assert sample(text, "audio_proxy_client_sent_bytes_total") > 100
+
+
+async def test_a_scrape_of_a_live_pooled_proxy_shows_sessions_queue_leases_and_turns() -> None:
+    metrics = ProxyMetrics()
+    async with running_simulator() as up:
+        pool = UpstreamPool([up.url], metrics=metrics, health_interval_s=0.1)
+        proxy = AudioProxy(ProxyConfig(chunk_duration=0.2), leaser=pool, metrics=metrics)
+        async with serve_uvicorn(proxy) as port, httpx.AsyncClient() as http:
+            scrape_url = f"http://127.0.0.1:{port}/metrics"
+            first, _ = await connect(f"ws://127.0.0.1:{port}/")
+            second, event = await connect(f"ws://127.0.0.1:{port}/")
+            assert event["type"] == "queued"
+            text = (await http.get(scrape_url)).text
+            assert sample(text, "audio_proxy_live_sessions") == 2
+            assert sample(text, "audio_proxy_queue_length") == 1
+            assert sample(text, "audio_proxy_upstream_leases", upstream=up.url) == 1
+            assert sample(text, "audio_proxy_upstream_healthy", upstream=up.url) == 1
+            turn = await first.say(UTTERANCE)
+            assert turn.end is not None and turn.end["type"] == "turn_end"
+            await first.__aexit__()
+            assert await queued_then_ready(second) == []
+            await second.__aexit__()
+            async with asyncio.timeout(within(5)):
+                await proxy.wait_idle()
+            text = (await http.get(scrape_url)).text
+        await proxy.aclose()
+        await pool.aclose()
+    assert sample(text, "audio_proxy_live_sessions") == 0
+    assert sample(text, "audio_proxy_queue_length") == 0
+    assert sample(text, "audio_proxy_upstream_leases", upstream=up.url) == 0
+    assert sample(text, "audio_proxy_queue_wait_seconds_count", outcome="served") == 1
+    assert sample(text, "audio_proxy_turn_latency_seconds_count") == 1
+    assert sample(text, "audio_proxy_client_received_bytes_total") >= len(UTTERANCE)
+    assert sample(text, "audio_proxy_client_sent_bytes_total") > 0
+    assert sample(text, "audio_proxy_upstream_errors_total", upstream=up.url, source="health") == 0
+
+
+async def test_without_metrics_the_path_is_just_another_http_request() -> None:
+    proxy = AudioProxy(ProxyConfig())
+    async with serve_uvicorn(proxy) as port, httpx.AsyncClient() as http:
+        assert (await http.get(f"http://127.0.0.1:{port}/metrics")).status_code == 426
+    await proxy.aclose()
