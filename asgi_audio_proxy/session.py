@@ -119,6 +119,10 @@ class ProxySession:
         self._outbox = Outbox(config.max_pending_reply_bytes)
         self._outbox_ready = asyncio.Event()
         self._shutdown = asyncio.Event()
+        # cleared while a stopped reply's body is still open: the upstream would skip audio
+        # sent now, so it waits here until the next /completions is open
+        self._upstream_listening = asyncio.Event()
+        self._upstream_listening.set()
         # back-pressure: a full queue stops the receiver, so the client is no longer read
         self._to_upstream: asyncio.Queue[bytes] = asyncio.Queue(
             round(config.max_buffered_s / MESSAGE_DURATION_S))
@@ -253,6 +257,7 @@ class ProxySession:
             return  # no reply playing: nothing to stop, and a /stop now would kill the next one
         # cut here at once (section 8: the upstream's /stop is late): no queued audio either
         self.stats.reply_audio_dropped_bytes += self._outbox.drop_audio()
+        self._upstream_listening.clear()
         self._live_upstream.stop()
         self.log.debug("reply stopped by the client")
         for message in cut:
@@ -272,6 +277,7 @@ class ProxySession:
         loop = asyncio.get_running_loop()
         while True:
             message = await self._to_upstream.get()
+            await self._upstream_listening.wait()
             delay = self._pacer.send_at(self._messages_sent) - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing to real time, which the upstream's VAD needs
@@ -309,6 +315,7 @@ class ProxySession:
             self._skipped_run_s = 0.0
             if isinstance(item, BodyClosed):
                 messages = self._router.body_closed()
+                self._upstream_listening.set()
             else:
                 messages = self._router.route(item)
             for message in messages:

@@ -96,10 +96,9 @@ async def test_two_turns_and_a_stop_in_one_connection(server: str) -> None:
             ProxyClient(url) as client:
         first = await client.say(UTTERANCE, stop_after_audio=True)
         assert first.end == {"type": "turn_end", "reason": "stopped"}
-        await up.sim.recorder.wait_for(lambda r: r.stops >= 1, timeout=within(5))
-        # the stopped reply's body must close before the next turn is heard
-        await up.sim.recorder.wait_for(lambda r: r.sse_opened >= 2, timeout=within(10))
+        # the user talks again at once: the proxy holds that audio until the upstream listens
         second = await client.say(UTTERANCE)
+        assert up.sim.recorder.stops == 1
         third = await client.say(UTTERANCE)
     full = up.sim.recorder.replies[0].heard_s * 32_000  # the reply plays back all it heard
     assert len(first.audio) < full / 2  # cut short: the rest was dropped
