@@ -13,7 +13,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +29,7 @@ from asgi_audio_proxy.simulator_model import build_reply
 from asgi_audio_proxy.simulator_recorder import SimulatorRecorder
 from asgi_audio_proxy.simulator_state import ChunkError, Conversation, OptionsStore
 from asgi_audio_proxy.simulator_vad import speech_seconds
+from tests.clients import at_real_time
 from tests.servers import serve_hypercorn, serve_uvicorn
 from tests.signals import silence, tone
 from tests.timing import within
@@ -483,14 +483,14 @@ async def test_s5_2_vad_ends_a_real_time_turn_about_1_s_after_the_tone() -> None
     async with running(sim) as (client, ws_base):
         body = await open_completions(sim, client, "R")
         async with connect(f"{ws_base}/ws/stream?uid=R") as ws:
-            start = time.perf_counter()
+            start = asyncio.get_running_loop().time()
             for index, piece in enumerate(pieces(tone(440, 1.0) + silence(2.0))):
                 await ws.send(frame(piece, "R"))
                 await ws.recv()
                 if sim.recorder.turn_ends:
                     break
-                await asyncio.sleep(max(0.0, start + 0.2 * (index + 1) - time.perf_counter()))
-            ended_after_tone = time.perf_counter() - start - 1.0
+                await at_real_time(start, 0.2 * (index + 1))
+            ended_after_tone = asyncio.get_running_loop().time() - start - 1.0
         async with asyncio.timeout(within(5)):
             assert sse_messages(await body)[-1]["choices"][0]["text"] == "\n<end>"
     assert 0.7 <= ended_after_tone <= 1.3 * within(1)
