@@ -20,7 +20,8 @@ URLS = (A, B)
 
 
 class StoreContract:
-    """Each test takes the ``store`` fixture; subclasses say how time passes for it."""
+    """Tests take the ``store`` fixture, or ``expiring_store`` (a short TTL) where leases must
+    expire; subclasses provide both and say how time passes for them."""
 
     async def pass_time(self, store: LeaseStore, seconds: float) -> None:
         raise NotImplementedError
@@ -96,7 +97,9 @@ class StoreContract:
         await store.leave(first.ticket, URLS)
         assert first.url not in (await store.snapshot(URLS)).leases
 
-    async def test_a_dead_holders_lease_expires_and_the_next_in_line_gets_it(self, store: LeaseStore) -> None:
+    async def test_a_dead_holders_lease_expires_and_the_next_in_line_gets_it(
+            self, expiring_store: LeaseStore) -> None:
+        store = expiring_store
         dead = await store.join("dead", [A], 8)
         assert isinstance(dead, Grant)
         waiting = await store.join("alive", [A], 8)
@@ -109,7 +112,8 @@ class StoreContract:
         assert isinstance(granted, Grant) and granted.token > dead.token
         assert not await store.release(dead)
 
-    async def test_a_dead_replicas_place_in_the_queue_expires(self, store: LeaseStore) -> None:
+    async def test_a_dead_replicas_place_in_the_queue_expires(self, expiring_store: LeaseStore) -> None:
+        store = expiring_store
         first, second = await self.fill(store)
         await store.join("dead", URLS, 8)
         assert await store.join("alive", URLS, 8) == Waiting(2, any_retry())
@@ -158,6 +162,10 @@ class TestMemoryLeaseStore(StoreContract):
         await store.start()
         yield store
         await store.aclose()
+
+    @pytest.fixture
+    def expiring_store(self, store: MemoryLeaseStore) -> MemoryLeaseStore:
+        return store  # its clock is ours: any TTL expires at once
 
     async def pass_time(self, store: LeaseStore, seconds: float) -> None:
         self.clock.now += seconds
