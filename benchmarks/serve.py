@@ -80,6 +80,30 @@ def _stamp_reply_arrivals() -> None:
     upstream.parse_reply_data = stamped  # type: ignore[assignment]
 
 
+def _profiled(app: Any, path: str) -> Any:
+    """Run ``app`` under cProfile; the stats are written when lifespan shutdown arrives."""
+    import cProfile
+
+    profiler = cProfile.Profile()
+
+    async def wrapper(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def receive_and_dump() -> Any:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                profiler.disable()
+                profiler.dump_stats(path)
+            return message
+
+        await app(scope, receive_and_dump, send)
+
+    profiler.enable()
+    return wrapper
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve")
     parser.add_argument("kind", choices=["proxy", "bare", "load-upstream", "simulator"])
@@ -93,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool", choices=["default", "unbounded"], default="unbounded")
     parser.add_argument("--stamp-replies", action="store_true",
                         help="proxy: stamp each SSE event's arrival into its text (reply path)")
+    parser.add_argument("--profile", metavar="PATH", help="write cProfile stats here at shutdown")
     parser.add_argument("--first-chunk-delay-s", type=float, default=0.05)
     parser.add_argument("--chunk-delay-s", type=float, default=0.02)
     parser.add_argument("--reply-chunks", type=int, default=None)
@@ -104,7 +129,10 @@ def main(argv: list[str] | None = None) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(os.environ["BENCH_SNDBUF"]))
     sock.bind(("127.0.0.1", 0))
     sock.listen(4096)
-    config = uvicorn.Config(build_app(args), loop=args.loop, http=args.http, ws=args.ws,
+    app = build_app(args)
+    if args.profile:
+        app = _profiled(app, args.profile)
+    config = uvicorn.Config(app, loop=args.loop, http=args.http, ws=args.ws,
                             ws_per_message_deflate=args.ws_deflate, log_level="warning",
                             lifespan="on" if args.kind != "bare" else "auto", backlog=4096)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
