@@ -16,7 +16,6 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import FileResponse
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp
 from .config import ProxyConfig
 from .middleware import AudioProxyMiddleware
 from .simulator import UpstreamSimulator
+from .upstream import new_http_client
 
 __all__ = ["DEMO_PAGE_DIR", "DemoServer", "build_demo_app", "run_demo"]
 
@@ -52,7 +52,7 @@ def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = N
         simulator: a simulator to mount at ``/upstream``, or ``None`` for a real upstream.
         chunk_duration: the proxy's ``chunk_duration``.
     """
-    http_client = httpx.AsyncClient(trust_env=False)
+    http_client = new_http_client()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -26,6 +26,7 @@ from .connection import ClientConnection, StarletteClient
 from .metrics import ProxyMetrics
 from .session import ProxySession, UpstreamLeaser
 from .stats import SessionStats
+from .upstream import new_http_client
 
 __all__ = ["AudioProxy", "AudioProxyMiddleware"]
 
@@ -76,7 +77,7 @@ class AudioProxy:
     def http_client(self) -> httpx.AsyncClient:
         """The one client every session of this proxy shares (connection pooling)."""
         if self._http_client is None:
-            self._http_client = httpx.AsyncClient(trust_env=False)
+            self._http_client = new_http_client()
         return self._http_client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

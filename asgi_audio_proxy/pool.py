@@ -36,6 +36,7 @@ from .health import HealthSource, UpstreamHealth
 from .leases import Grant, LeaseStore, MemoryLeaseStore, QueueFull, Waiting
 from .metrics import ProxyMetrics
 from .router import error_message
+from .upstream import new_http_client
 
 __all__ = ["PoolLease", "UpstreamPool"]
 
@@ -131,7 +132,7 @@ class UpstreamPool:
         self.max_queue, self.max_wait_s, self.max_held_bytes = max_queue, max_wait_s, max_held_bytes
         self.health_interval_s, self.health_timeout_s = health_interval_s, health_timeout_s
         self.replica = uuid.uuid4().hex[:8]
-        self._http_client = http_client or httpx.AsyncClient(trust_env=False)
+        self._http_client = http_client or new_http_client()
         self._owns_client = http_client is None
         #: which upstreams may be leased; ``await pool.health.wait(url)`` for readiness
         self.health = UpstreamHealth(self.urls, self._http_client, timeout_s=health_timeout_s,

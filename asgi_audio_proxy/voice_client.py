@@ -10,12 +10,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-import httpx
-
 from .config import ProxyConfig
 from .connection import as_client
 from .session import ProxySession
 from .stats import SessionStats
+from .upstream import new_http_client
 
 __all__ = ["VoiceClient"]
 
@@ -36,7 +35,7 @@ class VoiceClient:
         host = f"[{server_host}]" if ":" in server_host else server_host
         self.config = replace(config or ProxyConfig(), upstream_url=f"http://{host}:{server_port}")
         #: shared by every conversation of this client; close it with ``await http_client.aclose()``
-        self.http_client = httpx.AsyncClient(trust_env=False)
+        self.http_client = new_http_client()
 
     async def start_audio_proxy(self, external_websocket: object,
                                 config_data: Mapping[str, Any] | None = None) -> SessionStats:
