@@ -75,6 +75,15 @@ class StarletteClient:
             # the peer may already be gone; then nothing is left to tell it
             with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):
                 await self.websocket.close(code, reason[:120])
+        if state is WebSocketState.CONNECTED:
+            # read what the client sent meanwhile, up to its close reply: hypercorn stops
+            # reading the socket while unread frames fill its app queue, so it would never see
+            # that reply and the client would wait for a TCP close that never comes. The
+            # caller's deadline bounds this.
+            with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):
+                while self.websocket.client_state is WebSocketState.CONNECTED:
+                    if (await self.websocket.receive())["type"] == "websocket.disconnect":
+                        break
 
 
 class WebsocketsClient:
