@@ -36,11 +36,23 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from .health import HealthSource, UpstreamHealth
+from .leases import (
+    DEFAULT_LEASE_TTL_S,
+    Grant,
+    LeaseStore,
+    MemoryLeaseStore,
+    QueueFull,
+    StoreSnapshot,
+    Waiting,
+)
+from .metrics import LATENCY_BUCKETS_S, WAIT_BUCKETS_S, MeteredClient, ProxyMetrics
 from .middleware import AudioProxy, AudioProxyMiddleware
+from .pool import PoolLease, UpstreamPool
 from .serving import GracefulServer, serve
 from .session import Lease, ProxySession, SessionState, UpstreamLeaser
 from .stats import SessionLog, SessionStats
-from .upstream import BodyClosed, MiniCPMUpstream, Upstream, UpstreamItem
+from .upstream import BodyClosed, MiniCPMUpstream, Upstream, UpstreamItem, new_http_client
 from .voice_client import VoiceClient
 
 __version__ = "0.1.0"
@@ -48,8 +60,11 @@ __version__ = "0.1.0"
 __all__ = [
     "CLIENT_OPTION_KEYS",
     "CLIENT_SAMPLE_RATE_HZ",
+    "DEFAULT_LEASE_TTL_S",
+    "LATENCY_BUCKETS_S",
     "MESSAGE_BYTES",
     "MESSAGE_SAMPLES",
+    "WAIT_BUCKETS_S",
     "AudioFormatError",
     "AudioProxy",
     "AudioProxyError",
@@ -64,12 +79,20 @@ __all__ = [
     "ClientTooSlow",
     "Denied",
     "GracefulServer",
+    "Grant",
+    "HealthSource",
     "IdleTimeout",
     "Lease",
+    "LeaseStore",
+    "MemoryLeaseStore",
     "MessageTooBig",
+    "MeteredClient",
     "MiniCPMUpstream",
+    "PoolLease",
     "ProxyConfig",
+    "ProxyMetrics",
     "ProxySession",
+    "QueueFull",
     "Resampler",
     "ServerShutdown",
     "SessionLimitExceeded",
@@ -77,22 +100,27 @@ __all__ = [
     "SessionState",
     "SessionStats",
     "StarletteClient",
+    "StoreSnapshot",
     "TokenAuth",
     "Upstream",
     "UpstreamError",
+    "UpstreamHealth",
     "UpstreamItem",
     "UpstreamLeaser",
     "UpstreamOptions",
+    "UpstreamPool",
     "UpstreamProtocolError",
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "VoiceClient",
+    "Waiting",
     "WavAudio",
     "WebsocketsClient",
     "__version__",
     "as_client",
     "authenticate_scope",
     "b64decode_strict",
+    "new_http_client",
     "origin_allowed",
     "pcm16_to_wav",
     "serve",

@@ -111,13 +111,19 @@ class AudioProxy:
             with self.metrics.track(client) if self.metrics else contextlib.nullcontext(
                     client) as client:
                 return await self._run(ProxySession(
-                    client, self.config, self.http_client, on_end=self._on_session_end,
+                    client, self.config, self.http_client, on_end=self._session_ended,
                     identity=identity, leaser=self.leaser))
         finally:
             self._admitted -= 1
             self._per_client[address] -= 1
             if not self._per_client[address]:
                 del self._per_client[address]
+
+    def _session_ended(self, stats: SessionStats) -> None:
+        if self.metrics is not None:
+            self.metrics.session_ended(stats)
+        if self._on_session_end is not None:
+            self._on_session_end(stats)
 
     def _reserve(self, scope: Scope) -> str:
         """Take a place for a new session, or refuse; no await, so the counts cannot race."""
@@ -204,6 +210,9 @@ class AudioProxy:
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
                 await self.aclose()
+                close_leaser = getattr(self.leaser, "aclose", None)
+                if close_leaser is not None:
+                    await close_leaser()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -62,6 +62,8 @@ class Lease(Protocol):
     url: str
     #: client frames received while the session waited for this lease, oldest first
     held_frames: list[bytes | str]
+    #: set when the lease was lost (not renewed in time): another session may get the upstream
+    lost: asyncio.Event
 
     async def release(self, *, failed: bool = False) -> None:
         """Give the upstream back; ``failed`` says it broke mid-session (health)."""
@@ -206,6 +208,8 @@ class ProxySession:
             tg.create_task(self._pump_replies())
             tg.create_task(self._write_to_client())
             tg.create_task(self._watch())
+            if self._lease is not None:
+                tg.create_task(self._watch_lease(self._lease))
 
     async def _receive_from_client(self) -> None:
         while True:
@@ -363,6 +367,11 @@ class ProxySession:
                     raise IdleTimeout(f"no audio for {self._config.idle_timeout_s:g} s") from None
                 continue
             raise ServerShutdown("the server is shutting down")
+
+    async def _watch_lease(self, lease: Lease) -> None:
+        """A lost lease means the upstream may be handed to someone else: end at once."""
+        await lease.lost.wait()
+        raise UpstreamError(f"the lease on {lease.url} was lost; the conversation cannot go on")
 
     @property
     def _live_upstream(self) -> Upstream:

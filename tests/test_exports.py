@@ -10,8 +10,8 @@ import asgi_audio_proxy
 
 PACKAGE = pathlib.Path(asgi_audio_proxy.__file__).parent
 #: modules whose names are re-exported at the top level
-PUBLIC = ["admission", "audio", "config", "connection", "errors", "middleware", "serving", "session",
-          "stats", "upstream", "voice_client"]
+PUBLIC = ["admission", "audio", "config", "connection", "errors", "health", "leases", "metrics",
+          "middleware", "pool", "serving", "session", "stats", "upstream", "voice_client"]
 
 
 def test_top_level_all_is_the_union_of_the_public_modules() -> None:

@@ -214,3 +214,31 @@ async def test_every_log_line_carries_the_session_id(caplog: pytest.LogCaptureFi
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("asgi_audio_proxy")]
     assert lines and all(f"[session {h.session.id}]" in line for line in lines)
     assert any("closed: code 1000" in line for line in lines)
+
+
+class OneLease:
+    """A leaser with one upstream: the working double of a pool."""
+
+    def __init__(self) -> None:
+        self.url = "http://127.0.0.1:9"
+        self.held_frames: list[bytes | str] = [bytes(MESSAGE_BYTES)]
+        self.lost = asyncio.Event()
+        self.released: list[bool] = []
+
+    async def acquire(self, session_id: str, client: object) -> OneLease:
+        return self
+
+    async def release(self, *, failed: bool = False) -> None:
+        self.released.append(failed)
+
+
+async def test_held_frames_are_replayed_and_a_lost_lease_ends_the_session() -> None:
+    lease = OneLease()
+    async with Harness(leaser=lease) as h:
+        async with asyncio.timeout(within(5)):
+            await h.upstream.chunk_arrived.wait()  # the frame held while queued went upstream
+        lease.lost.set()
+        event = await h.next_json()
+        stats = await h.finish()
+    assert event["error"] == "upstream_error" and "lease" in str(event["message"])
+    assert stats.close_code == 1011 and lease.released == [True]
