@@ -58,6 +58,8 @@ def _demo(args: argparse.Namespace) -> int:
               f"  try:   asgi-audio-proxy client --proxy-url {demo.proxy_url}\n"
               f"  Ctrl-C stops", flush=True)
 
+    if args.log_level != "debug":  # one line per upstream request drowns the session lines
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     run_demo(args.host, args.port, upstream_url=args.upstream, chunk_duration=args.chunk_duration,
              log_level=args.log_level, on_started=started)
     return 0
@@ -71,7 +73,8 @@ def _client(args: argparse.Namespace) -> int:
     from .talk_microphone import MicrophoneCapture, MicrophoneUnavailable, open_sounddevice
 
     mode, path = args.mode[0], args.mode[1:]
-    if mode not in ("generated", "file", "microphone") or len(path) != (mode == "file"):
+    wants_path = 1 if mode == "file" else 0
+    if mode not in ("generated", "file", "microphone") or len(path) != wants_path:
         print("asgi-audio-proxy client: --mode is 'generated', 'file PATH' or 'microphone'",
               file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -133,7 +133,7 @@ class _Conversation:
         self.turn_done.set()
         return result
 
-    async def send_turns(self, frames: AsyncIterator[bytes] | None) -> None:
+    async def send_turns(self, frames: AsyncGenerator[bytes, None] | None) -> None:
         """Say the utterance, then silence until the reply ends, then pause; once per turn."""
         if frames is not None:
             await self._send_live(frames)
@@ -162,7 +162,7 @@ class _Conversation:
                 return
             await pacer.send(self, bytes(FRAME_BYTES))
 
-    async def _send_live(self, frames: AsyncIterator[bytes]) -> None:
+    async def _send_live(self, frames: AsyncGenerator[bytes, None]) -> None:
         loop = asyncio.get_running_loop()
         async with contextlib.aclosing(frames):  # closes the device as soon as we stop
             async for frame in frames:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
 from .audio import CLIENT_SAMPLE_RATE_HZ, Resampler
@@ -99,7 +99,7 @@ class MicrophoneCapture:
             if self.dropped_blocks % round(1 / FRAME_S) == 1:
                 logger.warning("microphone audio dropped: %d blocks so far", self.dropped_blocks)
 
-    async def frames(self) -> AsyncIterator[bytes]:
+    async def frames(self) -> AsyncGenerator[bytes, None]:
         """Open the stream and yield 16 kHz PCM16 frames as they are recorded, until closed.
 
         Raises:
