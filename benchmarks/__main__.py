@@ -29,7 +29,7 @@ def _levels(quick: bool) -> list[int]:
 
 
 def _sweep(args: argparse.Namespace, log: Any) -> tuple[list[LoadResult], list[LoadResult]]:
-    warmup, window = (1.0, 3.0) if args.quick else (2.0, 10.0)
+    warmup, window = (0.5, 2.0) if args.quick else (2.0, 10.0)
     bare_runs, proxy_runs = [], []
     with server("load-upstream") as upstream:
         for kind, runs in (("bare", bare_runs), ("proxy", proxy_runs)):
@@ -54,7 +54,7 @@ def _sweep(args: argparse.Namespace, log: Any) -> tuple[list[LoadResult], list[L
 
 
 def _reply_path(args: argparse.Namespace, log: Any) -> LoadResult:
-    sessions, window = (1, 3.0) if args.quick else (20, 10.0)
+    sessions, window = (1, 2.0) if args.quick else (20, 10.0)
     log(f"reply path: proxy x {sessions} sessions with replies ...")
     with server("load-upstream") as upstream, \
             server("proxy", "--upstream", upstream.http_url, "--stamp-replies") as relay:

@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reply-chunks", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say TCP;
+    # with Nagle on, replies wait for the peer's next frame to carry the ACK (~20 ms)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if os.environ.get("BENCH_SNDBUF"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(os.environ["BENCH_SNDBUF"]))
