@@ -403,9 +403,10 @@ class ProxySession:
         code = self.stats.close_code = self.stats.close_code or status.WS_1000_NORMAL_CLOSURE
         try:
             async with asyncio.timeout(self._config.close_timeout_s):
-                if not isinstance(failure, ClientTooSlow):
-                    while self._outbox:
-                        await self._client.send(self._outbox.get())
+                if isinstance(failure, ClientTooSlow):
+                    self._outbox.drop_audio()  # counted by _account_leftovers; events still go
+                while self._outbox:
+                    await self._client.send(self._outbox.get())
                 if failure is not None:
                     await self._client.send(error_message(failure.kind, failure.message, code))
                 await self._client.close(code, failure.message if failure else "")
