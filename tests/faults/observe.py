@@ -1,0 +1,200 @@
+"""What a fault scenario sees, and how it says whether the issue's promise held.
+
+Owns: :class:`Outcome` (one row of the fault table), :class:`Checks` (named comparisons that
+collect failures instead of raising, so the command can print every row), :class:`Transcript`
+(what a client got up to its close), the proxy and simulator set-up every scenario shares, and
+the bystander: a second client whose round trip must check out while another misbehaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from asgi_audio_proxy.admission import Authenticator
+from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.middleware import AudioProxy
+from asgi_audio_proxy.simulator_recorder import SimulatorRecorder
+from asgi_audio_proxy.stats import SessionStats
+from tests.clients import at_real_time
+from tests.servers import serve
+from tests.signals import dominant_frequency_hz, silence, tone
+from tests.timing import within
+
+__all__ = ["UTTERANCE", "Checks", "Outcome", "ProxyUnderTest", "Transcript", "bystander",
+           "heard", "proxy_on", "read_to_close", "upstream_settled"]
+
+#: a short turn the simulator's VAD ends: 0.8 s of 440 Hz, then 1 s of quiet (9 messages)
+UTTERANCE = tone(440, 0.8) + silence(1.0)
+FRAME_BYTES = 640  # 20 ms
+
+
+@dataclass
+class Outcome:
+    """One row of the fault table."""
+
+    scenario: str
+    server: str
+    expected: str
+    observed: str = ""
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def held(self) -> bool:
+        return not self.failures
+
+
+class Checks:
+    """Named comparisons; each miss is kept as one line saying what, expected and got."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def equal(self, what: str, got: object, expected: object) -> None:
+        if got != expected:
+            self.failures.append(f"{what}: expected {expected!r}, got {got!r}")
+
+    def that(self, what: str, ok: bool, detail: object = "") -> None:
+        if not ok:
+            self.failures.append(f"{what}" + (f" ({detail})" if detail != "" else ""))
+
+
+@dataclass
+class Transcript:
+    """What a client received until its connection closed."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    audio_bytes: int = 0
+    close_code: int | None = None  # None: no close frame came (TCP dropped, 1006)
+    close_reason: str = ""
+
+    @property
+    def errors(self) -> list[tuple[str, int]]:
+        return [(e["error"], e["code"]) for e in self.events if e["type"] == "error"]
+
+    def describe(self) -> str:
+        errors = ", ".join(f"{kind} {code}" for kind, code in self.errors) or "no error event"
+        close = "no close frame" if self.close_code is None else f"close {self.close_code}"
+        return f"{errors}; {close}"
+
+
+async def read_to_close(ws: ClientConnection, timeout_s: float,
+                        per_message: Callable[[], Awaitable[None]] | None = None) -> Transcript:
+    """Read every message until the proxy closes; ``per_message`` paces a slow reader."""
+    transcript = Transcript()
+    try:
+        async with asyncio.timeout(within(timeout_s)):
+            while True:
+                if per_message is not None:
+                    await per_message()
+                message = await ws.recv()
+                if isinstance(message, bytes):
+                    transcript.audio_bytes += len(message)
+                else:
+                    transcript.events.append(json.loads(message))
+    except ConnectionClosed as closed:
+        if closed.rcvd is not None:
+            transcript.close_code, transcript.close_reason = closed.rcvd.code, closed.rcvd.reason
+    return transcript
+
+
+@dataclass
+class ProxyUnderTest:
+    proxy: AudioProxy
+    url: str
+    ended: list[SessionStats]
+
+    async def idle(self, timeout_s: float = 5) -> None:
+        """Every session has ended (the registry is empty)."""
+        async with asyncio.timeout(within(timeout_s)):
+            await self.proxy.wait_idle()
+
+    def unbalanced(self) -> list[str]:
+        return [f"{s.session_id}: {s.summary()}" for s in self.ended if not s.balanced]
+
+
+@contextlib.asynccontextmanager
+async def proxy_on(server: str, upstream_url: str, *, authenticate: Authenticator | None = None,
+                   **config: Any) -> AsyncIterator[ProxyUnderTest]:
+    """An :class:`AudioProxy` on ``server`` whose sessions' stats are kept as they end."""
+    ended: list[SessionStats] = []
+    proxy = AudioProxy(ProxyConfig(upstream_url=upstream_url, **config), on_session_end=ended.append,
+                       authenticate=authenticate)
+    try:
+        async with serve(server, proxy) as port:
+            yield ProxyUnderTest(proxy, f"ws://127.0.0.1:{port}/", ended)
+    finally:
+        await proxy.aclose()
+
+
+def heard(recorder: SimulatorRecorder, pcm: bytes) -> bool:
+    """Some conversation's accepted audio starts with exactly ``pcm``."""
+    return any(b"".join(chunks)[:len(pcm)] == pcm for chunks in recorder.chunks.values())
+
+
+async def upstream_settled(recorder: SimulatorRecorder, checks: Checks, timeout_s: float = 3) -> None:
+    """Every upstream WebSocket and ``/completions`` body the simulator opened is closed."""
+    try:
+        await recorder.wait_for(lambda r: r.ws_opened == r.ws_closed and r.sse_opened == r.sse_closed,
+                                timeout=within(timeout_s))
+    except TimeoutError:
+        checks.failures.append(f"upstream left open: ws {recorder.ws_opened}/{recorder.ws_closed}, "
+                               f"sse {recorder.sse_opened}/{recorder.sse_closed} opened/closed")
+
+
+async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks) -> None:
+    """A well-behaved client's full round trip, beside whatever else is going on.
+
+    It streams :data:`UTTERANCE` at real-time pace and then silence, as a live client does,
+    until its reply ends; the reply must be complete and play back its 440 Hz tone, and the
+    upstream must have heard the utterance intact.
+    """
+    done = asyncio.Event()
+    texts: list[str] = []
+    audio = bytearray()
+    end: dict[str, Any] | None = None
+
+    async def speak(ws: ClientConnection) -> None:
+        start = asyncio.get_running_loop().time()
+        pcm, offset = UTTERANCE, 0
+        while not done.is_set():
+            if offset >= len(pcm):
+                pcm, offset = pcm + silence(0.2), offset  # then silence, until the reply ends
+            await ws.send(pcm[offset:offset + FRAME_BYTES])
+            offset += FRAME_BYTES
+            await at_real_time(start, offset / 32_000)
+
+    try:
+        async with asyncio.timeout(within(12)), connect(url, open_timeout=within(5)) as ws:
+            ready = json.loads(await ws.recv())
+            checks.equal("bystander: first event", ready.get("type"), "ready")
+            speaker = asyncio.create_task(speak(ws))
+            try:
+                while end is None:
+                    message = await ws.recv()
+                    if isinstance(message, bytes):
+                        audio += message
+                        continue
+                    event = json.loads(message)
+                    if event["type"] == "text":
+                        texts.append(event["content"])
+                    elif event["type"] in ("turn_end", "error"):
+                        end = event
+            finally:
+                done.set()
+                await speaker
+    except (TimeoutError, ConnectionClosed, OSError) as exc:
+        checks.failures.append(f"bystander: round trip failed: {exc!r}")
+        return
+    checks.equal("bystander: turn end", end, {"type": "turn_end", "reason": "complete"})
+    checks.that("bystander: reply text", "".join(texts).startswith("Turn 1: heard"), "".join(texts))
+    frequency = dominant_frequency_hz(bytes(audio)) if len(audio) > 3200 else 0.0
+    checks.that("bystander: reply is its 440 Hz tone", abs(frequency - 440) < 5, f"{frequency:.0f} Hz")
+    checks.that("bystander: upstream heard its utterance intact", heard(recorder, UTTERANCE))

@@ -1,0 +1,263 @@
+"""The fault scenarios: plain async functions, each returning an :class:`Outcome`.
+
+Shared by ``python -m tests.faults`` (which prints them as a table) and the pytest files (which
+assert that each held). Every scenario runs on its own simulator and proxy, so independent
+scenarios can run at once: :func:`run_all` does, and a group takes as long as its slowest.
+
+- :func:`upstream_fault`: the simulator misbehaves one way; the client must get the precise
+  error event and close code, the upstream a ``/stop`` where a reply was playing, and nothing
+  may stay open.
+- :func:`bad_input` (cases in :mod:`tests.faults.client_cases`): one client misbehaves; it gets
+  the documented answer while a second client's round trip still checks out.
+- :func:`admission`: refusals on the handshake, before accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from asgi_audio_proxy.admission import TokenAuth
+from asgi_audio_proxy.simulator import FAULTS, Fault
+from tests.conftest import running_simulator
+from tests.faults.client_cases import CLIENT_CASES
+from tests.faults.observe import (
+    UTTERANCE,
+    Checks,
+    Outcome,
+    bystander,
+    proxy_on,
+    read_to_close,
+    upstream_settled,
+)
+from tests.timing import within
+
+__all__ = ["ADMISSION_CASES", "CLIENT_CASES", "FAULTS", "SERVERS", "UPSTREAM_FAULTS", "admission",
+           "admission_fallback", "bad_input", "every_scenario", "run_all", "upstream_fault"]
+
+SERVERS = ("uvicorn", "hypercorn")
+#: every wait on the upstream short, so a fault shows within a second or two
+FAST_LIMITS = {"chunk_duration": 0.2, "connect_timeout_s": 1.0, "ack_timeout_s": 2.0,
+               "reply_stall_timeout_s": 0.5, "close_timeout_s": 1.0, "max_skipped_s": 1.0}
+
+
+@dataclass(frozen=True)
+class Expected:
+    error: str
+    code: int
+    stop: bool  # a reply was playing, so the upstream must be told to stop
+
+    def __str__(self) -> str:
+        return f"{self.error} {self.code}; " + ("stop sent" if self.stop else "no reply, no stop")
+
+
+UPSTREAM_FAULTS: dict[Fault, Expected] = {
+    "refuse": Expected("upstream_unavailable", 1011, stop=False),
+    "die_mid_turn": Expected("upstream_unavailable", 1011, stop=True),
+    "stall_sse": Expected("upstream_timeout", 1011, stop=True),
+    "malformed_sse": Expected("upstream_protocol_error", 1014, stop=True),
+    "malformed_json": Expected("upstream_protocol_error", 1014, stop=True),
+    "error_event": Expected("upstream_error", 1011, stop=False),
+    "ack_error": Expected("upstream_protocol_error", 1014, stop=False),
+    "ws_close_1011": Expected("upstream_unavailable", 1011, stop=False),
+    "skip_forever": Expected("upstream_error", 1011, stop=False),
+}
+assert set(UPSTREAM_FAULTS) == set(FAULTS), "a fault mode without an expected outcome"
+
+
+async def upstream_fault(fault: Fault, server: str) -> Outcome:
+    """The client streams one utterance while the upstream fails in the way ``fault`` names."""
+    expected = UPSTREAM_FAULTS[fault]
+    outcome, checks = Outcome(f"upstream {fault}", server, str(expected)), Checks()
+    # slow chunks: the reply is still playing when die_mid_turn strikes at its second chunk
+    async with running_simulator(fault=fault, chunk_delay_s=0.2, reply_chunks=4) as up, \
+            proxy_on(server, up.url, **FAST_LIMITS) as proxy:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with connect(proxy.url, open_timeout=within(5)) as ws:
+            async def speak() -> None:
+                with contextlib.suppress(ConnectionClosed):  # the proxy may close first
+                    for i in range(0, len(UTTERANCE), 640):  # at once: the proxy paces it
+                        await ws.send(UTTERANCE[i:i + 640])
+
+            speaker = asyncio.create_task(speak())
+            transcript = await read_to_close(ws, timeout_s=8)
+            await speaker
+        took_s = loop.time() - start
+        await proxy.idle()
+        await upstream_settled(up.sim.recorder, checks)
+        stops = up.sim.recorder.stops
+    errors = transcript.errors
+    checks.equal("error events", errors, [(expected.error, expected.code)])
+    checks.equal("close code", transcript.close_code, expected.code)
+    checks.equal("upstream told to stop", stops >= 1, expected.stop)
+    checks.that("ended within 5 s", took_s < within(5), f"{took_s:.1f} s")
+    checks.that("accounting balanced", not proxy.unbalanced(), proxy.unbalanced())
+    if fault == "die_mid_turn":
+        checks.that("reply audio was playing", transcript.audio_bytes > 0)
+    outcome.observed = (f"{transcript.describe()}; " + (f"{stops} stop" if stops else "no stop")
+                        + f"; {took_s:.1f} s")
+    outcome.failures = checks.failures
+    return outcome
+
+
+async def bad_input(case: str, server: str) -> Outcome:
+    """One client does ``case`` while a second client completes a round trip on the same proxy."""
+    spec = CLIENT_CASES[case]
+    outcome, checks = Outcome(f"client {case}", server, spec.expected), Checks()
+    async with running_simulator(multi_conversation=True, **spec.simulator) as up, \
+            proxy_on(server, up.url, chunk_duration=0.2, **spec.config) as proxy:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(bystander(proxy.url, up.sim.recorder, checks))
+            offender = tg.create_task(spec.run(proxy.url, up.sim.recorder, server, checks))
+        await proxy.idle()
+        await upstream_settled(up.sim.recorder, checks)
+    checks.that("accounting balanced", not proxy.unbalanced(), proxy.unbalanced())
+    outcome.observed = offender.result()
+    outcome.failures = checks.failures
+    return outcome
+
+
+# -- admission -------------------------------------------------------------------------------------
+
+ADMISSION_CASES = {
+    "wrong_token": "401 before accept",
+    "foreign_origin": "403 before accept",
+    "full_house": "503 + Retry-After before accept",
+    "per_client_limit": "429 + Retry-After before accept",
+}
+
+
+async def admission(case: str, server: str) -> Outcome:
+    """A refused handshake gets its HTTP status; its audio never reaches the upstream."""
+    outcome, checks = Outcome(f"admission {case}", server, ADMISSION_CASES[case]), Checks()
+    config: dict[str, object] = {"chunk_duration": 0.2, "retry_after_s": 7,
+                                 "allowed_origins": ("https://app.example", "https://*.example.org")}
+    if case == "full_house":
+        config["max_sessions"] = 1
+    if case == "per_client_limit":
+        config["max_sessions_per_client"] = 1
+    tokens = TokenAuth({"good": "alice"})
+    headers = {"Authorization": "Bearer good", "Origin": "https://a.example.org"}
+    refused_headers = dict(headers)
+    if case == "wrong_token":
+        refused_headers["Authorization"] = "Bearer bad"
+    if case == "foreign_origin":
+        refused_headers["Origin"] = "https://evil.example"
+    async with running_simulator(multi_conversation=True) as up, \
+            proxy_on(server, up.url, authenticate=tokens, **config) as proxy:
+        async with contextlib.AsyncExitStack() as holders:
+            if case in ("full_house", "per_client_limit"):  # one admitted session holds the place
+                holder = await holders.enter_async_context(
+                    connect(proxy.url, additional_headers=headers, open_timeout=within(5)))
+                await holder.recv()  # ready
+            status, retry_after = None, None
+            try:
+                async with connect(proxy.url, additional_headers=refused_headers,
+                                   open_timeout=within(5)) as ws:
+                    await ws.send(UTTERANCE[:3200])  # never happens if refused
+                    await read_to_close(ws, timeout_s=2)
+            except InvalidStatus as refused:
+                status = refused.response.status_code
+                retry_after = refused.response.headers.get("Retry-After")
+            sessions_while_refused = len(proxy.proxy.sessions)
+        await proxy.idle()
+    codes = {"wrong_token": 401, "foreign_origin": 403, "full_house": 503, "per_client_limit": 429}
+    checks.equal("HTTP status", status, codes[case])
+    checks.equal("Retry-After", retry_after, "7" if codes[case] in (429, 503) else None)
+    holding = 1 if case in ("full_house", "per_client_limit") else 0
+    checks.equal("sessions live while refusing (never accepted)", sessions_while_refused, holding)
+    checks.equal("sessions that ended (the refused one never started)", len(proxy.ended), holding)
+    checks.equal("upstream heard the refused client", sum(map(len, up.sim.recorder.chunks.values())), 0)
+    outcome.observed = f"{status}" + (f" + Retry-After {retry_after}" if retry_after else "")
+    outcome.failures = checks.failures
+    return outcome
+
+
+async def admission_fallback(case: str) -> Outcome:
+    """The same refusals where the server offers no denial response: a close before accept.
+
+    The refused connection is a hand-written ASGI call with no ``websocket.http.response``
+    extension, made on the same :class:`AudioProxy` a real server serves the holder on.
+    """
+    codes = {"wrong_token": 1008, "foreign_origin": 1008, "full_house": 1013, "per_client_limit": 1013}
+    outcome, checks = Outcome(f"admission {case}", "no denial ext.",
+                              f"close {codes[case]} before accept"), Checks()
+    config: dict[str, object] = {"chunk_duration": 0.2, "allowed_origins": ("https://app.example",)}
+    if case == "full_house":
+        config["max_sessions"] = 1
+    if case == "per_client_limit":
+        config["max_sessions_per_client"] = 1
+    headers = {"Authorization": "Bearer good", "Origin": "https://app.example"}
+    refused = {k.lower().encode(): v.encode() for k, v in headers.items()}
+    if case == "wrong_token":
+        refused[b"authorization"] = b"Bearer bad"
+    if case == "foreign_origin":
+        refused[b"origin"] = b"https://evil.example"
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "asgi": {"version": "3.0", "spec_version": "2.3"},
+             "scheme": "ws", "path": "/", "raw_path": b"/", "root_path": "", "query_string": b"",
+             "headers": list(refused.items()), "client": ("127.0.0.1", 50_000),
+             "server": ("127.0.0.1", 80), "subprotocols": [], "extensions": {}}
+    async with running_simulator(multi_conversation=True) as up, \
+            proxy_on("uvicorn", up.url, authenticate=TokenAuth({"good": "alice"}), **config) as proxy:
+        async with contextlib.AsyncExitStack() as holders:
+            if case in ("full_house", "per_client_limit"):
+                holder = await holders.enter_async_context(
+                    connect(proxy.url, additional_headers=headers, open_timeout=within(5)))
+                await holder.recv()  # ready
+            async with asyncio.timeout(within(5)):
+                await proxy.proxy(scope, receive, send)  # type: ignore[arg-type]
+        await proxy.idle()
+    checks.equal("what the app sent", [(m["type"], m.get("code")) for m in sent],
+                 [("websocket.close", codes[case])])
+    checks.equal("upstream heard the refused client", sum(map(len, up.sim.recorder.chunks.values())), 0)
+    outcome.observed = ", ".join(f"{m['type']} {m.get('code', '')}".strip() for m in sent)
+    outcome.failures = checks.failures
+    return outcome
+
+
+Scenario = Callable[[], Awaitable[Outcome]]
+
+
+async def run_all(scenarios: Iterable[tuple[str, str, Scenario]], timeout_s: float = 20) -> list[Outcome]:
+    """Run scenarios at once; one that raises or hangs is a row that did not hold."""
+
+    async def guarded(name: str, server: str, scenario: Scenario) -> Outcome:
+        try:
+            async with asyncio.timeout(within(timeout_s)):
+                return await scenario()
+        except TimeoutError:
+            return Outcome(name, server, "", "hung", [f"did not finish in {timeout_s} s"])
+        except Exception as exc:  # a row of the table, not a crash of the command
+            return Outcome(name, server, "", f"raised {exc!r}", [f"raised {exc!r}"])
+
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(guarded(*item)) for item in scenarios]
+    return [task.result() for task in tasks]
+
+
+def every_scenario(servers: Iterable[str] = SERVERS) -> list[tuple[str, str, Scenario]]:
+    """Each scenario of the table, on each server."""
+    out: list[tuple[str, str, Scenario]] = []
+    for server in servers:
+        out += [(f"upstream {f}", server, lambda f=f, s=server: upstream_fault(f, s)) for f in FAULTS]
+        out += [(f"client {c}", server, lambda c=c, s=server: bad_input(c, s)) for c in CLIENT_CASES]
+        out += [(f"admission {c}", server, lambda c=c, s=server: admission(c, s))
+                for c in ADMISSION_CASES]
+    out += [(f"admission {c}", "no denial ext.", lambda c=c: admission_fallback(c))
+            for c in ADMISSION_CASES]
+    return out
+
