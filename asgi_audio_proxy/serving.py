@@ -8,7 +8,10 @@ logging (``cli`` does).
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -43,4 +46,18 @@ def serve(app: ASGIApp, proxy: AudioProxy, **uvicorn_options: Any) -> None:
     """
     uvicorn_options.setdefault("ws_max_size", proxy.config.max_message_bytes)
     uvicorn_options.setdefault("timeout_graceful_shutdown", proxy.config.shutdown_grace_s + 1)
-    GracefulServer(uvicorn.Config(app, **uvicorn_options), proxy).run()
+    server = GracefulServer(uvicorn.Config(app, **uvicorn_options), proxy)
+    if threading.current_thread() is not threading.main_thread():
+        server.run()
+        return
+    # once shut down, uvicorn raises the signal that stopped it again under the handler it found;
+    # SIGTERM's default handler would then kill the process (status -15) after a graceful stop
+    previous = signal.signal(signal.SIGTERM, _ignore)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM re-raised after the graceful shutdown: already handled."""
