@@ -51,18 +51,43 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import DemoServer, run_demo
 
+    running: set[asyncio.Task[None]] = set()
+
     def started(demo: DemoServer) -> None:
         upstream = args.upstream or "the built-in simulator (it echoes what it hears)"
         print(f"asgi-audio-proxy demo: open {demo.url} and press Start talking\n"
               f"  proxy: {demo.proxy_url} -> {upstream}\n"
               f"  try:   asgi-audio-proxy client --proxy-url {demo.proxy_url}\n"
               f"  Ctrl-C stops", flush=True)
+        if args.talk:  # something talks to it at once, so the first run shows it working
+            task = asyncio.get_running_loop().create_task(_demo_talk(demo.proxy_url, args.talk))
+            running.add(task)
+            task.add_done_callback(running.discard)
 
     if args.log_level != "debug":  # one line per upstream request drowns the session lines
         logging.getLogger("httpx").setLevel(logging.WARNING)
     run_demo(args.host, args.port, upstream_url=args.upstream, chunk_duration=args.chunk_duration,
              log_level=args.log_level, on_started=started)
     return 0
+
+
+async def _demo_talk(proxy_url: str, turns: int) -> None:
+    from .talk import TalkFailed, TalkOptions, talk
+    from .talk_audio import generated_utterance
+    from .talk_console import Console
+
+    print(f"asgi-audio-proxy demo: a test client says {turns} generated turn(s) to the proxy ...",
+          flush=True)
+    options = TalkOptions(proxy_url=proxy_url, mode="generated", utterance=generated_utterance(1.0),
+                          turns=turns, pause_s=0.5)
+    try:
+        code = await talk(options, Console(sys.stdout, sys.stderr, live=False), None)
+    except TalkFailed as exc:
+        print(f"asgi-audio-proxy demo: the test client failed: {exc}", file=sys.stderr, flush=True)
+        return
+    verdict = "every turn got a reply" if code == 0 else "some turns got no reply"
+    print(f"asgi-audio-proxy demo: {verdict}; the page is still yours to try. Ctrl-C stops.",
+          flush=True)
 
 
 def _client(args: argparse.Namespace) -> int:
@@ -165,6 +190,9 @@ def _add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     demo.add_argument("--chunk-duration", type=float, default=0.2,
                       help="seconds of audio gathered before it goes upstream, a multiple of 0.2 "
                            "(default 0.2: lowest latency)")
+    demo.add_argument("--talk", type=int, default=2, metavar="TURNS",
+                      help="once listening, run the test client for this many generated turns and "
+                           "print the transcript (default 2; 0 to skip)")
     demo.set_defaults(run=_demo)
 
 
