@@ -32,7 +32,8 @@ def test_every_module_declares_all() -> None:
 
 
 def test_pure_core_imports_no_io_library() -> None:
-    for module in ("audio", "router", "protocol", "config", "errors", "pacing", "outbox", "stats"):
+    for module in ("audio", "router", "protocol", "config", "errors", "pacing", "outbox", "stats",
+                   "talk_audio", "talk_turns"):
         tree = ast.parse((PACKAGE / f"{module}.py").read_text())
         imported = {alias.name.split(".")[0] for node in ast.walk(tree)
                     if isinstance(node, ast.Import) for alias in node.names}
