@@ -8,7 +8,8 @@ signal the tests await), then serves an :class:`AudioProxy` at ``/`` until SIGTE
   sends lifespan shutdown only after its own ``graceful_timeout``, too late to close first.
 - ``soak``: on uvicorn through :class:`asgi_audio_proxy.serving.GracefulServer`, with
   ``GET /debug`` answering what the process holds: asyncio tasks (other than the server's
-  own), open file descriptors, tracemalloc's current size and live sessions, after a GC.
+  own), open file descriptors, tracemalloc's current size and live sessions, once no session
+  is live (5 s at most), after a garbage collection.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class DebugApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/debug":
+            try:  # settled first: every session has ended
+                async with asyncio.timeout(5):
+                    await self.proxy.wait_idle()
+            except TimeoutError:
+                pass  # reported as live sessions
             body = json.dumps(self.report()).encode()
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json")]})
