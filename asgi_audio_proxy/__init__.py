@@ -22,6 +22,7 @@ from .audio import (
 )
 from .config import CLIENT_OPTION_KEYS, ProxyConfig, UpstreamOptions
 from .connection import ClientConnection, ClientGone, StarletteClient, WebsocketsClient, as_client
+from .controls import ConfigControl, Control, StopControl, parse_control
 from .errors import (
     AudioProxyError,
     BadClientPayload,
@@ -37,6 +38,7 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .health import HealthSource, UpstreamHealth
+from .lease import Lease, UpstreamLeaser
 from .leases import (
     DEFAULT_LEASE_TTL_S,
     Grant,
@@ -50,8 +52,8 @@ from .metrics import LATENCY_BUCKETS_S, WAIT_BUCKETS_S, MeteredClient, ProxyMetr
 from .middleware import AudioProxy, AudioProxyMiddleware
 from .pool import PoolLease, UpstreamPool
 from .serving import GracefulServer, serve
-from .session import Lease, ProxySession, SessionState, UpstreamLeaser
-from .stats import SessionLog, SessionStats
+from .session import ProxySession, SessionState
+from .stats import AudioLedger, SessionLog, SessionStats
 from .upstream import BodyClosed, MiniCPMUpstream, Upstream, UpstreamItem, new_http_client
 from .voice_client import VoiceClient
 
@@ -66,6 +68,7 @@ __all__ = [
     "MESSAGE_SAMPLES",
     "WAIT_BUCKETS_S",
     "AudioFormatError",
+    "AudioLedger",
     "AudioProxy",
     "AudioProxyError",
     "AudioProxyMiddleware",
@@ -77,6 +80,8 @@ __all__ = [
     "ClientError",
     "ClientGone",
     "ClientTooSlow",
+    "ConfigControl",
+    "Control",
     "Denied",
     "GracefulServer",
     "Grant",
@@ -100,6 +105,7 @@ __all__ = [
     "SessionState",
     "SessionStats",
     "StarletteClient",
+    "StopControl",
     "StoreSnapshot",
     "TokenAuth",
     "Upstream",
@@ -122,6 +128,7 @@ __all__ = [
     "b64decode_strict",
     "new_http_client",
     "origin_allowed",
+    "parse_control",
     "pcm16_to_wav",
     "serve",
     "wav_to_pcm16",

@@ -23,8 +23,9 @@ from starlette.websockets import WebSocket
 from .admission import Authenticator, Denied, authenticate_scope
 from .config import ProxyConfig
 from .connection import ClientConnection, StarletteClient
+from .lease import UpstreamLeaser
 from .metrics import ProxyMetrics
-from .session import ProxySession, UpstreamLeaser
+from .session import ProxySession
 from .stats import SessionStats
 from .upstream import new_http_client
 

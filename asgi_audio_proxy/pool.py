@@ -1,6 +1,6 @@
 """``UpstreamPool``: each session gets an upstream of its own, through a fair queue, with health checks.
 
-Owns: the :class:`~asgi_audio_proxy.session.UpstreamLeaser` the session calls after accepting
+Owns: the :class:`~asgi_audio_proxy.lease.UpstreamLeaser` the session calls after accepting
 its client: join the queue (``queued`` events on joining and on every change of place), keep
 reading the client while it waits, give up at the wait limit, and hand back a
 :class:`PoolLease`; plus two background tasks per pool, the lease heartbeat and the ``GET

@@ -16,19 +16,20 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from starlette import status
 
 from .audio import MESSAGE_BYTES, ChunkBuffer
+from .channel import ClientChannel
 from .config import MESSAGE_DURATION_S, ProxyConfig
 from .connection import ClientConnection, ClientGone
+from .controls import ConfigControl, StopControl, parse_control
 from .errors import (
     AudioProxyError,
     BadClientPayload,
     ClientError,
-    ClientTooSlow,
     IdleTimeout,
     MessageTooBig,
     ServerShutdown,
@@ -36,13 +37,13 @@ from .errors import (
     UpstreamError,
     UpstreamProtocolError,
 )
-from .outbox import Outbox
+from .lease import Lease, UpstreamLeaser
 from .pacing import Pacer, RateLimit
-from .router import ClientMessage, ReplyRouter, error_message
-from .stats import SessionLog, SessionStats
+from .router import ReplyRouter, error_message
+from .stats import AudioLedger, SessionLog, SessionStats
 from .upstream import BodyClosed, MiniCPMUpstream, Upstream
 
-__all__ = ["Lease", "ProxySession", "SessionState", "UpstreamLeaser"]
+__all__ = ["ProxySession", "SessionState"]
 
 logger = logging.getLogger("asgi_audio_proxy.session")
 _E = TypeVar("_E", bound=BaseException)
@@ -53,34 +54,6 @@ class SessionState(enum.Enum):
     STREAMING = "streaming"  # audio flows both ways
     CLOSING = "closing"  # teardown under way; nothing is received any more
     CLOSED = "closed"
-
-
-class Lease(Protocol):
-    """One upstream held for one conversation (see :class:`UpstreamLeaser`)."""
-
-    #: base URL of the leased upstream
-    url: str
-    #: client frames received while the session waited for this lease, oldest first
-    held_frames: list[bytes | str]
-    #: set when the lease was lost (not renewed in time): another session may get the upstream
-    lost: asyncio.Event
-
-    async def release(self, *, failed: bool = False) -> None:
-        """Give the upstream back; ``failed`` says it broke mid-session (health)."""
-        ...
-
-
-class UpstreamLeaser(Protocol):
-    """Hands each session an upstream of its own, queueing it while all are busy."""
-
-    async def acquire(self, session_id: str, client: ClientConnection) -> Lease:
-        """Wait for a free upstream; may send ``queued`` events to ``client`` meanwhile.
-
-        Raises:
-            SessionLimitExceeded: the queue is full or the wait ran out.
-            ClientGone: the client left while it waited.
-        """
-        ...
 
 
 class ProxySession:
@@ -118,8 +91,8 @@ class ProxySession:
         self._router = ReplyRouter()
         self._pacer = Pacer(MESSAGE_DURATION_S, config.chunk_duration)
         self._text_rate = RateLimit(config.max_text_frames_per_s)
-        self._outbox = Outbox(config.max_pending_reply_bytes)
-        self._outbox_ready = asyncio.Event()
+        self._ledger = AudioLedger(self.stats)
+        self._to_client = ClientChannel(client, config.max_pending_reply_bytes, self.stats, self.log)
         self._shutdown = asyncio.Event()
         # cleared while a stopped reply's body is still open: the upstream would skip audio
         # sent now, so it waits here until the next /completions is open
@@ -128,12 +101,9 @@ class ProxySession:
         # back-pressure: a full queue stops the receiver, so the client is no longer read
         self._to_upstream: asyncio.Queue[bytes] = asyncio.Queue(
             round(config.max_buffered_s / MESSAGE_DURATION_S))
-        self._queued_bytes = 0  # released by the buffer, not yet handed to the upstream
-        self._in_flight_bytes = 0  # handed to the upstream, not yet acknowledged
         self._messages_sent = 0
         self._skipped_run_s = 0.0  # audio skipped in a row with no reply playing
         self._last_activity = 0.0
-        self._overflow_reported = False
 
     @property
     def state(self) -> SessionState:
@@ -206,7 +176,7 @@ class ProxySession:
             tg.create_task(self._send_upstream())
             tg.create_task(self._read_acks())
             tg.create_task(self._pump_replies())
-            tg.create_task(self._write_to_client())
+            tg.create_task(self._to_client.write())
             tg.create_task(self._watch())
             if self._lease is not None:
                 tg.create_task(self._watch_lease(self._lease))
@@ -221,20 +191,20 @@ class ProxySession:
 
     async def _on_audio(self, frame: bytes) -> None:
         now = asyncio.get_running_loop().time()
-        self.stats.received_bytes += len(frame)
+        self._ledger.received(len(frame))
         if len(frame) > self._config.max_message_bytes:
-            self.stats.dropped_bytes["oversize"] += len(frame)
+            self._ledger.dropped("oversize", len(frame))
             raise MessageTooBig(f"audio frame of {len(frame)} bytes is over the limit of "
                                 f"{self._config.max_message_bytes}")
         self._last_activity = now
         self._pacer.received(len(frame), now)
         lead_s = self._pacer.lead_s(now)
         if lead_s > self._config.max_lead_s:
-            self.stats.dropped_bytes["too_fast"] += len(frame)
+            self._ledger.dropped("too_fast", len(frame))
             raise ClientError(f"audio is arriving {lead_s:.1f} s ahead of real time (the limit is "
                               f"{self._config.max_lead_s} s): stream at real-time pace")
         for message in self._buffer.feed(frame):
-            self._queued_bytes += len(message)
+            self._ledger.queued(len(message))
             await self._to_upstream.put(message)  # full queue: back-pressure on the client
 
     async def _on_control(self, text: str) -> None:
@@ -243,29 +213,26 @@ class ProxySession:
             raise ClientError(f"more than {self._config.max_text_frames_per_s:g} control "
                               "messages per second")
         try:
-            control = _parse_control(text, self._config.max_text_bytes)
-            kind = control.get("type")
-            if kind == "stop":
+            control = parse_control(text, self._config.max_text_bytes)
+            if isinstance(control, StopControl):
                 self._stop_reply()
-            elif kind == "config":
-                await self._reconfigure({k: v for k, v in control.items() if k != "type"})
-            else:
-                raise BadClientPayload(f"unknown control type {kind!r}; expected 'stop' or 'config'")
+            elif isinstance(control, ConfigControl):
+                await self._reconfigure(control.config_data)
         except ClientError as exc:
             self.log.warning("client sent a bad control message: %s", exc.message)
-            self._emit(error_message(exc.kind, exc.message, exc.close_code))
+            self._to_client.emit(error_message(exc.kind, exc.message, exc.close_code))
 
     def _stop_reply(self) -> None:
         cut = self._router.cut()
         if not cut:
             return  # no reply playing: nothing to stop, and a /stop now would kill the next one
         # cut here at once (section 8: the upstream's /stop is late): no queued audio either
-        self.stats.reply_audio_dropped_bytes += self._outbox.drop_audio()
+        self._to_client.drop_audio()
         self._upstream_listening.clear()
         self._live_upstream.stop()
         self.log.debug("reply stopped by the client")
         for message in cut:
-            self._emit(message)
+            self._to_client.emit(message)
 
     async def _reconfigure(self, config_data: dict[str, Any]) -> None:
         if self.stats.received_bytes:
@@ -275,7 +242,7 @@ class ProxySession:
         except ValueError as exc:
             raise BadClientPayload(f"bad config: {exc}") from exc
         await self._live_upstream.set_options(options)
-        self._emit(_event(type="config_applied"))
+        self._to_client.emit(_event(type="config_applied"))
 
     async def _send_upstream(self) -> None:
         loop = asyncio.get_running_loop()
@@ -285,25 +252,19 @@ class ProxySession:
             delay = self._pacer.send_at(self._messages_sent) - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing to real time, which the upstream's VAD needs
-            self._queued_bytes -= len(message)
-            self._in_flight_bytes += len(message)
+            self._ledger.sending(len(message))
             self._messages_sent += 1
             await self._live_upstream.send_audio(message)
 
     async def _read_acks(self) -> None:
         async for nbytes, ack in self._live_upstream.acks():
-            self._in_flight_bytes -= nbytes
-            self.stats.acks[ack.reason if ack.reason is not None else "error"] += 1
+            self._ledger.acknowledged(nbytes, ack.reason)
             if ack.reason == "done":
-                self.stats.sent_bytes += nbytes
                 self._skipped_run_s = 0.0
             elif ack.reason == "skip":
-                self.stats.skipped_bytes += nbytes
                 self._count_skip(nbytes)
-            else:
-                self.stats.dropped_bytes["upstream_rejected"] += nbytes
-                if ack.error is not None:
-                    raise _ack_error(ack.error)
+            elif ack.error is not None:
+                raise _ack_error(ack.error)
 
     def _count_skip(self, nbytes: int) -> None:
         if self._router.has_open_reply:
@@ -323,31 +284,7 @@ class ProxySession:
             else:
                 messages = self._router.route(item)
             for message in messages:
-                self._emit(message)
-
-    def _emit(self, message: ClientMessage) -> None:
-        """Queue a message for the client; a slow client loses the oldest reply audio first."""
-        dropped = self._outbox.put(message)
-        self._outbox_ready.set()
-        if not dropped:
-            return
-        self.stats.reply_audio_dropped_bytes += dropped
-        if self.stats.reply_audio_dropped_bytes > self._config.max_pending_reply_bytes:
-            raise ClientTooSlow("the client does not read its replies: "
-                                f"{self.stats.reply_audio_dropped_bytes} bytes of audio dropped")
-        if not self._overflow_reported:
-            self._overflow_reported = True
-            self.log.warning("client too slow: dropping the oldest reply audio")
-            self._outbox.put(error_message("reply_audio_dropped", "reading too slowly: the oldest "
-                                           "reply audio is being dropped",
-                                           status.WS_1013_TRY_AGAIN_LATER))
-
-    async def _write_to_client(self) -> None:
-        while True:
-            while not self._outbox:
-                self._outbox_ready.clear()
-                await self._outbox_ready.wait()
-            await self._client.send(self._outbox.get())
+                self._to_client.emit(message)
 
     async def _watch(self) -> None:
         """Ends the session at shutdown, at its time limit, or when it has been idle too long."""
@@ -389,50 +326,15 @@ class ProxySession:
             await self._upstream.aclose()
         if self._lease is not None:
             await self._lease.release(failed=isinstance(failure, UpstreamError))
-        self._account_leftovers()
+        self._ledger.settle(self._buffer.clear())
         if failure is not None:
             level = logging.INFO if isinstance(failure, IdleTimeout | ServerShutdown) else logging.WARNING
             self.log.log(level, "ending with %s: %s", type(failure).__name__, failure.message)
             self.stats.close_code = failure.close_code
         if not client_left:
-            await self._say_goodbye(failure)
+            code = self.stats.close_code = self.stats.close_code or status.WS_1000_NORMAL_CLOSURE
+            await self._to_client.goodbye(failure, code, self._config.close_timeout_s)
         self.state = SessionState.CLOSED
-
-    async def _say_goodbye(self, failure: AudioProxyError | None) -> None:
-        """Flush what the client is owed, tell it what went wrong, close; all under a deadline."""
-        code = self.stats.close_code = self.stats.close_code or status.WS_1000_NORMAL_CLOSURE
-        try:
-            async with asyncio.timeout(self._config.close_timeout_s):
-                if isinstance(failure, ClientTooSlow):
-                    self._outbox.drop_audio()  # counted by _account_leftovers; events still go
-                while self._outbox:
-                    await self._client.send(self._outbox.get())
-                if failure is not None:
-                    await self._client.send(error_message(failure.kind, failure.message, code))
-                await self._client.close(code, failure.message if failure else "")
-        except (ClientGone, TimeoutError):
-            pass  # the client cannot hear it; the log line has it
-
-    def _account_leftovers(self) -> None:
-        leftover = self._buffer.clear() + self._queued_bytes
-        if leftover:
-            self.stats.dropped_bytes["session_end"] += leftover
-        if self._in_flight_bytes:
-            self.stats.dropped_bytes["unacknowledged"] += self._in_flight_bytes
-        self._queued_bytes = self._in_flight_bytes = 0
-        self.stats.reply_audio_dropped_bytes += self._outbox.audio_bytes
-
-
-def _parse_control(text: str, max_bytes: int) -> dict[str, Any]:
-    if len(text) > max_bytes:
-        raise BadClientPayload(f"text frame of {len(text)} characters is over {max_bytes}")
-    try:
-        control = json.loads(text)
-    except ValueError as exc:
-        raise BadClientPayload(f"text frame is not JSON: {exc}") from exc
-    if not isinstance(control, dict) or not isinstance(control.get("type"), str):
-        raise BadClientPayload('a control message is a JSON object with a string "type"')
-    return control
 
 
 def _ack_error(text: str) -> UpstreamError:

@@ -13,7 +13,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SessionLog", "SessionStats"]
+__all__ = ["AudioLedger", "SessionLog", "SessionStats"]
 
 
 @dataclass
@@ -53,6 +53,54 @@ class SessionStats:
                 f"{self.reply_audio_bytes} B reply audio"
                 + (f" ({self.reply_audio_dropped_bytes} B dropped)"
                    if self.reply_audio_dropped_bytes else ""))
+
+
+class AudioLedger:
+    """Follows each byte of client audio to the one bucket of :class:`SessionStats` it ends in.
+
+    Between arriving and being counted, a byte is in the chunk buffer (the caller's), queued
+    for the upstream, or in flight (sent, not yet acknowledged); :meth:`settle` counts what
+    is left in those places when the session ends.
+    """
+
+    def __init__(self, stats: SessionStats) -> None:
+        self.stats = stats
+        self.queued_bytes = 0
+        self.in_flight_bytes = 0
+
+    def received(self, nbytes: int) -> None:
+        self.stats.received_bytes += nbytes
+
+    def dropped(self, reason: str, nbytes: int) -> None:
+        self.stats.dropped_bytes[reason] += nbytes
+
+    def queued(self, nbytes: int) -> None:
+        """Released by the chunk buffer, waiting for the upstream sender."""
+        self.queued_bytes += nbytes
+
+    def sending(self, nbytes: int) -> None:
+        """Handed to the upstream; an acknowledgement will say what became of it."""
+        self.queued_bytes -= nbytes
+        self.in_flight_bytes += nbytes
+
+    def acknowledged(self, nbytes: int, reason: str | None) -> None:
+        """``done`` is sent, ``skip`` skipped, anything else (an error too) rejected."""
+        self.in_flight_bytes -= nbytes
+        self.stats.acks[reason if reason is not None else "error"] += 1
+        if reason == "done":
+            self.stats.sent_bytes += nbytes
+        elif reason == "skip":
+            self.stats.skipped_bytes += nbytes
+        else:
+            self.stats.dropped_bytes["upstream_rejected"] += nbytes
+
+    def settle(self, buffered_bytes: int) -> None:
+        """The session ended: what never got an acknowledgement is dropped, with its reason."""
+        if leftover := buffered_bytes + self.queued_bytes:
+            self.stats.dropped_bytes["session_end"] += leftover
+        if self.in_flight_bytes:
+            self.stats.dropped_bytes["unacknowledged"] += self.in_flight_bytes
+        self.queued_bytes = self.in_flight_bytes = 0
 
 
 class SessionLog(logging.LoggerAdapter[logging.Logger]):

@@ -10,7 +10,8 @@ import asgi_audio_proxy
 
 PACKAGE = pathlib.Path(asgi_audio_proxy.__file__).parent
 #: modules whose names are re-exported at the top level
-PUBLIC = ["admission", "audio", "config", "connection", "errors", "health", "leases", "metrics",
+PUBLIC = ["admission", "audio", "config", "connection", "controls", "errors", "health", "lease",
+          "leases", "metrics",
           "middleware", "pool", "serving", "session", "stats", "upstream", "voice_client"]
 
 
@@ -32,7 +33,7 @@ def test_every_module_declares_all() -> None:
 
 
 def test_pure_core_imports_no_io_library() -> None:
-    for module in ("audio", "router", "protocol", "config", "errors", "pacing", "outbox", "stats",
+    for module in ("audio", "router", "protocol", "config", "errors", "pacing", "outbox", "stats", "controls",
                    "talk_audio", "talk_turns"):
         tree = ast.parse((PACKAGE / f"{module}.py").read_text())
         imported = {alias.name.split(".")[0] for node in ast.walk(tree)

@@ -1,0 +1,82 @@
+"""The way to the client: order, a slow reader's overflow policy, barge-in, the goodbye."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from asgi_audio_proxy.channel import ClientChannel
+from asgi_audio_proxy.errors import ClientTooSlow, UpstreamProtocolError
+from asgi_audio_proxy.stats import SessionStats
+from tests.fakes import FakeClient
+from tests.timing import within
+
+LOG = logging.LoggerAdapter(logging.getLogger("test"), {})
+
+
+def drain(client: FakeClient) -> list[bytes | str]:
+    out = []
+    while not client.outgoing.empty():
+        out.append(client.outgoing.get_nowait())
+    return out
+
+
+async def test_messages_go_out_in_order_from_the_writer() -> None:
+    client = FakeClient()
+    channel = ClientChannel(client, 1000, SessionStats("s"), LOG)
+    writer = asyncio.create_task(channel.write())
+    for message in ("a", b"12", "b"):
+        channel.emit(message)
+    async with asyncio.timeout(within(5)):
+        got = [await client.outgoing.get() for _ in range(3)]
+    writer.cancel()
+    assert got == ["a", b"12", "b"]
+
+
+def test_a_slow_reader_loses_the_oldest_audio_is_told_once_then_is_cut_off() -> None:
+    stats = SessionStats("s")
+    channel = ClientChannel(FakeClient(), 10, stats, LOG)  # no writer: nothing is read
+    channel.emit(b"x" * 6)
+    channel.emit(b"y" * 6)  # 12 > 10: the first goes, and the client is told
+    assert stats.reply_audio_dropped_bytes == 6
+    with pytest.raises(ClientTooSlow):
+        channel.emit(b"z" * 6)  # 12 bytes lost: more than a whole outbox
+
+
+async def test_goodbye_flushes_events_reports_the_error_and_closes() -> None:
+    client = FakeClient()
+    stats = SessionStats("s")
+    channel = ClientChannel(client, 1000, stats, LOG)
+    channel.emit("event")
+    channel.emit(b"audio")
+    await channel.goodbye(UpstreamProtocolError("garbage"), 1014, within(5))
+    sent = drain(client)
+    assert sent[:2] == ["event", b"audio"]
+    assert json.loads(sent[2]) == {"type": "error", "error": "upstream_protocol_error",
+                                   "code": 1014, "message": "garbage"}
+    assert client.close_code == 1014 and stats.reply_audio_dropped_bytes == 0
+
+
+async def test_goodbye_to_a_too_slow_client_sends_events_but_no_audio() -> None:
+    client = FakeClient()
+    stats = SessionStats("s")
+    channel = ClientChannel(client, 1000, stats, LOG)
+    channel.emit(b"audio")
+    channel.emit("turn_end")
+    await channel.goodbye(ClientTooSlow("slow"), 1013, within(5))
+    assert drain(client)[0] == "turn_end"
+    assert stats.reply_audio_dropped_bytes == 5
+
+
+async def test_barge_in_drops_queued_audio() -> None:
+    client = FakeClient()
+    stats = SessionStats("s")
+    channel = ClientChannel(client, 1000, stats, LOG)
+    channel.emit(b"12345")
+    channel.emit("text")
+    channel.drop_audio()
+    await channel.goodbye(None, 1000, within(5))
+    assert drain(client) == ["text"] and stats.reply_audio_dropped_bytes == 5
