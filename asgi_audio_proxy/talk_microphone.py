@@ -52,7 +52,7 @@ def open_sounddevice() -> tuple[StreamFactory, int]:
         MicrophoneUnavailable: the package, the PortAudio library or an input device is missing.
     """
     try:
-        import sounddevice  # type: ignore[import-untyped,unused-ignore]
+        import sounddevice
     except ImportError as exc:
         raise MicrophoneUnavailable(
             "microphone mode needs the sounddevice package: "
