@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from .audio import pcm16_to_wav
 from .config import UpstreamOptions
-from .errors import UpstreamProtocolError
+from .errors import UpstreamError, UpstreamProtocolError
 
 __all__ = [
     "COMPLETIONS_BODY",
@@ -24,6 +24,7 @@ __all__ = [
     "ReplyError",
     "ReplyMessage",
     "UpstreamEvent",
+    "ack_error",
     "audio_message",
     "init_options_body",
     "make_uid",
@@ -98,6 +99,13 @@ def parse_ack(text: str | bytes) -> Ack:
         if isinstance(choices, dict) and isinstance(choices.get("finish_reason"), str):
             return Ack(choices["finish_reason"])
     raise UpstreamProtocolError(f"unexpected acknowledgement: {_clip(text)}")
+
+
+def ack_error(text: str) -> UpstreamError:
+    """The error an acknowledgement's ``{"error": ...}`` means (section 3.3)."""
+    if "uid changed" in text.lower():  # another conversation took the upstream over (5.1)
+        return UpstreamError("another conversation took over the upstream (UID changed in stream)")
+    return UpstreamProtocolError(f"the upstream rejected an audio message: {text}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from .audio import (
 from .errors import UpstreamError, UpstreamProtocolError
 from .protocol import ReplyError, ReplyMessage, UpstreamEvent
 
-__all__ = ["ClientMessage", "ReplyRouter", "ReplyState", "error_message"]
+__all__ = ["ClientMessage", "ReplyRouter", "ReplyState", "client_event", "error_message"]
 
 #: a text frame (JSON) or a binary frame (PCM16 16 kHz mono) for the client
 ClientMessage = str | bytes
@@ -51,6 +51,11 @@ class ReplyStats:
 
 def _json(payload: dict[str, object]) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def client_event(**fields: object) -> str:
+    """A JSON event for the client (``type`` first)."""
+    return _json(fields)
 
 
 def error_message(kind: str, message: str, code: int) -> str:

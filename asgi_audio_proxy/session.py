@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -35,11 +34,11 @@ from .errors import (
     ServerShutdown,
     SessionLimitExceeded,
     UpstreamError,
-    UpstreamProtocolError,
 )
 from .lease import Lease, UpstreamLeaser
 from .pacing import Pacer, RateLimit
-from .router import ReplyRouter, error_message
+from .protocol import ack_error
+from .router import ReplyRouter, client_event, error_message
 from .stats import AudioLedger, SessionLog, SessionStats
 from .upstream import BodyClosed, MiniCPMUpstream, Upstream
 
@@ -166,7 +165,7 @@ class ProxySession:
         async with asyncio.timeout(3 * config.connect_timeout_s):
             await upstream.connect(options)
         self.log.debug("upstream %s, version %s", config.upstream_url, upstream.version)
-        await self._client.send(_event(type="ready", session=self.id,
+        await self._client.send(client_event(type="ready", session=self.id,
                                        upstream_version=upstream.version))
         self.state = SessionState.STREAMING
         for frame in self._lease.held_frames if self._lease else ():
@@ -242,7 +241,7 @@ class ProxySession:
         except ValueError as exc:
             raise BadClientPayload(f"bad config: {exc}") from exc
         await self._live_upstream.set_options(options)
-        self._to_client.emit(_event(type="config_applied"))
+        self._to_client.emit(client_event(type="config_applied"))
 
     async def _send_upstream(self) -> None:
         loop = asyncio.get_running_loop()
@@ -264,7 +263,7 @@ class ProxySession:
             elif ack.reason == "skip":
                 self._count_skip(nbytes)
             elif ack.error is not None:
-                raise _ack_error(ack.error)
+                raise ack_error(ack.error)
 
     def _count_skip(self, nbytes: int) -> None:
         if self._router.has_open_reply:
@@ -335,16 +334,6 @@ class ProxySession:
             code = self.stats.close_code = self.stats.close_code or status.WS_1000_NORMAL_CLOSURE
             await self._to_client.goodbye(failure, code, self._config.close_timeout_s)
         self.state = SessionState.CLOSED
-
-
-def _ack_error(text: str) -> UpstreamError:
-    if "uid changed" in text.lower():
-        return UpstreamError("another conversation took over the upstream (UID changed in stream)")
-    return UpstreamProtocolError(f"the upstream rejected an audio message: {text}")
-
-
-def _event(**fields: object) -> str:
-    return json.dumps(fields, separators=(",", ":"))
 
 
 def _first(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E:

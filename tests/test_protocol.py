@@ -13,6 +13,7 @@ from asgi_audio_proxy.protocol import (
     Ack,
     ReplyError,
     ReplyMessage,
+    ack_error,
     audio_message,
     init_options_body,
     make_uid,
@@ -93,3 +94,11 @@ def test_s4_3_server_error_line() -> None:
 def test_s4_malformed_sse_data_is_a_protocol_error(data: str) -> None:
     with pytest.raises(UpstreamProtocolError):
         parse_reply_data(data)
+
+
+def test_s5_1_uid_takeover_ack_is_an_upstream_error_other_errors_are_protocol_errors() -> None:
+    from asgi_audio_proxy.errors import UpstreamError
+
+    takeover = ack_error("UID changed in stream")
+    assert type(takeover) is UpstreamError and takeover.close_code == 1011
+    assert isinstance(ack_error("Invalid request format"), UpstreamProtocolError)
