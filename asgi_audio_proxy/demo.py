@@ -142,7 +142,8 @@ class DemoServer:
         app = build_demo_app(self.upstream_url, simulator=self.simulator,
                              chunk_duration=chunk_duration)
         config = uvicorn.Config(app, log_level=log_level, lifespan="on",
-                                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+                                timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+                                ws_per_message_deflate=False)  # PCM does not compress
         self._server = _Server(config, self._started)
         self._listening: list[Callable[[], None]] = []
 

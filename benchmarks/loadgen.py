@@ -14,6 +14,7 @@ the result as one JSON line on stdout. Must not: import the proxy (it is the cli
 from __future__ import annotations
 
 import asyncio
+import os
 import contextlib
 import json
 import sys
@@ -88,7 +89,10 @@ async def _open(url: str, index: int, total: int, gate: asyncio.Semaphore) -> _S
     async with gate:
         try:
             async with asyncio.timeout(_READY_TIMEOUT_S):
-                ws = await connect(url, compression=None, ping_interval=None, max_queue=None)
+                # offer permessage-deflate as browsers do (BENCH_CLIENT_DEFLATE=1): what the server
+                # then chooses is what is measured
+                compression = "deflate" if os.environ.get("BENCH_CLIENT_DEFLATE") else None
+                ws = await connect(url, compression=compression, ping_interval=None, max_queue=None)
                 first = json.loads(await ws.recv())
         except (OSError, TimeoutError, ConnectionClosed, ValueError) as exc:
             return f"session {index}: {type(exc).__name__}: {exc}"[:200]
