@@ -14,9 +14,9 @@ the result as one JSON line on stdout. Must not: import the proxy (it is the cli
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
