@@ -66,9 +66,9 @@ async def wait_until_serving(url: str, timeout_s: float) -> None:
 
 
 @contextlib.asynccontextmanager
-async def real_stack() -> AsyncIterator[str]:
+async def real_stack(**kit_env: str) -> AsyncIterator[str]:
     upstream_port, proxy_port = free_port(), free_port()
-    with process("bash", str(KIT), "--port", str(upstream_port)), \
+    with process("bash", str(KIT), "--port", str(upstream_port), env=kit_env), \
             process(sys.executable, "-m", "asgi_audio_proxy.cli", "serve", "--upstream",
                     f"http://127.0.0.1:{upstream_port}", "--port", str(proxy_port),
                     "--chunk-duration", "0.2"):
@@ -82,7 +82,22 @@ async def test_two_turns_through_serve_get_the_stand_in_models_text_and_600hz_to
     async with real_stack() as url, ProxyClient(url) as client:
         assert client.ready["upstream_version"] == "2.6"
         turns = [await client.say(utterance, timeout_s=30) for _ in range(2)]
+        for turn in turns:  # shown with -s: what the stand-in model said, and how much audio
+            print(f"{turn.text!r}: {len(turn.audio) // 2} samples at 16 kHz, "
+                  f"{dominant_frequency_hz(bytes(turn.audio)):.1f} Hz, {turn.end}")
     for n, turn in enumerate(turns, 1):
         assert turn.end == {"type": "turn_end", "reason": "complete"}
         assert turn.text.startswith(f"Turn {n}: heard")
         assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(600, abs=5)
+
+
+async def test_stop_is_cut_at_once_and_the_next_words_are_heard_whole() -> None:
+    # 12-chunk replies: the real server answers /stop late (section 8) and skips audio meanwhile
+    utterance = tone(440, 1.5) + silence(1.6)
+    async with real_stack(STUB_REPLY_CHUNKS="12") as url, ProxyClient(url) as client:
+        stopped = await client.say(utterance, timeout_s=30, stop_after_audio=True)
+        again = await client.say(utterance, timeout_s=30)  # at once, while the model still runs
+    assert stopped.end == {"type": "turn_end", "reason": "stopped"}
+    assert again.end == {"type": "turn_end", "reason": "complete"}
+    assert "1.5 s of it sound" in again.text, again.text  # none of it skipped
+    assert dominant_frequency_hz(bytes(again.audio)) == pytest.approx(600, abs=5)
