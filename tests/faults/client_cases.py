@@ -256,7 +256,8 @@ CLIENT_CASES: dict[str, ClientCase] = {
     "slow_client": ClientCase("reply_audio_dropped 1013, client_too_slow 1013; close 1013",
                               slow_client, {"max_pending_reply_bytes": 40_000},
                               {"reply_chunks": 40}),
-    "idle": ClientCase("idle_timeout 1000; close 1000", idle, {"idle_timeout_s": 1.0}),
+    # long enough that the bystander, quiet between its utterance and its reply, is never idle
+    "idle": ClientCase("idle_timeout 1000; close 1000", idle, {"idle_timeout_s": 3.0}),
     "session_length": ClientCase("limit_exceeded 1013; close 1013", session_length,
                                  {"max_session_s": 3.5}),
 }
