@@ -19,6 +19,7 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -86,18 +87,39 @@ async def _proxy_client(url: str) -> ClientConnection:
     return ws
 
 
+_Inbox = asyncio.Queue[tuple[float, bytes | str]]
+
+
+@contextlib.asynccontextmanager
+async def _proxy_session(url: str) -> AsyncIterator[tuple[ClientConnection, _Inbox]]:
+    """A client connected to the proxy, with a reader stamping what it receives into a queue."""
+    ws = await _proxy_client(url)
+    inbox: _Inbox = asyncio.Queue()
+    reader = asyncio.create_task(_read_into(ws, inbox))
+    try:
+        yield ws, inbox
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            await reader
+        await ws.close()
+
+
+async def _speak(ws: ClientConnection) -> _Pacer:
+    """One utterance at real-time pace; returns the pacer, to go on at the same pace."""
+    pacer = _Pacer()
+    for frame in _SPEECH:
+        await ws.send(frame)
+        await pacer.tick()
+    return pacer
+
+
 async def first_audio_proxy(url: str, turns: int) -> TurnFigures:
     """``turns`` turns through the proxy; first reply audio after the last tone frame."""
     figures = TurnFigures()
-    ws = await _proxy_client(url)
-    inbox: asyncio.Queue[tuple[float, bytes | str]] = asyncio.Queue()
-    reader = asyncio.create_task(_read_into(ws, inbox))
-    try:
+    async with _proxy_session(url) as (ws, inbox):
         for _ in range(turns):
-            pacer = _Pacer()
-            for frame in _SPEECH:
-                await ws.send(frame)
-                await pacer.tick()
+            pacer = await _speak(ws)
             spoke_until = time.perf_counter()
             first: float | None = None
             ended = False
@@ -116,11 +138,6 @@ async def first_audio_proxy(url: str, turns: int) -> TurnFigures:
             else:
                 figures.first_audio_ms.append((first - spoke_until) * 1000)
             await _send_silence(ws, _QUIET_S)
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-            await reader
-        await ws.close()
     return figures
 
 
@@ -173,15 +190,9 @@ async def first_audio_direct(http_url: str, turns: int) -> TurnFigures:
 async def barge_in(url: str, turns: int) -> TurnFigures:
     """Stop each reply after its second PCM frame; time the cut, count audio after it."""
     figures = TurnFigures()
-    ws = await _proxy_client(url)
-    inbox: asyncio.Queue[tuple[float, bytes | str]] = asyncio.Queue()
-    reader = asyncio.create_task(_read_into(ws, inbox))
-    try:
+    async with _proxy_session(url) as (ws, inbox):
         for _ in range(turns):
-            pacer = _Pacer()
-            for frame in _SPEECH:
-                await ws.send(frame)
-                await pacer.tick()
+            pacer = await _speak(ws)
             pcm, stopped_at, cut_at = 0, 0.0, 0.0
             deadline = time.perf_counter() + _TURN_TIMEOUT_S
             while not cut_at and time.perf_counter() < deadline:
@@ -207,11 +218,6 @@ async def barge_in(url: str, turns: int) -> TurnFigures:
                 _, message = inbox.get_nowait()
                 if isinstance(message, bytes):
                     figures.pcm_after_turn_end += 1
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-            await reader
-        await ws.close()
     return figures
 
 

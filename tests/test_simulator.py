@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,65 +19,27 @@ import httpx_sse
 import numpy as np
 import pytest
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from asgi_audio_proxy.audio import pcm16_to_wav, wav_to_pcm16
-from asgi_audio_proxy.simulator import FAULTS, UpstreamSimulator
+from asgi_audio_proxy.simulator import UpstreamSimulator
 from asgi_audio_proxy.simulator_model import build_reply
 from tests.clients import at_real_time
-from tests.servers import serve_hypercorn, serve_uvicorn
+from tests.servers import serve_hypercorn
 from tests.signals import silence, tone
-from tests.simulator_wire import OPTIONS, SPEECH, FakeClock, ack, frame, pieces
+from tests.simulator_wire import (
+    OPTIONS,
+    SPEECH,
+    FakeClock,
+    ack,
+    frame,
+    open_completions,
+    pieces,
+    running,
+    speak,
+    sse_messages,
+)
 from tests.timing import within
-
-# -- over real sockets ---------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def running(sim: UpstreamSimulator) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    async with serve_uvicorn(sim, timeout_graceful_shutdown=1) as port:
-        base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(within(10))) as client:
-            yield client, f"ws://127.0.0.1:{port}"
-
-
-async def read_body(
-    client: httpx.AsyncClient, uid: str, parts: asyncio.Queue[bytes] | None = None
-) -> bytes:
-    body = b""
-    async with client.stream("POST", "/api/v1/completions", headers={"uid": uid},
-                             json={"messages": [{"role": "user", "content": [{"type": "none"}]}],
-                                   "stream": True}) as response:
-        assert response.status_code == 200
-        async for part in response.aiter_raw():
-            body += part
-            if parts is not None:
-                parts.put_nowait(part)
-    return body
-
-
-async def open_completions(
-    sim: UpstreamSimulator, client: httpx.AsyncClient, uid: str
-) -> asyncio.Task[bytes]:
-    count = len(sim.recorder.completions_uids)
-    task = asyncio.create_task(read_body(client, uid))
-    await sim.recorder.wait_for(lambda r: len(r.completions_uids) > count, timeout=within(5))
-    return task
-
-
-async def speak(ws: ClientConnection, pcm: bytes, uid: str, clock: FakeClock | None) -> list[str]:
-    reasons = []
-    for piece in pieces(pcm):
-        if clock is not None:
-            clock.now += 0.2
-        await ws.send(frame(piece, uid))
-        answer = json.loads(await ws.recv())
-        reasons.append(answer["choices"]["finish_reason"] if "choices" in answer else answer["error"])
-    return reasons
-
-
-def sse_messages(body: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line[6:]) for line in body.decode().split("\n") if line.startswith("data: ")]
 
 
 async def test_s2_1_health_and_errors_in_fastapi_form() -> None:
@@ -353,97 +313,3 @@ async def test_hypercorn_serves_a_whole_turn() -> None:
             await speak(ws, SPEECH, "Y", clock)
             async with asyncio.timeout(within(5)):
                 assert len(sse_messages(await body)) == 3
-
-
-# -- fault modes and load mode -------------------------------------------------------------------
-
-
-async def run_faulty_turn(fault: Any) -> tuple[UpstreamSimulator, list[str], bytes | BaseException]:
-    clock = FakeClock()
-    sim = UpstreamSimulator(clock=clock, reply_chunks=3, fault=fault)
-    reasons: list[str] = []
-    parts: asyncio.Queue[bytes] = asyncio.Queue()
-    outcome: bytes | BaseException = b""
-    async with running(sim) as (client, ws_base):
-        task = asyncio.create_task(read_body(client, "F", parts))
-        try:
-            async with connect(f"{ws_base}/ws/stream?uid=F") as ws:
-                await sim.recorder.wait_for(lambda r: r.completions_uids or task.done(), timeout=within(5))
-                reasons = await speak(ws, SPEECH, "F", clock)
-                if fault == "die_mid_turn":
-                    await ws.recv()
-        except (websockets.ConnectionClosed, websockets.InvalidStatus) as exc:
-            reasons.append(type(exc).__name__)
-        if fault == "stall_sse":  # the echo comes; then, a while later, still nothing more
-            received = b""
-            async with asyncio.timeout(within(5)):
-                while not received.endswith(b"\n\n"):
-                    received += await parts.get()
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.3):
-                    received += await parts.get()
-            outcome = received
-        elif fault in ("ack_error", "ws_close_1011", "skip_forever"):
-            pass  # no turn can end: the body stays empty
-        else:
-            try:
-                async with asyncio.timeout(within(5)):
-                    outcome = await task
-            except (httpx.HTTPError, AssertionError) as exc:
-                outcome = exc
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-    return sim, reasons, outcome
-
-
-@pytest.mark.parametrize("fault", FAULTS)
-async def test_fault_modes_do_what_their_names_say(fault: Any) -> None:
-    sim, reasons, outcome = await run_faulty_turn(fault)
-    head = b"event: message\ndata: {"
-    if fault == "refuse":
-        assert reasons == ["InvalidStatus"] and isinstance(outcome, AssertionError)
-    elif fault == "die_mid_turn":
-        assert reasons[-1] == "ConnectionClosedError" and isinstance(outcome, httpx.RemoteProtocolError)
-    elif fault == "stall_sse":
-        assert isinstance(outcome, bytes) and outcome.startswith(head) and outcome.count(b"data:") == 1
-        assert not sim.recorder.replies
-    elif fault == "malformed_sse":
-        assert isinstance(outcome, bytes) and outcome.startswith(head)
-        assert outcome.endswith(b"\n\ndata: {not json\n\n")
-    elif fault == "malformed_json":
-        assert isinstance(outcome, bytes) and outcome.endswith(b'\n\ndata: {"choices": "x"}\n\n')
-    elif fault == "error_event":
-        assert outcome == b'event: message\ndata:{"error": "name \'exc\' is not defined"}\n\n'
-    elif fault == "ack_error":
-        assert set(reasons) == {"Invalid request format"}
-    elif fault == "ws_close_1011":
-        assert reasons == ["ConnectionClosedError"] and sim.recorder.errors
-    elif fault == "skip_forever":
-        assert set(reasons) == {"skip"} and not sim.recorder.chunks
-
-
-async def test_fault_can_be_changed_at_run_time() -> None:
-    sim = UpstreamSimulator(fault="refuse")
-    async with running(sim) as (client, _):
-        assert (await client.post("/init_options", headers={"uid": "X"}, json={})).status_code == 503
-        sim.fault = None
-        assert (await client.post("/init_options", headers={"uid": "X"}, json={})).status_code == 400
-
-
-async def test_multi_conversation_keeps_state_per_uid_and_records_arrivals() -> None:
-    clock = FakeClock()
-    sim = UpstreamSimulator(clock=clock, reply_chunks=1, multi_conversation=True)
-    async with running(sim) as (client, ws_base):
-        bodies = [await open_completions(sim, client, uid) for uid in ("M1", "M2")]
-        async with connect(f"{ws_base}/ws/stream?uid=M1") as one, \
-                connect(f"{ws_base}/ws/stream?uid=M2") as two:
-            for piece in pieces(SPEECH):
-                clock.now += 0.2
-                await one.send(frame(piece, "M1"))
-                await two.send(frame(piece, "M2"))
-                assert "error" not in json.loads(await one.recv()) | json.loads(await two.recv())
-        async with asyncio.timeout(within(5)):
-            replies = [sse_messages(await body) for body in bodies]
-    assert [{m["id"] for m in r} for r in replies] == [{"M1"}, {"M2"}]
-    assert [len(sim.recorder.arrivals[uid]) for uid in ("M1", "M2")] == [11, 11]
