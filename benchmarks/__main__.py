@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON here")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG (needs matplotlib)")
     parser.add_argument("--soak-seconds", type=float, default=180.0,
-                        help="soak length (full run only; the issue's 10 min do not fit its budget)")
+                        help="soak length in seconds (full run only; 600 for a 10-minute soak, "
+                             "which does not fit a 10-minute full run)")
     args = parser.parse_args(argv)
     started = time.monotonic()
 

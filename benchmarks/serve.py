@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-#: the ``chunk_duration`` the issue's latency figures are taken at
+#: the ``chunk_duration`` the latency figures are taken at
 CHUNK_DURATION_S = 0.2
 
 

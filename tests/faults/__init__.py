@@ -1,4 +1,4 @@
-"""The fault suite of issue 5: every fault, on uvicorn and hypercorn, as tests and as a table.
+"""The fault suite: every fault, on uvicorn and hypercorn, as tests and as a table.
 
 ``python -m tests.faults`` runs every scenario and prints fault, server, expected, observed and
 whether it held; the pytest files here assert the same scenarios, plus the property tests,

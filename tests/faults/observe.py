@@ -1,4 +1,4 @@
-"""What a fault scenario sees, and how it says whether the issue's promise held.
+"""What a fault scenario sees, and how it says whether the promised behaviour held.
 
 Owns: :class:`Outcome` (one row of the fault table), :class:`Checks` (named comparisons that
 collect failures instead of raising, so the command can print every row), :class:`Transcript`
