@@ -1,6 +1,7 @@
 """Resampler figures: alias rejection, passband ripple, delay and speed, ours beside ``soxr``.
 
-Owns: the 24 kHz -> 16 kHz quality and speed measurements, run on the same signals for the project's :class:`~asgi_audio_proxy.audio.Resampler` and, when it is installed,
+Owns: the 24 kHz -> 16 kHz quality and speed measurements, run on the same signals for the
+project's :class:`~asgi_audio_proxy.audio.Resampler` and, when it is installed,
 ``soxr.ResampleStream`` (its default "HQ" quality), so the choice between them rests on figures.
 Must not: do I/O or start processes.
 
