@@ -40,3 +40,7 @@ class UpstreamLeaser(Protocol):
             ClientGone: the client left while it waited.
         """
         ...
+
+    async def aclose(self) -> None:
+        """Stop background work (heartbeats, health checks); called at shutdown."""
+        ...

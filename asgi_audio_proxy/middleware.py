@@ -211,9 +211,8 @@ class AudioProxy:
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
                 await self.aclose()
-                close_leaser = getattr(self.leaser, "aclose", None)
-                if close_leaser is not None:
-                    await close_leaser()
+                if self.leaser is not None:
+                    await self.leaser.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -337,9 +337,9 @@ class ProxySession:
 
 
 def _first(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            return _first(exc, kind)
-        if isinstance(exc, kind):
-            return exc
-    raise LookupError(kind)
+    """The first exception an ``except*`` clause caught (its group holds only ``kind``)."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    assert isinstance(exc, kind)
+    return exc

@@ -262,9 +262,7 @@ class MiniCPMUpstream:
             yield
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"{what}: timed out reaching {self._base}") from exc
-        except TimeoutError as exc:
-            if what == "SSE read":
-                raise  # the caller's own deadline
+        except TimeoutError as exc:  # websockets' open_timeout; a caller's asyncio.timeout is outside
             raise UpstreamTimeout(f"{what}: timed out reaching {self._base}") from exc
         except SSEError as exc:
             raise UpstreamProtocolError(f"{what}: not an event stream: {exc}") from exc

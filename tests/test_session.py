@@ -231,6 +231,9 @@ class OneLease:
     async def release(self, *, failed: bool = False) -> None:
         self.released.append(failed)
 
+    async def aclose(self) -> None:
+        return None
+
 
 async def test_held_frames_are_replayed_and_a_lost_lease_ends_the_session() -> None:
     lease = OneLease()
