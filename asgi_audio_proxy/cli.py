@@ -20,10 +20,10 @@ __all__ = ["main"]
 def _serve(args: argparse.Namespace) -> int:
     from starlette.applications import Starlette
 
-    from .admission import TokenAuth
     from .config import ProxyConfig
-    from .middleware import AudioProxyMiddleware
-    from .serving import serve
+    from .edge.admission import TokenAuth
+    from .edge.middleware import AudioProxyMiddleware
+    from .edge.serving import serve
 
     config = ProxyConfig(upstream_url=args.upstream, chunk_duration=args.chunk_duration,
                          max_sessions=args.max_sessions, shutdown_grace_s=args.shutdown_grace,
@@ -40,7 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .simulator import run_simulator
+    from .simulator.app import run_simulator
 
     print(f"asgi-audio-proxy: upstream simulator {args.version} on http://{args.host}:{args.port}",
           file=sys.stderr)
@@ -49,7 +49,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import DemoServer, run_demo
+    from .demo.server import DemoServer, run_demo
 
     running: set[asyncio.Task[None]] = set()
 
@@ -72,9 +72,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 async def _demo_talk(proxy_url: str, turns: int) -> None:
-    from .talk import TalkFailed, TalkOptions, talk
-    from .talk_audio import generated_utterance
-    from .talk_console import Console
+    from .client.audio import generated_utterance
+    from .client.console import Console
+    from .client.talk import TalkFailed, TalkOptions, talk
 
     print(f"asgi-audio-proxy demo: a test client says {turns} generated turn(s) to the proxy ...",
           flush=True)
@@ -92,10 +92,10 @@ async def _demo_talk(proxy_url: str, turns: int) -> None:
 
 def _client(args: argparse.Namespace) -> int:
     from .audio import AudioFormatError
-    from .talk import TalkFailed, TalkOptions, talk
-    from .talk_audio import generated_utterance, wav_file_to_16k_mono
-    from .talk_console import Console
-    from .talk_microphone import MicrophoneCapture, MicrophoneUnavailable, open_sounddevice
+    from .client.audio import generated_utterance, wav_file_to_16k_mono
+    from .client.console import Console
+    from .client.microphone import MicrophoneCapture, MicrophoneUnavailable, open_sounddevice
+    from .client.talk import TalkFailed, TalkOptions, talk
 
     mode, path = args.mode[0], args.mode[1:]
     wants_path = 1 if mode == "file" else 0

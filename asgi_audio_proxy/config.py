@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from .audio import CLIENT_SAMPLE_RATE_HZ, MESSAGE_SAMPLES
+from .audio.wav import CLIENT_SAMPLE_RATE_HZ, MESSAGE_SAMPLES
 
 __all__ = ["CLIENT_OPTION_KEYS", "ProxyConfig", "UpstreamOptions"]
 

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp
 
-from .connection import ClientConnection
+from .edge.connection import ClientConnection
 
 if TYPE_CHECKING:
-    from .stats import SessionStats
+    from .session.stats import SessionStats
 
 __all__ = ["LATENCY_BUCKETS_S", "WAIT_BUCKETS_S", "MeteredClient", "ProxyMetrics"]
 

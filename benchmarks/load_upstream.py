@@ -6,7 +6,7 @@ Owns: just enough of the upstream protocol for load runs (``UPSTREAM_PROTOCOL.md
 proxy's JSON/WAV/base64 messages on ``/ws/stream`` and for the bare relay's raw binary pieces on
 ``/bench/raw`` alike. Must not: import the proxy's session or upstream modules.
 
-Why not :class:`asgi_audio_proxy.simulator.UpstreamSimulator` in its ``multi_conversation`` mode:
+Why not :class:`asgi_audio_proxy.simulator.app.UpstreamSimulator` in its ``multi_conversation`` mode:
 it refuses binary frames (so the bare relay could not use it), it runs a VAD and a stand-in model
 on every message (CPU that would compete with the proxy on a 2-core machine and blur the figure),
 and it keeps every accepted chunk per uid (unbounded memory over a soak). The simulator is still

@@ -1,7 +1,6 @@
 """The reply path's compute alone: one 2.6 reply chunk (SSE data line) to client messages.
 
-Owns: timing :func:`asgi_audio_proxy.protocol.parse_reply_data` plus
-:meth:`asgi_audio_proxy.router.ReplyRouter.route` (JSON, base64, WAV, resampling 24 -> 16 kHz)
+Owns: timing ``parse_reply_data`` plus ``ReplyRouter.route`` (JSON, base64, WAV, resampling 24 -> 16 kHz)
 in this process, CPU time per event, best of three. Must not: do I/O.
 """
 
@@ -11,8 +10,8 @@ import json
 import math
 import time
 
-from asgi_audio_proxy.protocol import parse_reply_data
-from asgi_audio_proxy.router import ReplyRouter
+from asgi_audio_proxy.upstreams.minicpm.replies import ReplyRouter
+from asgi_audio_proxy.upstreams.minicpm.wire import parse_reply_data
 
 from .load_upstream import _reply_audio_b64
 

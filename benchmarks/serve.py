@@ -4,7 +4,7 @@ Owns: binding 127.0.0.1 port 0, printing ``PORT <n>`` on stdout, and running one
 uvicorn in this process, so each side's CPU and memory can be read per process (psutil).
 Kinds: ``proxy`` (:class:`asgi_audio_proxy.AudioProxy`, ``chunk_duration`` 0.2),
 ``bare`` (:mod:`benchmarks.bare_relay`), ``load-upstream`` (:mod:`benchmarks.load_upstream`) and
-``simulator`` (:class:`asgi_audio_proxy.simulator.UpstreamSimulator`).
+``simulator`` (:class:`asgi_audio_proxy.simulator.app.UpstreamSimulator`).
 Must not: measure anything; the parent reads this process from outside.
 """
 
@@ -29,7 +29,7 @@ def build_app(args: argparse.Namespace) -> Any:
 
         return LoadUpstream()
     if args.kind == "simulator":
-        from asgi_audio_proxy.simulator import UpstreamSimulator
+        from asgi_audio_proxy.simulator.app import UpstreamSimulator
 
         return UpstreamSimulator(first_chunk_delay_s=args.first_chunk_delay_s,
                                  chunk_delay_s=args.chunk_delay_s, reply_chunks=args.reply_chunks,
@@ -57,7 +57,7 @@ def build_app(args: argparse.Namespace) -> Any:
 def _stamp_reply_arrivals() -> None:
     """Append the moment each SSE event reached the proxy to its text (reply-path runs only).
 
-    Wraps :func:`asgi_audio_proxy.upstream.parse_reply_data` in this process, so the stamp is
+    Wraps the MiniCPM adapter's ``parse_reply_data`` in this process, so the stamp is
     taken as the event leaves the SSE reader, before any of the proxy's own work (JSON, base64,
     WAV, resampling, the client send). The load upstream's texts are its own send time; the
     client then sees ``"<upstream send>|<proxy arrival>"``.
@@ -65,8 +65,8 @@ def _stamp_reply_arrivals() -> None:
     import time
     from dataclasses import replace
 
-    from asgi_audio_proxy import upstream
-    from asgi_audio_proxy.protocol import ReplyMessage, UpstreamEvent
+    from asgi_audio_proxy.upstreams.minicpm import adapter as upstream
+    from asgi_audio_proxy.upstreams.minicpm.wire import ReplyMessage, UpstreamEvent
 
     parse = upstream.parse_reply_data
 

@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.audio import b64decode_strict, wav_to_pcm16
 from asgi_audio_proxy.config import UpstreamOptions
-from asgi_audio_proxy.protocol import (
+from asgi_audio_proxy.upstreams.minicpm.wire import (
     COMPLETIONS_BODY,
     audio_message,
     init_options_body,

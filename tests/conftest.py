@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from asgi_audio_proxy.config import ProxyConfig
-from asgi_audio_proxy.middleware import AudioProxy
-from asgi_audio_proxy.simulator import UpstreamSimulator
+from asgi_audio_proxy.edge.middleware import AudioProxy
+from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from tests.servers import serve, serve_uvicorn
 
 

@@ -9,10 +9,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from asgi_audio_proxy.config import UpstreamOptions
-from asgi_audio_proxy.connection import ClientGone
+from asgi_audio_proxy.edge.connection import ClientGone
 from asgi_audio_proxy.errors import AudioProxyError
-from asgi_audio_proxy.protocol import Ack, ReplyMessage
-from asgi_audio_proxy.upstream import BodyClosed, UpstreamItem
+from asgi_audio_proxy.upstreams.minicpm.adapter import BodyClosed, UpstreamItem
+from asgi_audio_proxy.upstreams.minicpm.wire import Ack, ReplyMessage
 
 __all__ = ["FakeClient", "FakeUpstream"]
 

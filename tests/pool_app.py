@@ -13,10 +13,10 @@ import socket
 import uvicorn
 
 from asgi_audio_proxy.config import ProxyConfig
-from asgi_audio_proxy.leases_redis import RedisLeaseStore
+from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.metrics import ProxyMetrics
-from asgi_audio_proxy.middleware import AudioProxy
-from asgi_audio_proxy.pool import UpstreamPool
+from asgi_audio_proxy.pool.pool import UpstreamPool
+from asgi_audio_proxy.pool.redis_store import RedisLeaseStore
 from tests.servers import bound_socket
 
 __all__ = ["main"]

@@ -13,7 +13,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection
 
 from asgi_audio_proxy.audio import MESSAGE_BYTES, pcm16_to_wav
-from asgi_audio_proxy.simulator import UpstreamSimulator
+from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from tests.servers import serve_uvicorn
 from tests.signals import silence, tone
 from tests.timing import within

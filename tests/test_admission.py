@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from asgi_audio_proxy.admission import Denied, TokenAuth, authenticate_scope, origin_allowed
+from asgi_audio_proxy.edge.admission import Denied, TokenAuth, authenticate_scope, origin_allowed
 
 
 def scope(headers: dict[str, str] | None = None, query: str = "") -> dict[str, Any]:

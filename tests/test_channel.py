@@ -8,9 +8,9 @@ import logging
 
 import pytest
 
-from asgi_audio_proxy.channel import ClientChannel
 from asgi_audio_proxy.errors import ClientTooSlow, UpstreamProtocolError
-from asgi_audio_proxy.stats import SessionStats
+from asgi_audio_proxy.session.channel import ClientChannel
+from asgi_audio_proxy.session.stats import SessionStats
 from tests.fakes import FakeClient
 from tests.timing import within
 

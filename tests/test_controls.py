@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_audio_proxy.controls import ConfigControl, StopControl, parse_control
+from asgi_audio_proxy.dialects.native import ConfigControl, StopControl, parse_control
 from asgi_audio_proxy.errors import BadClientPayload
 
 

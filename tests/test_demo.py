@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from asgi_audio_proxy.audio import pcm16_to_wav, wav_to_pcm16
-from asgi_audio_proxy.demo import DemoServer
+from asgi_audio_proxy.demo.server import DemoServer
 from tests.conftest import running_simulator
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from asgi_audio_proxy.leases import Grant, LeaseStore, MemoryLeaseStore, QueueFull, Waiting
+from asgi_audio_proxy.pool.store import Grant, LeaseStore, MemoryLeaseStore, QueueFull, Waiting
 from tests.timing import within
 
 A, B = "http://gpu-a:32550", "http://gpu-b:32550"

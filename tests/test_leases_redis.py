@@ -18,8 +18,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from asgi_audio_proxy.errors import UpstreamUnavailable
-from asgi_audio_proxy.leases import Grant, LeaseStore, Waiting
-from asgi_audio_proxy.leases_redis import RedisLeaseStore
+from asgi_audio_proxy.pool.redis_store import RedisLeaseStore
+from asgi_audio_proxy.pool.store import Grant, LeaseStore, Waiting
 from tests.clients import ProxyClient, Turn
 from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
 from tests.test_leases import URLS, StoreContract, any_retry

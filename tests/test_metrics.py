@@ -9,9 +9,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.metrics import MeteredClient, ProxyMetrics
-from asgi_audio_proxy.middleware import AudioProxy
-from asgi_audio_proxy.pool import UpstreamPool
+from asgi_audio_proxy.pool.pool import UpstreamPool
 from tests.conftest import running_simulator
 from tests.fakes import FakeClient
 from tests.servers import serve_uvicorn

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asgi_audio_proxy.outbox import Outbox
+from asgi_audio_proxy.session.outbox import Outbox
 
 
 def drain(box: Outbox) -> list[str | bytes]:

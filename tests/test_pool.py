@@ -19,12 +19,12 @@ from starlette.websockets import WebSocket
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.config import ProxyConfig
-from asgi_audio_proxy.leases import LeaseStore, MemoryLeaseStore
-from asgi_audio_proxy.leases_redis import RedisLeaseStore
-from asgi_audio_proxy.middleware import AudioProxy
-from asgi_audio_proxy.pool import UpstreamPool
-from asgi_audio_proxy.simulator import UpstreamSimulator
-from asgi_audio_proxy.simulator_recorder import SimulatorRecorder
+from asgi_audio_proxy.edge.middleware import AudioProxy
+from asgi_audio_proxy.pool.pool import UpstreamPool
+from asgi_audio_proxy.pool.redis_store import RedisLeaseStore
+from asgi_audio_proxy.pool.store import LeaseStore, MemoryLeaseStore
+from asgi_audio_proxy.simulator.app import UpstreamSimulator
+from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from tests.clients import ProxyClient
 from tests.conftest import Upstream, running_simulator
 from tests.fakes import FakeClient

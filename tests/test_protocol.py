@@ -9,7 +9,7 @@ import pytest
 
 from asgi_audio_proxy.config import UpstreamOptions
 from asgi_audio_proxy.errors import UpstreamProtocolError
-from asgi_audio_proxy.protocol import (
+from asgi_audio_proxy.upstreams.minicpm.wire import (
     Ack,
     ReplyError,
     ReplyMessage,

@@ -9,8 +9,8 @@ import pytest
 
 from asgi_audio_proxy.audio import pcm16_to_wav
 from asgi_audio_proxy.errors import UpstreamError, UpstreamProtocolError
-from asgi_audio_proxy.protocol import ReplyError, ReplyMessage
-from asgi_audio_proxy.router import ReplyRouter, ReplyState
+from asgi_audio_proxy.upstreams.minicpm.replies import ReplyRouter, ReplyState
+from asgi_audio_proxy.upstreams.minicpm.wire import ReplyError, ReplyMessage
 from tests.signals import dominant_frequency_hz, tone
 
 

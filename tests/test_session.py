@@ -13,10 +13,10 @@ import pytest
 from asgi_audio_proxy.audio import MESSAGE_BYTES, pcm16_to_wav
 from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.errors import UpstreamProtocolError, UpstreamUnavailable
-from asgi_audio_proxy.protocol import ReplyMessage
-from asgi_audio_proxy.session import ProxySession, SessionState
-from asgi_audio_proxy.stats import SessionStats
-from asgi_audio_proxy.upstream import BodyClosed
+from asgi_audio_proxy.session.session import ProxySession, SessionState
+from asgi_audio_proxy.session.stats import SessionStats
+from asgi_audio_proxy.upstreams.minicpm.adapter import BodyClosed
+from asgi_audio_proxy.upstreams.minicpm.wire import ReplyMessage
 from tests.fakes import FakeClient, FakeUpstream
 from tests.signals import dominant_frequency_hz, tone
 from tests.timing import within

@@ -22,8 +22,8 @@ import websockets
 from websockets.asyncio.client import connect
 
 from asgi_audio_proxy.audio import pcm16_to_wav, wav_to_pcm16
-from asgi_audio_proxy.simulator import UpstreamSimulator
-from asgi_audio_proxy.simulator_model import build_reply
+from asgi_audio_proxy.simulator.app import UpstreamSimulator
+from asgi_audio_proxy.simulator.model import build_reply
 from tests.clients import at_real_time
 from tests.servers import serve_hypercorn
 from tests.signals import silence, tone

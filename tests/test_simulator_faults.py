@@ -12,7 +12,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from asgi_audio_proxy.simulator import FAULTS, UpstreamSimulator
+from asgi_audio_proxy.simulator.app import FAULTS, UpstreamSimulator
 from tests.simulator_wire import (
     SPEECH,
     FakeClock,

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from asgi_audio_proxy.audio import pcm16_to_wav, wav_to_pcm16
-from asgi_audio_proxy.simulator_model import build_reply
-from asgi_audio_proxy.simulator_recorder import SimulatorRecorder
-from asgi_audio_proxy.simulator_state import ChunkError, Conversation, OptionsStore
-from asgi_audio_proxy.simulator_vad import speech_seconds
+from asgi_audio_proxy.simulator.model import build_reply
+from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
+from asgi_audio_proxy.simulator.state import ChunkError, Conversation, OptionsStore
+from asgi_audio_proxy.simulator.vad import speech_seconds
 from tests.signals import silence, tone
 from tests.simulator_wire import OPTIONS, SPEECH, audio_message, pieces
 from tests.timing import within

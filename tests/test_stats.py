@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asgi_audio_proxy.stats import AudioLedger, SessionStats
+from asgi_audio_proxy.session.stats import AudioLedger, SessionStats
 
 
 def test_each_byte_ends_in_one_bucket() -> None:

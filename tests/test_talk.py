@@ -17,9 +17,7 @@ import numpy as np
 import pytest
 
 from asgi_audio_proxy.audio import CLIENT_SAMPLE_RATE_HZ, pcm16_to_wav
-from asgi_audio_proxy.demo import DemoServer
-from asgi_audio_proxy.talk import TalkFailed, TalkOptions, talk
-from asgi_audio_proxy.talk_audio import (
+from asgi_audio_proxy.client.audio import (
     FRAME_BYTES,
     generated_utterance,
     is_loud,
@@ -28,13 +26,15 @@ from asgi_audio_proxy.talk_audio import (
     split_frames,
     wav_file_to_16k_mono,
 )
-from asgi_audio_proxy.talk_console import Console
-from asgi_audio_proxy.talk_microphone import (
+from asgi_audio_proxy.client.console import Console
+from asgi_audio_proxy.client.microphone import (
     MicrophoneCapture,
     MicrophoneUnavailable,
     open_sounddevice,
 )
-from asgi_audio_proxy.talk_turns import TurnTracker
+from asgi_audio_proxy.client.talk import TalkFailed, TalkOptions, talk
+from asgi_audio_proxy.client.turns import TurnTracker
+from asgi_audio_proxy.demo.server import DemoServer
 from tests.signals import dominant_frequency_hz, level_db, tone
 from tests.timing import within
 

@@ -22,7 +22,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from asgi_audio_proxy.simulator_recorder import SimulatorRecorder
+from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from tests.clients import at_real_time
 from tests.faults.observe import Checks, heard, read_to_close
 from tests.signals import silence, tone

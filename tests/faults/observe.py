@@ -18,11 +18,11 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from asgi_audio_proxy.admission import Authenticator
 from asgi_audio_proxy.config import ProxyConfig
-from asgi_audio_proxy.middleware import AudioProxy
-from asgi_audio_proxy.simulator_recorder import SimulatorRecorder
-from asgi_audio_proxy.stats import SessionStats
+from asgi_audio_proxy.edge.admission import Authenticator
+from asgi_audio_proxy.edge.middleware import AudioProxy
+from asgi_audio_proxy.session.stats import SessionStats
+from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from tests.clients import at_real_time
 from tests.servers import serve
 from tests.signals import dominant_frequency_hz, silence, tone

@@ -6,7 +6,7 @@ signal the tests await), then serves an :class:`AudioProxy` at ``/`` until SIGTE
 - ``hypercorn``: on hypercorn, as an app would: SIGTERM first ends the proxy's sessions
   (``await proxy.shutdown()``: 1001 within ``--grace``), then lets hypercorn stop. Hypercorn
   sends lifespan shutdown only after its own ``graceful_timeout``, too late to close first.
-- ``soak``: on uvicorn through :class:`asgi_audio_proxy.serving.GracefulServer`, with
+- ``soak``: on uvicorn through :class:`asgi_audio_proxy.edge.serving.GracefulServer`, with
   ``GET /debug`` answering what the process holds: asyncio tasks (other than the server's
   own), open file descriptors, tracemalloc's current size and live sessions, once no session
   is live (5 s at most), after a garbage collection.
@@ -30,8 +30,8 @@ from hypercorn.config import Config as HypercornConfig
 from starlette.types import Receive, Scope, Send
 
 from asgi_audio_proxy.config import ProxyConfig
-from asgi_audio_proxy.middleware import AudioProxy
-from asgi_audio_proxy.serving import GracefulServer
+from asgi_audio_proxy.edge.middleware import AudioProxy
+from asgi_audio_proxy.edge.serving import GracefulServer
 from tests.servers import bound_socket
 
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from asgi_audio_proxy.admission import TokenAuth
-from asgi_audio_proxy.simulator import FAULTS, Fault
+from asgi_audio_proxy.edge.admission import TokenAuth
+from asgi_audio_proxy.simulator.app import FAULTS, Fault
 from tests.conftest import running_simulator
 from tests.faults.client_cases import CLIENT_CASES
 from tests.faults.observe import (

@@ -19,9 +19,9 @@ from websockets.asyncio.client import connect
 
 from asgi_audio_proxy.audio import MESSAGE_BYTES, ChunkBuffer
 from asgi_audio_proxy.config import ProxyConfig
-from asgi_audio_proxy.protocol import Ack
-from asgi_audio_proxy.session import ProxySession
-from asgi_audio_proxy.stats import SessionStats
+from asgi_audio_proxy.session.session import ProxySession
+from asgi_audio_proxy.session.stats import SessionStats
+from asgi_audio_proxy.upstreams.minicpm.wire import Ack
 from tests.conftest import running_simulator
 from tests.fakes import FakeClient, FakeUpstream
 from tests.faults.observe import proxy_on

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from asgi_audio_proxy.simulator import FAULTS, Fault
+from asgi_audio_proxy.simulator.app import FAULTS, Fault
 from tests.faults.observe import Outcome
 from tests.faults.scenarios import SERVERS, run_all, upstream_fault
 

@@ -1,0 +1,114 @@
+"""The stateful anti-aliased resampler: one per stream, history kept across chunks.
+
+Owns: a Kaiser-windowed sinc polyphase FIR for PCM16 mono between any two integer rates
+(24 kHz replies to 16 kHz, 24/8 kHz client audio to the upstream's rate). Must not: import
+asyncio or a network library, or read a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = ["Resampler"]
+
+
+#: Kaiser design targets: 80 dB stop band; pass band to 7/16 of the lower Nyquist (7 kHz at 16 kHz)
+_STOPBAND_DB = 80.0
+_PASS_FRACTION = 0.4375
+
+
+class Resampler:
+    """Stateful windowed-sinc polyphase resampler for PCM16 mono, one per stream.
+
+    History is kept across :meth:`feed` calls, so chunked input gives the same output as one
+    call (no clicks at chunk boundaries). Equal rates pass through untouched.
+
+    Args:
+        in_rate_hz: rate of what is fed.
+        out_rate_hz: rate of what comes out.
+    """
+
+    def __init__(self, in_rate_hz: int, out_rate_hz: int) -> None:
+        if in_rate_hz <= 0 or out_rate_hz <= 0:
+            raise ValueError(f"rates must be positive, got {in_rate_hz} -> {out_rate_hz}")
+        self.in_rate_hz, self.out_rate_hz = in_rate_hz, out_rate_hz
+        ratio = Fraction(out_rate_hz, in_rate_hz)
+        self._up, self._down = ratio.numerator, ratio.denominator
+        self._passthrough = ratio == 1
+        self._phases, self._taps = _design_polyphase(in_rate_hz, out_rate_hz, self._up)
+        self._history = np.zeros(self._taps - 1, dtype=np.float32)
+        self._consumed = 0  # input samples fed so far
+        self._produced = 0  # output samples emitted so far
+        self._odd = b""
+
+    @property
+    def delay_s(self) -> float:
+        """Group delay the filter adds, in seconds."""
+        return 0.0 if self._passthrough else (self._taps * self._up - 1) / 2 / (self.in_rate_hz * self._up)
+
+    def feed(self, pcm: bytes) -> bytes:
+        """Resample the next piece of the stream; returns PCM16 at ``out_rate_hz``."""
+        if self._odd:
+            pcm, self._odd = self._odd + pcm, b""
+        if len(pcm) % 2:
+            pcm, self._odd = pcm[:-1], pcm[-1:]
+        if self._passthrough:
+            return bytes(pcm)
+        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+        return self._run(x)
+
+    def flush(self) -> bytes:
+        """Push out the filter's tail (call once, at the end of the stream)."""
+        if self._passthrough:
+            return b""
+        return self._run(np.zeros(self._taps, dtype=np.float32))
+
+    def _run(self, x: np.ndarray) -> bytes:
+        buf = np.concatenate((self._history, x))
+        offset = self._consumed - (self._taps - 1)  # absolute input index of buf[0]
+        self._consumed += len(x)
+        # output j uses input samples up to index (j * down) // up
+        end = -(-(self._consumed * self._up) // self._down)  # first j needing unseen input
+        start = self._produced
+        y = np.empty(max(end - start, 0), dtype=np.float32)
+        windows = sliding_window_view(buf, self._taps)
+        for phase in range(self._up):
+            # outputs of one phase are `up` apart; their windows are `down` input samples apart
+            first = _first_with_phase(start, phase, self._up, self._down)
+            if first >= end:
+                continue
+            newest = (first * self._down) // self._up - offset
+            rows = windows[newest - self._taps + 1 :: self._down][: len(range(first, end, self._up))]
+            y[first - start :: self._up] = rows @ self._phases[phase]
+        self._produced = end
+        self._history = buf[len(buf) - (self._taps - 1) :]
+        return np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
+
+
+def _first_with_phase(start: int, phase: int, up: int, down: int) -> int:
+    """Smallest j >= start with (j * down) % up == phase."""
+    for j in range(start, start + up):
+        if (j * down) % up == phase:
+            return j
+    return start + up  # unreachable while gcd(up, down) == 1 covers every phase
+
+
+def _design_polyphase(in_rate_hz: int, out_rate_hz: int, up: int) -> tuple[np.ndarray, int]:
+    """Kaiser-windowed sinc prototype split into ``up`` reversed phases of equal length."""
+    nyquist = min(in_rate_hz, out_rate_hz) / 2
+    pass_hz, stop_hz = _PASS_FRACTION * 2 * nyquist, nyquist
+    fs = in_rate_hz * up
+    width = 2 * math.pi * (stop_hz - pass_hz) / fs
+    length = math.ceil((_STOPBAND_DB - 7.95) / (2.285 * width)) + 1
+    taps = -(-length // up)
+    n = np.arange(taps * up) - (taps * up - 1) / 2
+    cutoff = (pass_hz + stop_hz) / 2 / fs  # cycles per sample
+    beta = 0.1102 * (_STOPBAND_DB - 8.7)
+    proto = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(taps * up, beta) * up
+    # phase p holds h[p + i*up]; reversed so a window (oldest first) dots with it directly
+    phases = np.stack([proto[p::up][::-1] for p in range(up)]).astype(np.float32)
+    return phases, taps

@@ -1,0 +1,240 @@
+"""The test client behind ``asgi-audio-proxy client``: talk to a proxy, print and save what it says.
+
+Owns: one conversation with a running proxy over its client protocol: wait for ``ready`` (showing
+``queued`` updates), optionally send a ``config``, stream audio at real-time pace (silence
+included, as the upstream's VAD needs), and read replies concurrently: the live transcript, the
+per-turn latency, the reply audio (saved as a 16 kHz WAV). Sources: ``generated`` turns, a WAV
+file, or the microphone (``talk_microphone.py``). Signals live in ``talk_audio.py`` and the
+bookkeeping in ``talk_turns.py``; this module is their async edge.
+Must not: print for a library user (output goes to the :class:`Console` it is given).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ..audio.wav import pcm16_to_wav
+from .audio import FRAME_BYTES, FRAME_S, is_loud, split_frames
+from .console import Console
+from .microphone import MicrophoneCapture
+from .turns import TurnResult, TurnTracker
+
+__all__ = ["TalkFailed", "TalkOptions", "talk"]
+
+Mode = Literal["generated", "file", "microphone"]
+#: replies kept for ``--save``: ten minutes of 16 kHz PCM16; more is counted, not kept
+MAX_SAVED_REPLY_BYTES = 10 * 60 * 16_000 * 2
+#: connecting and waiting for ``ready`` (longer if the proxy says we are queued)
+READY_TIMEOUT_S = 15.0
+
+
+class TalkFailed(Exception):
+    """The conversation could not happen: no connection, or the proxy reported an error."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TalkOptions:
+    """What ``asgi-audio-proxy client`` was asked to do.
+
+    Attributes:
+        proxy_url: the proxy's WebSocket URL.
+        mode: the audio source.
+        utterance: PCM16 16 kHz mono said once per turn (``generated`` and ``file`` modes).
+        turns: turns to complete; ``None`` in microphone mode means until Ctrl-C.
+        pause_s: silence after each reply before the next turn starts.
+        reply_timeout_s: how long to wait for a reply to start after the user's audio ends.
+        config: a ``config`` message's fields (``assistantPrompt``, ``vadThreshold``), or empty.
+        save: where to write all reply audio as a WAV file, or ``None``.
+    """
+
+    proxy_url: str
+    mode: Mode
+    utterance: bytes = b""
+    turns: int | None = 1
+    pause_s: float = 1.0
+    reply_timeout_s: float = 15.0
+    config: dict[str, Any] | None = None
+    save: Path | None = None
+
+
+class _Conversation:
+    """One run: the socket, the tracker, and the events the sender waits on."""
+
+    def __init__(self, ws: ClientConnection, options: TalkOptions, console: Console) -> None:
+        self.ws, self.options, self.console = ws, options, console
+        self.tracker = TurnTracker()
+        self.reply_pcm = bytearray()
+        self.turn_done = asyncio.Event()
+        self.reply_started = asyncio.Event()
+        self.error: str | None = None
+        self.sender: asyncio.Task[None] | None = None
+
+    async def handshake(self) -> None:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            while True:
+                message = await self.ws.recv()
+                event = json.loads(message) if isinstance(message, str) else {}
+                if event.get("type") == "queued":
+                    self.console.status(f"queued: position {event.get('position')}, "
+                                        f"about {event.get('eta_s')} s")
+                elif event.get("type") == "error":
+                    raise TalkFailed(_error_text(event))
+                elif event.get("type") == "ready":
+                    self.console.status(f"connected: session {event.get('session')}, "
+                                        f"upstream {event.get('upstream_version')}")
+                    break
+            if self.options.config:
+                await self.ws.send(json.dumps({"type": "config", **self.options.config}))
+                while True:  # audio must not go before the config is applied
+                    event = json.loads(await self.ws.recv())
+                    if event.get("type") == "error":
+                        raise TalkFailed(_error_text(event))
+                    if event.get("type") == "config_applied":
+                        break
+
+    async def receive(self) -> None:
+        """Read replies until the socket closes."""
+        loop = asyncio.get_running_loop()
+        async for message in self.ws:
+            if isinstance(message, bytes):
+                self.tracker.reply_audio_received(loop.time(), len(message))
+                self.reply_started.set()
+                room = MAX_SAVED_REPLY_BYTES - len(self.reply_pcm)
+                self.reply_pcm += message[: max(room, 0)]
+                continue
+            event = json.loads(message)
+            kind = event.get("type")
+            if kind == "text":
+                self.tracker.reply_text_received(str(event.get("content", "")))
+                self.reply_started.set()
+                self.console.reply_text(str(event.get("content", "")))
+            elif kind == "turn_end":
+                self._finish_turn(str(event.get("reason", "complete")))
+            elif kind == "error":
+                self.error = _error_text(event)
+                self.console.status(f"error: {self.error}")
+        # the proxy ended the conversation: stop talking (a microphone would wait forever)
+        if self.sender is not None and not self.sender.done():
+            self.sender.cancel()
+
+    def _finish_turn(self, reason: str) -> TurnResult:
+        result = self.tracker.turn_ended(reason)
+        self.console.turn_result(result)
+        self.reply_started.clear()
+        self.turn_done.set()
+        return result
+
+    async def send_turns(self, frames: AsyncGenerator[bytes, None] | None) -> None:
+        """Say the utterance, then silence until the reply ends, then pause; once per turn."""
+        if frames is not None:
+            await self._send_live(frames)
+            return
+        pacer = _Pacer()
+        turns = self.options.turns or 1
+        await pacer.send_silence(self, 0.3)  # a moment of room tone before the first word
+        for turn in range(turns):
+            self.console.status(f"turn {turn + 1}/{turns}: speaking "
+                                f"{len(self.options.utterance) / 32_000:.1f} s")
+            for frame in split_frames(self.options.utterance):
+                await pacer.send(self, frame)
+            self.turn_done.clear()
+            await self._await_reply(pacer)
+            if turn < turns - 1:
+                await pacer.send_silence(self, self.options.pause_s)
+        await self.ws.close()
+
+    async def _await_reply(self, pacer: _Pacer) -> None:
+        """Keep sending silence until ``turn_end``, or until no reply starts in time."""
+        deadline = asyncio.get_running_loop().time() + self.options.reply_timeout_s
+        while not self.turn_done.is_set():
+            if not self.reply_started.is_set() and asyncio.get_running_loop().time() > deadline:
+                self.console.status("no reply in time")
+                self._finish_turn("timeout")
+                return
+            await pacer.send(self, bytes(FRAME_BYTES))
+
+    async def _send_live(self, frames: AsyncGenerator[bytes, None]) -> None:
+        loop = asyncio.get_running_loop()
+        async with contextlib.aclosing(frames):  # closes the device as soon as we stop
+            async for frame in frames:
+                await self.ws.send(frame)
+                self.tracker.frame_sent(loop.time(), len(frame), loud=is_loud(frame))
+                self.console.progress(self.tracker)
+                if self.options.turns is not None and len(self.tracker.results) >= self.options.turns:
+                    break
+        await self.ws.close()
+
+
+class _Pacer:
+    """Sends frames at real-time pace against an absolute schedule, so delays never add up."""
+
+    def __init__(self) -> None:
+        self._next: float | None = None
+
+    async def send(self, conversation: _Conversation, frame: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        if self._next is None:
+            self._next = loop.time()
+        # pacing a real-time sender, not synchronising: the frame is "recorded" by then
+        await asyncio.sleep(max(0.0, self._next - loop.time()))
+        self._next += len(frame) / 32_000
+        await conversation.ws.send(frame)
+        conversation.tracker.frame_sent(loop.time(), len(frame), loud=is_loud(frame))
+        conversation.console.progress(conversation.tracker)
+
+    async def send_silence(self, conversation: _Conversation, seconds: float) -> None:
+        for _ in range(round(seconds / FRAME_S)):
+            await self.send(conversation, bytes(FRAME_BYTES))
+
+
+async def talk(options: TalkOptions, console: Console,
+               microphone: MicrophoneCapture | None = None) -> int:
+    """Hold one conversation with the proxy; return the exit code (0: every turn got a reply).
+
+    Args:
+        options: what to do.
+        console: where the transcript, progress and results go.
+        microphone: the capture to stream in microphone mode.
+
+    Raises:
+        TalkFailed: no connection, or the proxy refused or failed the conversation.
+    """
+    try:
+        ws = await connect(options.proxy_url, open_timeout=READY_TIMEOUT_S, max_size=2**20)
+    except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+        raise TalkFailed(f"cannot connect to {options.proxy_url}: {exc}") from exc
+    conversation = _Conversation(ws, options, console)
+    try:
+        async with ws:
+            await conversation.handshake()
+            frames = microphone.frames() if microphone is not None else None
+            async with asyncio.TaskGroup() as tg:
+                conversation.sender = tg.create_task(conversation.send_turns(frames))
+                tg.create_task(conversation.receive())
+    except* ConnectionClosed as group:
+        if conversation.error is None:
+            conversation.error = f"connection closed: {group.exceptions[0]}"
+    finally:
+        if options.save is not None:
+            options.save.write_bytes(pcm16_to_wav(bytes(conversation.reply_pcm)))
+            console.status(f"saved {len(conversation.reply_pcm) / 32_000:.1f} s of reply audio "
+                           f"to {options.save}")
+    if conversation.error is not None:
+        raise TalkFailed(conversation.error)
+    expected = options.turns if options.turns is not None else len(conversation.tracker.results)
+    answered = conversation.tracker.all_answered(max(expected, 1))
+    console.summary(conversation.tracker.results, answered)
+    return 0 if answered else 1
+
+
+def _error_text(event: dict[str, Any]) -> str:
+    return f"{event.get('error')} (close code {event.get('code')}): {event.get('message')}"

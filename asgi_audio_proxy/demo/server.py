@@ -1,0 +1,194 @@
+"""The demo behind ``asgi-audio-proxy demo``: the voice page, the proxy and a simulator on one port.
+
+Owns: the demo's Starlette app (the page at ``/``, its files under ``/static``, the proxy's
+WebSocket at ``/audio_proxy``, and, unless a real model server is given, the upstream simulator
+mounted at ``/upstream``, which the proxy dials over loopback like any upstream), and serving it
+with uvicorn on a socket bound first so port 0 works and the URL printed is the real one.
+Must not: hold proxy logic (it only wires :class:`AudioProxyMiddleware` in), or act on import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import FileResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from ..config import ProxyConfig
+from ..edge.middleware import AudioProxyMiddleware
+from ..simulator.app import UpstreamSimulator
+from ..upstreams.minicpm.adapter import new_http_client
+
+__all__ = ["DEMO_PAGE_DIR", "DemoServer", "build_demo_app", "run_demo"]
+
+logger = logging.getLogger("asgi_audio_proxy.demo")
+
+#: the page's files ship inside the package, so an installed demo finds them
+DEMO_PAGE_DIR = Path(__file__).with_name("page")
+PROXY_PATH = "/audio_proxy"
+SIMULATOR_PREFIX = "/upstream"
+#: a demo is for talking: send every 200 ms message at once rather than gathering 1 s of them
+DEMO_CHUNK_DURATION_S = 0.2
+#: open replies and SSE streams get this long to end on Ctrl-C before they are cut
+SHUTDOWN_GRACE_S = 2
+
+
+def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = None,
+                   chunk_duration: float = DEMO_CHUNK_DURATION_S) -> ASGIApp:
+    """The demo's ASGI app: page, static files, proxy at ``/audio_proxy``, maybe the simulator.
+
+    Args:
+        upstream_url: the model server the proxy talks to (the mounted simulator's URL when
+            ``simulator`` is given: ``http://127.0.0.1:<port>/upstream``).
+        simulator: a simulator to mount at ``/upstream``, or ``None`` for a real upstream.
+        chunk_duration: the proxy's ``chunk_duration``.
+    """
+    http_client = new_http_client()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await http_client.aclose()
+            if simulator is not None:
+                simulator.close()
+
+    async def index(request: object) -> FileResponse:
+        return FileResponse(DEMO_PAGE_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    routes: list[Route | Mount] = [
+        Route("/", index),
+        Mount("/static", StaticFiles(directory=DEMO_PAGE_DIR), name="static"),
+    ]
+    if simulator is not None:
+        routes.append(Mount(SIMULATOR_PREFIX, simulator))
+    config = ProxyConfig(upstream_url=upstream_url, chunk_duration=chunk_duration)
+    return AudioProxyMiddleware(Starlette(routes=routes, lifespan=lifespan), path=PROXY_PATH,
+                                config=config, http_client=http_client)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling us once it listens (and only then: the URL must work)."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say TCP;
+    # with Nagle on, reply audio waits for the client's next frame to carry the ACK (~20 ms)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _loopback(host: str) -> str:
+    """Where this process reaches its own server bound on ``host``."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class DemoServer:
+    """Serves the demo on ``host:port`` inside the running event loop.
+
+    ``async with DemoServer(...) as demo:`` returns once the server listens; ``demo.url`` is the
+    page, ``demo.proxy_url`` the WebSocket, ``demo.simulator`` the in-process upstream (or
+    ``None``). ``await demo.serve()`` instead runs until Ctrl-C (uvicorn handles the signal).
+
+    Args:
+        host: address to bind.
+        port: port to bind; 0 picks a free one.
+        upstream_url: a real model server, or ``None`` to mount a simulator.
+        simulator: the simulator to mount when ``upstream_url`` is ``None`` (a default one else).
+        chunk_duration: the proxy's ``chunk_duration``.
+        log_level: uvicorn's log level.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8001, *, upstream_url: str | None = None,
+                 simulator: UpstreamSimulator | None = None,
+                 chunk_duration: float = DEMO_CHUNK_DURATION_S, log_level: str = "warning") -> None:
+        self._sock = _bind(host, port)
+        self.port: int = self._sock.getsockname()[1]
+        local = f"{_loopback(host)}:{self.port}"
+        self.url = f"http://{local}/"
+        self.proxy_url = f"ws://{local}{PROXY_PATH}"
+        self.simulator = None if upstream_url else (simulator or UpstreamSimulator())
+        self.upstream_url = upstream_url or f"http://{local}{SIMULATOR_PREFIX}"
+        app = build_demo_app(self.upstream_url, simulator=self.simulator,
+                             chunk_duration=chunk_duration)
+        config = uvicorn.Config(app, log_level=log_level, lifespan="on",
+                                timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+                                ws_per_message_deflate=False)  # PCM does not compress
+        self._server = _Server(config, self._started)
+        self._listening: list[Callable[[], None]] = []
+
+    def _started(self) -> None:
+        logger.info("demo listening on %s (upstream %s)", self.url, self.upstream_url)
+        for callback in self._listening:
+            callback()
+
+    async def serve(self, on_started: Callable[[], None] | None = None) -> None:
+        """Serve until Ctrl-C or :meth:`shutdown`; ``on_started`` runs once it listens."""
+        if on_started is not None:
+            self._listening.append(on_started)
+        try:
+            await self._server.serve(sockets=[self._sock])
+        finally:
+            self._sock.close()
+
+    def shutdown(self) -> None:
+        """Ask the server to stop (as Ctrl-C does)."""
+        self._server.should_exit = True
+
+    async def __aenter__(self) -> DemoServer:
+        started = asyncio.Event()
+        self._task = asyncio.create_task(self.serve(started.set))
+        waiter = asyncio.create_task(started.wait())
+        done, _ = await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._task in done:  # it failed to start: show why
+            self._task.result()
+            raise RuntimeError("the demo server stopped before it listened")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.shutdown()
+        await self._task
+
+
+def run_demo(host: str = "127.0.0.1", port: int = 8001, *, upstream_url: str | None = None,
+             chunk_duration: float = DEMO_CHUNK_DURATION_S, log_level: str = "warning",
+             on_started: Callable[[DemoServer], None] | None = None) -> None:
+    """Serve the demo until Ctrl-C (blocks); ``on_started`` gets the server once it listens."""
+
+    async def main() -> None:
+        demo = DemoServer(host, port, upstream_url=upstream_url, chunk_duration=chunk_duration,
+                          log_level=log_level)
+        await demo.serve(None if on_started is None else lambda: on_started(demo))
+
+    asyncio.run(main())

@@ -1,0 +1,262 @@
+"""``AudioProxy`` (a bare ASGI app) and ``AudioProxyMiddleware`` (the same, on one path of yours).
+
+Owns: the scope guard, path matching with ``root_path`` removed, the one shared
+``httpx.AsyncClient``, and the registry of live sessions. Must not: keep per-connection state on
+``self`` (each connection gets its own :class:`~asgi_audio_proxy.session.session.ProxySession`), or touch
+HTTP, lifespan or WebSocket scopes that are not its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from ..config import ProxyConfig
+from ..metrics import ProxyMetrics
+from ..pool.lease import UpstreamLeaser
+from ..session.session import ProxySession
+from ..session.stats import SessionStats
+from ..upstreams.minicpm.adapter import new_http_client
+from .admission import Authenticator, Denied, authenticate_scope
+from .connection import ClientConnection, StarletteClient
+
+__all__ = ["AudioProxy", "AudioProxyMiddleware"]
+
+logger = logging.getLogger("asgi_audio_proxy.middleware")
+
+
+class AudioProxy:
+    """An ASGI app that serves one proxied conversation per WebSocket connection.
+
+    A plain HTTP request gets ``426 Upgrade Required``. Mount it anywhere
+    (``app.mount("/audio_proxy", AudioProxy(config))``: clients then connect to
+    ``/audio_proxy/``), or serve it alone.
+
+    Args:
+        config: the proxy's settings; defaults throughout when omitted.
+        http_client: a client to share with the app (not closed by the proxy); one is made
+            otherwise, and closed by :meth:`aclose` or at lifespan shutdown.
+        on_session_end: called with each session's :class:`SessionStats`.
+        authenticate: admission hook, run on the handshake before accept: takes the scope,
+            returns an identity (kept on the session, in its logs and stats) or raises
+            :class:`~asgi_audio_proxy.edge.admission.Denied`; may be async. See
+            :class:`~asgi_audio_proxy.edge.admission.TokenAuth`.
+        leaser: hands each session an upstream of its own (an
+            :class:`~asgi_audio_proxy.pool.pool.UpstreamPool`); ``config.upstream_url`` otherwise.
+        metrics: counts sessions, and serves them to ``GET <mount>/metrics`` (off by default).
+    """
+
+    def __init__(self, config: ProxyConfig | None = None, *,
+                 http_client: httpx.AsyncClient | None = None,
+                 on_session_end: Callable[[SessionStats], None] | None = None,
+                 authenticate: Authenticator | None = None,
+                 leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None) -> None:
+        self.config = config or ProxyConfig()
+        self.authenticate = authenticate
+        self.leaser = leaser
+        self.metrics = metrics
+        self._http_client = http_client
+        self._owns_client = http_client is None
+        self._on_session_end = on_session_end
+        self.sessions: dict[str, ProxySession] = {}
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._per_client: Counter[str] = Counter()
+        self._admitted = 0
+        self._draining = False
+        self._idle: asyncio.Event | None = None  # made in the serving loop, on first use
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The one client every session of this proxy shares (connection pooling)."""
+        if self._http_client is None:
+            self._http_client = new_http_client()
+        return self._http_client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.handle(WebSocket(scope, receive, send))
+        elif scope["type"] == "http":
+            if self.metrics is not None and scope["path"].rstrip("/").endswith("/metrics"):
+                await self.metrics.asgi_app()(scope, receive, send)
+                return
+            response = PlainTextResponse("This endpoint speaks WebSocket only.\n", 426,
+                                         headers={"Upgrade": "websocket"})
+            await response(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def handle(self, websocket: WebSocket) -> SessionStats | None:
+        """Admit and run one session on an ASGI WebSocket (accepted or not) until it ends.
+
+        Returns:
+            the session's totals, or ``None`` when the handshake was refused.
+        """
+        try:
+            identity = await authenticate_scope(websocket.scope, self.authenticate,
+                                                self.config.allowed_origins)
+            address = self._reserve(websocket.scope)
+        except Denied as denial:
+            await self._deny(websocket, denial)
+            return None
+        try:
+            client: ClientConnection = StarletteClient(websocket)
+            with self.metrics.track(client) if self.metrics else contextlib.nullcontext(
+                    client) as client:
+                return await self._run(ProxySession(
+                    client, self.config, self.http_client, on_end=self._session_ended,
+                    identity=identity, leaser=self.leaser))
+        finally:
+            self._admitted -= 1
+            self._per_client[address] -= 1
+            if not self._per_client[address]:
+                del self._per_client[address]
+
+    def _session_ended(self, stats: SessionStats) -> None:
+        if self.metrics is not None:
+            self.metrics.session_ended(stats)
+        if self._on_session_end is not None:
+            self._on_session_end(stats)
+
+    def _reserve(self, scope: Scope) -> str:
+        """Take a place for a new session, or refuse; no await, so the counts cannot race."""
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        retry = self.config.retry_after_s
+        if self._draining:
+            raise Denied(503, "the server is shutting down", retry_after_s=retry)
+        if self.config.max_sessions is not None and self._admitted >= self.config.max_sessions:
+            raise Denied(503, "the proxy is serving as many sessions as it can",
+                         retry_after_s=retry)
+        limit = self.config.max_sessions_per_client
+        if limit is not None and self._per_client[address] >= limit:
+            raise Denied(429, f"at most {limit} sessions per client", retry_after_s=retry)
+        self._admitted += 1
+        self._per_client[address] += 1
+        return address
+
+    async def _deny(self, websocket: WebSocket, denial: Denied) -> None:
+        client = websocket.scope.get("client")
+        logger.info("refused %s: %s", client[0] if client else "a client", denial)
+        if "websocket.http.response" in websocket.scope.get("extensions", {}):
+            await websocket.send_denial_response(PlainTextResponse(
+                denial.message + "\n", denial.status_code, headers=denial.headers))
+        else:
+            await websocket.close(denial.close_code, denial.message)
+
+    async def _run(self, session: ProxySession) -> SessionStats:
+        self.sessions[session.id] = session
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks[session.id] = task
+        self._idle_event().clear()
+        try:
+            return await session.run()
+        finally:
+            del self.sessions[session.id]
+            self._tasks.pop(session.id, None)
+            if not self.sessions:
+                self._idle_event().set()
+
+    async def shutdown(self, grace_s: float | None = None) -> None:
+        """Refuse new sessions, end live ones with 1001, wait for them; cancel stragglers.
+
+        Args:
+            grace_s: how long sessions get (``config.shutdown_grace_s`` by default).
+        """
+        self._draining = True
+        if not self.sessions:
+            return
+        logger.info("shutting down: ending %d session(s)", len(self.sessions))
+        for session in list(self.sessions.values()):
+            session.request_shutdown()
+        try:
+            async with asyncio.timeout(grace_s if grace_s is not None else self.config.shutdown_grace_s):
+                await self.wait_idle()
+        except TimeoutError:
+            logger.warning("%d session(s) did not end in time: cancelling them", len(self._tasks))
+            for task in list(self._tasks.values()):
+                task.cancel()
+
+    async def wait_idle(self) -> None:
+        """Return once no session is live (at once if none is)."""
+        await self._idle_event().wait()
+
+    def _idle_event(self) -> asyncio.Event:
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            if not self.sessions:
+                self._idle.set()
+        return self._idle
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this proxy made (not one it was given)."""
+        if self._owns_client and self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await self.aclose()
+                if self.leaser is not None:
+                    await self.leaser.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class AudioProxyMiddleware:
+    """Pure ASGI middleware: WebSocket connections to ``path`` become proxied conversations.
+
+    Everything else (HTTP, lifespan, other WebSocket paths) goes to ``app`` untouched.
+    ``app.add_middleware(AudioProxyMiddleware, path="/audio_proxy", config=ProxyConfig(...))``.
+
+    Args:
+        app: the application to wrap.
+        path: the WebSocket path to serve, as the client sees it below ``root_path``.
+        config: the proxy's settings.
+        http_client, on_session_end, authenticate, leaser, metrics: see :class:`AudioProxy`.
+
+    The middleware does not touch lifespan: to end sessions with 1001 before the server closes
+    them (uvicorn closes WebSockets with 1012 on its own), call ``await middleware.proxy.shutdown()``
+    from your app's shutdown.
+    """
+
+    def __init__(self, app: ASGIApp, path: str = "/audio_proxy",
+                 config: ProxyConfig | None = None, *,
+                 http_client: httpx.AsyncClient | None = None,
+                 on_session_end: Callable[[SessionStats], None] | None = None,
+                 authenticate: Authenticator | None = None,
+                 leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"invalid path={path!r}: expected it to start with '/'")
+        self.app = app
+        self.path = path.rstrip("/") or "/"
+        self.proxy = AudioProxy(config, http_client=http_client, on_session_end=on_session_end,
+                                authenticate=authenticate, leaser=leaser, metrics=metrics)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or self._route_path(scope) != self.path:
+            await self.app(scope, receive, send)
+            return
+        await self.proxy(scope, receive, send)
+
+    @staticmethod
+    def _route_path(scope: Scope) -> str:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        return path.rstrip("/") or "/"

@@ -1,0 +1,46 @@
+"""The seam between a session and whatever hands out upstreams (a pool).
+
+Owns: the ``Lease`` and ``UpstreamLeaser`` protocols. Must not: implement them
+(``pool.UpstreamPool`` does; tests use small doubles).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from ..edge.connection import ClientConnection
+
+__all__ = ["Lease", "UpstreamLeaser"]
+
+
+class Lease(Protocol):
+    """One upstream held for one conversation (see :class:`UpstreamLeaser`)."""
+
+    #: base URL of the leased upstream
+    url: str
+    #: client frames received while the session waited for this lease, oldest first
+    held_frames: list[bytes | str]
+    #: set when the lease was lost (not renewed in time): another session may get the upstream
+    lost: asyncio.Event
+
+    async def release(self, *, failed: bool = False) -> None:
+        """Give the upstream back; ``failed`` says it broke mid-session (health)."""
+        ...
+
+
+class UpstreamLeaser(Protocol):
+    """Hands each session an upstream of its own, queueing it while all are busy."""
+
+    async def acquire(self, session_id: str, client: ClientConnection) -> Lease:
+        """Wait for a free upstream; may send ``queued`` events to ``client`` meanwhile.
+
+        Raises:
+            SessionLimitExceeded: the queue is full or the wait ran out.
+            ClientGone: the client left while it waited.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Stop background work (heartbeats, health checks); called at shutdown."""
+        ...

@@ -1,0 +1,23 @@
+"""One conversation: the session's tasks, the way to the client (channel and outbox), pacing and
+the audio ledger.
+"""
+
+from __future__ import annotations
+
+from .channel import ClientChannel
+from .outbox import Outbox
+from .pacing import Pacer, RateLimit
+from .session import ProxySession, SessionState
+from .stats import AudioLedger, SessionLog, SessionStats
+
+__all__ = [
+    "AudioLedger",
+    "ClientChannel",
+    "Outbox",
+    "Pacer",
+    "ProxySession",
+    "RateLimit",
+    "SessionLog",
+    "SessionState",
+    "SessionStats",
+]

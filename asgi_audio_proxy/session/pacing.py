@@ -1,0 +1,76 @@
+"""Time-based policies as pure arithmetic: real-time pacing of audio, and a rate limit.
+
+Owns: :class:`Pacer` (when may the next 200 ms message go upstream, and how far ahead of real
+time is the client; ``UPSTREAM_PROTOCOL.md`` section 5.2: the VAD needs real-time pace) and
+:class:`RateLimit` (a token bucket for control messages). Must not: read a clock or await:
+callers pass ``now`` (seconds on any monotonic clock).
+"""
+
+from __future__ import annotations
+
+from ..audio.wav import CLIENT_SAMPLE_RATE_HZ
+
+__all__ = ["Pacer", "RateLimit"]
+
+_BYTES_PER_S = CLIENT_SAMPLE_RATE_HZ * 2
+
+
+class Pacer:
+    """Keeps audio going upstream no faster than real time, with one ``chunk_duration`` of slack.
+
+    The clock starts at the first audio. Message ``k`` (200 ms each) may go at
+    ``start + (k + 1) * 0.2 - burst_s``: a real-time client is never delayed, a faster one is
+    slowed to real time.
+
+    Args:
+        message_s: duration of one upstream message.
+        burst_s: how much audio may go at once (``chunk_duration``).
+    """
+
+    def __init__(self, message_s: float, burst_s: float) -> None:
+        self._message_s = message_s
+        self._burst_s = burst_s
+        self._start: float | None = None
+        self._received_s = 0.0
+
+    def received(self, nbytes: int, now: float) -> None:
+        """Note client audio arriving."""
+        if self._start is None:
+            self._start = now
+        self._received_s += nbytes / _BYTES_PER_S
+
+    def lead_s(self, now: float) -> float:
+        """How far the client's audio is ahead of real time (<= 0: not ahead)."""
+        if self._start is None:
+            return 0.0
+        return self._received_s - (now - self._start)
+
+    def send_at(self, index: int) -> float:
+        """When message ``index`` (0-based) may go upstream, on the caller's clock."""
+        start = self._start if self._start is not None else 0.0
+        return start + (index + 1) * self._message_s - self._burst_s
+
+
+class RateLimit:
+    """A token bucket: ``rate_per_s`` on average, bursts of ``burst``.
+
+    Args:
+        rate_per_s: tokens added per second.
+        burst: bucket size (defaults to one second's worth).
+    """
+
+    def __init__(self, rate_per_s: float, burst: float | None = None) -> None:
+        self._rate = rate_per_s
+        self._burst = burst if burst is not None else max(rate_per_s, 1.0)
+        self._tokens = self._burst
+        self._last: float | None = None
+
+    def allow(self, now: float) -> bool:
+        """Take a token if one is there."""
+        if self._last is not None:
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False

@@ -1,0 +1,157 @@
+"""The MiniCPM-o model server's wire formats, encoded and decoded without I/O.
+
+Owns: the audio message (section 3.2), the ``/init_options`` and ``/completions`` bodies
+(sections 2.2, 2.4), acknowledgements (3.3) and the SSE ``data`` payloads (4.1-4.3), read
+tolerantly as section 7 advises (``audio`` null, ``""`` or missing; ``<end>`` as a substring).
+Must not: import asyncio or a network library.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ...audio.wav import pcm16_to_wav
+from ...config import UpstreamOptions
+from ...errors import UpstreamError, UpstreamProtocolError
+
+__all__ = [
+    "COMPLETIONS_BODY",
+    "Ack",
+    "ReplyError",
+    "ReplyMessage",
+    "UpstreamEvent",
+    "ack_error",
+    "audio_message",
+    "init_options_body",
+    "make_uid",
+    "parse_ack",
+    "parse_reply_data",
+    "parse_version",
+]
+
+#: what the official client posts to /completions; the server parses and ignores it (2.4)
+COMPLETIONS_BODY: dict[str, Any] = {
+    "messages": [{"role": "user", "content": [{"type": "none"}]}],
+    "stream": True,
+}
+_UID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+AckReason = Literal["done", "skip", "empty audio", "stop", ""]
+
+
+def make_uid() -> str:
+    """A fresh conversation id in the official client's form (10 base-36 characters)."""
+    return "".join(secrets.choice(_UID_ALPHABET) for _ in range(10))
+
+
+def audio_message(pcm: bytes, uid: str, timestamp_ms: int) -> str:
+    """One 200 ms message: PCM16 16 kHz mono wrapped as WAV, base64, in the server's JSON."""
+    data = base64.b64encode(pcm16_to_wav(pcm)).decode("ascii")
+    item = {"type": "input_audio",
+            "input_audio": {"data": data, "format": "wav", "timestamp": str(timestamp_ms)}}
+    return json.dumps({"uid": uid, "messages": [{"role": "user", "content": [item]}]},
+                      separators=(",", ":"))
+
+
+def init_options_body(options: UpstreamOptions) -> dict[str, Any]:
+    """The ``/init_options`` body, with all five option keys (section 5.6)."""
+    content = [
+        {"type": "input_audio", "input_audio": {"data": "", "format": options.audio_format}},
+        {"type": "options", "options": options.to_upstream()},
+    ]
+    return {"messages": [{"role": "user", "content": content}]}
+
+
+def parse_version(payload: Any) -> str:
+    """The upstream version from an ``/init_options`` response (``"2.6"``, ``"4.5"``, ...)."""
+    try:
+        content = payload["choices"]["content"]
+    except (KeyError, TypeError) as exc:
+        raise UpstreamProtocolError(f"unexpected /init_options response: {_clip(payload)}") from exc
+    return str(content)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """One acknowledgement: a ``finish_reason``, or the server's error text."""
+
+    reason: str | None
+    error: str | None = None
+
+
+def parse_ack(text: str | bytes) -> Ack:
+    """Read one acknowledgement frame (section 3.3).
+
+    Raises:
+        UpstreamProtocolError: not JSON, or neither an ack nor an error object.
+    """
+    try:
+        payload = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UpstreamProtocolError(f"acknowledgement is not JSON: {_clip(text)}") from exc
+    if isinstance(payload, dict):
+        if isinstance(payload.get("error"), str):
+            return Ack(None, payload["error"])
+        choices = payload.get("choices")
+        if isinstance(choices, dict) and isinstance(choices.get("finish_reason"), str):
+            return Ack(choices["finish_reason"])
+    raise UpstreamProtocolError(f"unexpected acknowledgement: {_clip(text)}")
+
+
+def ack_error(text: str) -> UpstreamError:
+    """The error an acknowledgement's ``{"error": ...}`` means (section 3.3)."""
+    if "uid changed" in text.lower():  # another conversation took the upstream over (5.1)
+        return UpstreamError("another conversation took over the upstream (UID changed in stream)")
+    return UpstreamProtocolError(f"the upstream rejected an audio message: {text}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyMessage:
+    """One SSE message of a reply: a text delta and, unless it is the end marker, a WAV."""
+
+    text: str
+    audio_b64: str | None
+    response_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyError:
+    """The server's own error line, ``data:{"error": ...}`` (section 4.3)."""
+
+    message: str
+
+
+UpstreamEvent = ReplyMessage | ReplyError
+
+
+def parse_reply_data(data: str) -> UpstreamEvent:
+    """Read one SSE ``data`` payload.
+
+    Raises:
+        UpstreamProtocolError: not JSON, or not of the message or error shape.
+    """
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        raise UpstreamProtocolError(f"SSE data is not JSON: {_clip(data)}") from exc
+    if not isinstance(payload, dict):
+        raise UpstreamProtocolError(f"SSE data is not an object: {_clip(data)}")
+    if "error" in payload and "choices" not in payload:
+        return ReplyError(str(payload["error"]))
+    choices = payload.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    if not isinstance(choice, dict):
+        raise UpstreamProtocolError(f"SSE message without choices: {_clip(data)}")
+    text, audio = choice.get("text", ""), choice.get("audio")
+    if not isinstance(text, str) or not (audio is None or isinstance(audio, str)):
+        raise UpstreamProtocolError(f"SSE message with a bad text or audio field: {_clip(data)}")
+    response_id = payload.get("response_id")
+    return ReplyMessage(text, audio or None, response_id if isinstance(response_id, int) else None)
+
+
+def _clip(value: object, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
