@@ -60,6 +60,10 @@ DEFAULT_MAX_SKIPPED_S = 60.0
 DEFAULT_SHUTDOWN_GRACE_S = 5.0
 #: what a refused client is told to wait before it tries again
 DEFAULT_RETRY_AFTER_S = 5
+#: clients waiting for a busy model server; more only lengthen waits nobody sits through
+DEFAULT_MAX_QUEUE = 32
+#: five minutes in a queue is already past most callers' patience
+DEFAULT_MAX_QUEUE_WAIT_S = 300.0
 
 #: the client-facing option keys (the original document's three, plus the upstream's own)
 CLIENT_OPTION_KEYS = frozenset(
@@ -171,6 +175,10 @@ class ProxyConfig:
             ``"https://*.example.com"``, ``"*"``); ``None`` admits any, including none. A
             refused Origin gets 403 (or close 1008).
         retry_after_s: the ``Retry-After`` a refused client is given.
+        max_queue: clients that may wait for a busy model server (each server holds one
+            conversation at a time); one more is refused: at the handshake with 503 and
+            ``Retry-After`` when this is 0, else with close 1013.
+        max_queue_wait_s: longest wait in that queue; then an error event and close 1013.
         shutdown_grace_s: how long sessions get to end when the server shuts down.
     """
 
@@ -195,6 +203,8 @@ class ProxyConfig:
     max_sessions_per_client: int | None = None
     allowed_origins: tuple[str, ...] | None = None
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
+    max_queue: int = DEFAULT_MAX_QUEUE
+    max_queue_wait_s: float = DEFAULT_MAX_QUEUE_WAIT_S
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
 
     def __post_init__(self) -> None:
@@ -218,6 +228,8 @@ class ProxyConfig:
             value = getattr(self, name)
             _check(value is None or (type(value) is int and value >= 1), name, value,
                    "None or a whole number >= 1")
+        _check(type(self.max_queue) is int and self.max_queue >= 0, "max_queue", self.max_queue,
+               "a whole number >= 0")
         _check(type(self.retry_after_s) is int and self.retry_after_s >= 0, "retry_after_s",
                self.retry_after_s, "a whole number of seconds >= 0")
         _check(self.allowed_origins is None or (isinstance(self.allowed_origins, tuple) and all(
