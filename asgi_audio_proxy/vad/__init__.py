@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from .bargein import (
+    BargeInConfig,
+    BargeInPolicy,
+    CutReply,
+    SpeechStarted,
+    SpeechStopped,
+    VoiceActivity,
+    VoiceEvent,
+)
 from .detector import (
     DETECTOR_RATE_HZ,
     EnergyDetector,
@@ -10,12 +19,21 @@ from .detector import (
     SpeechDetector,
     default_detector,
 )
+from .echo import EchoReference
 
 __all__ = [
     "DETECTOR_RATE_HZ",
+    "BargeInConfig",
+    "BargeInPolicy",
+    "CutReply",
+    "EchoReference",
     "EnergyDetector",
     "MissingVadExtra",
     "SileroDetector",
     "SpeechDetector",
+    "SpeechStarted",
+    "SpeechStopped",
+    "VoiceActivity",
+    "VoiceEvent",
     "default_detector",
 ]
