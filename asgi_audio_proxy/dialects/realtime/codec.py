@@ -1,0 +1,97 @@
+"""Realtime audio on the wire: base64 PCM16 24 kHz, or G.711 mu-law / A-law 8 kHz.
+
+Owns: decoding an ``input_audio_buffer.append``'s ``audio`` into PCM16 and its rate (an odd
+trailing byte of PCM16 carried to the next append, as every stream of this package does), and
+encoding reply PCM16 into base64 deltas of at most :data:`DELTA_MS` each. Must not: know events,
+ids or the session.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from ...audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
+from ...audio.resample import Resampler
+from .session_config import FORMAT_RATES_HZ
+
+__all__ = ["DELTA_MS", "InputDecoder", "OutputEncoder", "pcm_ms"]
+
+#: longest reply audio delta: clients play deltas as they come, and a cut loses at most one
+DELTA_MS = 100
+#: what a PCM file starts with: audio sent as a WAV file instead of raw samples
+_WAV_MAGIC = b"RIFF"
+
+
+def pcm_ms(nbytes: int, rate_hz: int) -> float:
+    """How long ``nbytes`` of PCM16 mono at ``rate_hz`` plays, in milliseconds."""
+    return nbytes / 2 / rate_hz * 1000.0
+
+
+class InputDecoder:
+    """Turns appended ``audio`` strings into PCM16, one per connection (it carries odd bytes)."""
+
+    def __init__(self) -> None:
+        self._odd = b""
+
+    def decode(self, audio: str, fmt: str) -> tuple[bytes, int]:
+        """PCM16 mono and its rate for one append in format ``fmt``.
+
+        Raises:
+            ValueError: ``audio`` is not base64, or is a WAV file rather than raw samples.
+        """
+        try:
+            raw = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"not base64 ({exc})") from exc
+        if raw[:4] == _WAV_MAGIC and raw[8:12] == b"WAVE":
+            raise ValueError("a WAV file, not raw samples")
+        rate = FORMAT_RATES_HZ[fmt]
+        if fmt == "audio/pcmu":
+            return ulaw_to_pcm16(raw), rate
+        if fmt == "audio/pcma":
+            return alaw_to_pcm16(raw), rate
+        if self._odd:
+            raw, self._odd = self._odd + raw, b""
+        if len(raw) % 2:
+            raw, self._odd = raw[:-1], raw[-1:]
+        return raw, rate
+
+    def reset(self) -> None:
+        """Forget a carried byte (the buffer was cleared or the format changed)."""
+        self._odd = b""
+
+
+class OutputEncoder:
+    """Turns reply PCM16 into base64 deltas in the output format, one per connection.
+
+    The session resamples reply audio to the dialect's output rate; when a ``session.update``
+    changes the format while audio is under way, a piece may still come at the old rate, and
+    is resampled here (a resampler kept, so pieces join without clicks).
+    """
+
+    def __init__(self) -> None:
+        self._resampler: Resampler | None = None
+
+    def encode(self, pcm: bytes, rate_hz: int, fmt: str) -> tuple[list[str], float]:
+        """``pcm`` at ``rate_hz`` as deltas in ``fmt``, and how many milliseconds they play."""
+        out_rate_hz = FORMAT_RATES_HZ[fmt]
+        if rate_hz != out_rate_hz:
+            resampler = self._resampler
+            if resampler is None or (resampler.in_rate_hz, resampler.out_rate_hz) != (rate_hz, out_rate_hz):
+                resampler = self._resampler = Resampler(rate_hz, out_rate_hz)
+            pcm = resampler.feed(pcm)
+        return _deltas(pcm, out_rate_hz, fmt), pcm_ms(len(pcm), out_rate_hz)
+
+
+def _deltas(pcm: bytes, rate_hz: int, fmt: str) -> list[str]:
+    step = rate_hz * DELTA_MS // 1000 * 2
+    deltas = []
+    for start in range(0, len(pcm), step):
+        piece = pcm[start:start + step]
+        if fmt == "audio/pcmu":
+            piece = pcm16_to_ulaw(piece)
+        elif fmt == "audio/pcma":
+            piece = pcm16_to_alaw(piece)
+        deltas.append(base64.b64encode(piece).decode("ascii"))
+    return deltas

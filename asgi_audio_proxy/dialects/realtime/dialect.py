@@ -1,0 +1,286 @@
+"""The OpenAI Realtime dialect: one connection's events in, neutral events out, and back.
+
+Owns: what each Realtime client event means to the proxy (audio appended, a turn committed or
+cleared, a response cancelled, the session updated) and what each neutral server event becomes
+on the wire, with the state that needs (the effective session, the reply in progress, the user
+item being spoken, updates waiting for their acknowledgement). Must not: await, touch a socket,
+read a clock, or know the upstream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from ...config import ProxyConfig
+from ...events import (
+    AudioIn,
+    ClearInput,
+    ClientEvent,
+    CommitInput,
+    ConfigApplied,
+    Configure,
+    DialectFrames,
+    ErrorEvent,
+    Queued,
+    Ready,
+    ReplyAudio,
+    ReplyEnded,
+    ReplyStarted,
+    ReplyText,
+    ServerEvent,
+    SpeechStarted,
+    SpeechStopped,
+    StopReply,
+)
+from ..base import Frame
+from . import session_config as sc
+from .codec import InputDecoder, OutputEncoder, pcm_ms
+from .reply import Conversation, Event, outcome
+from .wire import (
+    IdSource,
+    Protocol,
+    RaisedErrors,
+    RealtimeRequestError,
+    dump,
+    error_payload,
+    parse_client_event,
+    wire_name,
+)
+
+__all__ = ["RealtimeDialect", "max_event_chars"]
+
+Json = dict[str, Any]
+
+#: the real API commits no less than this much audio
+MIN_COMMIT_MS = 100.0
+#: room for the JSON around an append's base64 audio
+_JSON_OVERHEAD_CHARS = 1024
+#: errors the session may answer a ``Configure`` with (a bad or refused option)
+_CONFIG_ERROR_KINDS = ("bad_payload", "policy_violation")
+
+
+def max_event_chars(config: ProxyConfig) -> int:
+    """Longest client event taken: ``max_message_bytes`` of audio, base64-encoded, plus JSON."""
+    return math.ceil(config.max_message_bytes / 3) * 4 + _JSON_OVERHEAD_CHARS
+
+
+class RealtimeDialect:
+    """One Realtime connection (GA or beta). Made by :func:`realtime_dialect` per handshake.
+
+    Args:
+        config: the proxy's settings (the session's defaults, limits, client-settable options).
+        protocol: ``ga`` or ``beta``.
+        subprotocol: the WebSocket subprotocol to accept with (``realtime`` when offered).
+        model: the ``?model=`` the client asked for, shown back in the session.
+    """
+
+    name = "realtime"
+    playback_lead_ms: float | None = None
+
+    def __init__(self, config: ProxyConfig, *, protocol: Protocol = "ga", subprotocol: str | None = None,
+                 model: str = "minicpm-o") -> None:
+        self.protocol: Protocol = protocol
+        self.subprotocol = subprotocol
+        self._config = config
+        self._ids = IdSource()
+        self._session = sc.initial_session(config, session_id=self._ids.new("sess"), model=model)
+        self._wanted = sc.library_options(self._session)  # what the upstream has or is getting
+        self._pending: deque[dict[str, Any]] = deque()  # sessions waiting for ConfigApplied
+        self._decoder = InputDecoder()
+        self._conversation = Conversation(self._ids, protocol)
+        self._has_opened = False
+        self._raised = RaisedErrors()
+        self._encoder = OutputEncoder()
+        self._max_chars = max_event_chars(config)
+
+    @property
+    def output_rate_hz(self) -> int:
+        """24000 for ``audio/pcm``, 8000 for G.711 (follows ``session.update``)."""
+        return sc.FORMAT_RATES_HZ[sc.audio_format(self._session, "output")]
+
+    # -- client -> proxy ------------------------------------------------------------------------
+
+    def receive(self, frame: Frame) -> list[ClientEvent]:
+        """Decode one client event.
+
+        Raises:
+            RealtimeRequestError: anything the real API answers with an ``error`` event.
+        """
+        try:
+            event = parse_client_event(frame, self._max_chars)
+            kind, event_id = event["type"], event.get("event_id")
+            handler = getattr(self, "_on_" + kind.replace(".", "_"), None)
+            if handler is None:
+                raise RealtimeRequestError(f"'{kind}' is not supported by this server: see its "
+                                           "documentation for the supported events.",
+                                           code="unsupported_event", param="type", event_id=event_id)
+            events: list[ClientEvent] = handler(event, event_id if isinstance(event_id, str) else None)
+            return events
+        except RealtimeRequestError as exc:
+            self._raised.note(exc)
+            raise
+
+    def _on_input_audio_buffer_append(self, event: Json, event_id: str | None) -> list[ClientEvent]:
+        audio = event.get("audio")
+        if not isinstance(audio, str):
+            raise RealtimeRequestError("Missing required parameter: 'audio'.", param="audio",
+                                       code="missing_required_parameter", event_id=event_id)
+        fmt = sc.audio_format(self._session, "input")
+        try:
+            pcm, rate = self._decoder.decode(audio, fmt)
+        except ValueError as exc:
+            expected = "mono PCM16 at 24kHz" if fmt == "audio/pcm" else f"{fmt} at 8kHz"
+            raise RealtimeRequestError(f"Invalid 'audio'. Expected base64-encoded audio bytes ({expected}) "
+                                       f"but got an invalid value: {exc}.", param="audio",
+                                       event_id=event_id) from exc
+        if not pcm:
+            return []
+        self._conversation.appended(pcm_ms(len(pcm), rate))
+        return [AudioIn(pcm, rate, wire_bytes=len(audio) * 3 // 4)]
+
+    def _on_input_audio_buffer_commit(self, event: Json, event_id: str | None) -> list[ClientEvent]:
+        have_ms = self._conversation.uncommitted_ms
+        if have_ms < MIN_COMMIT_MS:
+            raise RealtimeRequestError(
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS:.0f}ms of audio, but buffer only has {have_ms:.2f}ms of audio.",
+                code="input_audio_buffer_commit_empty", event_id=event_id)
+        frames = self._frames(self._conversation.commit())
+        self._conversation.is_reply_expected = True
+        return [DialectFrames(tuple(frames)), CommitInput()]
+
+    def _on_input_audio_buffer_clear(self, event: Json, event_id: str | None) -> list[ClientEvent]:
+        self._conversation.clear()
+        self._decoder.reset()
+        return [ClearInput(), DialectFrames(tuple(self._frames([{"type": "input_audio_buffer.cleared"}])))]
+
+    def _on_session_update(self, event: Json, event_id: str | None) -> list[ClientEvent]:
+        new = sc.merge_update(self._session, event.get("session"), self.protocol, event_id)
+        options = sc.library_options(new)
+        changed = {key: value for key, value in options.items() if self._wanted.get(key) != value}
+        if "assistantPrompt" in changed and "assistantPrompt" not in self._config.client_option_keys:
+            raise RealtimeRequestError("This server does not let clients set 'instructions'.",
+                                       param="session.instructions", code="unsupported_parameter",
+                                       event_id=event_id)
+        # a voice or threshold the operator keeps to itself is shown but not applied
+        changed = {key: value for key, value in changed.items() if key in self._config.client_option_keys}
+        if sc.audio_format(new, "input") != sc.audio_format(self._session, "input"):
+            self._decoder.reset()
+        self._session = new
+        if not changed:
+            return [DialectFrames(tuple(self._frames([self._session_event("session.updated")])))]
+        self._wanted.update(changed)
+        self._pending.append({"event_id": event_id, "options": changed})
+        return [Configure(changed, acknowledge=True)]
+
+    def _on_response_create(self, event: Json, event_id: str | None) -> list[ClientEvent]:
+        if self._conversation.reply is not None:
+            raise RealtimeRequestError(
+                "Conversation already has an active response in progress: "
+                f"{self._conversation.reply.response_id}. "
+                "Wait until the response is finished before creating a new one.",
+                code="conversation_already_has_active_response", event_id=event_id)
+        if self._conversation.is_reply_expected:
+            return []  # the committed turn's reply is on its way: this asks for it again
+        if self._conversation.uncommitted_ms >= MIN_COMMIT_MS:
+            return self._on_input_audio_buffer_commit(event, event_id)
+        raise RealtimeRequestError("The model behind this server replies to user audio only: append "
+                                   "audio (and commit it when turn_detection is null) first.",
+                                   code="no_user_audio", event_id=event_id)
+
+    def _on_response_cancel(self, event: Json, event_id: str | None) -> list[ClientEvent]:
+        reply, wanted = self._conversation.reply, event.get("response_id")
+        if reply is None or reply.is_cancelling or (wanted is not None and wanted != reply.response_id):
+            raise RealtimeRequestError("Cancellation failed: no active response found",
+                                       code="response_cancel_not_active", event_id=event_id)
+        reply.is_cancelling = True
+        return [StopReply("client")]
+
+    def _on_conversation_item_truncate(self, event: Json, event_id: str | None) -> list[ClientEvent]:
+        truncated = self._conversation.truncate(event, event_id)
+        return [DialectFrames(tuple(self._frames([truncated])))]
+
+    # -- proxy -> client ------------------------------------------------------------------------
+
+    def send(self, event: ServerEvent) -> list[Frame]:
+        """Encode one neutral event as the client's events (``session.created`` goes first)."""
+        if isinstance(event, DialectFrames):
+            return list(event.frames)
+        if isinstance(event, Queued | Ready):
+            return self._frames([])
+        if isinstance(event, ConfigApplied):
+            if not self._pending:
+                return []
+            self._pending.popleft()
+            return self._frames([self._session_event("session.updated")])
+        if isinstance(event, ErrorEvent):
+            return self._frames(self._error(event))
+        if isinstance(event, SpeechStarted | SpeechStopped):
+            item_id = self._conversation.input_item_id()
+            if isinstance(event, SpeechStarted):
+                kind, key, ms = "input_audio_buffer.speech_started", "audio_start_ms", event.audio_start_ms
+            else:
+                kind, key, ms = "input_audio_buffer.speech_stopped", "audio_end_ms", event.audio_end_ms
+            return self._frames([{"type": kind, key: ms, "item_id": item_id}])
+        if isinstance(event, ReplyStarted):
+            return self._frames(self._start_reply())
+        return self._frames(self._reply_event(event))
+
+    def _reply_event(self, event: ReplyText | ReplyAudio | ReplyEnded) -> list[Event]:
+        conversation = self._conversation
+        if isinstance(event, ReplyEnded):
+            return conversation.end_reply(*outcome(event))
+        events = self._start_reply() if conversation.reply is None else []
+        reply = conversation.reply
+        assert reply is not None
+        if reply.is_cancelling:
+            return events  # cancelled: nothing more of it goes out
+        if isinstance(event, ReplyText):
+            return [*events, reply.text(event.text)] if event.text else events
+        if reply.text_only or not event.pcm:
+            return events
+        fmt = sc.audio_format(self._session, "output")
+        deltas, ms = self._encoder.encode(event.pcm, event.rate_hz, fmt)
+        conversation.add_audio(reply.item_id, ms)
+        return events + [reply.audio(delta) for delta in deltas]
+
+    def _start_reply(self) -> list[Event]:
+        fmt = self._session["audio"]["output"]["format"]
+        voice = self._session["audio"]["output"]["voice"]
+        return self._conversation.start_reply(
+            text_only=sc.is_text_only(self._session),
+            audio_format=fmt if self.protocol == "ga" else sc.beta_format(fmt["type"]),
+            voice=voice if isinstance(voice, str) else voice["id"])
+
+    def _error(self, event: ErrorEvent) -> list[Event]:
+        error = self._raised.take(event.message)
+        if error is None:
+            event_id = None
+            if self._pending and not event.fatal and event.kind in _CONFIG_ERROR_KINDS:
+                failed = self._pending.popleft()  # the session refused this update's options
+                event_id = failed["event_id"]
+                for key in failed["options"]:
+                    self._wanted.pop(key, None)
+            server_side = event.kind.startswith("upstream") or event.kind == "internal_error"
+            error = error_payload(event.message, error_type="server_error" if server_side
+                                  else "invalid_request_error", code=event.kind, event_id=event_id)
+        ended = outcome(ReplyEnded("interrupted"))
+        events = self._conversation.end_reply(*ended) if event.fatal else []
+        return [*events, {"type": "error", "error": error}]
+
+    def _session_event(self, kind: str) -> Event:
+        return {"type": kind, "session": sc.render(self._session, self.protocol)}
+
+    def _frames(self, events: list[Event]) -> list[Frame]:
+        """Name and number ``events`` for the client, ``session.created`` first of all."""
+        if not self._has_opened:
+            self._has_opened = True
+            events = [self._session_event("session.created"), *events]
+        frames: list[Frame] = []
+        for event in events:
+            name = wire_name(event["type"], self.protocol)
+            if name is not None:
+                frames.append(dump({**event, "type": name, "event_id": self._ids.new("event")}))
+        return frames

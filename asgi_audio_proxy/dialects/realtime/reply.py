@@ -1,0 +1,227 @@
+"""One Realtime response and the conversation's items, as the events strict clients expect.
+
+Owns: the ids and order of a response's events (``response.created`` → ``output_item.added`` →
+item added → ``content_part.added`` → deltas → audio done → transcript done →
+``content_part.done`` → ``output_item.done`` → item done → ``response.done``), the user item a
+committed turn becomes, and the played length of each assistant item (for truncation).
+Events are built in GA names without ``event_id``; the dialect names and numbers them.
+Must not: encode audio, know the session's options beyond what it is given, or read a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any, Literal
+
+from ...events import ReplyEnded
+from .wire import IdSource, Protocol, RealtimeRequestError
+
+__all__ = ["Conversation", "Reply", "ResponseStatus", "outcome"]
+
+Event = dict[str, Any]
+ResponseStatus = Literal["completed", "cancelled", "failed", "incomplete"]
+#: assistant items remembered for ``conversation.item.truncate`` (older ones: unknown item)
+_REMEMBERED_ITEMS = 64
+
+
+class Conversation:
+    """The items of one connection: the user turn being spoken, the reply in progress, the
+    order of items, and how much audio each assistant item has had."""
+
+    def __init__(self, ids: IdSource, protocol: Protocol) -> None:
+        self._ids = ids
+        self._protocol = protocol
+        self.last_item_id: str | None = None
+        self.reply: Reply | None = None
+        #: audio appended since the last commit, in milliseconds
+        self.uncommitted_ms = 0.0
+        #: a turn was committed and its reply has not started yet
+        self.is_reply_expected = False
+        self._input_item_id: str | None = None
+        self._audio_ms: OrderedDict[str, float] = OrderedDict()
+
+    def input_item_id(self) -> str:
+        """The id the user turn being spoken will have once committed."""
+        self._input_item_id = self._input_item_id or self._ids.new("item")
+        return self._input_item_id
+
+    def appended(self, ms: float) -> None:
+        """Note ``ms`` of user audio appended."""
+        self.uncommitted_ms += ms
+        self.input_item_id()
+
+    def clear(self) -> None:
+        """Forget the audio appended since the last commit."""
+        self.uncommitted_ms, self._input_item_id = 0.0, None
+
+    def commit(self) -> list[Event]:
+        """The events of the user turn being committed: committed, item added, item done."""
+        item_id = self.input_item_id()
+        self.clear()
+        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user",
+                "status": "completed", "content": [{"type": "input_audio", "transcript": None}]}
+        previous, self.last_item_id = self.last_item_id, item_id
+        return [
+            {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous},
+            {"type": "conversation.item.added", "item": item, "previous_item_id": previous},
+            {"type": "conversation.item.done", "item": item, "previous_item_id": previous},
+        ]
+
+    def start_reply(self, *, text_only: bool, audio_format: Any, voice: str) -> list[Event]:
+        """A new response (after the user turn it answers, committed now if it was not)."""
+        events = self.end_reply("completed", None) if self.reply is not None else []
+        if self.uncommitted_ms > 0:
+            events += self.commit()  # the model ended the turn: that audio is the user's item
+        self.is_reply_expected = False
+        reply = self.reply = Reply(self._ids, self._protocol, previous_item_id=self.last_item_id,
+                                   text_only=text_only, audio_format=audio_format, voice=voice)
+        self.last_item_id = reply.item_id
+        self._audio_ms[reply.item_id] = 0.0
+        while len(self._audio_ms) > _REMEMBERED_ITEMS:
+            self._audio_ms.popitem(last=False)
+        return events + reply.opening()
+
+    def end_reply(self, status: ResponseStatus, details: dict[str, Any] | None) -> list[Event]:
+        """The closing events of the reply in progress (none if there is none)."""
+        reply, self.reply = self.reply, None
+        return reply.closing(status, details) if reply is not None else []
+
+    def add_audio(self, item_id: str, ms: float) -> None:
+        """Note ``ms`` of audio sent for assistant item ``item_id``."""
+        if item_id in self._audio_ms:
+            self._audio_ms[item_id] += ms
+
+    def truncate(self, event: dict[str, Any], event_id: str | None) -> Event:
+        """The ``conversation.item.truncated`` answering a ``conversation.item.truncate``.
+
+        The transcript stays whole (the model gives no word timings); ``audio_end_ms: 0`` is fine.
+
+        Raises:
+            RealtimeRequestError: a missing field, an item that is not an assistant audio item
+                of this conversation, or an end past the audio sent.
+        """
+        item_id, end_ms = event.get("item_id"), event.get("audio_end_ms")
+        index = event.get("content_index", 0)
+        for name, value in (("item_id", item_id), ("audio_end_ms", end_ms)):
+            if value is None:
+                raise RealtimeRequestError(f"Missing required parameter: '{name}'.", param=name,
+                                           code="missing_required_parameter", event_id=event_id)
+        if not isinstance(end_ms, int) or isinstance(end_ms, bool) or end_ms < 0:
+            raise RealtimeRequestError(f"Invalid value: {end_ms!r}. Expected a whole number >= 0.",
+                                       param="audio_end_ms", event_id=event_id)
+        sent_ms = self._audio_ms.get(item_id) if isinstance(item_id, str) else None
+        if sent_ms is None or index != 0:
+            raise RealtimeRequestError(f"Invalid value: '{item_id}'. No assistant audio item with that id "
+                                       f"and content_index {index!r}.", param="item_id", event_id=event_id)
+        if end_ms > math.ceil(sent_ms):
+            raise RealtimeRequestError(f"Audio content of {sent_ms:.0f}ms is already shorter than {end_ms}ms",
+                                       param="audio_end_ms", event_id=event_id)
+        return {"type": "conversation.item.truncated", "item_id": item_id, "content_index": 0,
+                "audio_end_ms": end_ms}
+
+
+def outcome(event: ReplyEnded) -> tuple[ResponseStatus, dict[str, Any] | None]:
+    """``response.done``'s status and status details for why a reply ended."""
+    if event.reason == "complete":
+        return "completed", None
+    if event.reason == "stopped":
+        why = "turn_detected" if event.stopped_by == "voice" else "client_cancelled"
+        return "cancelled", {"type": "cancelled", "reason": why}
+    error = {"type": "server_error", "code": "upstream_interrupted",
+             "message": "The model ended the reply early."}
+    return "failed", {"type": "failed", "error": error}
+
+
+class Reply:
+    """One response: its ids, its transcript so far, and its events."""
+
+    def __init__(self, ids: IdSource, protocol: Protocol, *, previous_item_id: str | None,
+                 text_only: bool, audio_format: Any, voice: Any) -> None:
+        self.response_id = ids.new("resp")
+        self.item_id = ids.new("item")
+        self._conversation_id = ids.new("conv")
+        self._protocol = protocol
+        self._previous_item_id = previous_item_id
+        self.text_only = text_only
+        self._audio_format = audio_format
+        self._voice = voice
+        self._transcript: list[str] = []
+        #: a ``response.cancel`` was sent on: nothing more of it goes out
+        self.is_cancelling = False
+
+    @property
+    def transcript(self) -> str:
+        return "".join(self._transcript)
+
+    def opening(self) -> list[Event]:
+        """``response.created`` through ``content_part.added``."""
+        item = self._item("in_progress", [])
+        return [
+            {"type": "response.created", "response": self._response("in_progress", None, [])},
+            {"type": "response.output_item.added", **self._ids(item=False), "item": item},
+            {"type": "conversation.item.added", "item": item, "previous_item_id": self._previous_item_id},
+            {"type": "response.content_part.added", **self._ids(), "part": self._part("")},
+        ]
+
+    def audio(self, delta: str) -> Event:
+        """One ``response.output_audio.delta``."""
+        return {"type": "response.output_audio.delta", **self._ids(), "delta": delta}
+
+    def text(self, delta: str) -> Event:
+        """One transcript delta (a text delta when the session is text only)."""
+        self._transcript.append(delta)
+        kind = "response.output_text.delta" if self.text_only else "response.output_audio_transcript.delta"
+        return {"type": kind, **self._ids(), "delta": delta}
+
+    def closing(self, status: ResponseStatus, details: dict[str, Any] | None) -> list[Event]:
+        """The ``.done`` events through ``response.done``."""
+        text = self.transcript
+        item = self._item("completed" if status == "completed" else "incomplete", [self._content(text)])
+        events: list[Event] = []
+        if self.text_only:
+            events.append({"type": "response.output_text.done", **self._ids(), "text": text})
+        else:
+            events += [{"type": "response.output_audio.done", **self._ids()},
+                       {"type": "response.output_audio_transcript.done", **self._ids(), "transcript": text}]
+        return [
+            *events,
+            {"type": "response.content_part.done", **self._ids(), "part": self._part(text)},
+            {"type": "response.output_item.done", **self._ids(item=False), "item": item},
+            {"type": "conversation.item.done", "item": item, "previous_item_id": self._previous_item_id},
+            {"type": "response.done", "response": self._response(status, details, [item])},
+        ]
+
+    def _ids(self, *, item: bool = True) -> dict[str, Any]:
+        ids: dict[str, Any] = {"response_id": self.response_id, "output_index": 0}
+        if item:
+            ids.update(item_id=self.item_id, content_index=0)
+        return ids
+
+    def _part(self, text: str) -> dict[str, Any]:
+        # the JS SDK's schema takes a string or nothing here, never null
+        return {"type": "text", "text": text} if self.text_only else {"type": "audio", "transcript": text}
+
+    def _content(self, text: str) -> dict[str, Any]:
+        if self.text_only:
+            return {"type": "output_text" if self._protocol == "ga" else "text", "text": text}
+        return {"type": "output_audio" if self._protocol == "ga" else "audio", "transcript": text}
+
+    def _item(self, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"id": self.item_id, "object": "realtime.item", "type": "message", "role": "assistant",
+                "status": status, "content": content}
+
+    def _response(self, status: str, details: dict[str, Any] | None, output: list[Any]) -> dict[str, Any]:
+        response: dict[str, Any] = {
+            "id": self.response_id, "object": "realtime.response", "status": status,
+            "status_details": details, "output": output, "usage": None, "metadata": None,
+            "max_output_tokens": "inf",
+        }
+        modalities = ["text"] if self.text_only else ["audio"]
+        if self._protocol == "ga":
+            response.update(conversation_id=self._conversation_id, output_modalities=modalities,
+                            audio={"output": {"format": self._audio_format, "voice": self._voice}})
+        else:
+            response.update(modalities=["text"] if self.text_only else ["text", "audio"],
+                            output_audio_format=self._audio_format, voice=self._voice)
+        return response
