@@ -8,7 +8,7 @@ read the environment or parse argv.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -146,7 +146,8 @@ class ProxyConfig:
         chunk_duration: seconds of audio gathered before it goes upstream; a positive multiple
             of 0.2 s. Messages are always 200 ms whatever this is (section 5.3).
         options: the upstream options; a client may override ``client_option_keys`` of them.
-        client_option_keys: which camelCase keys a client's ``config`` message may set.
+        client_option_keys: which camelCase keys a client's ``config`` message may set: any
+            iterable of them, stored as a ``frozenset``.
         connect_timeout_s: reaching the upstream (HTTP connect, WebSocket handshake).
         ack_timeout_s: waiting for one acknowledgement of an audio message.
         reply_stall_timeout_s: longest silence of the SSE stream once a reply has started.
@@ -172,8 +173,9 @@ class ProxyConfig:
         max_sessions_per_client: live sessions per client address (``None``: no limit); over
             it: 429 (or close 1013).
         allowed_origins: ``Origin`` values admitted (``"https://app.example"``,
-            ``"https://*.example.com"``, ``"*"``); ``None`` admits any, including none. A
-            refused Origin gets 403 (or close 1008).
+            ``"https://*.example.com"``, ``"*"``): any sequence of them (a list, a tuple),
+            stored as a tuple; ``None`` admits any, including none. A refused Origin gets 403
+            (or close 1008).
         retry_after_s: the ``Retry-After`` a refused client is given.
         max_queue: clients that may wait for a busy model server (each server holds one
             conversation at a time); one more is refused: at the handshake with 503 and
@@ -185,7 +187,7 @@ class ProxyConfig:
     upstream_url: str = DEFAULT_UPSTREAM_URL
     chunk_duration: float = DEFAULT_CHUNK_DURATION_S
     options: UpstreamOptions = field(default_factory=UpstreamOptions)
-    client_option_keys: frozenset[str] = CLIENT_OPTION_KEYS
+    client_option_keys: Collection[str] = CLIENT_OPTION_KEYS
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
     ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S
     reply_stall_timeout_s: float = DEFAULT_REPLY_STALL_TIMEOUT_S
@@ -201,13 +203,20 @@ class ProxyConfig:
     max_skipped_s: float = DEFAULT_MAX_SKIPPED_S
     max_sessions: int | None = None
     max_sessions_per_client: int | None = None
-    allowed_origins: tuple[str, ...] | None = None
+    allowed_origins: Sequence[str] | None = None
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
     max_queue: int = DEFAULT_MAX_QUEUE
     max_queue_wait_s: float = DEFAULT_MAX_QUEUE_WAIT_S
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
 
     def __post_init__(self) -> None:
+        # what users write (a list, a set) is frozen here, so a config stays hashable and a
+        # caller's later change to their list cannot reach it
+        object.__setattr__(self, "client_option_keys",
+                           frozenset(_strings("client_option_keys", self.client_option_keys)))
+        if self.allowed_origins is not None:
+            object.__setattr__(self, "allowed_origins",
+                               tuple(_strings("allowed_origins", self.allowed_origins)))
         url = urlsplit(self.upstream_url)
         _check(url.scheme in ("http", "https") and bool(url.hostname), "upstream_url",
                self.upstream_url, "an http:// or https:// URL with a host")
@@ -215,7 +224,7 @@ class ProxyConfig:
         _check(messages >= 1 - 1e-9 and math.isclose(messages, round(messages), abs_tol=1e-6),
                "chunk_duration", self.chunk_duration, "a positive multiple of 0.2 seconds")
         _check(isinstance(self.options, UpstreamOptions), "options", self.options)
-        _check(self.client_option_keys <= CLIENT_OPTION_KEYS, "client_option_keys",
+        _check(CLIENT_OPTION_KEYS.issuperset(self.client_option_keys), "client_option_keys",
                sorted(self.client_option_keys), f"a subset of {sorted(CLIENT_OPTION_KEYS)}")
         for f in fields(self):
             value = getattr(self, f.name)
@@ -232,9 +241,8 @@ class ProxyConfig:
                "a whole number >= 0")
         _check(type(self.retry_after_s) is int and self.retry_after_s >= 0, "retry_after_s",
                self.retry_after_s, "a whole number of seconds >= 0")
-        _check(self.allowed_origins is None or (isinstance(self.allowed_origins, tuple) and all(
-            isinstance(o, str) and o for o in self.allowed_origins)), "allowed_origins",
-            self.allowed_origins, "None or a tuple of non-empty strings")
+        _check(self.allowed_origins is None or all(self.allowed_origins), "allowed_origins",
+               self.allowed_origins, "None or a sequence of non-empty strings")
 
     @property
     def release_messages(self) -> int:
@@ -254,7 +262,7 @@ class ProxyConfig:
             ValueError: a key the client may not set, or a bad value.
         """
         if config_data:
-            refused = sorted(set(config_data) - self.client_option_keys)
+            refused = sorted(set(config_data).difference(self.client_option_keys))
             if refused:
                 raise ValueError(f"config key(s) {refused} may not be set by the client; "
                                  f"allowed: {sorted(self.client_option_keys)}")
@@ -263,6 +271,23 @@ class ProxyConfig:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _strings(name: str, value: object) -> list[str]:
+    """The strings of a sequence-valued setting, in order; a lone string is refused.
+
+    Raises:
+        ValueError: ``value`` is one string (itself a sequence of characters), not iterable, or
+            holds something other than strings (names the setting).
+    """
+    if isinstance(value, str | bytes):
+        raise ValueError(f"invalid {name}={value!r}: expected a sequence of strings, not one "
+                         f"string (a string is a sequence of characters); write [{value!r}]")
+    if not isinstance(value, Iterable):
+        raise ValueError(f"invalid {name}={value!r}: expected a sequence of strings")
+    items = list(value)
+    _check(all(isinstance(item, str) for item in items), name, value, "a sequence of strings")
+    return items
 
 
 def _check(ok: bool, name: str, value: object, expected: str = "") -> None:

@@ -61,3 +61,46 @@ def test_operator_can_narrow_what_clients_may_set() -> None:
 def test_no_config_data_keeps_the_operators_options() -> None:
     options = UpstreamOptions(vad_threshold=0.7)
     assert ProxyConfig(options=options).client_options(None) is options
+
+
+def test_allowed_origins_take_a_list_and_equal_the_tuple_form() -> None:
+    from_list = ProxyConfig(allowed_origins=["https://a.example"])
+    assert from_list == ProxyConfig(allowed_origins=("https://a.example",))
+    assert from_list.allowed_origins == ("https://a.example",)
+    assert hash(from_list) == hash(ProxyConfig(allowed_origins=("https://a.example",)))
+
+
+def test_a_sequence_setting_is_frozen_against_later_changes_to_the_callers_list() -> None:
+    origins = ["https://a.example"]
+    keys = ["vadThreshold"]
+    config = ProxyConfig(allowed_origins=origins, client_option_keys=keys)
+    origins.append("https://evil.example")
+    keys.append("assistantPrompt")
+    assert config.allowed_origins == ("https://a.example",)
+    assert config.client_option_keys == frozenset({"vadThreshold"})
+
+
+@pytest.mark.parametrize("keys", [["vadThreshold"], ("vadThreshold",), {"vadThreshold"},
+                                  frozenset({"vadThreshold"}), (k for k in ["vadThreshold"])])
+def test_client_option_keys_take_any_iterable_of_strings_stored_as_a_frozenset(keys: object) -> None:
+    config = ProxyConfig(client_option_keys=keys)  # type: ignore[arg-type]
+    assert config.client_option_keys == frozenset({"vadThreshold"})
+    assert isinstance(config.client_option_keys, frozenset)
+    assert config == ProxyConfig(client_option_keys=frozenset({"vadThreshold"}))
+
+
+@pytest.mark.parametrize("field", ["allowed_origins", "client_option_keys"])
+def test_a_bare_string_is_refused_with_a_hint(field: str) -> None:
+    value = "https://a.example" if field == "allowed_origins" else "vadThreshold"
+    with pytest.raises(ValueError, match=rf"invalid {field}=.*not one string.*write \["):
+        ProxyConfig(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("allowed_origins", [""]), ("allowed_origins", ["https://a.example", 3]),
+    ("allowed_origins", 3), ("allowed_origins", b"https://a.example"),
+    ("client_option_keys", [None]), ("client_option_keys", ["colour"]),
+])
+def test_bad_sequence_settings_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        ProxyConfig(**{field: value})  # type: ignore[arg-type]
