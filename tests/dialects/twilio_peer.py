@@ -143,6 +143,7 @@ class TwilioPeer:
     stream_sid: str
     arrivals: list[Arrival] = field(default_factory=list)
     echoed_marks: list[str] = field(default_factory=list)
+    echoed_at: list[float] = field(default_factory=list)
     broken: list[TwilioRuleBroken] = field(default_factory=list)
     close_code: int | None = None
     _sequence: int = 0
@@ -166,14 +167,18 @@ class TwilioPeer:
             await peer._send(inbound_message("start", stream_sid, peer._next(), start=start_body(
                 stream_sid, custom_parameters=custom_parameters)))
             peer._is_started = True
-            async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(peer._receive()), tg.create_task(peer._send_media()),
-                         tg.create_task(peer._echo_marks())]
-                try:
-                    yield peer
-                finally:
-                    for task in tasks:
-                        task.cancel()
+            # not a TaskGroup: a failing test's own exception should reach pytest unwrapped
+            tasks = [asyncio.create_task(peer._receive()), asyncio.create_task(peer._send_media()),
+                     asyncio.create_task(peer._echo_marks())]
+            try:
+                yield peer
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks)
+        for task in tasks:  # a bug in the peer itself fails the test too
+            if not task.cancelled() and task.exception() is not None:
+                raise AssertionError("the Twilio peer failed") from task.exception()
         if peer.broken:
             raise peer.broken[0]
 
@@ -200,7 +205,10 @@ class TwilioPeer:
     # -- what the test reads ----------------------------------------------------------------
 
     async def wait_for(self, predicate: Callable[[TwilioPeer], bool], timeout_s: float = 10) -> None:
-        """Wait under a deadline until ``predicate(self)`` holds; a broken rule fails at once."""
+        """Wait under a deadline until ``predicate(self)`` holds; a broken rule fails at once.
+
+        It is looked at on every message in or out (so at least every 20 ms while the call lasts).
+        """
         async with asyncio.timeout(within(timeout_s)), self._arrived:
             await self._arrived.wait_for(lambda: bool(self.broken) or predicate(self))
         if self.broken:
@@ -241,6 +249,7 @@ class TwilioPeer:
             await self._send(inbound_message("media", self.stream_sid, self._next(), media={
                 "track": "inbound", "chunk": str(chunk), "timestamp": str(round((chunk - 1) * 20)),
                 "payload": base64.b64encode(frame).decode()}))
+            await self._notify()  # a predicate on the far side's state is looked at every 20 ms
             # a phone line's pace: the next frame 20 ms after this one was due
             await asyncio.sleep(max(0.0, begin + chunk * FRAME_S - loop.time()))
 
@@ -256,11 +265,13 @@ class TwilioPeer:
                     message = {"event": "broken"}
                 self.arrivals.append(Arrival(now, message))
                 await self._play(message, now)
-                async with self._arrived:
-                    self._arrived.notify_all()
+                await self._notify()
         except ConnectionClosed:
             pass
         self.close_code = self.ws.close_code
+        await self._notify()
+
+    async def _notify(self) -> None:
         async with self._arrived:
             self._arrived.notify_all()
 
@@ -297,4 +308,6 @@ class TwilioPeer:
 
     async def _echo(self, name: str) -> None:
         self.echoed_marks.append(name)
+        self.echoed_at.append(asyncio.get_running_loop().time())
         await self._send(inbound_message("mark", self.stream_sid, self._next(), mark={"name": name}))
+        await self._notify()
