@@ -37,7 +37,7 @@ _LEARN_AFTER_FRAMES_S = 1.0
 _LEARN_WINDOW_S = 3.0
 _LEARN_PERCENTILE = 90.0
 #: the learned gain gets this margin (dB) for the frames where the echo peaks above the percentile
-_LEARN_MARGIN_DB = 3.0
+_LEARN_MARGIN_DB = 6.0
 #: a reference quieter than this (power, full scale 1.0: -60 dBFS) is silence: nothing to learn from
 _SILENT_POWER = 1e-6
 #: a room's reverberation outlasts the delay by this much
@@ -50,6 +50,9 @@ _DELAY_SETTLED_FRAMES = 20
 _DELAY_SPREAD = 2
 #: and up to 80 ms later: the room's reflections
 _REVERB_LAGS = 5
+#: the delay scores and the learned gain are recomputed every this many frames (~130 ms): they
+#: move slowly, and recomputing them is most of this module's cost
+_RESCORE_EVERY = 4
 #: only frames this little beyond the echo teach its gain: the client's own voice must not
 _LEARN_BELOW_SHARE = 0.3
 #: the microphone's noise floor per band: the quietest frame of the last 2 s, doubled for its spread
@@ -105,6 +108,9 @@ class EchoReference:
         self._lags = np.arange(0.0, self._max_delay + block / 2, block)
         self._delay_scores = np.zeros(len(self._lags))
         self._delay_votes = 0
+        self._since_scored = 0
+        self._learned: np.ndarray | None = None
+        self._since_learned = 0
         self._heard: deque[np.ndarray] = deque(maxlen=int(_DELAY_WINDOW_S * frames_per_s))
         self._played: deque[np.ndarray] = deque(maxlen=int(_DELAY_WINDOW_S * frames_per_s))
 
@@ -195,8 +201,10 @@ class EchoReference:
         shifted = (overlap.astype(np.float64) @ blocks) / counts[:, None]
         self._heard.append(np.log10(powers + floor + 1e-12))
         self._played.append(np.log10(shifted + floor + 1e-12))
-        if len(self._heard) < _DELAY_SETTLED_FRAMES:
+        self._since_scored += 1
+        if len(self._heard) < _DELAY_SETTLED_FRAMES or self._since_scored < _RESCORE_EVERY:
             return
+        self._since_scored = 0
         heard = np.stack(self._heard)
         played = np.stack(self._played)
         heard = heard - heard.mean(axis=0)
@@ -212,5 +220,9 @@ class EchoReference:
     def _gain(self) -> np.ndarray:
         if len(self._ratios) < self._learn_after:
             return np.full(_BANDS, self._prior_gain)
-        learned = np.percentile(np.stack(self._ratios), _LEARN_PERCENTILE, axis=0)
-        return np.asarray(np.minimum(learned * 10 ** (_LEARN_MARGIN_DB / 10), self._prior_gain))
+        self._since_learned += 1
+        if self._learned is None or self._since_learned >= _RESCORE_EVERY:
+            learned = np.percentile(np.stack(self._ratios), _LEARN_PERCENTILE, axis=0)
+            self._learned = np.minimum(learned * 10 ** (_LEARN_MARGIN_DB / 10), self._prior_gain)
+            self._since_learned = 0
+        return self._learned

@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import shutil
 import subprocess
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from asgi_audio_proxy.vad import VoiceActivity, VoiceEvent
 
 __all__ = [
     "ESPEAK",
     "RATE_HZ",
     "SENTENCES",
     "VOICES",
+    "BargeInScene",
+    "Heard",
     "Labelled",
     "SpeechBank",
     "bursts",
@@ -31,6 +36,7 @@ __all__ = [
     "espeak_missing_reason",
     "label_speech",
     "pink_noise",
+    "play_scene",
     "scale_to_dbfs",
     "to_pcm",
     "white_noise",
@@ -219,3 +225,64 @@ def echo_of(reply: np.ndarray, gain_db: float, delay_ms: float, seed: int) -> np
 def to_pcm(samples: np.ndarray) -> bytes:
     """Float samples to PCM16 little-endian, clipped at full scale."""
     return (np.clip(samples, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes()
+
+
+@dataclass(frozen=True)
+class BargeInScene:
+    """A session's microphone while a reply plays, and what the proxy sent.
+
+    Attributes:
+        mic: the microphone: echo of the reply, noise, and perhaps the client's own speech.
+        reply: the reply audio as sent to the client, at ``RATE_HZ``.
+        reply_start_ms: when (input clock) the reply started being sent.
+        speech_onset_ms: labelled onset of the client's speech, or None if it does not speak.
+        speech_end_ms: labelled end of the client's speech, or None.
+        burst: the reply sent at once (True) or paced in 200 ms pieces as it plays (False).
+    """
+
+    mic: np.ndarray
+    reply: np.ndarray
+    reply_start_ms: int
+    speech_onset_ms: float | None = None
+    speech_end_ms: float | None = None
+    burst: bool = False
+
+
+@dataclass
+class Heard:
+    """What a :class:`VoiceActivity` returned over a scene, each event with the input clock (ms) then."""
+
+    events: list[tuple[float, VoiceEvent]] = field(default_factory=list)
+
+    def of(self, kind: type) -> list[tuple[float, VoiceEvent]]:
+        """The events of one class, in order."""
+        return [(at, event) for at, event in self.events if isinstance(event, kind)]
+
+
+def play_scene(activity: VoiceActivity, scene: BargeInScene, step_bytes: int = 640) -> Heard:
+    """Feed a scene as a session would: microphone in ``step_bytes`` pieces, the reply as it is sent.
+
+    The reply goes out at its start and then (unless in one burst) 200 ms at a time as it plays,
+    each piece at exactly the same point of the input clock whatever ``step_bytes`` is; it ends when
+    all of it has been sent. The clock is the count of microphone samples.
+    """
+    pcm = to_pcm(scene.mic)
+    reply_pcm = to_pcm(scene.reply)
+    start_byte = scene.reply_start_ms * RATE_HZ // 1000 * 2
+    piece = RATE_HZ // 5 * 2
+    sends = [start_byte] if scene.burst else list(range(start_byte, start_byte + len(reply_pcm), piece))
+    cuts = sorted({*range(0, len(pcm), step_bytes), *(at for at in sends if at < len(pcm)), len(pcm)})
+    sent = 0
+    heard = Heard()
+    for offset, end in itertools.pairwise(cuts):
+        if offset in sends:
+            if sent == 0:
+                activity.reply_started()
+            due = len(reply_pcm) if scene.burst else min(len(reply_pcm), sent + piece)
+            activity.reply_audio(reply_pcm[sent:due], RATE_HZ)
+            sent = due
+            if sent == len(reply_pcm):
+                activity.reply_ended()
+        now_ms = end // 2 * 1000 / RATE_HZ
+        heard.events.extend((now_ms, event) for event in activity.feed_input(pcm[offset:end]))
+    return heard
