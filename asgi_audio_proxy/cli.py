@@ -9,33 +9,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import pathlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from .edge.settings import ENV_PREFIX, add_settings
+
+if TYPE_CHECKING:
+    from .demo.server import DemoServer
 
 __all__ = ["main"]
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVEL_ENV = ENV_PREFIX + "LOG_LEVEL"
+
 
 def _serve(args: argparse.Namespace) -> int:
-    from starlette.applications import Starlette
+    from .edge.serving import build_server_app, serve
+    from .edge.settings import SettingError, resolve_settings
 
-    from .config import ProxyConfig
-    from .edge.admission import TokenAuth
-    from .edge.middleware import AudioProxyMiddleware
-    from .edge.serving import serve
-
-    config = ProxyConfig(upstream_url=args.upstream, chunk_duration=args.chunk_duration,
-                         max_sessions=args.max_sessions, shutdown_grace_s=args.shutdown_grace,
-                         allowed_origins=tuple(args.allow_origin) if args.allow_origin else None)
-    tokens = [line.strip() for line in args.token_file.read_text().splitlines()
-              if line.strip()] if args.token_file else []
-    authenticate = TokenAuth({t: f"token#{i}" for i, t in enumerate(tokens, 1)}) if tokens else None
-    # an empty Starlette app answers every other path with 404 (HTTP) or a close (WebSocket)
-    app = AudioProxyMiddleware(Starlette(), path=args.path, config=config, authenticate=authenticate)
-    print(f"asgi-audio-proxy: ws://{args.host}:{args.port}{args.path} -> {args.upstream}",
-          file=sys.stderr)
-    serve(app, app.proxy, host=args.host, port=args.port, log_level=args.log_level)
+    try:
+        settings = resolve_settings(args, args.environ)
+        app = build_server_app(settings)
+    except (SettingError, ValueError, ImportError, OSError) as exc:
+        args.fail(str(exc))
+    upstreams = " ".join(settings.upstream)
+    shared = f", leases in {settings.redis}" if settings.redis else ""
+    print(f"asgi-audio-proxy: ws://{settings.host}:{settings.port}{settings.path} -> {upstreams}"
+          f"{shared}", file=sys.stderr)
+    serve(app, app.proxy, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 
 
@@ -49,20 +53,18 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo.server import DemoServer, run_demo
+    from .demo.server import run_demo
 
     running: set[asyncio.Task[None]] = set()
 
     def started(demo: DemoServer) -> None:
-        upstream = args.upstream or "the built-in simulator (it echoes what it hears)"
-        print(f"asgi-audio-proxy demo: open {demo.url} and press Start talking\n"
-              f"  proxy: {demo.proxy_url} -> {upstream}\n"
-              f"  try:   asgi-audio-proxy client --proxy-url {demo.proxy_url}\n"
-              f"  Ctrl-C stops", flush=True)
-        if args.talk:  # something talks to it at once, so the first run shows it working
-            task = asyncio.get_running_loop().create_task(_demo_talk(demo.proxy_url, args.talk))
-            running.add(task)
-            task.add_done_callback(running.discard)
+        if not args.talk:
+            _announce_demo(demo, args.upstream)
+            return
+        # the talk runs before anyone is told the URL, so it never takes a visitor's place
+        task = asyncio.get_running_loop().create_task(_demo_talk(demo, args.talk, args.upstream))
+        running.add(task)
+        task.add_done_callback(running.discard)
 
     if args.log_level != "debug":  # one line per upstream request drowns the session lines
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -71,23 +73,31 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo_talk(proxy_url: str, turns: int) -> None:
+def _announce_demo(demo: DemoServer, upstream_url: str | None) -> None:
+    upstream = upstream_url or "the built-in simulator (it echoes what it hears)"
+    print(f"asgi-audio-proxy demo: open {demo.url} and press Start talking\n"
+          f"  proxy: {demo.proxy_url} -> {upstream}\n"
+          f"  try:   asgi-audio-proxy client --proxy-url {demo.proxy_url}\n"
+          f"  Ctrl-C stops", flush=True)
+
+
+async def _demo_talk(demo: DemoServer, turns: int, upstream_url: str | None) -> None:
     from .client.audio import generated_utterance
     from .client.console import Console
     from .client.talk import TalkFailed, TalkOptions, talk
 
-    print(f"asgi-audio-proxy demo: a test client says {turns} generated turn(s) to the proxy ...",
-          flush=True)
-    options = TalkOptions(proxy_url=proxy_url, mode="generated", utterance=generated_utterance(1.0),
-                          turns=turns, pause_s=0.5)
+    print(f"asgi-audio-proxy demo: before the page is announced, a test client says {turns} "
+          f"generated turn(s) to {demo.proxy_url} ...", flush=True)
+    options = TalkOptions(proxy_url=demo.proxy_url, mode="generated",
+                          utterance=generated_utterance(1.0), turns=turns, pause_s=0.5)
     try:
         code = await talk(options, Console(sys.stdout, sys.stderr, live=False), None)
     except TalkFailed as exc:
         print(f"asgi-audio-proxy demo: the test client failed: {exc}", file=sys.stderr, flush=True)
-        return
-    verdict = "every turn got a reply" if code == 0 else "some turns got no reply"
-    print(f"asgi-audio-proxy demo: {verdict}; the page is still yours to try. Ctrl-C stops.",
-          flush=True)
+    else:
+        verdict = "every turn got a reply" if code == 0 else "some turns got no reply"
+        print(f"asgi-audio-proxy demo: {verdict}; the test client has left.", flush=True)
+    _announce_demo(demo, upstream_url)
 
 
 def _client(args: argparse.Namespace) -> int:
@@ -130,36 +140,22 @@ def _client(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="asgi-audio-proxy",
         description="Put a MiniCPM-o voice model behind one WebSocket.")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"],
-                        help="logging level (debug shows the protocol flow; default info)")
+    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS,
+                        help="logging level (debug shows the protocol flow; default info; "
+                             f"env {LOG_LEVEL_ENV})")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the proxy alone on uvicorn",
-                           description="Serve the audio proxy on one WebSocket path.")
-    serve.add_argument("--upstream", default="http://127.0.0.1:32550",
-                       help="model server base URL (default http://127.0.0.1:32550)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8001, help="port to bind (default 8001)")
-    serve.add_argument("--path", default="/audio_proxy",
-                       help="WebSocket path clients connect to (default /audio_proxy)")
-    serve.add_argument("--chunk-duration", type=float, default=1.0,
-                       help="seconds of audio gathered before it goes upstream, a multiple of "
-                            "0.2 (default 1.0; messages are always 200 ms)")
-    serve.add_argument("--max-sessions", type=int, default=None,
-                       help="live sessions admitted at once; more get 503 (default: no limit)")
-    serve.add_argument("--allow-origin", action="append", metavar="ORIGIN",
-                       help="an allowed Origin (exact, wildcard like https://*.example.com, or *);"
-                            " repeat for more (default: any)")
-    serve.add_argument("--token-file", type=pathlib.Path, default=None,
-                       help="a file of bearer tokens, one per line; clients then need one "
-                            "(Authorization: Bearer ... or ?token=...)")
-    serve.add_argument("--shutdown-grace", type=float, default=5.0,
-                       help="seconds live sessions get to end on SIGTERM (default 5)")
-    serve.set_defaults(run=_serve)
+    serve = sub.add_parser(
+        "serve", help="run the proxy alone on uvicorn",
+        description="Serve the audio proxy on one WebSocket path. Each model server holds one "
+                    "conversation at a time; later clients queue (queued, then ready). Every "
+                    "flag can also be set by its ASGI_AUDIO_PROXY_* environment variable; a "
+                    "flag wins over the variable.")
+    add_settings(serve)
+    serve.set_defaults(run=_serve, subparser=serve)
 
     simulate = sub.add_parser("simulate", help="run the MiniCPM-o upstream simulator",
                               description="A protocol-faithful stand-in for the MiniCPM-o model "
@@ -174,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_demo_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     demo = sub.add_parser(
         "demo", help="a voice page, the proxy and a simulator on one port",
         description="Serve a web page you can talk to, the proxy at /audio_proxy and (unless "
@@ -191,12 +187,13 @@ def _add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                       help="seconds of audio gathered before it goes upstream, a multiple of 0.2 "
                            "(default 0.2: lowest latency)")
     demo.add_argument("--talk", type=int, default=2, metavar="TURNS",
-                      help="once listening, run the test client for this many generated turns and "
-                           "print the transcript (default 2; 0 to skip)")
+                      help="once listening, and before the page's URL is printed, run the test "
+                           "client for this many generated turns and print the transcript "
+                           "(default 2; 0 to skip)")
     demo.set_defaults(run=_demo)
 
 
-def _add_client_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_client_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     client = sub.add_parser(
         "client", help="talk to a running proxy from the terminal",
         description="Stream audio to a proxy at real-time pace, print the reply's transcript and "
@@ -227,9 +224,29 @@ def _add_client_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     client.set_defaults(run=_client)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``asgi-audio-proxy`` command."""
-    args = build_parser().parse_args(argv)
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``prog: error: what (see prog --help)``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``asgi-audio-proxy`` command.
+
+    Args:
+        argv: the arguments (``sys.argv[1:]`` by default).
+        environ: where ``ASGI_AUDIO_PROXY_*`` settings are read (``os.environ`` by default).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.environ = os.environ if environ is None else environ
+    command = args.subparser if hasattr(args, "subparser") else parser
+    args.fail = command.error
+    if args.log_level is None:
+        args.log_level = args.environ.get(LOG_LEVEL_ENV, "info").strip().lower() or "info"
+        if args.log_level not in LOG_LEVELS:
+            parser.error(f"{LOG_LEVEL_ENV}={args.log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -2,24 +2,41 @@
 
 Owns: :func:`serve`, a uvicorn run whose shutdown first asks the proxy's live sessions to end
 (stop upstream, close upstream, close the client with 1001) within ``shutdown_grace_s``, and
-only then lets uvicorn close what is left (with its own 1012). Must not: parse argv or set up
-logging (``cli`` does).
+only then lets uvicorn close what is left (with its own 1012); and :func:`build_server_app`,
+the app ``asgi-audio-proxy serve`` runs, wired from its :class:`ServeSettings`. Must not: parse
+argv, read the environment or set up logging (``cli`` and ``settings`` do).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import socket
 import threading
+from collections.abc import AsyncIterator
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from .middleware import AudioProxy
+from ..config import ProxyConfig
+from ..metrics import ProxyMetrics
+from ..pool import UpstreamPool
+from .admission import TokenAuth
+from .middleware import AudioProxy, AudioProxyMiddleware
+from .settings import ServeSettings
 
-__all__ = ["GracefulServer", "serve"]
+__all__ = ["GracefulServer", "build_server_app", "serve"]
+
+logger = logging.getLogger("asgi_audio_proxy.serving")
+#: the Prometheus text exposition format
+_PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class GracefulServer(uvicorn.Server):
@@ -65,3 +82,72 @@ def serve(app: ASGIApp, proxy: AudioProxy, **uvicorn_options: Any) -> None:
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
     """A SIGTERM re-raised after the graceful shutdown: already handled."""
+
+
+def build_server_app(settings: ServeSettings) -> AudioProxyMiddleware:
+    """The app of ``asgi-audio-proxy serve``: the proxy on ``settings.path``, 404 elsewhere.
+
+    One upstream and no Redis is the proxy's own pool of one; several upstreams, or Redis, make
+    an :class:`~asgi_audio_proxy.pool.UpstreamPool` (leases in Redis when given). Either way a
+    model server holds one conversation at a time and later clients queue.
+
+    Raises:
+        ValueError: a setting the proxy refuses (names it).
+        ImportError: ``--redis`` without the redis extra, or ``--metrics`` without the metrics one.
+    """
+    config = ProxyConfig(upstream_url=settings.upstream[0], chunk_duration=settings.chunk_duration,
+                         max_sessions=settings.max_sessions, allowed_origins=settings.allow_origin,
+                         max_queue=settings.max_queue, max_queue_wait_s=settings.max_queue_wait,
+                         shutdown_grace_s=settings.shutdown_grace)
+    metrics = _metrics() if settings.metrics else None
+    pool = None
+    if len(settings.upstream) > 1 or settings.redis:
+        pool = UpstreamPool(settings.upstream, store=_redis_store(settings), metrics=metrics,
+                            max_queue=config.max_queue, max_wait_s=config.max_queue_wait_s)
+    else:
+        # several processes on one model server would each hold "the" conversation
+        logger.warning("leases are kept in this process: one conversation per model server holds "
+                       "only within this process unless --redis is set")
+    tokens = [line.strip() for line in settings.token_file.read_text().splitlines()
+              if line.strip()] if settings.token_file else []
+    authenticate = TokenAuth({t: f"token#{i}" for i, t in enumerate(tokens, 1)}) if tokens else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if pool is not None:
+            await pool.start()  # an unreachable Redis stops the start-up, not the first client
+        try:
+            yield
+        finally:  # after GracefulServer has ended the sessions
+            await proxy.aclose()
+            await proxy.leaser.aclose()
+
+    routes = []
+    if metrics is not None:  # the middleware passes HTTP on, so the scrape is a route of ours
+        async def scrape(request: Request) -> Response:
+            return Response(metrics.exposition(), media_type=_PROMETHEUS_TEXT)
+
+        routes.append(Route(settings.path.rstrip("/") + "/metrics", scrape))
+    # Starlette answers every other path with 404 (HTTP) or a close (WebSocket)
+    middleware = AudioProxyMiddleware(Starlette(routes=routes, lifespan=lifespan), path=settings.path,
+                                      config=config, authenticate=authenticate, leaser=pool,
+                                      metrics=metrics)
+    # other client dialects go here, each on a path of its own beside settings.path
+    proxy = middleware.proxy
+    return middleware
+
+
+def _metrics() -> ProxyMetrics:
+    try:
+        return ProxyMetrics()
+    except ModuleNotFoundError as exc:
+        raise ImportError("--metrics needs the metrics extra: "
+                          "pip install 'asgi-audio-proxy[metrics]'") from exc
+
+
+def _redis_store(settings: ServeSettings) -> Any:
+    if not settings.redis:
+        return None
+    from ..pool import RedisLeaseStore  # needs the redis extra, which says so if missing
+
+    return RedisLeaseStore.from_url(settings.redis, prefix=settings.redis_prefix)

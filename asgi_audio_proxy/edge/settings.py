@@ -1,0 +1,253 @@
+"""The operator's settings of ``asgi-audio-proxy serve``: one table, read from argv and the environment.
+
+Owns: :data:`SERVE_SETTINGS` (each setting's flag, environment variable, default, parser and
+help), adding them to an ``argparse`` parser with the default and the variable in ``--help``,
+and :func:`resolve_settings`, which takes each value from its flag, else from
+``ASGI_AUDIO_PROXY_<NAME>``, else its default, into a typed :class:`ServeSettings`. Must not:
+read ``os.environ`` itself (the caller passes the environment in), build the proxy, or exit.
+
+Containers set variables, people type flags; both say the same things, and a flag wins, so a
+one-off ``docker run ... serve --port 9000`` overrides the image's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_WAIT_S, DEFAULT_UPSTREAM_URL
+
+__all__ = ["ENV_PREFIX", "SERVE_SETTINGS", "ServeSettings", "Setting", "SettingError",
+           "add_settings", "resolve_settings"]
+
+#: every variable's name starts with this, then the flag's name in capitals
+ENV_PREFIX = "ASGI_AUDIO_PROXY_"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+class SettingError(ValueError):
+    """A value no setting can take; the message names the flag or variable and what it expects."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setting:
+    """One operator setting.
+
+    Attributes:
+        name: the ``ServeSettings`` field; the flag is ``--`` plus it with dashes.
+        parse: turns one string into the value, raising ``ValueError`` with what it expects.
+        default: the value when neither flag nor variable is given.
+        help: what it does (the default and the variable are appended in ``--help``).
+        metavar: the placeholder in ``--help``.
+        repeated: the flag may be given several times; the variable holds a list separated
+            by spaces or commas.
+        switch: an on/off setting: ``--name`` / ``--no-name``, the variable ``1`` or ``0``.
+        default_text: how ``--help`` shows the default, when not by its value.
+    """
+
+    name: str
+    parse: Callable[[str], Any] = str
+    default: Any = None
+    help: str
+    metavar: str | None = None
+    repeated: bool = False
+    switch: bool = False
+    default_text: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise ValueError(f"a whole number >= {minimum}")
+        return value
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ValueError("a positive number of seconds")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _whole(0)(text)
+    if value > 65535:
+        raise ValueError("a port number, 0 to 65535")
+    return value
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not re.fullmatch(rf"(?:{'|'.join(schemes)})://[^/\s]+\S*", text):
+            raise ValueError(f"a {' or '.join(s + '://' for s in schemes)} URL with a host")
+        return text
+    return parse
+
+
+def _path(text: str) -> str:
+    if not text.startswith("/"):
+        raise ValueError("a path starting with '/'")
+    return text
+
+
+def _switch(text: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise ValueError("1 or 0 (or true/false, yes/no, on/off)")
+
+
+#: what ``serve`` takes, in ``--help`` order; ``docs/deployment.md`` has them in one table
+SERVE_SETTINGS: tuple[Setting, ...] = (
+    Setting(name="upstream", parse=_url("http", "https"), default=(DEFAULT_UPSTREAM_URL,),
+            repeated=True, metavar="URL",
+            help="model server base URL; repeat for a pool, each server holding one conversation"),
+    Setting(name="redis", parse=_url("redis", "rediss"), metavar="URL", default_text="none",
+            help="share leases and the queue with every proxy process using this Redis "
+                 "(redis://host:6379/0; needs the redis extra); without it, one conversation "
+                 "per model server holds within this process only"),
+    Setting(name="redis_prefix", default="asgi_audio_proxy:", metavar="PREFIX",
+            help="key prefix in Redis; give each deployment its own"),
+    Setting(name="max_queue", parse=_whole(0), default=DEFAULT_MAX_QUEUE, metavar="N",
+            help="clients that may wait for a busy model server; 0 refuses the next one at the "
+                 "handshake with 503 and Retry-After"),
+    Setting(name="max_queue_wait", parse=_seconds, default=DEFAULT_MAX_QUEUE_WAIT_S,
+            metavar="SECONDS", help="longest wait in that queue; then close 1013"),
+    Setting(name="metrics", parse=_switch, default=False, switch=True,
+            default_text="off",
+            help="serve Prometheus metrics at GET <path>/metrics (needs the metrics extra)"),
+    Setting(name="host", default="127.0.0.1", metavar="ADDRESS", help="address to bind"),
+    Setting(name="port", parse=_port, default=8001, metavar="PORT", help="port to bind"),
+    Setting(name="path", parse=_path, default="/audio_proxy", metavar="PATH",
+            help="WebSocket path clients connect to"),
+    Setting(name="chunk_duration", parse=_seconds, default=1.0, metavar="SECONDS",
+            help="audio gathered before it goes upstream, a multiple of 0.2 (messages are "
+                 "always 200 ms)"),
+    Setting(name="max_sessions", parse=_whole(1), metavar="N",
+            default_text="no limit",
+            help="live sessions admitted at once, queued ones included; more get 503"),
+    Setting(name="allow_origin", repeated=True, metavar="ORIGIN",
+            default_text="any",
+            help="an allowed Origin (exact, wildcard like https://*.example.com, or *); repeat "
+                 "for more"),
+    Setting(name="token_file", parse=Path, metavar="FILE", default_text="none: no token needed",
+            help="a file of bearer tokens, one per line; clients then need one (Authorization: "
+                 "Bearer ... or ?token=...)"),
+    Setting(name="shutdown_grace", parse=_seconds, default=5.0, metavar="SECONDS",
+            help="how long live sessions get to end on SIGTERM"),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeSettings:
+    """What ``serve`` was asked for, every value parsed (see :data:`SERVE_SETTINGS`)."""
+
+    upstream: tuple[str, ...]
+    redis: str | None
+    redis_prefix: str
+    max_queue: int
+    max_queue_wait: float
+    metrics: bool
+    host: str
+    port: int
+    path: str
+    chunk_duration: float
+    max_sessions: int | None
+    allow_origin: tuple[str, ...] | None
+    token_file: Path | None
+    shutdown_grace: float
+
+
+def add_settings(parser: argparse.ArgumentParser,
+                 settings: Sequence[Setting] = SERVE_SETTINGS) -> None:
+    """Add each setting's flag; ``--help`` shows its default and its variable.
+
+    Every flag defaults to ``None`` ("not given"), so :func:`resolve_settings` can tell a flag
+    from the environment.
+    """
+    for setting in settings:
+        shown = setting.default_text or _shown(setting.default)
+        text = f"{setting.help} (default {shown}; env {setting.env})"
+        if setting.switch:
+            parser.add_argument(setting.flag, dest=setting.name, default=None,
+                                action=argparse.BooleanOptionalAction, help=text)
+        else:
+            parser.add_argument(setting.flag, dest=setting.name, default=None,
+                                action="append" if setting.repeated else "store",
+                                type=_for_argparse(setting), metavar=setting.metavar, help=text)
+
+
+def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str],
+                     settings: Sequence[Setting] = SERVE_SETTINGS) -> ServeSettings:
+    """Each value from its flag, else its environment variable, else its default.
+
+    Args:
+        args: the parsed flags (from a parser :func:`add_settings` built).
+        environ: the environment (``os.environ``).
+        settings: the table.
+
+    Raises:
+        SettingError: a variable holds a value its setting cannot take (names the variable).
+    """
+    values: dict[str, Any] = {}
+    for setting in settings:
+        value = getattr(args, setting.name, None)
+        if value is None and setting.env in environ:
+            value = _from_env(setting, environ[setting.env])
+        if value is None:
+            value = setting.default
+        if setting.repeated and value is not None:
+            value = tuple(value)
+        values[setting.name] = value
+    return ServeSettings(**values)
+
+
+def _from_env(setting: Setting, raw: str) -> Any:
+    try:
+        if setting.repeated:
+            items = [item for item in re.split(r"[\s,]+", raw) if item]
+            return [setting.parse(item) for item in items] or None
+        if setting.switch:
+            return _switch(raw.strip())
+        return setting.parse(raw.strip()) if raw.strip() else None
+    except ValueError as exc:
+        raise SettingError(f"{setting.env}={raw!r}: expected {exc}") from exc
+
+
+def _for_argparse(setting: Setting) -> Callable[[str], Any]:
+    """The parser, with argparse's own one-line message: ``argument --x: expected ...``."""
+    def parse(text: str) -> Any:
+        try:
+            return setting.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {exc}") from exc
+    parse.__name__ = setting.name
+    return parse
+
+
+def _shown(default: object) -> str:
+    if isinstance(default, tuple):
+        return " ".join(str(item) for item in default)
+    return f"{default:g}" if isinstance(default, float) else str(default)
