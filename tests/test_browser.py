@@ -9,16 +9,23 @@ page's ``window.demoStats`` or on the simulator's record, under a deadline.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from asgi_audio_proxy.audio import pcm16_to_wav
 from asgi_audio_proxy.demo.server import DemoServer
+from asgi_audio_proxy.simulator.app import UpstreamSimulator
+from tests.servers import serve_uvicorn
 from tests.signals import dominant_frequency_hz, silence, tone
+from tests.test_one_conversation import OverlapRecorder, command
 from tests.timing import within
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -96,3 +103,88 @@ async def test_page_talks_plays_the_reply_and_stop_silences_it(tmp_path: Path) -
     assert demo.simulator is not None
     heard = b"".join(b"".join(chunks) for chunks in demo.simulator.recorder.chunks.values())
     assert abs(dominant_frequency_hz(loud_part(heard)) - 440.0) < 3
+
+
+class HeldCompletions:
+    """Stands in front of a simulator: ``/completions`` waits until :meth:`release` (once)."""
+
+    def __init__(self, sim: UpstreamSimulator) -> None:
+        self.sim = sim
+        self.released = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/completions"):
+            await self.released.wait()
+        await self.sim(scope, receive, send)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+async def test_a_page_opened_during_the_start_up_talk_queues_then_hears_its_own_first_turn(
+        tmp_path: Path) -> None:
+    wav = tmp_path / "microphone.wav"
+    wav.write_bytes(pcm16_to_wav(tone(440.0, 2.0) + silence(2.0)))
+    ms = round(within(30) * 1000)
+    sim = UpstreamSimulator()
+    recorder = sim.recorder = OverlapRecorder()
+    held = HeldCompletions(sim)  # the talk's first reply waits until the page is seen queued
+    try:
+        async with serve_uvicorn(held) as sim_port:
+            proc = await asyncio.create_subprocess_exec(
+                *command("demo", "--upstream", f"http://127.0.0.1:{sim_port}", "--port", "0",
+                         "--talk", "2"),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            assert proc.stdout is not None
+            lines: list[str] = []
+            reader: asyncio.Task[None] | None = None
+            try:
+                async with asyncio.timeout(within(15)):
+                    while not (found := re.search(r"to ws://(127\.0\.0\.1:\d+)/audio_proxy ",
+                                                  lines[-1] if lines else "")):
+                        lines.append((await proc.stdout.readline()).decode())
+                        assert lines[-1], "".join(lines)
+                reader = asyncio.create_task(_read_lines(proc.stdout, lines))
+                await recorder.wait_for(lambda r: r.ws_opened >= 1, within(10))  # the talk is live
+                async with playwright_api.async_playwright() as pw:
+                    browser = await pw.chromium.launch(executable_path=str(CHROMIUM),
+                                                       args=chromium_args(wav))
+                    try:
+                        page = await browser.new_page()
+                        errors: list[str] = []
+                        page.on("pageerror", lambda exc: errors.append(str(exc)))
+                        await page.goto(f"http://{found.group(1)}/?processing=off")
+                        await page.click("#talk")
+                        await page.wait_for_function("demoStats.state === 'queued'", timeout=ms)
+                        shown = await page.inner_text("#state")
+                        announced_while_queued = any("open http" in line for line in lines)
+                        held.release()
+                        await page.wait_for_function("demoStats.state === 'live'", timeout=ms)
+                        reply = page.locator("#transcript li.assistant").first
+                        await reply.wait_for(timeout=ms)
+                        await page.wait_for_function("demoStats.turns.length >= 1", timeout=ms)
+                        stats = await page.evaluate("demoStats")
+                    finally:
+                        await browser.close()
+            finally:
+                proc.send_signal(signal.SIGINT)
+                async with asyncio.timeout(within(10)):
+                    await proc.wait()
+                if reader is not None:
+                    await reader
+    finally:
+        sim.close()
+    assert errors == []
+    assert shown.startswith("Queued: 1st in line, about"), shown
+    assert stats["queued"][0]["position"] == 1
+    assert not announced_while_queued
+    assert stats["turns"][0]["text"].startswith("Turn 1: heard"), stats["turns"]  # its own turn
+    text = "".join(lines)
+    assert text.index("every turn got a reply") < text.index("open http")
+    recorder.assert_one_conversation_at_a_time(len(set(recorder.completions_uids)))
+    assert len(set(recorder.completions_uids)) == 2
+
+
+async def _read_lines(stream: asyncio.StreamReader, lines: list[str]) -> None:
+    while line := (await stream.readline()).decode():
+        lines.append(line)

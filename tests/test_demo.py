@@ -24,6 +24,7 @@ from asgi_audio_proxy.audio import pcm16_to_wav, wav_to_pcm16
 from asgi_audio_proxy.demo.server import DemoServer
 from tests.conftest import running_simulator
 from tests.signals import dominant_frequency_hz, silence, tone
+from tests.test_one_conversation import connect, utterance, watched_simulator
 from tests.timing import within
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,7 +130,7 @@ async def test_client_rejects_a_file_that_is_not_a_wav(tmp_path: Path) -> None:
 
 async def test_demo_command_prints_its_url_and_stops_on_ctrl_c() -> None:
     proc = await asyncio.create_subprocess_exec(
-        *command("demo", "--port", "0"), stdout=asyncio.subprocess.PIPE,
+        *command("demo", "--port", "0", "--talk", "0"), stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, cwd=REPO)
     assert proc.stdout is not None and proc.stderr is not None
     try:
@@ -186,3 +187,39 @@ async def test_example_server_under_uvicorn_answers_the_client(tmp_path: Path) -
 async def test_python_m_demo_app_is_the_demo_command() -> None:
     code, out, _ = await run([sys.executable, "-m", "demo_app", "--help"], timeout_s=15)
     assert code == 0 and "usage: asgi-audio-proxy demo" in out and "--upstream" in out
+
+
+async def test_demo_talks_before_it_announces_the_page_and_a_visitor_then_waits_its_turn() -> None:
+    """The start-up talk never shares the model server: whoever comes during it is queued."""
+    async with watched_simulator() as (upstream, recorder):
+        proc = await asyncio.create_subprocess_exec(
+            *command("demo", "--upstream", upstream.url, "--port", "0", "--talk", "2"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=REPO)
+        assert proc.stdout is not None
+        lines: list[str] = []
+        try:
+            async with asyncio.timeout(within(15)):
+                while not (found := re.search(r"says 2 generated turn\(s\) to (ws://\S+) ", lines[-1]
+                                              if lines else "")):
+                    lines.append((await proc.stdout.readline()).decode())
+                    assert lines[-1], "".join(lines)
+            await recorder.wait_for(lambda r: r.ws_opened >= 1, within(10))  # the talk is live
+            visitor, first = await connect(found.group(1))
+            assert first["type"] == "queued" and first["position"] == 1, first
+            assert not any("open http" in line for line in lines)
+            assert (await visitor.next_event(30))["type"] == "ready"
+            turn = await visitor.say(utterance(0))
+            await visitor.__aexit__()
+            async with asyncio.timeout(within(10)):
+                while not any("open http" in line for line in lines):
+                    lines.append((await proc.stdout.readline()).decode())
+                    assert lines[-1], "".join(lines)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            async with asyncio.timeout(within(10)):
+                await proc.wait()
+    assert turn.text.startswith("Turn 1: heard"), turn.text  # its own first turn, not the talk's
+    text = "".join(lines)
+    assert text.index("says 2 generated") < text.index("every turn got a reply") < text.index("open http")
+    await recorder.wait_for(lambda r: r.ws_closed == r.ws_opened, within(10))
+    recorder.assert_one_conversation_at_a_time(2)

@@ -21,6 +21,7 @@ const stats = window.demoStats = {
   state: "idle", message: "", session: null,
   samplesSent: 0, samplesReceived: 0, samplesPlayed: 0, buffered: 0, playing: false,
   replyText: "", turns: [], stops: [], playbackReports: 0,
+  queued: [],      // every place in the queue the proxy told us: {position, etaS}
 };
 
 let ctx = null, media = null, capture = null, playback = null, ws = null;
@@ -38,6 +39,18 @@ function setState(state, message = "") {
   const labels = { idle: "Not connected", connecting: "Connecting…", live: "Live", queued: "Queued",
                    error: "Error", closed: "Disconnected" };
   ui.state.textContent = message ? `${labels[state]}: ${message}` : labels[state];
+}
+
+function ordinal(n) {
+  const tens = n % 100, ones = n % 10;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[ones] || "th");
+  return `${n}${suffix}`;
+}
+
+function waitText(seconds) {
+  if (!(seconds > 0)) return "a moment";
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
+  return `${Math.round(seconds / 60)} min`;
 }
 
 function addEntry(kind, text) {
@@ -104,7 +117,9 @@ function onServerText(event) {
     stats.session = event.session;
     setState("live");
   } else if (event.type === "queued") {
-    setState("queued", `position ${event.position}, about ${Math.round(event.eta_s)} s`);
+    // the model server holds one conversation at a time: someone else is talking to it
+    stats.queued.push({ position: event.position, etaS: event.eta_s });
+    setState("queued", `${ordinal(event.position)} in line, about ${waitText(event.eta_s)}`);
   } else if (event.type === "text") {
     if (discarding) return;
     if (!turn) startReply();
