@@ -1,9 +1,9 @@
 """Optional Prometheus metrics: what an operator watches on a proxy in front of several GPUs.
 
 Owns: :class:`ProxyMetrics` (its own registry, so two proxies in one process never collide),
-the client wrapper that counts bytes and times each turn, and the ASGI endpoint that serves the
-text format. ``prometheus_client`` is imported only when a ``ProxyMetrics`` is made, so the core
-runs without it (``pip install asgi-audio-proxy[metrics]``).
+the client wrapper that counts bytes, the turn timer fed with neutral events, and the ASGI
+endpoint that serves the text format. ``prometheus_client`` is imported only when a
+``ProxyMetrics`` is made, so the core runs without it (``pip install asgi-audio-proxy[metrics]``).
 Must not: decide anything, or be required by any other module.
 
 Each replica reports its own view; sum over replicas for the deployment (a lease or a queued
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -22,18 +21,17 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import ASGIApp
 
 from .edge.connection import ClientConnection
+from .events import AudioIn, ReplyAudio, ReplyEnded, ReplyStarted, ReplyText
 
 if TYPE_CHECKING:
     from .session.stats import SessionStats
 
-__all__ = ["LATENCY_BUCKETS_S", "WAIT_BUCKETS_S", "MeteredClient", "ProxyMetrics"]
+__all__ = ["LATENCY_BUCKETS_S", "WAIT_BUCKETS_S", "MeteredClient", "ProxyMetrics", "TurnTimer"]
 
 #: end of speech to first reply spans VAD delay (about 1 s, section 5.2) plus the model's start
 LATENCY_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0)
 #: queue waits run from nothing to the configured wait limit (minutes)
 WAIT_BUCKETS_S = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-#: proxy events that are not part of a reply, so they neither start nor time one
-_NOT_REPLY = frozenset({"ready", "queued", "error", "config_applied"})
 
 
 class ProxyMetrics:
@@ -93,57 +91,56 @@ class ProxyMetrics:
 
 
 class MeteredClient:
-    """A :class:`ClientConnection` that counts bytes both ways and times each reply's start.
-
-    A turn's latency runs from the last audio frame received to the first reply message sent
-    after it; a ``turn_end`` sent closes the turn, so the next reply is timed afresh.
+    """A :class:`ClientConnection` that counts bytes both ways.
 
     Args:
         client: the connection to wrap.
         metrics: where the counts go.
-        clock: monotonic seconds.
     """
 
-    def __init__(self, client: ClientConnection, metrics: ProxyMetrics, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: ClientConnection, metrics: ProxyMetrics) -> None:
         self._client = client
         self._metrics = metrics
-        self._clock = clock
-        self._last_audio_at: float | None = None
-        self._in_reply = False
 
-    async def accept(self) -> None:
-        await self._client.accept()
+    async def accept(self, subprotocol: str | None = None) -> None:
+        await self._client.accept(subprotocol)
 
     async def receive(self) -> bytes | str:
         frame = await self._client.receive()
         self._metrics.bytes_in.inc(len(frame))
-        if isinstance(frame, bytes):
-            self._last_audio_at = self._clock()
         return frame
 
     async def send(self, message: bytes | str) -> None:
         await self._client.send(message)
         self._metrics.bytes_out.inc(len(message))
-        kind = _event_type(message)
-        if kind in _NOT_REPLY:
-            return
-        if kind == "turn_end":
-            self._in_reply = False
-        elif not self._in_reply:
-            self._in_reply = True
-            if self._last_audio_at is not None:
-                self._metrics.turn_latency.observe(self._clock() - self._last_audio_at)
 
     async def close(self, code: int, reason: str = "") -> None:
         await self._client.close(code, reason)
 
 
-def _event_type(message: bytes | str) -> str | None:
-    if isinstance(message, bytes):
-        return None
-    with contextlib.suppress(ValueError):
-        event = json.loads(message)
-        if isinstance(event, dict) and isinstance(event.get("type"), str):
-            return str(event["type"])
-    return None
+class TurnTimer:
+    """Times each turn from the session's events: from the last client audio to the reply's start.
+
+    Told of every event the session receives from its client and sends to it (in any dialect);
+    a reply's end closes the turn, so the next reply is timed afresh.
+
+    Args:
+        metrics: where the latencies go.
+        clock: monotonic seconds.
+    """
+
+    def __init__(self, metrics: ProxyMetrics, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._last_audio_at: float | None = None
+        self._in_reply = False
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, AudioIn):
+            self._last_audio_at = self._clock()
+        elif isinstance(event, ReplyEnded):
+            self._in_reply = False
+        elif isinstance(event, ReplyStarted | ReplyText | ReplyAudio) and not self._in_reply:
+            self._in_reply = True
+            if self._last_audio_at is not None:
+                self._metrics.turn_latency.observe(self._clock() - self._last_audio_at)

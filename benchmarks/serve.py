@@ -11,6 +11,7 @@ Must not: measure anything; the parent reads this process from outside.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import socket
@@ -51,7 +52,35 @@ def build_app(args: argparse.Namespace) -> Any:
         # httpx's default pool (100 connections) cannot hold more than 100 open /completions
         client = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=None,
                                                                         max_keepalive_connections=None))
-    return AudioProxy(config, http_client=client)
+    # the load upstream holds any number of conversations (a bank of model servers behind one
+    # URL), so every session is leased at once: the figures are the proxy's, not a queue's
+    return AudioProxy(config, http_client=client, leaser=OpenLeaser(args.upstream))
+
+
+class _OpenLease:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.held_frames: list[bytes | str] = []
+        self.lost = asyncio.Event()
+
+    async def release(self, *, failed: bool = False) -> None:
+        return None
+
+
+class OpenLeaser:
+    """Leases the load upstream to every session at once (it is not one GPU's server)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def acquire(self, session_id: str, client: object, notify: object) -> _OpenLease:
+        return _OpenLease(self.url)
+
+    async def would_wait(self) -> bool:
+        return False
+
+    async def aclose(self) -> None:
+        return None
 
 
 def _stamp_reply_arrivals() -> None:
@@ -65,7 +94,7 @@ def _stamp_reply_arrivals() -> None:
     import time
     from dataclasses import replace
 
-    from asgi_audio_proxy.upstreams.minicpm import adapter as upstream
+    from asgi_audio_proxy.upstreams.minicpm import transport as upstream
     from asgi_audio_proxy.upstreams.minicpm.wire import ReplyMessage, UpstreamEvent
 
     parse = upstream.parse_reply_data

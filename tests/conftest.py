@@ -12,6 +12,7 @@ import pytest
 from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
+from tests.fakes import OpenLeaser
 from tests.servers import serve, serve_uvicorn
 
 
@@ -44,10 +45,12 @@ def server(request: pytest.FixtureRequest) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_proxy(server: str, upstream_url: str, **config: Any
+async def running_proxy(server: str, upstream_url: str, *, many: bool = False, **config: Any
                         ) -> AsyncIterator[tuple[AudioProxy, str]]:
-    """An :class:`AudioProxy` on ``server``; yields it and its ws:// URL."""
-    proxy = AudioProxy(ProxyConfig(upstream_url=upstream_url, **config))
+    """An :class:`AudioProxy` on ``server``; yields it and its ws:// URL. ``many``: the upstream
+    holds any number of conversations (a multi-conversation simulator)."""
+    proxy = AudioProxy(ProxyConfig(upstream_url=upstream_url, **config),
+                       leaser=OpenLeaser(upstream_url) if many else None)
     try:
         async with serve(server, proxy) as port:
             yield proxy, f"ws://127.0.0.1:{port}/"

@@ -1,4 +1,5 @@
-"""Working fakes for the two seams a session has: the upstream and the client connection.
+"""Working fakes for the seams a session has: the MiniCPM transport, the client connection and
+the leaser.
 
 They behave like tiny peers (queues in, records out), not like mocks: no call assertions.
 """
@@ -6,19 +7,21 @@ They behave like tiny peers (queues in, records out), not like mocks: no call as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from asgi_audio_proxy.config import UpstreamOptions
+from asgi_audio_proxy.dialects.native import NativeDialect
 from asgi_audio_proxy.edge.connection import ClientGone
 from asgi_audio_proxy.errors import AudioProxyError
-from asgi_audio_proxy.upstreams.minicpm.adapter import BodyClosed, UpstreamItem
+from asgi_audio_proxy.events import ServerEvent
+from asgi_audio_proxy.upstreams.minicpm.transport import BodyClosed, TransportItem
 from asgi_audio_proxy.upstreams.minicpm.wire import Ack, ReplyMessage
 
-__all__ = ["FakeClient", "FakeUpstream"]
+__all__ = ["FakeClient", "FakeUpstream", "OpenLeaser", "notify_to"]
 
 
 class FakeUpstream:
-    """Implements the ``Upstream`` seam: keeps every chunk, acks by script, replays events.
+    """Implements the MiniCPM ``Transport`` seam: keeps every chunk, acks by script, replays events.
 
     Push reply events with :meth:`push`; set ``ack_reason``/``ack_error`` to change the acks;
     ``connect_error`` makes ``connect`` fail; ``die_with`` ends ``events()`` with an error.
@@ -34,7 +37,7 @@ class FakeUpstream:
         self.ack_error: str | None = None
         self.connect_error: AudioProxyError | None = None
         self._acks: asyncio.Queue[tuple[int, Ack]] = asyncio.Queue()
-        self._events: asyncio.Queue[UpstreamItem | BaseException] = asyncio.Queue()
+        self._events: asyncio.Queue[TransportItem | BaseException] = asyncio.Queue()
         self.chunk_arrived = asyncio.Event()
 
     async def connect(self, options: UpstreamOptions) -> None:
@@ -54,14 +57,14 @@ class FakeUpstream:
         while True:
             yield await self._acks.get()
 
-    async def events(self) -> AsyncIterator[UpstreamItem]:
+    async def events(self) -> AsyncIterator[TransportItem]:
         while True:
             item = await self._events.get()
             if isinstance(item, BaseException):
                 raise item
             yield item
 
-    def push(self, *items: UpstreamItem | BaseException) -> None:
+    def push(self, *items: TransportItem | BaseException) -> None:
         for item in items:
             self._events.put_nowait(item)
 
@@ -90,7 +93,7 @@ class FakeClient:
         self.close_reason = ""
         self.closed = asyncio.Event()
 
-    async def accept(self) -> None:
+    async def accept(self, subprotocol: str | None = None) -> None:
         self.accepted = True
 
     async def receive(self) -> bytes | str:
@@ -112,3 +115,44 @@ class FakeClient:
         """Frames the client sends; ``None`` is the client leaving."""
         for frame in frames:
             self.incoming.put_nowait(frame)
+
+
+class OpenLease:
+    """A lease on an upstream that holds any number of conversations."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.held_frames: list[bytes | str] = []
+        self.lost = asyncio.Event()
+
+    async def release(self, *, failed: bool = False) -> None:
+        return None
+
+
+class OpenLeaser:
+    """Implements the leaser seam for a simulator in ``multi_conversation`` mode: a stand-in for
+    a bank of model servers behind one URL, so every session is served at once (load, soak and
+    bystander tests). Production entry points always lease through an ``UpstreamPool``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def acquire(self, session_id: str, client: object, notify: object) -> OpenLease:
+        return OpenLease(self.url)
+
+    async def would_wait(self) -> bool:
+        return False
+
+    async def aclose(self) -> None:
+        return None
+
+
+def notify_to(client: FakeClient) -> Callable[[ServerEvent], Awaitable[None]]:
+    """A leaser's ``notify`` that sends each event to ``client`` in the native dialect."""
+    dialect = NativeDialect(1024)
+
+    async def notify(event: ServerEvent) -> None:
+        for frame in dialect.send(event):
+            await client.send(frame)
+
+    return notify

@@ -8,13 +8,28 @@ import logging
 
 import pytest
 
+from asgi_audio_proxy.dialects.native import NativeDialect
 from asgi_audio_proxy.errors import ClientTooSlow, UpstreamProtocolError
+from asgi_audio_proxy.events import ReplyAudio, ReplyText, ServerEvent
 from asgi_audio_proxy.session.channel import ClientChannel
 from asgi_audio_proxy.session.stats import SessionStats
 from tests.fakes import FakeClient
 from tests.timing import within
 
 LOG = logging.LoggerAdapter(logging.getLogger("test"), {})
+
+
+def channel_for(client: FakeClient, max_bytes: int, stats: SessionStats) -> ClientChannel:
+    return ClientChannel(client, NativeDialect(1000), max_bytes, stats, LOG)
+
+
+def ev(item: str | bytes) -> ServerEvent:
+    """A text event for a string (sent as ``{"type": "text"...}``), reply audio for bytes."""
+    return ReplyAudio(item, 16_000) if isinstance(item, bytes) else ReplyText(item)
+
+
+def short(frame: str | bytes) -> str | bytes:
+    return frame if isinstance(frame, bytes) else str(json.loads(frame).get("content", frame))
 
 
 def drain(client: FakeClient) -> list[bytes | str]:
@@ -26,35 +41,35 @@ def drain(client: FakeClient) -> list[bytes | str]:
 
 async def test_messages_go_out_in_order_from_the_writer() -> None:
     client = FakeClient()
-    channel = ClientChannel(client, 1000, SessionStats("s"), LOG)
+    channel = channel_for(client, 1000, SessionStats("s"))
     writer = asyncio.create_task(channel.write())
     for message in ("a", b"12", "b"):
-        channel.emit(message)
+        channel.emit(ev(message))
     async with asyncio.timeout(within(5)):
         got = [await client.outgoing.get() for _ in range(3)]
     writer.cancel()
-    assert got == ["a", b"12", "b"]
+    assert [short(f) for f in got] == ["a", b"12", "b"]
 
 
 def test_a_slow_reader_loses_the_oldest_audio_is_told_once_then_is_cut_off() -> None:
     stats = SessionStats("s")
-    channel = ClientChannel(FakeClient(), 10, stats, LOG)  # no writer: nothing is read
-    channel.emit(b"x" * 6)
-    channel.emit(b"y" * 6)  # 12 > 10: the first goes, and the client is told
+    channel = channel_for(FakeClient(), 10, stats)  # no writer: nothing is read
+    channel.emit(ev(b"x" * 6))
+    channel.emit(ev(b"y" * 6))  # 12 > 10: the first goes, and the client is told
     assert stats.reply_audio_dropped_bytes == 6
     with pytest.raises(ClientTooSlow):
-        channel.emit(b"z" * 6)  # 12 bytes lost: more than a whole outbox
+        channel.emit(ev(b"z" * 6))  # 12 bytes lost: more than a whole outbox
 
 
 async def test_goodbye_flushes_events_reports_the_error_and_closes() -> None:
     client = FakeClient()
     stats = SessionStats("s")
-    channel = ClientChannel(client, 1000, stats, LOG)
-    channel.emit("event")
-    channel.emit(b"audio")
+    channel = channel_for(client, 1000, stats)
+    channel.emit(ev("event"))
+    channel.emit(ev(b"audio"))
     await channel.goodbye(UpstreamProtocolError("garbage"), 1014, within(5))
     sent = drain(client)
-    assert sent[:2] == ["event", b"audio"]
+    assert [short(f) for f in sent[:2]] == ["event", b"audio"]
     assert json.loads(sent[2]) == {"type": "error", "error": "upstream_protocol_error",
                                    "code": 1014, "message": "garbage"}
     assert client.close_code == 1014 and stats.reply_audio_dropped_bytes == 0
@@ -63,20 +78,20 @@ async def test_goodbye_flushes_events_reports_the_error_and_closes() -> None:
 async def test_goodbye_to_a_too_slow_client_sends_events_but_no_audio() -> None:
     client = FakeClient()
     stats = SessionStats("s")
-    channel = ClientChannel(client, 1000, stats, LOG)
-    channel.emit(b"audio")
-    channel.emit("turn_end")
+    channel = channel_for(client, 1000, stats)
+    channel.emit(ev(b"audio"))
+    channel.emit(ev("turn_end"))
     await channel.goodbye(ClientTooSlow("slow"), 1013, within(5))
-    assert drain(client)[0] == "turn_end"
+    assert short(drain(client)[0]) == "turn_end"
     assert stats.reply_audio_dropped_bytes == 5
 
 
 async def test_barge_in_drops_queued_audio() -> None:
     client = FakeClient()
     stats = SessionStats("s")
-    channel = ClientChannel(client, 1000, stats, LOG)
-    channel.emit(b"12345")
-    channel.emit("text")
+    channel = channel_for(client, 1000, stats)
+    channel.emit(ev(b"12345"))
+    channel.emit(ev("text"))
     channel.drop_audio()
     await channel.goodbye(None, 1000, within(5))
-    assert drain(client) == ["text"] and stats.reply_audio_dropped_bytes == 5
+    assert [short(f) for f in drain(client)] == ["text"] and stats.reply_audio_dropped_bytes == 5

@@ -16,7 +16,7 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 #: modules that must stay free of I/O: bytes and events in, bytes and events out
 PURE = ["audio/wav.py", "audio/buffer.py", "audio/resample.py", "events.py", "config.py",
         "errors.py", "dialects/base.py", "dialects/native.py", "upstreams/minicpm/wire.py",
-        "upstreams/minicpm/replies.py", "session/pacing.py", "session/outbox.py",
+        "upstreams/minicpm/replies.py", "pacing.py", "session/outbox.py",
         "session/stats.py", "client/audio.py", "client/turns.py"]
 
 

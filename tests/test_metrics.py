@@ -10,7 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.edge.middleware import AudioProxy
-from asgi_audio_proxy.metrics import MeteredClient, ProxyMetrics
+from asgi_audio_proxy.events import AudioIn, Configure, Queued, ReplyAudio, ReplyEnded, ReplyText
+from asgi_audio_proxy.metrics import MeteredClient, ProxyMetrics, TurnTimer
 from asgi_audio_proxy.pool.pool import UpstreamPool
 from tests.conftest import running_simulator
 from tests.fakes import FakeClient
@@ -36,25 +37,35 @@ class Clock:
         return self.now
 
 
-async def test_a_turn_is_timed_from_the_last_audio_to_the_first_reply_message() -> None:
-    metrics, fake, clock = ProxyMetrics(), FakeClient(), Clock()
-    client = MeteredClient(fake, metrics, clock=clock)
-    fake.feed(b"\x00" * 640, json.dumps({"type": "config"}), b"\x00" * 320)
-    for at in (1.0, 1.5, 2.0):
+async def test_a_turn_is_timed_from_the_last_audio_to_the_first_reply_event() -> None:
+    metrics, clock = ProxyMetrics(), Clock()
+    timer = TurnTimer(metrics, clock=clock)
+    for at, event in ((1.0, AudioIn(b"\x00" * 640, 16_000)), (1.5, Configure({})),
+                      (2.0, AudioIn(b"\x00" * 320, 16_000))):
         clock.now = at
-        await client.receive()
+        timer(event)
     clock.now = 2.5
-    await client.send(json.dumps({"type": "queued", "position": 1}))  # not a reply
+    timer(Queued(1, 0.0))  # not a reply
     clock.now = 3.25
-    await client.send(json.dumps({"type": "text", "content": "hi"}))  # the reply starts
+    timer(ReplyText("hi"))  # the reply starts
     clock.now = 4.0
-    await client.send(b"\x00" * 100)  # same reply: not timed again
-    await client.send(json.dumps({"type": "turn_end", "reason": "complete"}))
+    timer(ReplyAudio(b"\x00" * 100, 16_000))  # same reply: not timed again
+    timer(ReplyEnded("complete"))
     text = metrics.exposition()
     assert sample(text, "audio_proxy_turn_latency_seconds_count") == 1
     assert sample(text, "audio_proxy_turn_latency_seconds_sum") == 1.25
-    assert sample(text, "audio_proxy_client_received_bytes_total") == 640 + 320 + len('{"type": "config"}')
-    assert sample(text, "audio_proxy_client_sent_bytes_total") > 100
+
+
+async def test_the_metered_client_counts_bytes_both_ways() -> None:
+    metrics, fake = ProxyMetrics(), FakeClient()
+    client = MeteredClient(fake, metrics)
+    fake.feed(b"\x00" * 640, json.dumps({"type": "config"}))
+    await client.receive()
+    await client.receive()
+    await client.send(b"\x00" * 100)
+    text = metrics.exposition()
+    assert sample(text, "audio_proxy_client_received_bytes_total") == 640 + len('{"type": "config"}')
+    assert sample(text, "audio_proxy_client_sent_bytes_total") == 100
 
 
 async def test_a_scrape_of_a_live_pooled_proxy_shows_sessions_queue_leases_and_turns() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_audio_proxy.session.pacing import Pacer, RateLimit
+from asgi_audio_proxy.pacing import Pacer, RateLimit
 
 
 def test_a_real_time_client_is_never_held_back() -> None:

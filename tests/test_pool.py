@@ -27,7 +27,7 @@ from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from tests.clients import ProxyClient
 from tests.conftest import Upstream, running_simulator
-from tests.fakes import FakeClient
+from tests.fakes import FakeClient, notify_to
 from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
 from tests.servers import serve_uvicorn
 from tests.signals import silence, tone
@@ -258,10 +258,10 @@ async def test_a_thousand_queue_join_leave_cycles_leave_nothing_behind(store: Le
 async def _join_and_leave_a_thousand_times(pool: UpstreamPool) -> None:
     store, holder = pool.store, FakeClient()
     try:
-        lease = await pool.acquire("holder", holder)  # the one upstream is taken
+        lease = await pool.acquire("holder", holder, notify_to(holder))  # the one upstream is taken
         for i in range(1000):
             client = FakeClient()
-            waiting = asyncio.create_task(pool.acquire(f"s{i}", client))
+            waiting = asyncio.create_task(pool.acquire(f"s{i}", client, notify_to(client)))
             async with asyncio.timeout(within(5)):
                 queued = json.loads(await client.outgoing.get())
             assert queued["position"] == 1

@@ -147,7 +147,7 @@ async def test_client_leaving_mid_reply_stops_the_upstream_and_leaves_no_task(se
 async def test_more_than_a_hundred_live_sessions_share_one_http_client() -> None:
     # each live session holds a /completions stream: a capped pool would stall session 101
     async with running_simulator(multi_conversation=True) as up, \
-            running_proxy("uvicorn", up.url, connect_timeout_s=5.0) as (proxy, url), \
+            running_proxy("uvicorn", up.url, many=True, connect_timeout_s=5.0) as (proxy, url), \
             contextlib.AsyncExitStack() as stack:
         clients = await asyncio.gather(*(stack.enter_async_context(ProxyClient(url))
                                          for _ in range(110)))

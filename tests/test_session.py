@@ -15,7 +15,8 @@ from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.errors import UpstreamProtocolError, UpstreamUnavailable
 from asgi_audio_proxy.session.session import ProxySession, SessionState
 from asgi_audio_proxy.session.stats import SessionStats
-from asgi_audio_proxy.upstreams.minicpm.adapter import BodyClosed
+from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter
+from asgi_audio_proxy.upstreams.minicpm.transport import BodyClosed
 from asgi_audio_proxy.upstreams.minicpm.wire import ReplyMessage
 from tests.fakes import FakeClient, FakeUpstream
 from tests.signals import dominant_frequency_hz, tone
@@ -27,8 +28,10 @@ class Harness:
         self.client = FakeClient()
         self.upstream = FakeUpstream()
         self.http = httpx.AsyncClient()
-        self.session = ProxySession(self.client, config or ProxyConfig(chunk_duration=0.2),
-                                    self.http, upstream=self.upstream, **kwargs)  # type: ignore[arg-type]
+        config = config or ProxyConfig(chunk_duration=0.2)
+        adapter = MiniCPMAdapter(config, transport=self.upstream)  # type: ignore[arg-type]
+        self.session = ProxySession(self.client, config, self.http, upstream=adapter,
+                                    **kwargs)  # type: ignore[arg-type]
         self.task: asyncio.Task[SessionStats] | None = None
 
     async def __aenter__(self) -> Harness:
@@ -225,7 +228,10 @@ class OneLease:
         self.lost = asyncio.Event()
         self.released: list[bool] = []
 
-    async def acquire(self, session_id: str, client: object) -> OneLease:
+    async def would_wait(self) -> bool:
+        return False
+
+    async def acquire(self, session_id: str, client: object, notify: object) -> OneLease:
         return self
 
     async def release(self, *, failed: bool = False) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asgi_audio_proxy.events import AudioOutcome
 from asgi_audio_proxy.session.stats import AudioLedger, SessionStats
 
 
@@ -10,14 +11,11 @@ def test_each_byte_ends_in_one_bucket() -> None:
     ledger = AudioLedger(stats)
     ledger.received(30_000)
     ledger.dropped("oversize", 3_000)
-    for _ in range(4):
-        ledger.queued(6_400)
-    for _ in range(3):
-        ledger.sending(6_400)
-    ledger.acknowledged(6_400, "done")
-    ledger.acknowledged(6_400, "skip")
+    ledger.outcome(AudioOutcome(6_400, "sent", "done"))
+    ledger.outcome(AudioOutcome(6_400, "skipped", "skip"))
     assert not stats.balanced  # still on its way
-    ledger.settle(buffered_bytes=30_000 - 3_000 - 4 * 6_400)
+    # what the upstream adapter still held: two messages and a part buffered, one in flight
+    ledger.settle({"session_end": 6_400 + 1_400, "unacknowledged": 6_400})
     assert stats.balanced
     assert stats.sent_bytes == stats.skipped_bytes == 6_400
     assert stats.dropped_bytes == {"oversize": 3_000, "session_end": 6_400 + 1_400,
@@ -29,9 +27,8 @@ def test_error_acknowledgements_count_as_rejected() -> None:
     stats = SessionStats("s")
     ledger = AudioLedger(stats)
     ledger.received(6_400)
-    ledger.queued(6_400)
-    ledger.sending(6_400)
-    ledger.acknowledged(6_400, None)
-    ledger.settle(0)
+    ledger.outcome(AudioOutcome(6_400, "rejected", "error"))
+    ledger.settle({})
     assert stats.dropped_bytes == {"upstream_rejected": 6_400} and stats.balanced
+    assert dict(stats.acks) == {"error": 1}
     assert "received 6400 B" in stats.summary()

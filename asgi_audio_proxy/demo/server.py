@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 from ..config import ProxyConfig
 from ..edge.middleware import AudioProxyMiddleware
 from ..simulator.app import UpstreamSimulator
-from ..upstreams.minicpm.adapter import new_http_client
+from ..upstreams.minicpm.transport import new_http_client
 
 __all__ = ["DEMO_PAGE_DIR", "DemoServer", "build_demo_app", "run_demo"]
 

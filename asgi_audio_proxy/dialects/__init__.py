@@ -4,7 +4,14 @@
 from __future__ import annotations
 
 from .base import ClientDialect, DialectFactory, Frame
-from .native import ConfigControl, Control, StopControl, parse_control
+from .native import (
+    ConfigControl,
+    Control,
+    NativeDialect,
+    StopControl,
+    native_dialect,
+    parse_control,
+)
 
 __all__ = [
     "ClientDialect",
@@ -12,6 +19,8 @@ __all__ = [
     "Control",
     "DialectFactory",
     "Frame",
+    "NativeDialect",
     "StopControl",
+    "native_dialect",
     "parse_control",
 ]

@@ -1,7 +1,9 @@
-"""The client's control messages (JSON text frames), parsed once into typed values.
+"""The native dialect: binary PCM16 16 kHz both ways, small JSON events (the README's protocol).
 
-Owns: ``{"type": "stop"}`` and ``{"type": "config", ...}``, the size check, and the
-``BadClientPayload`` every other text frame gets. Must not: act on a control (the session does).
+Owns: the wire of the proxy's own protocol, byte for byte: binary frames are audio; text frames
+are controls (``{"type": "stop"}``, ``{"type": "config", ...}``), size-checked, and any other
+text is a ``BadClientPayload``; events go out as compact JSON (``type`` first) and reply audio
+as binary frames. Must not: await, touch a socket, or act on a control (the session does).
 """
 
 from __future__ import annotations
@@ -10,9 +12,31 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadClientPayload
+from starlette.types import Scope
 
-__all__ = ["ConfigControl", "Control", "StopControl", "parse_control"]
+from ..audio.wav import CLIENT_SAMPLE_RATE_HZ
+from ..config import ProxyConfig
+from ..errors import BadClientPayload
+from ..events import (
+    AudioIn,
+    ClientEvent,
+    ConfigApplied,
+    Configure,
+    DialectFrames,
+    ErrorEvent,
+    Queued,
+    Ready,
+    ReplyAudio,
+    ReplyEnded,
+    ReplyText,
+    ServerEvent,
+    SpeechStarted,
+    SpeechStopped,
+    StopReply,
+)
+from .base import Frame
+
+__all__ = ["ConfigControl", "Control", "NativeDialect", "StopControl", "native_dialect", "parse_control"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +75,60 @@ def parse_control(text: str, max_chars: int) -> Control:
     if kind == "config":
         return ConfigControl(control)
     raise BadClientPayload(f"unknown control type {kind!r}; expected 'stop' or 'config'")
+
+
+def _json(payload: dict[str, object]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+class NativeDialect:
+    """The proxy's own protocol (see the README's "The client protocol").
+
+    Args:
+        max_text_bytes: the largest control message, in characters.
+    """
+
+    name = "native"
+    subprotocol: str | None = None
+    output_rate_hz = CLIENT_SAMPLE_RATE_HZ
+    playback_lead_ms: float | None = None
+
+    def __init__(self, max_text_bytes: int) -> None:
+        self._max_text = max_text_bytes
+
+    def receive(self, frame: Frame) -> list[ClientEvent]:
+        if isinstance(frame, bytes):
+            return [AudioIn(frame, CLIENT_SAMPLE_RATE_HZ, len(frame))]
+        control = parse_control(frame, self._max_text)
+        if isinstance(control, StopControl):
+            return [StopReply("client")]
+        return [Configure(control.config_data)]
+
+    def send(self, event: ServerEvent) -> list[Frame]:
+        match event:
+            case ReplyAudio(pcm=pcm):
+                return [pcm] if pcm else []
+            case ReplyText(text=text):
+                return [_json({"type": "text", "content": text})]
+            case ReplyEnded(reason=reason):
+                return [_json({"type": "turn_end", "reason": reason})]
+            case Ready(session_id=session_id, upstream_version=version):
+                return [_json({"type": "ready", "session": session_id, "upstream_version": version})]
+            case Queued(position=position, eta_s=eta_s):
+                return [_json({"type": "queued", "position": position, "eta_s": round(eta_s, 1)})]
+            case ConfigApplied():
+                return [_json({"type": "config_applied"})]
+            case SpeechStarted(audio_start_ms=ms):
+                return [_json({"type": "speech_started", "audio_start_ms": ms})]
+            case SpeechStopped(audio_end_ms=ms):
+                return [_json({"type": "speech_stopped", "audio_end_ms": ms})]
+            case ErrorEvent(kind=kind, message=message, code=code):
+                return [_json({"type": "error", "error": kind, "code": code, "message": message})]
+            case DialectFrames(frames=frames):
+                return list(frames)
+        return []  # ReplyStarted: the first text or audio says it
+
+
+def native_dialect(scope: Scope, config: ProxyConfig) -> NativeDialect:
+    """The :data:`~asgi_audio_proxy.dialects.base.DialectFactory` of the native protocol."""
+    return NativeDialect(config.max_text_bytes)

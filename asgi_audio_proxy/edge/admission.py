@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -58,7 +58,7 @@ class Denied(Exception):
         return f"{self.status_code}: {self.message}"
 
 
-def origin_allowed(origin: str | None, allowed: tuple[str, ...] | None) -> bool:
+def origin_allowed(origin: str | None, allowed: Sequence[str] | None) -> bool:
     """``allowed`` entries are exact origins, wildcards (``https://*.example.com``) or ``*``.
 
     ``None`` allows everything; a missing Origin (a non-browser client) passes only then or
@@ -110,7 +110,7 @@ class TokenAuth:
 
 
 async def authenticate_scope(scope: Scope, authenticate: Authenticator | None,
-                             allowed_origins: tuple[str, ...] | None) -> object:
+                             allowed_origins: Sequence[str] | None) -> object:
     """Run the Origin check and the hook; returns the identity.
 
     Raises:

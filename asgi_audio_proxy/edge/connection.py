@@ -29,7 +29,7 @@ class ClientGone(Exception):
 
 @runtime_checkable
 class ClientConnection(Protocol):
-    async def accept(self) -> None: ...
+    async def accept(self, subprotocol: str | None = None) -> None: ...
     async def receive(self) -> bytes | str: ...
     async def send(self, message: bytes | str) -> None: ...
     async def close(self, code: int, reason: str = "") -> None: ...
@@ -41,9 +41,9 @@ class StarletteClient:
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
 
-    async def accept(self) -> None:
+    async def accept(self, subprotocol: str | None = None) -> None:
         if self.websocket.client_state is WebSocketState.CONNECTING:
-            await self.websocket.accept()
+            await self.websocket.accept(subprotocol)
 
     async def receive(self) -> bytes | str:
         if self.websocket.client_state is WebSocketState.DISCONNECTED:
@@ -92,8 +92,8 @@ class WebsocketsClient:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
-    async def accept(self) -> None:
-        return None  # a websockets connection is open once it exists
+    async def accept(self, subprotocol: str | None = None) -> None:
+        return None  # a websockets connection is open once it exists (its subprotocol too)
 
     async def receive(self) -> bytes | str:
         try:

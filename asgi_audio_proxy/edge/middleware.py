@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -21,11 +21,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..config import ProxyConfig
-from ..metrics import ProxyMetrics
+from ..dialects.base import DialectFactory
+from ..dialects.native import native_dialect
+from ..metrics import ProxyMetrics, TurnTimer
 from ..pool.lease import UpstreamLeaser
+from ..pool.pool import UpstreamPool
 from ..session.session import ProxySession
 from ..session.stats import SessionStats
-from ..upstreams.minicpm.adapter import new_http_client
+from ..upstreams.base import UpstreamFactory
+from ..upstreams.minicpm.adapter import minicpm_adapter
+from ..upstreams.minicpm.transport import new_http_client
 from .admission import Authenticator, Denied, authenticate_scope
 from .connection import ClientConnection, StarletteClient
 
@@ -50,19 +55,31 @@ class AudioProxy:
             returns an identity (kept on the session, in its logs and stats) or raises
             :class:`~asgi_audio_proxy.edge.admission.Denied`; may be async. See
             :class:`~asgi_audio_proxy.edge.admission.TokenAuth`.
-        leaser: hands each session an upstream of its own (an
-            :class:`~asgi_audio_proxy.pool.pool.UpstreamPool`); ``config.upstream_url`` otherwise.
+        leaser: hands each session an upstream of its own, one conversation per model server
+            (an :class:`~asgi_audio_proxy.pool.UpstreamPool`). Without one, a pool of one is
+            made from ``config.upstream_url``: a second client waits in its queue (``queued``,
+            then ``ready``), or is refused at the handshake (503) when ``config.max_queue`` is 0.
         metrics: counts sessions, and serves them to ``GET <mount>/metrics`` (off by default).
+        dialect: the wire format its clients speak (the native protocol by default; see
+            :mod:`asgi_audio_proxy.dialects`).
+        upstream_factory: makes each conversation's upstream adapter (MiniCPM-o by default).
     """
 
     def __init__(self, config: ProxyConfig | None = None, *,
                  http_client: httpx.AsyncClient | None = None,
                  on_session_end: Callable[[SessionStats], None] | None = None,
                  authenticate: Authenticator | None = None,
-                 leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None) -> None:
+                 leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None,
+                 dialect: DialectFactory = native_dialect,
+                 upstream_factory: UpstreamFactory = minicpm_adapter) -> None:
         self.config = config or ProxyConfig()
         self.authenticate = authenticate
-        self.leaser = leaser
+        self._owns_leaser = leaser is None
+        self.leaser: UpstreamLeaser = leaser or UpstreamPool(
+            [self.config.upstream_url], metrics=metrics, max_queue=self.config.max_queue,
+            max_wait_s=self.config.max_queue_wait_s)
+        self.dialect = dialect
+        self.upstream_factory = upstream_factory
         self.metrics = metrics
         self._http_client = http_client
         self._owns_client = http_client is None
@@ -94,8 +111,13 @@ class AudioProxy:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
-    async def handle(self, websocket: WebSocket) -> SessionStats | None:
+    async def handle(self, websocket: WebSocket,
+                     dialect: DialectFactory | None = None) -> SessionStats | None:
         """Admit and run one session on an ASGI WebSocket (accepted or not) until it ends.
+
+        Args:
+            websocket: the connection.
+            dialect: its wire format (this proxy's ``dialect`` by default).
 
         Returns:
             the session's totals, or ``None`` when the handshake was refused.
@@ -103,17 +125,24 @@ class AudioProxy:
         try:
             identity = await authenticate_scope(websocket.scope, self.authenticate,
                                                 self.config.allowed_origins)
+            speaks = (dialect or self.dialect)(websocket.scope, self.config)
             address = self._reserve(websocket.scope)
         except Denied as denial:
             await self._deny(websocket, denial)
             return None
         try:
+            if self.config.max_queue == 0 and await self.leaser.would_wait():
+                await self._deny(websocket, Denied(503, "the model server is busy and no queue is "
+                                                   "kept", retry_after_s=self.config.retry_after_s))
+                return None
             client: ClientConnection = StarletteClient(websocket)
             with self.metrics.track(client) if self.metrics else contextlib.nullcontext(
                     client) as client:
                 return await self._run(ProxySession(
-                    client, self.config, self.http_client, on_end=self._session_ended,
-                    identity=identity, leaser=self.leaser))
+                    client, self.config, self.http_client, dialect=speaks,
+                    on_end=self._session_ended, identity=identity, leaser=self.leaser,
+                    upstream_factory=self.upstream_factory,
+                    observer=TurnTimer(self.metrics) if self.metrics else None))
         finally:
             self._admitted -= 1
             self._per_client[address] -= 1
@@ -198,10 +227,12 @@ class AudioProxy:
         return self._idle
 
     async def aclose(self) -> None:
-        """Close the HTTP client this proxy made (not one it was given)."""
+        """Close the HTTP client and the pool this proxy made (not ones it was given)."""
         if self._owns_client and self._http_client is not None:
             await self._http_client.aclose()
             self._http_client = None
+        if self._owns_leaser:
+            await self.leaser.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -211,7 +242,7 @@ class AudioProxy:
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
                 await self.aclose()
-                if self.leaser is not None:
+                if not self._owns_leaser:
                     await self.leaser.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -225,9 +256,13 @@ class AudioProxyMiddleware:
 
     Args:
         app: the application to wrap.
-        path: the WebSocket path to serve, as the client sees it below ``root_path``.
+        path: the WebSocket path of the native protocol, as the client sees it below ``root_path``.
         config: the proxy's settings.
-        http_client, on_session_end, authenticate, leaser, metrics: see :class:`AudioProxy`.
+        dialects: more paths, each with the dialect its clients speak
+            (``{"/v1/realtime": realtime_dialect, "/twilio": twilio_dialect}``); every path
+            shares one proxy, so one pool of upstreams and one queue serve them all.
+        http_client, on_session_end, authenticate, leaser, metrics, upstream_factory: see
+            :class:`AudioProxy`.
 
     The middleware does not touch lifespan: to end sessions with 1001 before the server closes
     them (uvicorn closes WebSockets with 1012 on its own), call ``await middleware.proxy.shutdown()``
@@ -239,19 +274,26 @@ class AudioProxyMiddleware:
                  http_client: httpx.AsyncClient | None = None,
                  on_session_end: Callable[[SessionStats], None] | None = None,
                  authenticate: Authenticator | None = None,
-                 leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None) -> None:
-        if not path.startswith("/"):
-            raise ValueError(f"invalid path={path!r}: expected it to start with '/'")
+                 leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None,
+                 dialects: Mapping[str, DialectFactory] | None = None,
+                 upstream_factory: UpstreamFactory = minicpm_adapter) -> None:
+        routes = {path: native_dialect, **(dialects or {})}
+        for route in routes:
+            if not route.startswith("/"):
+                raise ValueError(f"invalid path={route!r}: expected it to start with '/'")
         self.app = app
         self.path = path.rstrip("/") or "/"
+        self.routes = {route.rstrip("/") or "/": factory for route, factory in routes.items()}
         self.proxy = AudioProxy(config, http_client=http_client, on_session_end=on_session_end,
-                                authenticate=authenticate, leaser=leaser, metrics=metrics)
+                                authenticate=authenticate, leaser=leaser, metrics=metrics,
+                                upstream_factory=upstream_factory)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or self._route_path(scope) != self.path:
+        dialect = self.routes.get(self._route_path(scope)) if scope["type"] == "websocket" else None
+        if dialect is None:
             await self.app(scope, receive, send)
             return
-        await self.proxy(scope, receive, send)
+        await self.proxy.handle(WebSocket(scope, receive, send), dialect)
 
     @staticmethod
     def _route_path(scope: Scope) -> str:

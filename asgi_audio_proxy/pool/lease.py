@@ -7,11 +7,16 @@ Owns: the ``Lease`` and ``UpstreamLeaser`` protocols. Must not: implement them
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ..edge.connection import ClientConnection
+from ..events import ServerEvent
 
-__all__ = ["Lease", "UpstreamLeaser"]
+__all__ = ["Lease", "Notify", "UpstreamLeaser"]
+
+#: sends one event to the waiting client (in its dialect)
+Notify = Callable[[ServerEvent], Awaitable[None]]
 
 
 class Lease(Protocol):
@@ -32,13 +37,20 @@ class Lease(Protocol):
 class UpstreamLeaser(Protocol):
     """Hands each session an upstream of its own, queueing it while all are busy."""
 
-    async def acquire(self, session_id: str, client: ClientConnection) -> Lease:
-        """Wait for a free upstream; may send ``queued`` events to ``client`` meanwhile.
+    async def acquire(self, session_id: str, client: ClientConnection, notify: Notify) -> Lease:
+        """Wait for a free upstream, holding what ``client`` sends meanwhile; tells the client
+        its place through ``notify`` (:class:`~asgi_audio_proxy.events.Queued`, and an
+        :class:`~asgi_audio_proxy.events.ErrorEvent` if it sends too much while it waits).
 
         Raises:
             SessionLimitExceeded: the queue is full or the wait ran out.
             ClientGone: the client left while it waited.
         """
+        ...
+
+    async def would_wait(self) -> bool:
+        """Whether a session asking now would have to queue (checked before a handshake is
+        accepted when no queue is allowed); a guess: another replica may take the last one."""
         ...
 
     async def aclose(self) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -32,10 +31,11 @@ from starlette import status
 
 from ..edge.connection import ClientConnection
 from ..errors import AudioProxyError, SessionLimitExceeded, UpstreamUnavailable
+from ..events import ErrorEvent, Queued, ServerEvent
 from ..metrics import ProxyMetrics
-from ..upstreams.minicpm.adapter import new_http_client
-from ..upstreams.minicpm.replies import error_message
+from ..upstreams.minicpm.transport import new_http_client
 from .health import HealthSource, UpstreamHealth
+from .lease import Notify
 from .store import Grant, LeaseStore, MemoryLeaseStore, QueueFull, Waiting
 
 __all__ = ["PoolLease", "UpstreamPool"]
@@ -55,7 +55,7 @@ DEFAULT_MAX_HELD_BYTES = 64 * 1024
 #: the first ``eta_s`` guesses sessions last this long; then the mean of finished ones is used
 DEFAULT_EXPECTED_SESSION_S = 120.0
 _MEAN_WEIGHT = 0.2  # of the newest session in the running mean
-_Send = Callable[[str], Awaitable[None]]
+_Send = Callable[[ServerEvent], Awaitable[None]]
 
 
 class PoolLease:
@@ -174,7 +174,13 @@ class UpstreamPool:
         if self._owns_client:
             await self._http_client.aclose()
 
-    async def acquire(self, session_id: str, client: ClientConnection) -> PoolLease:
+    async def would_wait(self) -> bool:
+        """Whether a session asking now would queue: no healthy upstream is free."""
+        await self.start()
+        snapshot = await self.store.snapshot(self.urls)
+        return bool(snapshot.queue) or not set(self.health.candidates()) - set(snapshot.leases)
+
+    async def acquire(self, session_id: str, client: ClientConnection, notify: Notify) -> PoolLease:
         """Wait for a free upstream, in arrival order, telling the client its place.
 
         Raises:
@@ -192,14 +198,14 @@ class UpstreamPool:
             raise SessionLimitExceeded(f"all upstreams are busy and the queue is full "
                                        f"({outcome.length} waiting); try again later")
         if isinstance(outcome, Waiting):
-            outcome = await self._queue(ticket, session_id, client, held, outcome)
+            outcome = await self._queue(ticket, session_id, client, notify, held, outcome)
         lease = self._leases[ticket] = PoolLease(self, outcome, held)
         if self.metrics:
             self.metrics.leases.labels(upstream=lease.url).inc()
         logger.info("[session %s] leased %s (token %d)", session_id, lease.url, lease.token)
         return lease
 
-    async def _queue(self, ticket: str, session_id: str, client: ClientConnection,
+    async def _queue(self, ticket: str, session_id: str, client: ClientConnection, notify: Notify,
                      held: list[bytes | str], waiting: Waiting) -> Grant:
         joined_at = time.monotonic()
         self._waiting.add(ticket)
@@ -207,7 +213,7 @@ class UpstreamPool:
             self.metrics.queue_length.inc()
         grant: Grant | None = None
         try:
-            grant = await self._wait_turn(ticket, session_id, client, held, waiting)
+            grant = await self._wait_turn(ticket, session_id, client, notify, held, waiting)
             return grant
         finally:
             self._waiting.discard(ticket)
@@ -221,12 +227,12 @@ class UpstreamPool:
                 self.metrics.queue_wait.labels(outcome="served" if grant else "gave_up").observe(waited)
 
     async def _wait_turn(self, ticket: str, session_id: str, client: ClientConnection,
-                         held: list[bytes | str], waiting: Waiting) -> Grant:
+                         notify: Notify, held: list[bytes | str], waiting: Waiting) -> Grant:
         send_lock = asyncio.Lock()
 
-        async def send(message: str) -> None:
+        async def send(event: ServerEvent) -> None:
             async with send_lock:  # the queue updates and the holder's refusal share one socket
-                await client.send(message)
+                await notify(event)
 
         deadline = time.monotonic() + self.max_wait_s
         reader = asyncio.create_task(self._hold_frames(session_id, client, held, send))
@@ -275,15 +281,14 @@ class UpstreamPool:
             logger.warning("[session %s] refused %d B sent while queued (over %d B held)",
                            session_id, refused_bytes, self.max_held_bytes)
             if refused_bytes == len(frame):  # tell the client once per wait
-                await send(error_message(
+                await send(ErrorEvent(
                     SessionLimitExceeded.kind, f"audio sent while queued is held up to "
                     f"{self.max_held_bytes} bytes; later frames are dropped until 'ready'",
                     status.WS_1013_TRY_AGAIN_LATER))
 
-    def _queued_event(self, position: int) -> str:
+    def _queued_event(self, position: int) -> Queued:
         eta_s = position * self._mean_session_s / max(1, len(self.health.healthy))
-        return json.dumps({"type": "queued", "position": position, "eta_s": round(eta_s, 1)},
-                          separators=(",", ":"))
+        return Queued(position, round(eta_s, 1))
 
     async def give_back(self, lease: PoolLease, *, failed: bool) -> None:
         """Take a lease back (called by :meth:`PoolLease.release`); ``failed`` marks its upstream down."""

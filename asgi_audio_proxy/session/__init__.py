@@ -4,19 +4,17 @@ the audio ledger.
 
 from __future__ import annotations
 
-from .channel import ClientChannel
+from .channel import ClientChannel, EventObserver
 from .outbox import Outbox
-from .pacing import Pacer, RateLimit
 from .session import ProxySession, SessionState
 from .stats import AudioLedger, SessionLog, SessionStats
 
 __all__ = [
     "AudioLedger",
     "ClientChannel",
+    "EventObserver",
     "Outbox",
-    "Pacer",
     "ProxySession",
-    "RateLimit",
     "SessionLog",
     "SessionState",
     "SessionStats",

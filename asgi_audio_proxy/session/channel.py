@@ -1,9 +1,10 @@
-"""The way to the client: a bounded outbox, its writer task, and the last words on close.
+"""The way to the client: a bounded outbox of events, its writer task, and the last words on close.
 
-Owns: queueing client messages without ever blocking the reply path (the outbox drops the
-oldest reply audio for a slow reader, reports it once, and gives up with ``ClientTooSlow``
-once a whole outbox's worth is lost), the writer loop, barge-in (queued audio dropped at once),
-and the goodbye: flush, error event, close, all under a deadline.
+Owns: queueing events without ever blocking the reply path (the outbox drops the oldest reply
+audio for a slow reader, reports it once, and gives up with ``ClientTooSlow`` once a whole
+outbox's worth is lost), the writer loop (each event encoded by the connection's dialect as it
+goes out, reply audio paced to the dialect's ``playback_lead_ms``), barge-in (queued audio
+dropped at once), and the goodbye: flush, error event, close, all under a deadline.
 Must not: route, parse or decide when a session ends.
 """
 
@@ -11,45 +12,56 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from starlette import status
 
+from ..dialects.base import ClientDialect
 from ..edge.connection import ClientConnection, ClientGone
 from ..errors import AudioProxyError, ClientTooSlow
-from ..upstreams.minicpm.replies import ClientMessage, error_message
+from ..events import ClientEvent, ErrorEvent, ReplyAudio, ReplyEnded, ServerEvent
 from .outbox import Outbox
 from .stats import SessionStats
 
-__all__ = ["ClientChannel"]
+__all__ = ["ClientChannel", "EventObserver"]
+
+#: told of every event a session receives from its client or sends to it (metrics time turns)
+EventObserver = Callable[[ClientEvent | ServerEvent], None]
 
 
 class ClientChannel:
-    """Sends a session's messages to its client, in order, from one writer task.
+    """Sends a session's events to its client, in order, from one writer task.
 
     Args:
         client: the connection.
+        dialect: the connection's wire format.
         max_pending_reply_bytes: reply audio that may wait for a slow client.
         stats: where dropped reply audio is counted.
         log: the session's logger.
+        observer: told of every event sent.
     """
 
-    def __init__(self, client: ClientConnection, max_pending_reply_bytes: int, stats: SessionStats,
-                 log: logging.LoggerAdapter[logging.Logger]) -> None:
+    def __init__(self, client: ClientConnection, dialect: ClientDialect, max_pending_reply_bytes: int,
+                 stats: SessionStats, log: logging.LoggerAdapter[logging.Logger],
+                 observer: EventObserver | None = None) -> None:
         self._client = client
+        self._dialect = dialect
         self._max_dropped = max_pending_reply_bytes
         self._stats = stats
         self._log = log
+        self._observer = observer
         self._outbox = Outbox(max_pending_reply_bytes)
         self._ready = asyncio.Event()
         self._overflow_reported = False
+        self._played_until = 0.0  # when the reply audio sent so far ends playing (paced dialects)
 
-    def emit(self, message: ClientMessage) -> None:
-        """Queue a message; a slow client loses the oldest reply audio first.
+    def emit(self, event: ServerEvent) -> None:
+        """Queue an event; a slow client loses the oldest reply audio first.
 
         Raises:
             ClientTooSlow: the client has lost a whole outbox's worth of audio.
         """
-        dropped = self._outbox.put(message)
+        dropped = self._outbox.put(event)
         self._ready.set()
         if not dropped:
             return
@@ -60,21 +72,37 @@ class ClientChannel:
         if not self._overflow_reported:
             self._overflow_reported = True
             self._log.warning("client too slow: dropping the oldest reply audio")
-            self._outbox.put(error_message("reply_audio_dropped", "reading too slowly: the oldest "
-                                           "reply audio is being dropped",
-                                           status.WS_1013_TRY_AGAIN_LATER))
+            self._outbox.put(ErrorEvent("reply_audio_dropped", "reading too slowly: the oldest "
+                                        "reply audio is being dropped", status.WS_1013_TRY_AGAIN_LATER))
 
     def drop_audio(self) -> None:
         """The reply was stopped: what is queued of it must not play."""
         self._stats.reply_audio_dropped_bytes += self._outbox.drop_audio()
+        self._played_until = 0.0
+
+    async def send_now(self, event: ServerEvent) -> None:
+        """Send one event at once, before the writer runs (``queued``, ``ready``)."""
+        await self._send(event)
 
     async def write(self) -> None:
-        """The writer task: sends queued messages as they come, forever."""
+        """The writer task: sends queued events as they come, forever."""
+        lead_ms = self._dialect.playback_lead_ms
+        loop = asyncio.get_running_loop()
         while True:
             while not self._outbox:
                 self._ready.clear()
                 await self._ready.wait()
-            await self._client.send(self._outbox.get())
+            event = self._outbox.get()
+            if isinstance(event, ReplyAudio) and lead_ms is not None:
+                now = loop.time()
+                ahead_s = self._played_until - now - lead_ms / 1000
+                if ahead_s > 0:
+                    await asyncio.sleep(ahead_s)  # pacing to real time: the client's buffer stays short
+                    now = loop.time()
+                self._played_until = max(self._played_until, now) + event.duration_ms / 1000
+            elif isinstance(event, ReplyEnded):
+                self._played_until = 0.0
+            await self._send(event)
 
     async def goodbye(self, failure: AudioProxyError | None, code: int, deadline_s: float) -> None:
         """Flush what the client is owed, tell it what went wrong, close; within ``deadline_s``."""
@@ -83,11 +111,17 @@ class ClientChannel:
                 if isinstance(failure, ClientTooSlow):
                     self.drop_audio()  # it cannot take the audio; events still go
                 while self._outbox:
-                    await self._client.send(self._outbox.get())
+                    await self._send(self._outbox.get())
                 if failure is not None:
-                    await self._client.send(error_message(failure.kind, failure.message, code))
+                    await self._send(ErrorEvent(failure.kind, failure.message, code, fatal=True))
                 await self._client.close(code, failure.message if failure else "")
         except (ClientGone, TimeoutError):
             pass  # the client cannot hear it; the session's log line has it
         finally:
             self.drop_audio()  # whatever did not go out is counted, once
+
+    async def _send(self, event: ServerEvent) -> None:
+        for frame in self._dialect.send(event):
+            await self._client.send(frame)
+        if self._observer is not None:
+            self._observer(event)

@@ -1,10 +1,11 @@
 """``ProxySession``: one proxied conversation, from accept to the last close.
 
 Owns: the session's state enum, its tasks in one ``TaskGroup`` (client receiver, upstream
-sender, acknowledgement reader, reply pump, client writer, watchdog), the bounded queues
-between them, real-time pacing, limits, byte accounting, the one catch-all, and teardown on
-every path. Must not: buffer, frame or route replies inline (``audio``, ``protocol``,
-``router``, ``pacing`` and ``outbox`` do), or outlive its connection.
+adapter, client writer, watchdog, lease watch), resampling between the dialect's rates and the
+upstream's (once each way), limits, the audio ledger, the one catch-all, and teardown on every
+path. It speaks only neutral :mod:`~asgi_audio_proxy.events`: the client's wire is its dialect's,
+the upstream's wire its adapter's. Must not: parse or build a wire format, or outlive its
+connection.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ import enum
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import httpx
 from starlette import status
 
-from ..audio.buffer import ChunkBuffer
-from ..audio.wav import MESSAGE_BYTES
-from ..config import MESSAGE_DURATION_S, ProxyConfig
-from ..dialects.native import ConfigControl, StopControl, parse_control
+from ..audio.resample import Resampler
+from ..config import ProxyConfig
+from ..dialects.base import ClientDialect, Frame
+from ..dialects.native import NativeDialect
 from ..edge.connection import ClientConnection, ClientGone
 from ..errors import (
     AudioProxyError,
@@ -35,12 +35,30 @@ from ..errors import (
     SessionLimitExceeded,
     UpstreamError,
 )
+from ..events import (
+    AudioIn,
+    AudioOutcome,
+    ClearInput,
+    ClientEvent,
+    CommitInput,
+    ConfigApplied,
+    Configure,
+    DialectFrames,
+    EndSession,
+    ErrorEvent,
+    Ready,
+    ReplyAudio,
+    ReplyEnded,
+    ReplyStarted,
+    StopReason,
+    StopReply,
+    UpstreamEvent,
+)
+from ..pacing import Pacer, RateLimit
 from ..pool.lease import Lease, UpstreamLeaser
-from ..upstreams.minicpm.adapter import BodyClosed, MiniCPMUpstream, Upstream
-from ..upstreams.minicpm.replies import ReplyRouter, client_event, error_message
-from ..upstreams.minicpm.wire import ack_error
-from .channel import ClientChannel
-from .pacing import Pacer, RateLimit
+from ..upstreams.base import UpstreamAdapter, UpstreamFactory
+from ..upstreams.minicpm.adapter import minicpm_adapter
+from .channel import ClientChannel, EventObserver
 from .stats import AudioLedger, SessionLog, SessionStats
 
 __all__ = ["ProxySession", "SessionState"]
@@ -56,6 +74,10 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
+class _ClientEnded(Exception):
+    """The client ended the conversation in its dialect's words (a call's ``stop``)."""
+
+
 class ProxySession:
     """Runs one conversation between a client connection and one upstream.
 
@@ -63,18 +85,28 @@ class ProxySession:
         client: the client connection (see :func:`asgi_audio_proxy.edge.connection.as_client`).
         config: the proxy's settings.
         http_client: the proxy's shared ``httpx.AsyncClient``.
+        dialect: the client's wire format (the native protocol by default).
         config_data: the caller's camelCase options (``assistantPrompt``, ``vadThreshold``...).
-        upstream: an :class:`~.adapter.Upstream`; a MiniCPM-o adapter by default.
+        leaser: hands out upstreams, one conversation each (a pool); required unless
+            ``upstream`` is given.
+        upstream_factory: makes the adapter for the leased upstream (MiniCPM-o by default).
+        upstream: an adapter ready to use instead of one from ``upstream_factory`` (tests,
+            custom wiring); with a ``leaser`` too, the lease is still taken and watched.
         on_end: called with the final :class:`SessionStats`.
         identity: who the client is (from admission); kept on the stats and in the logs.
-        leaser: hands out upstreams (a pool); without one, ``config.upstream_url`` is used.
+        observer: told of every event received from the client and sent to it (metrics).
     """
 
     def __init__(self, client: ClientConnection, config: ProxyConfig,
-                 http_client: httpx.AsyncClient, *, config_data: Mapping[str, Any] | None = None,
-                 upstream: Upstream | None = None,
+                 http_client: httpx.AsyncClient, *, dialect: ClientDialect | None = None,
+                 config_data: Mapping[str, Any] | None = None,
+                 leaser: UpstreamLeaser | None = None,
+                 upstream_factory: UpstreamFactory = minicpm_adapter,
+                 upstream: UpstreamAdapter | None = None,
                  on_end: Callable[[SessionStats], None] | None = None,
-                 identity: object = None, leaser: UpstreamLeaser | None = None) -> None:
+                 identity: object = None, observer: EventObserver | None = None) -> None:
+        if leaser is None and upstream is None:
+            raise ValueError("a session needs a leaser (a pool) or an upstream adapter")
         self.id = uuid.uuid4().hex[:12]
         self.log = SessionLog(logger, {"session": self.id})
         self.stats = SessionStats(self.id, identity=identity)
@@ -82,27 +114,23 @@ class ProxySession:
         self._config = config
         self._config_data = config_data
         self._http_client = http_client
-        self._upstream: Upstream | None = upstream
+        self._dialect: ClientDialect = dialect or NativeDialect(config.max_text_bytes)
         self._leaser = leaser
+        self._upstream_factory = upstream_factory
+        self._upstream = upstream
         self._lease: Lease | None = None
         self._on_end = on_end
         self._state = SessionState.CONNECTING
-        self._buffer = ChunkBuffer(config.release_messages)
-        self._router = ReplyRouter()
-        self._pacer = Pacer(MESSAGE_DURATION_S, config.chunk_duration)
+        self._lead = Pacer(0.2, config.chunk_duration)  # how far the client runs ahead of real time
         self._text_rate = RateLimit(config.max_text_frames_per_s)
         self._ledger = AudioLedger(self.stats)
-        self._to_client = ClientChannel(client, config.max_pending_reply_bytes, self.stats, self.log)
+        self._observer = observer
+        self._to_client = ClientChannel(client, self._dialect, config.max_pending_reply_bytes,
+                                        self.stats, self.log, observer)
         self._shutdown = asyncio.Event()
-        # cleared while a stopped reply's body is still open: the upstream would skip audio
-        # sent now, so it waits here until the next /completions is open
-        self._upstream_listening = asyncio.Event()
-        self._upstream_listening.set()
-        # back-pressure: a full queue stops the receiver, so the client is no longer read
-        self._to_upstream: asyncio.Queue[bytes] = asyncio.Queue(
-            round(config.max_buffered_s / MESSAGE_DURATION_S))
-        self._messages_sent = 0
-        self._skipped_run_s = 0.0  # audio skipped in a row with no reply playing
+        self._input_resampler: Resampler | None = None
+        self._output_resampler: Resampler | None = None
+        self._reply_playing = False
         self._last_activity = 0.0
 
     @property
@@ -118,6 +146,11 @@ class ProxySession:
         """End the session soon with 1001 (the server is going away)."""
         self._shutdown.set()
 
+    def stop_reply(self, reason: StopReason = "client") -> None:
+        """Cut the reply being played at once, as the client's own stop does (an app-level call)."""
+        if self._state is SessionState.STREAMING:
+            self._stop_reply(reason)
+
     async def run(self) -> SessionStats:
         """Run until the client or the upstream ends the conversation.
 
@@ -132,6 +165,8 @@ class ProxySession:
         except* ClientGone as group:
             client_left = True
             self.stats.close_code = _first(group, ClientGone).code
+        except* _ClientEnded:
+            self.log.debug("the client ended the conversation")
         except* AudioProxyError as group:
             failure = _first(group, AudioProxyError)
         except* asyncio.CancelledError:  # the server cancelled us: it is going away
@@ -151,31 +186,30 @@ class ProxySession:
         return self.stats
 
     async def _serve(self) -> None:
-        await self._client.accept()
-        self.log.info("open: identity %s", self.stats.identity)
+        await self._client.accept(self._dialect.subprotocol)
+        self.log.info("open: identity %s, dialect %s", self.stats.identity, self._dialect.name)
         try:
             options = self._config.client_options(self._config_data)
         except ValueError as exc:
             raise ClientError(f"bad config: {exc}") from exc
-        config = self._config
         if self._leaser is not None:
-            self._lease = await self._leaser.acquire(self.id, self._client)
-            config = replace(config, upstream_url=self._lease.url)
-        upstream = self._upstream = self._upstream or MiniCPMUpstream(config, self._http_client,
-                                                                      self.log)
-        async with asyncio.timeout(3 * config.connect_timeout_s):
+            self._lease = await self._leaser.acquire(self.id, self._client, self._to_client.send_now)
+        if self._upstream is None:
+            assert self._lease is not None  # a leaser or an upstream: checked in __init__
+            self._upstream = self._upstream_factory(self._lease.url, self._config,
+                                                    self._http_client, self.log)
+        upstream = self._upstream
+        async with asyncio.timeout(3 * self._config.connect_timeout_s):
             await upstream.connect(options)
-        self.log.debug("upstream %s, version %s", config.upstream_url, upstream.version)
-        await self._client.send(client_event(type="ready", session=self.id,
-                                       upstream_version=upstream.version))
+        self.log.debug("upstream %s, version %s", self._lease.url if self._lease else "given",
+                       upstream.version)
+        await self._to_client.send_now(Ready(self.id, upstream.version))
         self.state = SessionState.STREAMING
         for frame in self._lease.held_frames if self._lease else ():
-            await (self._on_audio(frame) if isinstance(frame, bytes) else self._on_control(frame))
+            await self._on_frame(frame)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._receive_from_client())
-            tg.create_task(self._send_upstream())
-            tg.create_task(self._read_acks())
-            tg.create_task(self._pump_replies())
+            tg.create_task(upstream.run(self._on_upstream))
             tg.create_task(self._to_client.write())
             tg.create_task(self._watch())
             if self._lease is not None:
@@ -183,108 +217,130 @@ class ProxySession:
 
     async def _receive_from_client(self) -> None:
         while True:
-            frame = await self._client.receive()
-            if isinstance(frame, bytes):
-                await self._on_audio(frame)
-            else:
-                await self._on_control(frame)
+            await self._on_frame(await self._client.receive())
 
-    async def _on_audio(self, frame: bytes) -> None:
-        now = asyncio.get_running_loop().time()
-        self._ledger.received(len(frame))
-        if len(frame) > self._config.max_message_bytes:
+    async def _on_frame(self, frame: Frame) -> None:
+        if isinstance(frame, bytes) and len(frame) > self._config.max_message_bytes:
+            self._ledger.received(len(frame))
             self._ledger.dropped("oversize", len(frame))
             raise MessageTooBig(f"audio frame of {len(frame)} bytes is over the limit of "
                                 f"{self._config.max_message_bytes}")
-        self._last_activity = now
-        self._pacer.received(len(frame), now)
-        lead_s = self._pacer.lead_s(now)
-        if lead_s > self._config.max_lead_s:
-            self._ledger.dropped("too_fast", len(frame))
-            raise ClientError(f"audio is arriving {lead_s:.1f} s ahead of real time (the limit is "
-                              f"{self._config.max_lead_s} s): stream at real-time pace")
-        for message in self._buffer.feed(frame):
-            self._ledger.queued(len(message))
-            await self._to_upstream.put(message)  # full queue: back-pressure on the client
+        try:
+            events = self._dialect.receive(frame)
+        except ClientError as exc:  # a bad frame costs an error event, never the session
+            self._check_control_rate()
+            self.log.warning("client sent a bad message: %s", exc.message)
+            self._to_client.emit(ErrorEvent(exc.kind, exc.message, exc.close_code))
+            return
+        if not any(isinstance(event, AudioIn) for event in events):
+            self._check_control_rate()
+        for event in events:
+            await self._on_client_event(event)
 
-    async def _on_control(self, text: str) -> None:
-        """A control frame; a bad one costs an error event, never the session."""
+    def _check_control_rate(self) -> None:
         if not self._text_rate.allow(asyncio.get_running_loop().time()):
             raise ClientError(f"more than {self._config.max_text_frames_per_s:g} control "
                               "messages per second")
-        try:
-            control = parse_control(text, self._config.max_text_bytes)
-            if isinstance(control, StopControl):
-                self._stop_reply()
-            elif isinstance(control, ConfigControl):
-                await self._reconfigure(control.config_data)
-        except ClientError as exc:
-            self.log.warning("client sent a bad control message: %s", exc.message)
-            self._to_client.emit(error_message(exc.kind, exc.message, exc.close_code))
 
-    def _stop_reply(self) -> None:
-        cut = self._router.cut()
-        if not cut:
+    async def _on_client_event(self, event: ClientEvent) -> None:
+        upstream = self._live_upstream
+        if self._observer is not None:
+            self._observer(event)
+        match event:
+            case AudioIn():
+                await self._on_audio(event, upstream)
+            case StopReply(reason=reason):
+                self._stop_reply(reason)
+            case Configure(options=options, acknowledge=acknowledge):
+                try:
+                    await self._reconfigure(options, upstream)
+                except ClientError as exc:
+                    self.log.warning("client sent a bad config: %s", exc.message)
+                    self._to_client.emit(ErrorEvent(exc.kind, exc.message, exc.close_code))
+                    return
+                if acknowledge:
+                    self._to_client.emit(ConfigApplied())
+            case CommitInput():
+                await upstream.commit()
+            case ClearInput():
+                self._ledger.dropped("cleared", upstream.clear())
+            case DialectFrames():
+                self._to_client.emit(event)
+            case EndSession():
+                raise _ClientEnded
+
+    async def _on_audio(self, event: AudioIn, upstream: UpstreamAdapter) -> None:
+        now = asyncio.get_running_loop().time()
+        pcm = self._to_upstream_rate(event, upstream.input_rate_hz)
+        self._ledger.received(len(pcm))
+        self._last_activity = now
+        self._lead.received(len(pcm) * 16_000 // upstream.input_rate_hz, now)
+        lead_s = self._lead.lead_s(now)
+        if lead_s > self._config.max_lead_s:
+            self._ledger.dropped("too_fast", len(pcm))
+            raise ClientError(f"audio is arriving {lead_s:.1f} s ahead of real time (the limit is "
+                              f"{self._config.max_lead_s} s): stream at real-time pace")
+        await upstream.send_audio(pcm)  # a full buffer: back-pressure on the client
+
+    def _to_upstream_rate(self, event: AudioIn, rate_hz: int) -> bytes:
+        if event.rate_hz == rate_hz:
+            return event.pcm
+        if self._input_resampler is None or self._input_resampler.in_rate_hz != event.rate_hz:
+            self._input_resampler = Resampler(event.rate_hz, rate_hz)
+        return self._input_resampler.feed(event.pcm)
+
+    def _stop_reply(self, reason: StopReason) -> None:
+        if not self._live_upstream.stop():
             return  # no reply playing: nothing to stop, and a /stop now would kill the next one
-        # cut here at once (section 8: the upstream's /stop is late): no queued audio either
         self._to_client.drop_audio()
-        self._upstream_listening.clear()
-        self._live_upstream.stop()
-        self.log.debug("reply stopped by the client")
-        for message in cut:
-            self._to_client.emit(message)
+        self._output_resampler = None
+        self._reply_playing = False
+        self.stats.replies += 1
+        self.log.debug("reply stopped (%s)", reason)
+        self._to_client.emit(ReplyEnded("stopped", stopped_by=reason))
 
-    async def _reconfigure(self, config_data: dict[str, Any]) -> None:
+    async def _reconfigure(self, config_data: Mapping[str, Any], upstream: UpstreamAdapter) -> None:
         if self.stats.received_bytes:
             raise ClientError("config must be sent before the first audio")
         try:
             options = self._config.client_options(config_data)
         except ValueError as exc:
             raise BadClientPayload(f"bad config: {exc}") from exc
-        await self._live_upstream.set_options(options)
-        self._to_client.emit(client_event(type="config_applied"))
+        await upstream.configure(options)
 
-    async def _send_upstream(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            message = await self._to_upstream.get()
-            await self._upstream_listening.wait()
-            delay = self._pacer.send_at(self._messages_sent) - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)  # pacing to real time, which the upstream's VAD needs
-            self._ledger.sending(len(message))
-            self._messages_sent += 1
-            await self._live_upstream.send_audio(message)
+    def _on_upstream(self, event: UpstreamEvent) -> None:
+        """An upstream event, from the adapter's tasks: to the ledger, or on to the client."""
+        if isinstance(event, AudioOutcome):
+            self._ledger.outcome(event)
+            return
+        self._last_activity = asyncio.get_running_loop().time()
+        if isinstance(event, ReplyStarted):
+            self._reply_playing = True
+        elif isinstance(event, ReplyAudio):
+            event = self._to_client_rate(event)
+            self.stats.reply_audio_bytes += len(event.pcm)
+        elif isinstance(event, ReplyEnded):
+            self._flush_reply_audio()
+            self._reply_playing = False
+            self.stats.replies += 1
+        self._to_client.emit(event)
 
-    async def _read_acks(self) -> None:
-        async for nbytes, ack in self._live_upstream.acks():
-            self._ledger.acknowledged(nbytes, ack.reason)
-            if ack.reason == "done":
-                self._skipped_run_s = 0.0
-            elif ack.reason == "skip":
-                self._count_skip(nbytes)
-            elif ack.error is not None:
-                raise ack_error(ack.error)
+    def _to_client_rate(self, event: ReplyAudio) -> ReplyAudio:
+        rate = self._dialect.output_rate_hz
+        if event.rate_hz == rate:
+            return event
+        if self._output_resampler is None or self._output_resampler.in_rate_hz != event.rate_hz:
+            self._flush_reply_audio()
+            self._output_resampler = Resampler(event.rate_hz, rate)
+        return ReplyAudio(self._output_resampler.feed(event.pcm), rate)
 
-    def _count_skip(self, nbytes: int) -> None:
-        if self._router.has_open_reply:
-            return  # half duplex: audio during a reply is skipped by design
-        self._skipped_run_s += nbytes / MESSAGE_BYTES * MESSAGE_DURATION_S
-        if self._skipped_run_s > self._config.max_skipped_s:
-            raise UpstreamError(f"the upstream skipped {self._skipped_run_s:.0f} s of audio in a "
-                                "row with no reply: it is stuck")
-
-    async def _pump_replies(self) -> None:
-        async for item in self._live_upstream.events():
-            self._last_activity = asyncio.get_running_loop().time()
-            self._skipped_run_s = 0.0
-            if isinstance(item, BodyClosed):
-                messages = self._router.body_closed()
-                self._upstream_listening.set()
-            else:
-                messages = self._router.route(item)
-            for message in messages:
-                self._to_client.emit(message)
+    def _flush_reply_audio(self) -> None:
+        if self._output_resampler is not None:
+            tail = self._output_resampler.flush()
+            self._output_resampler = None
+            if tail:
+                self.stats.reply_audio_bytes += len(tail)
+                self._to_client.emit(ReplyAudio(tail, self._dialect.output_rate_hz))
 
     async def _watch(self) -> None:
         """Ends the session at shutdown, at its time limit, or when it has been idle too long."""
@@ -311,22 +367,20 @@ class ProxySession:
         raise UpstreamError(f"the lease on {lease.url} was lost; the conversation cannot go on")
 
     @property
-    def _live_upstream(self) -> Upstream:
+    def _live_upstream(self) -> UpstreamAdapter:
         if self._upstream is None:
             raise RuntimeError(f"no upstream in state {self._state.value}")
         return self._upstream
 
     async def _teardown(self, failure: AudioProxyError | None, client_left: bool) -> None:
         self.state = SessionState.CLOSING
-        self.stats.replies = self._router.stats.replies
-        self.stats.reply_audio_bytes = self._router.stats.reply_audio_bytes
+        if self._reply_playing:  # cut by the end: it still counts as a reply the client had
+            self.stats.replies += 1
         if self._upstream is not None:
-            if self._router.cut():  # the client will not hear the rest: stop the model now
-                self._upstream.stop()
             await self._upstream.aclose()
+            self._ledger.settle(self._upstream.leftover())
         if self._lease is not None:
             await self._lease.release(failed=isinstance(failure, UpstreamError))
-        self._ledger.settle(self._buffer.clear())
         if failure is not None:
             level = logging.INFO if isinstance(failure, IdleTimeout | ServerShutdown) else logging.WARNING
             self.log.log(level, "ending with %s: %s", type(failure).__name__, failure.message)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..events import AudioOutcome
 
 __all__ = ["AudioLedger", "SessionLog", "SessionStats"]
 
@@ -35,7 +37,7 @@ class SessionStats:
     dropped_bytes: Counter[str] = field(default_factory=Counter)
     acks: Counter[str] = field(default_factory=Counter)
     replies: int = 0
-    reply_audio_bytes: int = 0  # PCM16 16 kHz handed to the client's queue
+    reply_audio_bytes: int = 0  # PCM16 at the dialect's rate handed to the client's queue
     reply_audio_dropped_bytes: int = 0  # dropped for a slow client, or queued when stopped
     close_code: int | None = None
     duration_s: float = 0.0
@@ -58,15 +60,14 @@ class SessionStats:
 class AudioLedger:
     """Follows each byte of client audio to the one bucket of :class:`SessionStats` it ends in.
 
-    Between arriving and being counted, a byte is in the chunk buffer (the caller's), queued
-    for the upstream, or in flight (sent, not yet acknowledged); :meth:`settle` counts what
-    is left in those places when the session ends.
+    Bytes are counted as PCM16 at the upstream's rate, once the dialect has decoded them. Between
+    arriving and being counted a byte is inside the upstream adapter (buffered, queued, in
+    flight); its :class:`~asgi_audio_proxy.events.AudioOutcome` events count it, and
+    :meth:`settle` counts what the adapter still held when the session ended.
     """
 
     def __init__(self, stats: SessionStats) -> None:
         self.stats = stats
-        self.queued_bytes = 0
-        self.in_flight_bytes = 0
 
     def received(self, nbytes: int) -> None:
         self.stats.received_bytes += nbytes
@@ -74,33 +75,20 @@ class AudioLedger:
     def dropped(self, reason: str, nbytes: int) -> None:
         self.stats.dropped_bytes[reason] += nbytes
 
-    def queued(self, nbytes: int) -> None:
-        """Released by the chunk buffer, waiting for the upstream sender."""
-        self.queued_bytes += nbytes
-
-    def sending(self, nbytes: int) -> None:
-        """Handed to the upstream; an acknowledgement will say what became of it."""
-        self.queued_bytes -= nbytes
-        self.in_flight_bytes += nbytes
-
-    def acknowledged(self, nbytes: int, reason: str | None) -> None:
-        """``done`` is sent, ``skip`` skipped, anything else (an error too) rejected."""
-        self.in_flight_bytes -= nbytes
-        self.stats.acks[reason if reason is not None else "error"] += 1
-        if reason == "done":
-            self.stats.sent_bytes += nbytes
-        elif reason == "skip":
-            self.stats.skipped_bytes += nbytes
+    def outcome(self, event: AudioOutcome) -> None:
+        """``sent`` (the model heard it), ``skipped``, or ``rejected`` (dropped, with the reason)."""
+        self.stats.acks[event.detail or "error"] += 1
+        if event.outcome == "sent":
+            self.stats.sent_bytes += event.nbytes
+        elif event.outcome == "skipped":
+            self.stats.skipped_bytes += event.nbytes
         else:
-            self.stats.dropped_bytes["upstream_rejected"] += nbytes
+            self.stats.dropped_bytes["upstream_rejected"] += event.nbytes
 
-    def settle(self, buffered_bytes: int) -> None:
-        """The session ended: what never got an acknowledgement is dropped, with its reason."""
-        if leftover := buffered_bytes + self.queued_bytes:
-            self.stats.dropped_bytes["session_end"] += leftover
-        if self.in_flight_bytes:
-            self.stats.dropped_bytes["unacknowledged"] += self.in_flight_bytes
-        self.queued_bytes = self.in_flight_bytes = 0
+    def settle(self, leftover: Mapping[str, int]) -> None:
+        """The session ended: what never got an outcome is dropped, with its reason."""
+        for reason, nbytes in leftover.items():
+            self.stats.dropped_bytes[reason] += nbytes
 
 
 class SessionLog(logging.LoggerAdapter[logging.Logger]):

@@ -3,4 +3,10 @@
 
 from __future__ import annotations
 
-__all__ = []
+from .base import Emit, UpstreamAdapter, UpstreamFactory
+
+__all__ = [
+    "Emit",
+    "UpstreamAdapter",
+    "UpstreamFactory",
+]

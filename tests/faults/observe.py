@@ -24,6 +24,7 @@ from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.session.stats import SessionStats
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from tests.clients import at_real_time
+from tests.fakes import OpenLeaser
 from tests.servers import serve
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
@@ -122,11 +123,12 @@ class ProxyUnderTest:
 
 @contextlib.asynccontextmanager
 async def proxy_on(server: str, upstream_url: str, *, authenticate: Authenticator | None = None,
-                   **config: Any) -> AsyncIterator[ProxyUnderTest]:
-    """An :class:`AudioProxy` on ``server`` whose sessions' stats are kept as they end."""
+                   many: bool = False, **config: Any) -> AsyncIterator[ProxyUnderTest]:
+    """An :class:`AudioProxy` on ``server`` whose sessions' stats are kept as they end;
+    ``many``: the upstream holds any number of conversations (a multi-conversation simulator)."""
     ended: list[SessionStats] = []
     proxy = AudioProxy(ProxyConfig(upstream_url=upstream_url, **config), on_session_end=ended.append,
-                       authenticate=authenticate)
+                       authenticate=authenticate, leaser=OpenLeaser(upstream_url) if many else None)
     try:
         async with serve(server, proxy) as port:
             yield ProxyUnderTest(proxy, f"ws://127.0.0.1:{port}/", ended)

@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.edge.serving import GracefulServer
+from tests.fakes import OpenLeaser
 from tests.servers import bound_socket
 
 
@@ -102,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--grace", type=float, default=2.0)
     args = parser.parse_args(argv)
+    # the soak's simulator holds any number of conversations: every cycle is served at once
     proxy = AudioProxy(ProxyConfig(upstream_url=args.upstream, chunk_duration=0.2,
-                                   shutdown_grace_s=args.grace, close_timeout_s=1.0))
+                                   shutdown_grace_s=args.grace, close_timeout_s=1.0),
+                       leaser=OpenLeaser(args.upstream) if args.mode == "soak" else None)
     if args.mode == "hypercorn":
         _hypercorn(proxy, args.grace)
     else:

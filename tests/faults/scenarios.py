@@ -111,7 +111,7 @@ async def bad_input(case: str, server: str) -> Outcome:
     spec = CLIENT_CASES[case]
     outcome, checks = Outcome(f"client {case}", server, spec.expected), Checks()
     async with running_simulator(multi_conversation=True, **spec.simulator) as up, \
-            proxy_on(server, up.url, chunk_duration=0.2, **spec.config) as proxy:
+            proxy_on(server, up.url, many=True, chunk_duration=0.2, **spec.config) as proxy:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(bystander(proxy.url, up.sim.recorder, checks))
             offender = tg.create_task(spec.run(proxy.url, up.sim.recorder, server, checks))
@@ -150,7 +150,7 @@ async def admission(case: str, server: str) -> Outcome:
     if case == "foreign_origin":
         refused_headers["Origin"] = "https://evil.example"
     async with running_simulator(multi_conversation=True) as up, \
-            proxy_on(server, up.url, authenticate=tokens, **config) as proxy:
+            proxy_on(server, up.url, authenticate=tokens, many=True, **config) as proxy:
         async with contextlib.AsyncExitStack() as holders:
             if case in ("full_house", "per_client_limit"):  # one admitted session holds the place
                 holder = await holders.enter_async_context(
@@ -212,7 +212,8 @@ async def admission_fallback(case: str) -> Outcome:
              "headers": list(refused.items()), "client": ("127.0.0.1", 50_000),
              "server": ("127.0.0.1", 80), "subprotocols": [], "extensions": {}}
     async with running_simulator(multi_conversation=True) as up, \
-            proxy_on("uvicorn", up.url, authenticate=TokenAuth({"good": "alice"}), **config) as proxy:
+            proxy_on("uvicorn", up.url, authenticate=TokenAuth({"good": "alice"}), many=True,
+                     **config) as proxy:
         async with contextlib.AsyncExitStack() as holders:
             if case in ("full_house", "per_client_limit"):
                 holder = await holders.enter_async_context(

@@ -21,6 +21,7 @@ from asgi_audio_proxy.audio import MESSAGE_BYTES, ChunkBuffer
 from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.session.session import ProxySession
 from asgi_audio_proxy.session.stats import SessionStats
+from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter
 from asgi_audio_proxy.upstreams.minicpm.wire import Ack
 from tests.conftest import running_simulator
 from tests.fakes import FakeClient, FakeUpstream
@@ -72,7 +73,8 @@ async def run_session(frames: list[bytes], acks: list[Ack], leave_after: int | N
     """Feed ``frames``; leave once ``leave_after`` messages went upstream (or at once)."""
     client, upstream = FakeClient(), ScriptedUpstream(acks)
     async with httpx.AsyncClient() as http:
-        session = ProxySession(client, config, http, upstream=upstream)  # type: ignore[arg-type]
+        adapter = MiniCPMAdapter(config, transport=upstream)  # type: ignore[arg-type]
+        session = ProxySession(client, config, http, upstream=adapter)
         task = asyncio.create_task(session.run())
         async with asyncio.timeout(within(5)):
             assert json.loads(await client.outgoing.get())["type"] == "ready"  # type: ignore[arg-type]

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from .adapter import BodyClosed, MiniCPMUpstream, Upstream, UpstreamItem, new_http_client
-from .replies import ClientMessage, ReplyRouter, ReplyState, client_event, error_message
+from .adapter import COMMIT_SILENCE_S, MiniCPMAdapter, minicpm_adapter
+from .replies import ReplyRouter, ReplyState, ReplyStats
+from .transport import BodyClosed, MiniCPMTransport, Transport, TransportItem, new_http_client
 from .wire import (
     COMPLETIONS_BODY,
     Ack,
@@ -21,24 +22,25 @@ from .wire import (
 )
 
 __all__ = [
+    "COMMIT_SILENCE_S",
     "COMPLETIONS_BODY",
     "Ack",
     "BodyClosed",
-    "ClientMessage",
-    "MiniCPMUpstream",
+    "MiniCPMAdapter",
+    "MiniCPMTransport",
     "ReplyError",
     "ReplyMessage",
     "ReplyRouter",
     "ReplyState",
-    "Upstream",
+    "ReplyStats",
+    "Transport",
+    "TransportItem",
     "UpstreamEvent",
-    "UpstreamItem",
     "ack_error",
     "audio_message",
-    "client_event",
-    "error_message",
     "init_options_body",
     "make_uid",
+    "minicpm_adapter",
     "new_http_client",
     "parse_ack",
     "parse_reply_data",

@@ -1,297 +1,185 @@
-"""The I/O edge to the model server: the seam, and the MiniCPM-o adapter behind it.
+"""The MiniCPM-o adapter: the upstream seam over the web-demo model server's protocol.
 
-Owns: the call order the server needs (``/init_options`` with all five keys, then
-``/completions``, then the WebSocket; sections 2, 3, 5.1), one pipelined WebSocket sender whose
-acknowledgements are read in order (3.3), the SSE reader that reopens ``/completions`` as soon
-as a body closes (5.5), a ``/stop`` that never blocks the caller (section 8), timeouts, and the
-translation of every httpx, httpx-sse, websockets and OS error into :mod:`.errors`, chained.
-Must not: decide what the client is told, or let a library exception out.
+Owns: the server's rules, so nothing above the seam knows them: 200 ms WAV messages released
+every ``chunk_duration`` (section 5.3), real-time pacing (its VAD needs it), the pipelined sender
+and its acknowledgements turned into audio outcomes (``done`` = sent, ``skip`` = skipped, an
+error = rejected; 3.3), the upstream stuck skipping, replies through :class:`.ReplyRouter`,
+the hold after a stop (audio waits until the next ``/completions`` is open, so the model hears
+what interrupted it; section 8), manual turns ended with silence, and option names.
+Must not: know the client, or let a library exception out (the transport translates them).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping
+from dataclasses import replace
 
 import httpx
-from httpx_sse import EventSource, SSEError
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ...config import ProxyConfig, UpstreamOptions
-from ...errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout, UpstreamUnavailable
-from .wire import (
-    COMPLETIONS_BODY,
-    Ack,
-    UpstreamEvent,
-    audio_message,
-    init_options_body,
-    make_uid,
-    parse_ack,
-    parse_reply_data,
-    parse_version,
-)
+from ...audio.buffer import ChunkBuffer
+from ...audio.wav import CLIENT_SAMPLE_RATE_HZ, MESSAGE_BYTES
+from ...config import MESSAGE_DURATION_S, ProxyConfig, UpstreamOptions
+from ...errors import UpstreamError
+from ...events import AudioOutcome
+from ...pacing import Pacer
+from ..base import Emit
+from .replies import ReplyRouter
+from .transport import BodyClosed, MiniCPMTransport, Transport
+from .wire import ack_error
 
-__all__ = ["BodyClosed", "MiniCPMUpstream", "Upstream", "UpstreamItem", "new_http_client"]
+__all__ = ["COMMIT_SILENCE_S", "MiniCPMAdapter", "minicpm_adapter"]
 
 logger = logging.getLogger("asgi_audio_proxy.upstream")
-#: messages sent but not yet acknowledged; 10 x 200 ms is two seconds of audio in flight
-MAX_IN_FLIGHT = 10
-_TRANSPORT_ERRORS = (OSError, httpx.TransportError, SSEError, ConnectionClosed, InvalidHandshake)
+#: the server ends a turn once speech in the last second drops under its threshold: 1.2 s of
+#: silence after a committed utterance always ends it, whatever ``vad_threshold`` is
+COMMIT_SILENCE_S = 1.2
 
 
-#: idle connections kept for reuse; each live session also holds one open /completions
-MAX_KEEPALIVE_CONNECTIONS = 32
-
-
-def new_http_client() -> httpx.AsyncClient:
-    """The HTTP client a proxy shares between its sessions.
-
-    Its pool has no connection cap: every live session keeps one ``/completions`` stream open
-    for its whole life, so httpx's default cap of 100 would make the 101st session wait for a
-    connection until its connect timeout. Limit sessions with ``ProxyConfig.max_sessions``.
-    Proxy settings from the environment are ignored: the upstream is a local GPU server.
-    """
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS)
-    return httpx.AsyncClient(trust_env=False, limits=limits)
-
-
-@dataclass(frozen=True, slots=True)
-class BodyClosed:
-    """A ``/completions`` body ended (after ``<end>``, a stop, or nothing at all)."""
-
-
-UpstreamItem = UpstreamEvent | BodyClosed
-
-
-class Upstream(Protocol):
-    """What a session needs from an upstream: the seam tests put a fake behind."""
-
-    version: str
-
-    async def connect(self, options: UpstreamOptions) -> None: ...
-    async def set_options(self, options: UpstreamOptions) -> None: ...
-    async def send_audio(self, pcm: bytes) -> None: ...
-    def acks(self) -> AsyncIterator[tuple[int, Ack]]: ...
-    def events(self) -> AsyncIterator[UpstreamItem]: ...
-    def stop(self) -> None: ...
-    async def aclose(self) -> None: ...
-
-
-class MiniCPMUpstream:
+class MiniCPMAdapter:
     """One conversation with a MiniCPM-o model server.
 
     Args:
-        config: the proxy's settings (URL, timeouts).
+        config: the proxy's settings (``upstream_url`` is the leased server).
         http_client: the proxy's shared client; never closed here.
         log: a session-tagged logger.
+        transport: the server's calls (a :class:`.MiniCPMTransport` by default; tests inject one).
     """
 
-    def __init__(self, config: ProxyConfig, http_client: httpx.AsyncClient,
-                 log: logging.LoggerAdapter[logging.Logger] | None = None) -> None:
+    def __init__(self, config: ProxyConfig, http_client: httpx.AsyncClient | None = None,
+                 log: logging.LoggerAdapter[logging.Logger] | None = None, *,
+                 transport: Transport | None = None) -> None:
         self._config = config
-        self._http = http_client
         self._log = log or logging.LoggerAdapter(logger, {})
-        self.uid = make_uid()
-        self.version = "unknown"
-        self._base = config.upstream_url.rstrip("/")
-        self._ws: ClientConnection | None = None
-        self._body: httpx.Response | None = None
-        self._in_flight: asyncio.Queue[int] = asyncio.Queue(MAX_IN_FLIGHT)
-        self._stop_task: asyncio.Task[None] | None = None
-        self._closed = False
+        if transport is None:
+            if http_client is None:
+                raise ValueError("MiniCPMAdapter needs an http_client or a transport")
+            transport = MiniCPMTransport(config, http_client, self._log)
+        self._transport = transport
+        self._buffer = ChunkBuffer(config.release_messages)
+        self._pacer = Pacer(MESSAGE_DURATION_S, config.chunk_duration)
+        self._router = ReplyRouter()
+        # back-pressure: a full queue makes send_audio wait, so the client is no longer read
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(
+            round(config.max_buffered_s / MESSAGE_DURATION_S))
+        self._queued_bytes = 0
+        self._in_flight_bytes = 0
+        self._messages_sent = 0
+        self._skipped_run_s = 0.0  # audio skipped in a row with no reply playing
+        # cleared while a stopped reply's body is still open: the upstream would skip audio
+        # sent now, so it waits here until the next /completions is open (section 8)
+        self._listening = asyncio.Event()
+        self._listening.set()
+
+    @property
+    def version(self) -> str:
+        return self._transport.version
+
+    @property
+    def input_rate_hz(self) -> int:
+        return CLIENT_SAMPLE_RATE_HZ
 
     async def connect(self, options: UpstreamOptions) -> None:
-        """Post the options, open the first ``/completions``, then the audio WebSocket.
+        await self._transport.connect(options)
 
-        Raises:
-            UpstreamUnavailable, UpstreamTimeout, UpstreamProtocolError.
-        """
-        await self.set_options(options)
-        self._body = await self._open_completions()
-        url = f"{self._config.upstream_ws_url}/ws/stream?uid={self.uid}"
-        async with self._translated("WebSocket connect"):
-            self._ws = await connect(url, open_timeout=self._config.connect_timeout_s,
-                                     close_timeout=self._config.close_timeout_s,
-                                     compression=None, max_size=2**20, ping_interval=None)
-        self._log.debug("upstream %s ready: version %s, uid %s", self._base, self.version, self.uid)
-
-    async def set_options(self, options: UpstreamOptions) -> None:
-        """Post ``/init_options``; options are global on the server, so every session resends them."""
-        response = await self._post("/api/v1/init_options", init_options_body(options))
-        self.version = parse_version(_json_body(response))
+    async def configure(self, options: UpstreamOptions) -> None:
+        await self._transport.set_options(options)
 
     async def send_audio(self, pcm: bytes) -> None:
-        """Send one 200 ms message; waits only while ``MAX_IN_FLIGHT`` are unacknowledged."""
-        ws = self._require_ws()
-        await self._in_flight.put(len(pcm))
-        text = audio_message(pcm, self.uid, int(time.time() * 1000))
-        async with self._translated("WebSocket send"):
-            await ws.send(text)
+        self._pacer.received(len(pcm), asyncio.get_running_loop().time())
+        for message in self._buffer.feed(pcm):
+            self._queued_bytes += len(message)
+            await self._queue.put(message)
 
-    async def acks(self) -> AsyncIterator[tuple[int, Ack]]:
-        """Yield ``(pcm_bytes, ack)`` for each message sent, in order.
+    async def commit(self) -> None:
+        pending = self._buffer.flush()  # whole messages; a part-message waits for the silence
+        silence = bytes(round(COMMIT_SILENCE_S / MESSAGE_DURATION_S) * MESSAGE_BYTES)
+        self._pacer.received(len(silence), asyncio.get_running_loop().time())
+        for message in [*pending, *self._buffer.feed(silence), *self._buffer.flush()]:
+            self._queued_bytes += len(message)
+            await self._queue.put(message)
 
-        Raises:
-            UpstreamTimeout: an acknowledgement took longer than ``ack_timeout_s``.
-        """
-        ws = self._require_ws()
-        while True:
-            nbytes = await self._in_flight.get()
-            try:
-                async with asyncio.timeout(self._config.ack_timeout_s):
-                    raw = await ws.recv()
-            except TimeoutError as exc:
-                raise UpstreamTimeout(
-                    f"no acknowledgement within {self._config.ack_timeout_s} s") from exc
-            except ConnectionClosed as exc:
-                raise _closed_error(exc) from exc
-            yield nbytes, parse_ack(raw)
+    def clear(self) -> int:
+        dropped = self._buffer.clear()
+        while not self._queue.empty():
+            dropped += len(self._queue.get_nowait())
+        self._queued_bytes = 0
+        return dropped
 
-    async def events(self) -> AsyncIterator[UpstreamItem]:
-        """Yield every reply event, turn after turn, reopening ``/completions`` after each body.
+    def stop(self) -> bool:
+        if not self._router.cut():
+            return False  # no reply playing: a /stop now would kill the next one
+        # cut here at once (section 8: the upstream's /stop is late)
+        self._listening.clear()
+        self._transport.stop()
+        return True
 
-        Raises:
-            UpstreamTimeout: a started reply stalled for ``reply_stall_timeout_s``.
-        """
-        while True:
-            body = self._body or await self._open_completions()
-            self._body = body
-            started = False
-            sse = EventSource(body).aiter_sse()
-            try:
-                while True:
-                    try:
-                        # before the reply starts the body waits for end of speech: no deadline
-                        deadline = self._config.reply_stall_timeout_s if started else None
-                        async with asyncio.timeout(deadline), self._translated("SSE read"):
-                            event = await anext(sse)
-                    except StopAsyncIteration:
-                        break
-                    except TimeoutError as exc:
-                        raise UpstreamTimeout("the reply stream stalled for "
-                                              f"{self._config.reply_stall_timeout_s} s") from exc
-                    started = True
-                    if event.data:
-                        yield parse_reply_data(event.data)
-            finally:
-                await sse.aclose()
-                await body.aclose()
-                self._body = None
-            await self._settle_stop()
-            self._body = await self._open_completions()  # at once: it lifts the echo guard (5.5)
-            yield BodyClosed()
+    async def run(self, emit: Emit) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._send())
+            tg.create_task(self._read_acks(emit))
+            tg.create_task(self._pump_replies(emit))
 
-    def stop(self) -> None:
-        """Ask the upstream to stop the current reply, without waiting for its answer."""
-        if self._stop_task is None or self._stop_task.done():
-            self._stop_task = asyncio.create_task(self._post_stop())
+    def leftover(self) -> Mapping[str, int]:
+        left = {"session_end": self._buffer.clear() + self._queued_bytes,
+                "unacknowledged": self._in_flight_bytes}
+        self._queued_bytes = self._in_flight_bytes = 0
+        return {reason: nbytes for reason, nbytes in left.items() if nbytes}
 
     async def aclose(self) -> None:
-        """Close the WebSocket and the SSE body, each under ``close_timeout_s``; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._settle_stop()
-        if self._body is not None:
-            with contextlib.suppress(*_TRANSPORT_ERRORS, TimeoutError):
-                async with asyncio.timeout(self._config.close_timeout_s):
-                    await self._body.aclose()
-        if self._ws is not None:
-            with contextlib.suppress(*_TRANSPORT_ERRORS, TimeoutError):
-                async with asyncio.timeout(self._config.close_timeout_s):
-                    await self._ws.close()
+        if self._router.cut():  # the client will not hear the rest: stop the model now
+            self._transport.stop()
+        await self._transport.aclose()
 
-    async def _post_stop(self) -> None:
-        try:
-            async with asyncio.timeout(self._config.close_timeout_s):
-                await self._post("/api/v1/stop", None)
-        except (UpstreamError, TimeoutError) as exc:
-            self._log.warning("upstream /stop failed: %s", exc)
+    async def _send(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            message = await self._queue.get()
+            await self._listening.wait()
+            delay = self._pacer.send_at(self._messages_sent) - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing to real time, which the upstream's VAD needs
+            self._queued_bytes -= len(message)
+            self._in_flight_bytes += len(message)
+            self._messages_sent += 1
+            await self._transport.send_audio(message)
 
-    async def _settle_stop(self) -> None:
-        # a /stop still queued upstream must land before the next /completions clears its flag
-        if self._stop_task is not None:
-            await asyncio.shield(self._stop_task)
+    async def _read_acks(self, emit: Emit) -> None:
+        async for nbytes, ack in self._transport.acks():
+            self._in_flight_bytes -= nbytes
+            if ack.reason == "done":
+                self._skipped_run_s = 0.0
+                emit(AudioOutcome(nbytes, "sent", "done"))
+            elif ack.reason == "skip":
+                emit(AudioOutcome(nbytes, "skipped", "skip"))
+                self._count_skip(nbytes)
+            else:
+                emit(AudioOutcome(nbytes, "rejected", ack.reason if ack.reason is not None else "error"))
+                if ack.error is not None:
+                    raise ack_error(ack.error)
 
-    async def _open_completions(self) -> httpx.Response:
-        request = self._http.build_request(
-            "POST", f"{self._base}/api/v1/completions", json=COMPLETIONS_BODY,
-            headers=self._headers(), timeout=self._sse_timeout())
-        async with self._translated("/completions"):
-            response = await self._http.send(request, stream=True)
-        if response.status_code != 200:
-            await response.aread()
-            await response.aclose()
-            raise _status_error("/completions", response)
-        return response
+    def _count_skip(self, nbytes: int) -> None:
+        if self._router.has_open_reply:
+            return  # half duplex: audio during a reply is skipped by design
+        self._skipped_run_s += nbytes / MESSAGE_BYTES * MESSAGE_DURATION_S
+        if self._skipped_run_s > self._config.max_skipped_s:
+            raise UpstreamError(f"the upstream skipped {self._skipped_run_s:.0f} s of audio in a "
+                                "row with no reply: it is stuck")
 
-    async def _post(self, path: str, body: dict[str, Any] | None) -> httpx.Response:
-        timeout = httpx.Timeout(self._config.connect_timeout_s)
-        async with self._translated(path):
-            response = await self._http.post(f"{self._base}{path}", json=body,
-                                             headers=self._headers(), timeout=timeout)
-        if response.status_code != 200:
-            raise _status_error(path, response)
-        return response
-
-    def _headers(self) -> dict[str, str]:
-        return {"uid": self.uid}
-
-    def _sse_timeout(self) -> httpx.Timeout:
-        # no read timeout: the body is silent until the user stops talking; stalls are
-        # caught per event in events() once a reply has started
-        return httpx.Timeout(connect=self._config.connect_timeout_s, read=None,
-                             write=self._config.connect_timeout_s,
-                             pool=self._config.connect_timeout_s)
-
-    def _require_ws(self) -> ClientConnection:
-        if self._ws is None:
-            raise RuntimeError("upstream not connected; call connect() first")
-        return self._ws
-
-    @contextlib.asynccontextmanager
-    async def _translated(self, what: str) -> AsyncIterator[None]:
-        """Map library errors to ours at this one boundary, chained with ``from``."""
-        try:
-            yield
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"{what}: timed out reaching {self._base}") from exc
-        except TimeoutError as exc:  # websockets' open_timeout; a caller's asyncio.timeout is outside
-            raise UpstreamTimeout(f"{what}: timed out reaching {self._base}") from exc
-        except SSEError as exc:
-            raise UpstreamProtocolError(f"{what}: not an event stream: {exc}") from exc
-        except ConnectionClosed as exc:
-            raise _closed_error(exc) from exc
-        except (InvalidHandshake, InvalidURI) as exc:
-            raise UpstreamUnavailable(f"{what}: handshake with {self._base} failed: {exc}") from exc
-        except (httpx.TransportError, OSError) as exc:
-            raise UpstreamUnavailable(
-                f"{what}: cannot reach the upstream at {self._base}: {exc!r}") from exc
+    async def _pump_replies(self, emit: Emit) -> None:
+        async for item in self._transport.events():
+            self._skipped_run_s = 0.0
+            if isinstance(item, BodyClosed):
+                events = self._router.body_closed()
+                self._listening.set()
+            else:
+                events = self._router.route(item)
+            for event in events:
+                emit(event)
 
 
-def _closed_error(exc: ConnectionClosed) -> UpstreamError:
-    rcvd = exc.rcvd
-    detail = f"code {rcvd.code}, reason {rcvd.reason!r}" if rcvd else "no close frame"
-    return UpstreamUnavailable(f"the upstream closed the audio WebSocket ({detail})")
-
-
-def _status_error(path: str, response: httpx.Response) -> UpstreamError:
-    text = response.text[:200]
-    if response.status_code >= 500 or response.status_code == 429:
-        return UpstreamUnavailable(f"{path} answered {response.status_code}: {text}")
-    return UpstreamProtocolError(f"{path} answered {response.status_code}: {text}")
-
-
-def _json_body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise UpstreamProtocolError(f"non-JSON answer: {response.text[:120]!r}") from exc
-
-
+def minicpm_adapter(url: str, config: ProxyConfig, http_client: httpx.AsyncClient,
+                    log: logging.LoggerAdapter[logging.Logger]) -> MiniCPMAdapter:
+    """The default :data:`~asgi_audio_proxy.upstreams.base.UpstreamFactory`: MiniCPM-o at ``url``."""
+    return MiniCPMAdapter(replace(config, upstream_url=url), http_client, log)

@@ -8,7 +8,7 @@ callers pass ``now`` (seconds on any monotonic clock).
 
 from __future__ import annotations
 
-from ..audio.wav import CLIENT_SAMPLE_RATE_HZ
+from .audio.wav import CLIENT_SAMPLE_RATE_HZ
 
 __all__ = ["Pacer", "RateLimit"]
 

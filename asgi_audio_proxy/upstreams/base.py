@@ -1,0 +1,80 @@
+"""The upstream-adapter seam: one object per conversation that speaks to one kind of model server.
+
+Owns: the :class:`UpstreamAdapter` protocol and :data:`UpstreamFactory`. An adapter takes PCM16
+mono at its :attr:`~UpstreamAdapter.input_rate_hz` (the session resamples client audio to it,
+once) and hands back neutral :mod:`~asgi_audio_proxy.events` (reply started, text, audio at the
+rate the server made it, ended; and what became of each byte of audio, for the ledger).
+Everything about the server's wire (framing, acknowledgements, echo, end markers, stop
+quirks, option names) stays inside the adapter. Must not: know the client or its dialect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import httpx
+
+from ..config import ProxyConfig, UpstreamOptions
+from ..events import UpstreamEvent
+
+__all__ = ["Emit", "UpstreamAdapter", "UpstreamFactory"]
+
+#: how an adapter hands an event to its session (called from the adapter's own tasks)
+Emit = Callable[[UpstreamEvent], None]
+
+
+class UpstreamAdapter(Protocol):
+    """One conversation with one model server."""
+
+    @property
+    def version(self) -> str:
+        """The server's version, known once connected (``"2.6"``, ``"4.5"``...)."""
+        ...
+
+    @property
+    def input_rate_hz(self) -> int:
+        """The sample rate of the PCM16 :meth:`send_audio` takes."""
+        ...
+
+    async def connect(self, options: UpstreamOptions) -> None:
+        """Open the conversation. Raises ``UpstreamError`` subclasses."""
+        ...
+
+    async def configure(self, options: UpstreamOptions) -> None:
+        """Apply new options before the first audio. Raises ``UpstreamError`` subclasses."""
+        ...
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Take client audio; waits while the adapter's bounded buffer is full (back-pressure)."""
+        ...
+
+    async def commit(self) -> None:
+        """Manual turns: the utterance so far is complete; make the server reply now."""
+        ...
+
+    def clear(self) -> int:
+        """Manual turns: drop audio not yet sent; returns the bytes dropped."""
+        ...
+
+    def stop(self) -> bool:
+        """Cut the reply being played, at once; returns whether one was playing."""
+        ...
+
+    async def run(self, emit: Emit) -> None:
+        """Move audio and replies until the conversation fails (raises) or is cancelled."""
+        ...
+
+    def leftover(self) -> Mapping[str, int]:
+        """After the end: audio never accounted for by an outcome, bytes by reason."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop a reply still playing and close every connection, under deadlines; idempotent."""
+        ...
+
+
+#: makes a conversation's adapter for the leased server ``url``
+UpstreamFactory = Callable[[str, ProxyConfig, httpx.AsyncClient, "logging.LoggerAdapter[logging.Logger]"],
+                           UpstreamAdapter]
