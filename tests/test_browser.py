@@ -106,14 +106,20 @@ async def test_page_talks_plays_the_reply_and_stop_silences_it(tmp_path: Path) -
 
 
 class HeldCompletions:
-    """Stands in front of a simulator: ``/completions`` waits until :meth:`release` (once)."""
+    """Stands in front of a simulator: ``/completions`` waits until :meth:`release` (once).
+
+    A session opens ``/completions`` right after taking its lease, so ``holding`` set means a
+    conversation holds the model server and cannot end until the test says so.
+    """
 
     def __init__(self, sim: UpstreamSimulator) -> None:
         self.sim = sim
+        self.holding = asyncio.Event()
         self.released = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].endswith("/completions"):
+            self.holding.set()
             await self.released.wait()
         await self.sim(scope, receive, send)
 
@@ -145,7 +151,8 @@ async def test_a_page_opened_during_the_start_up_talk_queues_then_hears_its_own_
                         lines.append((await proc.stdout.readline()).decode())
                         assert lines[-1], "".join(lines)
                 reader = asyncio.create_task(_read_lines(proc.stdout, lines))
-                await recorder.wait_for(lambda r: r.ws_opened >= 1, within(10))  # the talk is live
+                async with asyncio.timeout(within(10)):
+                    await held.holding.wait()  # the talk holds the model server
                 async with playwright_api.async_playwright() as pw:
                     browser = await pw.chromium.launch(executable_path=str(CHROMIUM),
                                                        args=chromium_args(wav))

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: one tone per client, so each reply (the simulator echoes what it heard) says whose it is
 TONES_HZ = (330.0, 440.0, 550.0, 660.0, 770.0)
 #: sound, then enough quiet for the simulator's VAD to end the turn
-TONE_S, QUIET_S = 0.6, 1.4
+TONE_S, QUIET_S = 1.0, 1.0
 
 
 class OverlapRecorder(SimulatorRecorder):
