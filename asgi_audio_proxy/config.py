@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .audio.wav import CLIENT_SAMPLE_RATE_HZ, MESSAGE_SAMPLES
+from .vad.bargein import BargeInConfig, BargeInPolicy
 
 __all__ = ["CLIENT_OPTION_KEYS", "ProxyConfig", "UpstreamOptions"]
 
@@ -182,6 +183,10 @@ class ProxyConfig:
             ``Retry-After`` when this is 0, else with close 1013.
         max_queue_wait_s: longest wait in that queue; then an error event and close 1013.
         shutdown_grace_s: how long sessions get to end when the server shuts down.
+        barge_in: how a client interrupts a reply: ``"off"``, ``"control"`` (its stop message
+            only: the default), ``"voice"`` (speaking over the reply cuts it, found by the
+            proxy's voice-activity detector), or a :class:`~asgi_audio_proxy.vad.BargeInConfig`
+            with the detector's tunables. Stored as a ``BargeInConfig``.
     """
 
     upstream_url: str = DEFAULT_UPSTREAM_URL
@@ -208,8 +213,13 @@ class ProxyConfig:
     max_queue: int = DEFAULT_MAX_QUEUE
     max_queue_wait_s: float = DEFAULT_MAX_QUEUE_WAIT_S
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    barge_in: BargeInConfig | BargeInPolicy = field(default_factory=BargeInConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.barge_in, str):  # a policy's name: the detector's defaults
+            object.__setattr__(self, "barge_in", BargeInConfig(policy=self.barge_in))
+        _check(isinstance(self.barge_in, BargeInConfig), "barge_in", self.barge_in,
+               "'off', 'control', 'voice' or a BargeInConfig")
         # what users write (a list, a set) is frozen here, so a config stays hashable and a
         # caller's later change to their list cannot reach it
         object.__setattr__(self, "client_option_keys",
@@ -243,6 +253,12 @@ class ProxyConfig:
                self.retry_after_s, "a whole number of seconds >= 0")
         _check(self.allowed_origins is None or all(self.allowed_origins), "allowed_origins",
                self.allowed_origins, "None or a sequence of non-empty strings")
+
+    @property
+    def voice(self) -> BargeInConfig:
+        """``barge_in`` as the :class:`~asgi_audio_proxy.vad.BargeInConfig` it is stored as."""
+        assert isinstance(self.barge_in, BargeInConfig)  # __post_init__ made it one
+        return self.barge_in
 
     @property
     def release_messages(self) -> int:

@@ -144,12 +144,13 @@ class AudioOutcome:
     """What the upstream did with ``nbytes`` of the audio it was given (for the ledger).
 
     ``outcome``: ``sent`` (the model heard it), ``skipped`` (the upstream ignored it, e.g. while
-    it replied), or ``rejected`` (an error acknowledgement). ``detail`` is the upstream's word
-    for it (kept in the stats' acknowledgement counts).
+    it replied), ``rejected`` (an error acknowledgement), or ``resent`` (audio skipped before,
+    heard on a second try: it moves from skipped to sent). ``detail`` is the upstream's word for
+    it (kept in the stats' acknowledgement counts).
     """
 
     nbytes: int
-    outcome: Literal["sent", "skipped", "rejected"]
+    outcome: Literal["sent", "skipped", "rejected", "resent"]
     detail: str = ""
 
 

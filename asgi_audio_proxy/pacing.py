@@ -39,6 +39,14 @@ class Pacer:
             self._start = now
         self._received_s += nbytes / _BYTES_PER_S
 
+    def replayed(self, nbytes: int) -> None:
+        """Audio sent a second time (the upstream ignored it the first): it goes at once and
+        moves the schedule back by its length, so later audio is not held behind it."""
+        seconds = nbytes / _BYTES_PER_S
+        self._received_s += seconds
+        if self._start is not None:
+            self._start -= seconds
+
     def lead_s(self, now: float) -> float:
         """How far the client's audio is ahead of real time (<= 0: not ahead)."""
         if self._start is None:

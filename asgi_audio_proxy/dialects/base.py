@@ -42,6 +42,9 @@ class ClientDialect(Protocol):
     #: reply audio goes out at most this far ahead of real time (``None``: as it comes); a
     #: client whose player buffer must stay short (a phone line) sets it, so a stop is cheap
     playback_lead_ms: float | None
+    #: the client expects to be told when its user starts and stops speaking (the proxy then
+    #: runs its voice detector even when speech does not cut replies)
+    wants_speech_events: bool
 
     def receive(self, frame: Frame) -> list[ClientEvent]:
         """Decode one client frame into events (possibly none).

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import httpx
 from starlette import status
 
-from ..audio.resample import Resampler
 from ..config import ProxyConfig
 from ..dialects.base import ClientDialect, Frame
 from ..dialects.native import NativeDialect
@@ -50,6 +49,7 @@ from ..events import (
     ReplyAudio,
     ReplyEnded,
     ReplyStarted,
+    ServerEvent,
     StopReason,
     StopReply,
     UpstreamEvent,
@@ -58,8 +58,11 @@ from ..pacing import Pacer, RateLimit
 from ..pool.lease import Lease, UpstreamLeaser
 from ..upstreams.base import UpstreamAdapter, UpstreamFactory
 from ..upstreams.minicpm.adapter import minicpm_adapter
+from ..vad.bargein import CutReply
 from .channel import ClientChannel, EventObserver
+from .rates import RateBridge
 from .stats import AudioLedger, SessionLog, SessionStats
+from .voice import VoiceWatch
 
 __all__ = ["ProxySession", "SessionState"]
 
@@ -126,10 +129,13 @@ class ProxySession:
         self._ledger = AudioLedger(self.stats)
         self._observer = observer
         self._to_client = ClientChannel(client, self._dialect, config.max_pending_reply_bytes,
-                                        self.stats, self.log, observer)
+                                        self.stats, self.log, self._on_sent)
+        policy = config.voice.policy
+        # the detector runs where speech cuts replies, or where the client wants speech events
+        self._voice_wanted = policy == "voice" or (policy != "off" and self._dialect.wants_speech_events)
+        self._voice: VoiceWatch | None = None
         self._shutdown = asyncio.Event()
-        self._input_resampler: Resampler | None = None
-        self._output_resampler: Resampler | None = None
+        self._rates = RateBridge()
         self._reply_playing = False
         self._last_activity = 0.0
 
@@ -199,6 +205,8 @@ class ProxySession:
             self._upstream = self._upstream_factory(self._lease.url, self._config,
                                                     self._http_client, self.log)
         upstream = self._upstream
+        if self._voice_wanted:  # loading the detector's model takes tens of ms: off the loop
+            self._voice = await asyncio.to_thread(VoiceWatch, self._config.voice)
         async with asyncio.timeout(3 * self._config.connect_timeout_s):
             await upstream.connect(options)
         self.log.debug("upstream %s, version %s", self._lease.url if self._lease else "given",
@@ -271,7 +279,7 @@ class ProxySession:
 
     async def _on_audio(self, event: AudioIn, upstream: UpstreamAdapter) -> None:
         now = asyncio.get_running_loop().time()
-        pcm = self._to_upstream_rate(event, upstream.input_rate_hz)
+        pcm = self._rates.to_upstream(event.pcm, event.rate_hz, upstream.input_rate_hz)
         self._ledger.received(len(pcm))
         self._last_activity = now
         self._lead.received(len(pcm) * 16_000 // upstream.input_rate_hz, now)
@@ -280,20 +288,18 @@ class ProxySession:
             self._ledger.dropped("too_fast", len(pcm))
             raise ClientError(f"audio is arriving {lead_s:.1f} s ahead of real time (the limit is "
                               f"{self._config.max_lead_s} s): stream at real-time pace")
+        for heard in self._voice.heard(pcm, upstream.input_rate_hz) if self._voice else ():
+            if isinstance(heard, CutReply):  # voice barge-in: the user spoke over the reply
+                self._stop_reply("voice", resend_from_ms=heard.audio_start_ms)
+            else:
+                self._to_client.emit(heard)
         await upstream.send_audio(pcm)  # a full buffer: back-pressure on the client
 
-    def _to_upstream_rate(self, event: AudioIn, rate_hz: int) -> bytes:
-        if event.rate_hz == rate_hz:
-            return event.pcm
-        if self._input_resampler is None or self._input_resampler.in_rate_hz != event.rate_hz:
-            self._input_resampler = Resampler(event.rate_hz, rate_hz)
-        return self._input_resampler.feed(event.pcm)
-
-    def _stop_reply(self, reason: StopReason) -> None:
-        if not self._live_upstream.stop():
+    def _stop_reply(self, reason: StopReason, resend_from_ms: float | None = None) -> None:
+        if not self._live_upstream.stop(resend_from_ms):
             return  # no reply playing: nothing to stop, and a /stop now would kill the next one
         self._to_client.drop_audio()
-        self._output_resampler = None
+        self._rates.drop_reply()
         self._reply_playing = False
         self.stats.replies += 1
         self.log.debug("reply stopped (%s)", reason)
@@ -317,30 +323,25 @@ class ProxySession:
         if isinstance(event, ReplyStarted):
             self._reply_playing = True
         elif isinstance(event, ReplyAudio):
-            event = self._to_client_rate(event)
-            self.stats.reply_audio_bytes += len(event.pcm)
+            self._emit_audio(self._rates.reply(event, self._dialect.output_rate_hz))
+            return
         elif isinstance(event, ReplyEnded):
-            self._flush_reply_audio()
+            self._emit_audio(self._rates.end_reply())
             self._reply_playing = False
             self.stats.replies += 1
         self._to_client.emit(event)
 
-    def _to_client_rate(self, event: ReplyAudio) -> ReplyAudio:
-        rate = self._dialect.output_rate_hz
-        if event.rate_hz == rate:
-            return event
-        if self._output_resampler is None or self._output_resampler.in_rate_hz != event.rate_hz:
-            self._flush_reply_audio()
-            self._output_resampler = Resampler(event.rate_hz, rate)
-        return ReplyAudio(self._output_resampler.feed(event.pcm), rate)
+    def _emit_audio(self, pieces: list[ReplyAudio]) -> None:
+        for audio in pieces:
+            self.stats.reply_audio_bytes += len(audio.pcm)
+            self._to_client.emit(audio)
 
-    def _flush_reply_audio(self) -> None:
-        if self._output_resampler is not None:
-            tail = self._output_resampler.flush()
-            self._output_resampler = None
-            if tail:
-                self.stats.reply_audio_bytes += len(tail)
-                self._to_client.emit(ReplyAudio(tail, self._dialect.output_rate_hz))
+    def _on_sent(self, event: ClientEvent | ServerEvent) -> None:
+        """An event left for the client: metrics, and the voice detector's echo reference."""
+        if self._observer is not None:
+            self._observer(event)
+        if self._voice is not None and not isinstance(event, ClientEvent):
+            self._voice.sent(event)
 
     async def _watch(self) -> None:
         """Ends the session at shutdown, at its time limit, or when it has been idle too long."""

@@ -38,6 +38,7 @@ class SessionStats:
     acks: Counter[str] = field(default_factory=Counter)
     replies: int = 0
     reply_audio_bytes: int = 0  # PCM16 at the dialect's rate handed to the client's queue
+    resent_bytes: int = 0  # skipped while a reply played, sent again after a voice barge-in
     reply_audio_dropped_bytes: int = 0  # dropped for a slow client, or queued when stopped
     close_code: int | None = None
     duration_s: float = 0.0
@@ -80,6 +81,10 @@ class AudioLedger:
         self.stats.acks[event.detail or "error"] += 1
         if event.outcome == "sent":
             self.stats.sent_bytes += event.nbytes
+        elif event.outcome == "resent":  # skipped while a reply played, then heard after a cut
+            self.stats.skipped_bytes -= event.nbytes
+            self.stats.sent_bytes += event.nbytes
+            self.stats.resent_bytes += event.nbytes
         elif event.outcome == "skipped":
             self.stats.skipped_bytes += event.nbytes
         else:

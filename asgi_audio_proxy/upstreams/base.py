@@ -58,8 +58,13 @@ class UpstreamAdapter(Protocol):
         """Manual turns: drop audio not yet sent; returns the bytes dropped."""
         ...
 
-    def stop(self) -> bool:
-        """Cut the reply being played, at once; returns whether one was playing."""
+    def stop(self, resend_from_ms: float | None = None) -> bool:
+        """Cut the reply being played, at once; returns whether one was playing.
+
+        ``resend_from_ms`` (ms of audio since the conversation started): the client spoke over
+        the reply from there; audio the server ignored since then is sent again once it listens,
+        so the model hears the interruption whole.
+        """
         ...
 
     async def run(self, emit: Emit) -> None:

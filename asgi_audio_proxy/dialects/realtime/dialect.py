@@ -78,6 +78,7 @@ class RealtimeDialect:
 
     name = "realtime"
     playback_lead_ms: float | None = None
+    wants_speech_events = True  # input_audio_buffer.speech_started / speech_stopped
 
     def __init__(self, config: ProxyConfig, *, protocol: Protocol = "ga", subprotocol: str | None = None,
                  model: str = "minicpm-o") -> None:

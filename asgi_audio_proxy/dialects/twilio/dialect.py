@@ -116,6 +116,7 @@ class TwilioDialect:
             raise ValueError(f"invalid option_parameters={sorted(self.option_parameters)!r}: "
                              f"expected a subset of {sorted(CLIENT_OPTION_KEYS)}")
         self.playback_lead_ms: float | None = playback_lead_ms
+        self.wants_speech_events = False  # Twilio has no such message: a cut sends clear
         self.state = StreamState.AWAITING_START
         #: set by ``start``
         self.call: TwilioCall | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -35,6 +36,9 @@ logger = logging.getLogger("asgi_audio_proxy.upstream")
 #: the server ends a turn once speech in the last second drops under its threshold: 1.2 s of
 #: silence after a committed utterance always ends it, whatever ``vad_threshold`` is
 COMMIT_SILENCE_S = 1.2
+#: messages kept after sending, to send again after a voice barge-in: 2 s covers the speech
+#: a detector needs before it cuts (a few hundred ms) with room to spare
+RESEND_MESSAGES = 10
 
 
 class MiniCPMAdapter:
@@ -66,6 +70,10 @@ class MiniCPMAdapter:
         self._queued_bytes = 0
         self._in_flight_bytes = 0
         self._messages_sent = 0
+        # (index, message, sent while a reply played: the server skips those, half duplex)
+        self._recent: deque[tuple[int, bytes, bool]] = deque(maxlen=RESEND_MESSAGES)
+        self._resend: deque[bytes] = deque()  # to go first once the server listens again
+        self._in_flight_resent: deque[bool] = deque()  # per message in flight: a second try?
         self._skipped_run_s = 0.0  # audio skipped in a row with no reply playing
         # cleared while a stopped reply's body is still open: the upstream would skip audio
         # sent now, so it waits here until the next /completions is open (section 8)
@@ -107,12 +115,16 @@ class MiniCPMAdapter:
         self._queued_bytes = 0
         return dropped
 
-    def stop(self) -> bool:
+    def stop(self, resend_from_ms: float | None = None) -> bool:
         if not self._router.cut():
             return False  # no reply playing: a /stop now would kill the next one
         # cut here at once (section 8: the upstream's /stop is late)
         self._listening.clear()
         self._transport.stop()
+        if resend_from_ms is not None:  # half duplex: what was said over the reply was skipped
+            first = int(resend_from_ms / 1000 / MESSAGE_DURATION_S)
+            self._resend.extend(message for index, message, during_reply in self._recent
+                                if index >= first and during_reply)
         return True
 
     async def run(self, emit: Emit) -> None:
@@ -137,16 +149,27 @@ class MiniCPMAdapter:
         while True:
             message = await self._queue.get()
             await self._listening.wait()
+            while self._resend:  # the interruption first, at once: its time has passed
+                again = self._resend.popleft()
+                self._pacer.replayed(len(again))
+                self._in_flight_resent.append(True)
+                await self._transport.send_audio(again)
             delay = self._pacer.send_at(self._messages_sent) - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing to real time, which the upstream's VAD needs
             self._queued_bytes -= len(message)
             self._in_flight_bytes += len(message)
+            self._recent.append((self._messages_sent, message, self._router.has_open_reply))
             self._messages_sent += 1
+            self._in_flight_resent.append(False)
             await self._transport.send_audio(message)
 
     async def _read_acks(self, emit: Emit) -> None:
         async for nbytes, ack in self._transport.acks():
+            if self._in_flight_resent.popleft():  # counted when it was skipped the first time
+                if ack.reason == "done":
+                    emit(AudioOutcome(nbytes, "resent", "done"))
+                continue
             self._in_flight_bytes -= nbytes
             if ack.reason == "done":
                 self._skipped_run_s = 0.0
