@@ -12,6 +12,7 @@ edge translates their exceptions into these, chained with ``from``).
     │   ├── UpstreamUnavailable          1011  could not connect, or the connection dropped
     │   ├── UpstreamTimeout              1011  a wait on the upstream ran out
     │   └── UpstreamProtocolError        1014  the upstream sent something we cannot read
+    ├── LeaseStoreUnavailable            1011  the lease store (Redis) failed, not the upstream
     ├── SessionLimitExceeded             1013  a server-side limit; try again later
     ├── IdleTimeout                      1000  no audio for ``idle_timeout_s``: a clean end
     └── ServerShutdown                   1001  the ASGI server is going away
@@ -27,6 +28,7 @@ __all__ = [
     "ClientError",
     "ClientTooSlow",
     "IdleTimeout",
+    "LeaseStoreUnavailable",
     "MessageTooBig",
     "ServerShutdown",
     "SessionLimitExceeded",
@@ -111,6 +113,19 @@ class UpstreamProtocolError(UpstreamError):
 
     close_code = status.WS_1014_BAD_GATEWAY
     kind = "upstream_protocol_error"
+
+
+class LeaseStoreUnavailable(AudioProxyError):
+    """The store that holds the pool's leases and queue (Redis) failed or could not be reached.
+
+    Not an :class:`UpstreamError`: the upstream may be fine, so the session must not mark it
+    down, and the client is told who failed. Closes with 1011, not 1013: 1013 is kept for limits,
+    where waiting is the remedy by design; a lost store is a fault on our side, like an
+    unreachable upstream, and a client told to retry later would only add to the reconnects
+    when it comes back.
+    """
+
+    kind = "lease_store_unavailable"
 
 
 class SessionLimitExceeded(AudioProxyError):

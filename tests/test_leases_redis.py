@@ -16,14 +16,23 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
-from asgi_audio_proxy.errors import UpstreamUnavailable
+from asgi_audio_proxy.errors import LeaseStoreUnavailable
 from asgi_audio_proxy.pool.redis_store import RedisLeaseStore
 from asgi_audio_proxy.pool.store import Grant, LeaseStore, Waiting
 from tests.clients import ProxyClient, Turn
 from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
 from tests.test_leases import URLS, StoreContract, any_retry
-from tests.test_pool import UTTERANCE, connect, one_uid_at_a_time, queued_then_ready, simulators
+from tests.test_pool import (
+    UTTERANCE,
+    closed_with,
+    connect,
+    one_uid_at_a_time,
+    pooled_proxy,
+    queued_then_ready,
+    simulators,
+)
 from tests.timing import within
 
 pytestmark = pytest.mark.skipif(not HAVE_REDIS, reason=SKIP_REASON)
@@ -103,12 +112,33 @@ async def test_join_and_leave_cycles_leave_no_key_behind(redis_url: str) -> None
         await redis.aclose()
 
 
-async def test_an_unreachable_redis_is_an_upstream_unavailable_error() -> None:
+async def test_an_unreachable_redis_is_a_lease_store_unavailable_error() -> None:
     store = RedisLeaseStore(Redis(host="127.0.0.1", port=1, socket_connect_timeout=within(2),
                                   retry=Retry(NoBackoff(), 0)))
-    with pytest.raises(UpstreamUnavailable, match="lease store"):
+    with pytest.raises(LeaseStoreUnavailable, match="lease store") as failed:
         await store.join("t1", URLS, 8)
+    assert isinstance(failed.value.__cause__, RedisError | OSError)
     await store.aclose()
+
+
+async def test_redis_stopped_while_a_client_waits_is_reported_as_the_lease_store() -> None:
+    with contextlib.ExitStack() as running:
+        redis_url = running.enter_context(redis_server())  # its own: this test stops it
+        store = RedisLeaseStore.from_url(redis_url, prefix=f"stop-{uuid.uuid4().hex[:8]}:",
+                                         ttl_s=TTL_S)
+        async with simulators(1) as ups, pooled_proxy([ups[0].url], store=store,
+                                                      max_wait_s=within(60)) as (pool, url):
+            live, _ = await connect(url)
+            waiting, event = await connect(url)
+            assert event["type"] == "queued" and pool.waiting == 1
+            running.close()  # redis-server exits with the client still in the queue
+            error, code = await closed_with(waiting)
+            # the upstream is fine: the client must not be told it is unavailable
+            assert error["type"] == "error", error
+            assert error["error"] == "lease_store_unavailable", error
+            assert "lease store" in error["message"] and code == 1011
+            assert ups[0].url in pool.health.healthy  # nor is it taken out of the pool
+            await live.__aexit__()
 
 
 #: the cross-process lease TTL: a killed proxy's upstreams return this long after its last beat

@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from ..errors import UpstreamUnavailable
+from ..errors import LeaseStoreUnavailable
 from .store import DEFAULT_LEASE_TTL_S, ChangeSignal, Grant, QueueFull, StoreSnapshot, Waiting
 
 __all__ = ["DEFAULT_REDIS_PREFIX", "RedisLeaseStore"]
@@ -144,6 +144,8 @@ class RedisLeaseStore:
     """Leases and the queue in Redis, shared by every replica pointing at the same ``prefix``.
 
     Call :meth:`start` (the pool does) before use, so no change is missed, and :meth:`aclose`.
+    A Redis error or a lost connection raises
+    :class:`~asgi_audio_proxy.errors.LeaseStoreUnavailable`, chained to the Redis exception.
 
     Args:
         redis: an asyncio client (``redis.asyncio.Redis.from_url("redis://host:6379/0")``);
@@ -224,7 +226,7 @@ class RedisLeaseStore:
             queue = [_text(t) for t in await self._redis.lrange(self.prefix + "queue", 0, -1)]
             values = await self._redis.mget([self.prefix + "lease:" + url for url in urls]) if urls else []
         except (RedisError, OSError) as exc:
-            raise UpstreamUnavailable(f"the lease store (Redis) failed: {exc}") from exc
+            raise LeaseStoreUnavailable(f"the lease store (Redis) failed: {exc}") from exc
         leases = {}
         for url, value in zip(urls, values, strict=True):
             if value is not None:
@@ -245,7 +247,7 @@ class RedisLeaseStore:
         try:
             return _decode(await self._scripts[name](args=[self.prefix, *args]))
         except (RedisError, OSError) as exc:
-            raise UpstreamUnavailable(f"the lease store (Redis) failed: {exc}") from exc
+            raise LeaseStoreUnavailable(f"the lease store (Redis) failed: {exc}") from exc
 
     def _outcome(self, reply: list[Any], ticket: str) -> Grant | Waiting:
         if reply[0] == "grant":

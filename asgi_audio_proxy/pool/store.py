@@ -77,7 +77,13 @@ class StoreSnapshot:
 
 
 class LeaseStore(Protocol):
-    """Where leases and the queue live: this process (:class:`MemoryLeaseStore`) or Redis."""
+    """Where leases and the queue live: this process (:class:`MemoryLeaseStore`) or Redis.
+
+    A store on a service of its own raises
+    :class:`~asgi_audio_proxy.errors.LeaseStoreUnavailable` from any call that fails to reach it;
+    the pool logs it and goes on where it can (release, heartbeat, health round), and a session
+    that is joining or waiting ends with it.
+    """
 
     #: seconds a lease or queued ticket lives after its last renewal
     ttl_s: float
