@@ -13,12 +13,20 @@ edge translates their exceptions into these, chained with ``from``).
     │   ├── UpstreamTimeout              1011  a wait on the upstream ran out
     │   └── UpstreamProtocolError        1014  the upstream sent something we cannot read
     ├── LeaseStoreUnavailable            1011  the lease store (Redis) failed, not the upstream
+    ├── Denied                      1008|1013  a refused handshake: 1008 for 401/403, 1013 for 429/503
+    ├── ClientGone                    its own  the client left: the code it closed with, 1006 if none
     ├── SessionLimitExceeded             1013  a server-side limit; try again later
     ├── IdleTimeout                      1000  no audio for ``idle_timeout_s``: a clean end
     └── ServerShutdown                   1001  the ASGI server is going away
+
+``Denied`` and ``ClientGone`` never reach the client as an ``error`` event: a denial is answered
+before accept (an HTTP response, or a close where the server cannot send one), and a client that
+is gone cannot be told anything. They are here so that every error has a close code and a place.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette import status
 
@@ -26,7 +34,9 @@ __all__ = [
     "AudioProxyError",
     "BadClientPayload",
     "ClientError",
+    "ClientGone",
     "ClientTooSlow",
+    "Denied",
     "IdleTimeout",
     "LeaseStoreUnavailable",
     "MessageTooBig",
@@ -126,6 +136,56 @@ class LeaseStoreUnavailable(AudioProxyError):
     """
 
     kind = "lease_store_unavailable"
+
+
+class Denied(AudioProxyError):
+    """A refused handshake, answered before ``websocket.accept``.
+
+    Args:
+        status_code: the HTTP status of the denial response (401, 403, 429, 503).
+        message: one line for the client.
+        retry_after_s: sent as ``Retry-After`` when given.
+    """
+
+    #: the close code used when the server cannot send a denial response
+    CLOSE_CODES: Mapping[int, int] = {
+        401: status.WS_1008_POLICY_VIOLATION,
+        403: status.WS_1008_POLICY_VIOLATION,
+        429: status.WS_1013_TRY_AGAIN_LATER,
+        503: status.WS_1013_TRY_AGAIN_LATER,
+    }
+    close_code = status.WS_1008_POLICY_VIOLATION
+    kind = "denied"
+
+    def __init__(self, status_code: int, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message, close_code=self.CLOSE_CODES.get(status_code))
+        self.status_code = status_code
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The denial response's extra headers: ``Retry-After`` when there is a retry time."""
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
+    def __str__(self) -> str:
+        return f"{self.status_code}: {self.message}"
+
+
+class ClientGone(AudioProxyError):
+    """The client closed the connection or dropped it.
+
+    Args:
+        code: the close code the client sent; ``None`` when it sent none (the connection
+            dropped, or it was already closed). ``close_code`` is then 1006, the code that
+            stands for "closed without a close frame" and is never sent.
+    """
+
+    kind = "client_gone"
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__("the client left",
+                         close_code=status.WS_1006_ABNORMAL_CLOSURE if code is None else code)
+        self.code = code
 
 
 class SessionLimitExceeded(AudioProxyError):

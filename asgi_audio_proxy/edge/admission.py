@@ -1,8 +1,8 @@
 """Who may open a session: checks run on the handshake, before ``websocket.accept``.
 
 Owns: the Origin allow-list (exact and wildcard entries), the token check
-(:class:`TokenAuth`, header or query parameter), the verdict type :class:`Denied` with the HTTP
-status and the close code each refusal maps to, and the live-session limits' arithmetic.
+(:class:`TokenAuth`, header or query parameter) and the live-session limits' arithmetic; a refusal
+raises :class:`~asgi_audio_proxy.errors.Denied`, which carries the HTTP status and close code.
 Must not: send anything (the middleware answers) or log a token.
 """
 
@@ -14,48 +14,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
-from starlette import status
 from starlette.types import Scope
+
+# in the error tree; exported from here too, where admission raises it, so older imports work
+from ..errors import Denied
 
 __all__ = ["Authenticator", "Denied", "TokenAuth", "authenticate_scope", "origin_allowed"]
 
 #: the hook: returns an identity (anything but ``None``) to admit, or raises :class:`Denied`
 Authenticator = Callable[[Scope], object | Awaitable[object]]
-
-
-class Denied(Exception):
-    """A refused handshake.
-
-    Args:
-        status_code: the HTTP status of the denial response (401, 403, 429, 503).
-        message: one line for the client.
-        retry_after_s: sent as ``Retry-After`` when given.
-    """
-
-    #: the close code used when the server cannot send a denial response
-    CLOSE_CODES: Mapping[int, int] = {
-        401: status.WS_1008_POLICY_VIOLATION,
-        403: status.WS_1008_POLICY_VIOLATION,
-        429: status.WS_1013_TRY_AGAIN_LATER,
-        503: status.WS_1013_TRY_AGAIN_LATER,
-    }
-
-    def __init__(self, status_code: int, message: str, *, retry_after_s: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-        self.retry_after_s = retry_after_s
-
-    @property
-    def close_code(self) -> int:
-        return self.CLOSE_CODES.get(self.status_code, status.WS_1008_POLICY_VIOLATION)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
-
-    def __str__(self) -> str:
-        return f"{self.status_code}: {self.message}"
 
 
 def origin_allowed(origin: str | None, allowed: Sequence[str] | None) -> bool:

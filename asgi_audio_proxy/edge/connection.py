@@ -3,7 +3,7 @@
 Owns: ``ClientConnection`` (accept, receive a frame, send, close) and its two adapters, so a
 session runs the same over an ASGI ``WebSocket`` (accepted or not) and over a ``websockets``
 connection, server or client side (a gateway that dials out). A receive returns ``bytes`` or
-``str``; the peer leaving raises :class:`ClientGone` with its close code.
+``str``; the peer leaving raises :class:`~asgi_audio_proxy.errors.ClientGone` with its close code.
 Must not: buffer, parse or decide anything.
 """
 
@@ -16,15 +16,10 @@ from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.exceptions import ConnectionClosed
 
+# in the error tree; exported from here too, where the adapters raise it, so older imports work
+from ..errors import ClientGone
+
 __all__ = ["ClientConnection", "ClientGone", "StarletteClient", "WebsocketsClient", "as_client"]
-
-
-class ClientGone(Exception):
-    """The client closed the connection or dropped it. ``code`` is its close code."""
-
-    def __init__(self, code: int | None) -> None:
-        super().__init__(f"client left with close code {code}")
-        self.code = code
 
 
 @runtime_checkable
