@@ -240,8 +240,8 @@ class ProxySession:
             self.log.warning("client sent a bad message: %s", exc.message)
             self._to_client.emit(ErrorEvent(exc.kind, exc.message, exc.close_code))
             return
-        if not any(isinstance(event, AudioIn) for event in events):
-            self._check_control_rate()
+        if events and not any(isinstance(event, AudioIn) for event in events):
+            self._check_control_rate()  # controls are rare; bookkeeping frames (echoed marks) free
         for event in events:
             await self._on_client_event(event)
 
