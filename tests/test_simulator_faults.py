@@ -13,6 +13,8 @@ import websockets
 from websockets.asyncio.client import connect
 
 from asgi_audio_proxy.simulator.app import FAULTS, UpstreamSimulator
+from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
+from asgi_audio_proxy.upstreams.minicpm import wire
 from tests.simulator_wire import (
     SPEECH,
     FakeClock,
@@ -116,3 +118,11 @@ async def test_multi_conversation_keeps_state_per_uid_and_records_arrivals() -> 
             replies = [sse_messages(await body) for body in bodies]
     assert [{m["id"] for m in r} for r in replies] == [{"M1"}, {"M2"}]
     assert [len(sim.recorder.arrivals[uid]) for uid in ("M1", "M2")] == [11, 11]
+
+
+def test_unused_names_are_gone() -> None:
+    # nothing in the package, the tests, the benchmarks or the demo read them: the simulator is
+    # itself the ASGI app, acks are read from ``recorder.acks``, and replies parse their own reasons
+    assert not hasattr(UpstreamSimulator, "app")
+    assert not hasattr(SimulatorRecorder, "ack_reasons")
+    assert not hasattr(wire, "AckReason")

@@ -129,11 +129,6 @@ class UpstreamSimulator:
         self._ticker_loop: asyncio.AbstractEventLoop | None = None
         self._http = HttpEndpoints(self)
 
-    @property
-    def app(self) -> UpstreamSimulator:
-        """The ASGI app (the simulator itself)."""
-        return self
-
     # -- conversations --------------------------------------------------------------------------
 
     def _new_conversation(self) -> Conversation:

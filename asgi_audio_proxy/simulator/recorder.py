@@ -77,10 +77,6 @@ class SimulatorRecorder:
     errors: list[str] = field(default_factory=list)
     _changed: asyncio.Event | None = field(default=None, repr=False)
 
-    def ack_reasons(self, uid: str | None = None) -> list[str | None]:
-        """The ``finish_reason`` of each ack (``None`` for error answers), maybe for one uid."""
-        return [a.reason for a in self.acks if uid is None or a.uid == uid]
-
     def changed(self) -> None:
         """Wake every :meth:`wait_for`; the simulator calls this after each update."""
         # swap, then set: each waiter re-checks and then waits on the fresh event, so no

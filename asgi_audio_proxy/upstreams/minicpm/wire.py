@@ -12,7 +12,7 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ...audio.wav import pcm16_to_wav
 from ...config import UpstreamOptions
@@ -39,7 +39,6 @@ COMPLETIONS_BODY: dict[str, Any] = {
     "stream": True,
 }
 _UID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-AckReason = Literal["done", "skip", "empty audio", "stop", ""]
 
 
 def make_uid() -> str:
