@@ -207,12 +207,16 @@ class TwilioPeer:
     async def wait_for(self, predicate: Callable[[TwilioPeer], bool], timeout_s: float = 10) -> None:
         """Wait under a deadline until ``predicate(self)`` holds; a broken rule fails at once.
 
-        It is looked at on every message in or out (so at least every 20 ms while the call lasts).
+        It is looked at on every message in or out (so at least every 20 ms while the call lasts);
+        a call the proxy closes first fails at once.
         """
         async with asyncio.timeout(within(timeout_s)), self._arrived:
-            await self._arrived.wait_for(lambda: bool(self.broken) or predicate(self))
+            await self._arrived.wait_for(lambda: bool(self.broken) or predicate(self)
+                                         or self.close_code is not None)
         if self.broken:
             raise self.broken[0]
+        if not predicate(self):
+            raise AssertionError(f"the proxy closed the call (code {self.close_code}) first")
 
     def of(self, event: str) -> list[Arrival]:
         return [a for a in self.arrivals if a.event == event]
