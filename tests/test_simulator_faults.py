@@ -28,6 +28,15 @@ from tests.simulator_wire import (
 )
 from tests.timing import within
 
+#: what the upstream answers, on every route, while it is busy with another conversation
+BUSY = b'{"detail":"Server busy, please try again later"}'
+
+
+async def refused_completions(client: httpx.AsyncClient) -> bytes:
+    """``POST /api/v1/completions`` when it is expected not to stream: its status and body."""
+    response = await client.post("/api/v1/completions", headers={"uid": "F"}, json=wire.COMPLETIONS_BODY)
+    return b"%d %s" % (response.status_code, response.content)
+
 
 async def run_faulty_turn(fault: Any) -> tuple[UpstreamSimulator, list[str], bytes | BaseException]:
     clock = FakeClock()
@@ -36,14 +45,17 @@ async def run_faulty_turn(fault: Any) -> tuple[UpstreamSimulator, list[str], byt
     parts: asyncio.Queue[bytes] = asyncio.Queue()
     outcome: bytes | BaseException = b""
     async with running(sim) as (client, ws_base):
-        task = asyncio.create_task(read_body(client, "F", parts))
+        task = asyncio.create_task(
+            refused_completions(client) if fault == "refuse" else read_body(client, "F", parts))
         try:
             async with connect(f"{ws_base}/ws/stream?uid=F") as ws:
                 await sim.recorder.wait_for(lambda r: r.completions_uids or task.done(), timeout=within(5))
                 reasons = await speak(ws, SPEECH, "F", clock)
                 if fault == "die_mid_turn":
                     await ws.recv()
-        except (websockets.ConnectionClosed, websockets.InvalidStatus) as exc:
+        except websockets.InvalidStatus as exc:  # a refused handshake: what it answered, exactly
+            reasons.append(f"InvalidStatus {exc.response.status_code} {exc.response.body.decode()}")
+        except websockets.ConnectionClosed as exc:
             reasons.append(type(exc).__name__)
         if fault == "stall_sse":  # the echo comes; then, a while later, still nothing more
             received = b""
@@ -73,7 +85,8 @@ async def test_fault_modes_do_what_their_names_say(fault: Any) -> None:
     sim, reasons, outcome = await run_faulty_turn(fault)
     head = b"event: message\ndata: {"
     if fault == "refuse":
-        assert reasons == ["InvalidStatus"] and isinstance(outcome, AssertionError)
+        assert reasons == [f"InvalidStatus 503 {BUSY.decode()}"]
+        assert outcome == b"503 " + BUSY
     elif fault == "die_mid_turn":
         assert reasons[-1] == "ConnectionClosedError" and isinstance(outcome, httpx.RemoteProtocolError)
     elif fault == "stall_sse":
@@ -97,7 +110,8 @@ async def test_fault_modes_do_what_their_names_say(fault: Any) -> None:
 async def test_fault_can_be_changed_at_run_time() -> None:
     sim = UpstreamSimulator(fault="refuse")
     async with running(sim) as (client, _):
-        assert (await client.post("/init_options", headers={"uid": "X"}, json={})).status_code == 503
+        refused = await client.post("/init_options", headers={"uid": "X"}, json={})
+        assert (refused.status_code, refused.content) == (503, BUSY)
         sim.fault = None
         assert (await client.post("/init_options", headers={"uid": "X"}, json={})).status_code == 400
 
