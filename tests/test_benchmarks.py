@@ -31,6 +31,51 @@ def _figures(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["figure"]: f for f in report["figures"]}
 
 
+def _invalid(node: Any, where: str = "") -> list[str]:
+    """Every run (``"valid": false``, anywhere in the report) and every figure (an ``INVALID``
+    note) that marked itself invalid, each as ``where: why``."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("valid") is False:
+            labels = [str(node["target"])] if "target" in node else []
+            if "sessions" in node:
+                labels.append(f"{node['sessions']} sessions")
+            label = f"{where} ({', '.join(labels)})" if labels else where
+            found.append(f"{label}: {'; '.join(node.get('invalid_reasons') or ['no reason given'])}")
+        if "figure" in node and "INVALID" in str(node.get("note", "")):
+            found.append(f"figure {node['figure']!r}: {node['note']}")
+        for key, value in node.items():
+            found += _invalid(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            found += _invalid(item, f"{where}[{i}]")
+    return found
+
+
+def test_invalid_runs_and_figures_are_found_and_named() -> None:
+    report = {
+        "figures": [{"figure": "client->upstream p50, 100 sessions", "note": "INVALID: behind"},
+                    {"figure": "speed", "note": "fine"}],
+        "runs": {"proxy": [{"target": "proxy", "sessions": 10, "valid": True, "invalid_reasons": []},
+                           {"target": "proxy", "sessions": 100, "valid": False,
+                            "invalid_reasons": ["load generator fell behind"]}],
+                 "soak": None},
+    }
+    assert _invalid(report) == [
+        "figure 'client->upstream p50, 100 sessions': INVALID: behind",
+        "runs.proxy[1] (proxy, 100 sessions): load generator fell behind",
+    ]
+    assert _invalid({"runs": {"proxy": [report["runs"]["proxy"][0]]}}) == []
+
+
+@pytest.mark.timeout(200)
+def test_no_run_or_figure_marked_itself_invalid(report: dict[str, Any]) -> None:
+    # an invalid run (generators fell behind, lost messages, failed sessions) measured nothing:
+    # a report built on one is not a passing report
+    invalid = _invalid(report)
+    assert not invalid, "the quick run marked itself invalid:\n" + "\n".join(invalid)
+
+
 @pytest.mark.timeout(200)
 def test_quick_run_reports_every_kind_of_figure(report: dict[str, Any]) -> None:
     names = " ".join(_figures(report))
