@@ -37,8 +37,12 @@ def _serve(args: argparse.Namespace) -> int:
         args.fail(str(exc))
     upstreams = " ".join(settings.upstream)
     shared = f", leases in {settings.redis}" if settings.redis else ""
-    print(f"asgi-audio-proxy: ws://{settings.host}:{settings.port}{settings.path} -> {upstreams}"
-          f"{shared}", file=sys.stderr)
+    base = f"ws://{settings.host}:{settings.port}"
+    print(f"asgi-audio-proxy: {base}{settings.path} -> {upstreams}{shared}", file=sys.stderr)
+    if settings.realtime_path:
+        print(f"  OpenAI Realtime: {base}{settings.realtime_path}", file=sys.stderr)
+    if settings.twilio_path:
+        print(f"  Twilio Media Streams: {base}{settings.twilio_path}", file=sys.stderr)
     serve(app, app.proxy, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 
@@ -69,7 +73,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.log_level != "debug":  # one line per upstream request drowns the session lines
         logging.getLogger("httpx").setLevel(logging.WARNING)
     run_demo(args.host, args.port, upstream_url=args.upstream, chunk_duration=args.chunk_duration,
-             log_level=args.log_level, on_started=started)
+             log_level=args.log_level, on_started=started, barge_in=args.barge_in)
     return 0
 
 
@@ -77,6 +81,9 @@ def _announce_demo(demo: DemoServer, upstream_url: str | None) -> None:
     upstream = upstream_url or "the built-in simulator (it echoes what it hears)"
     print(f"asgi-audio-proxy demo: open {demo.url} and press Start talking\n"
           f"  proxy: {demo.proxy_url} -> {upstream}\n"
+          f"  OpenAI Realtime apps: websocket_base_url={demo.realtime_url.removesuffix('/realtime')}"
+          f"  (the openai SDK; Agents SDKs: url={demo.realtime_url})\n"
+          f"  Twilio Media Streams: {demo.twilio_url}\n"
           f"  try:   asgi-audio-proxy client --proxy-url {demo.proxy_url}\n"
           f"  Ctrl-C stops", flush=True)
 
@@ -186,6 +193,9 @@ def _add_demo_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     demo.add_argument("--chunk-duration", type=float, default=0.2,
                       help="seconds of audio gathered before it goes upstream, a multiple of 0.2 "
                            "(default 0.2: lowest latency)")
+    demo.add_argument("--barge-in", choices=["off", "control", "voice"], default="voice",
+                      help="how a reply is interrupted: voice (talk over it; the default), "
+                           "control (the Stop button only) or off")
     demo.add_argument("--talk", type=int, default=2, metavar="TURNS",
                       help="once listening, and before the page's URL is printed, run the test "
                            "client for this many generated turns and print the transcript "

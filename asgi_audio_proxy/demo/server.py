@@ -24,9 +24,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from ..config import ProxyConfig
+from ..dialects.realtime import realtime_dialect
+from ..dialects.twilio import twilio_dialect
 from ..edge.middleware import AudioProxyMiddleware
 from ..simulator.app import UpstreamSimulator
 from ..upstreams.minicpm.transport import new_http_client
+from ..vad.bargein import BargeInPolicy
 
 __all__ = ["DEMO_PAGE_DIR", "DemoServer", "build_demo_app", "run_demo"]
 
@@ -36,6 +39,14 @@ logger = logging.getLogger("asgi_audio_proxy.demo")
 DEMO_PAGE_DIR = Path(__file__).with_name("page")
 PROXY_PATH = "/audio_proxy"
 SIMULATOR_PREFIX = "/upstream"
+REALTIME_PATH = "/v1/realtime"
+TWILIO_PATH = "/twilio"
+#: the built-in simulator replies at about a GPU's pace (a 0.5 s chunk every 0.4 s), so a reply
+#: is still being made while it plays, and talking over it can cut it
+DEMO_FIRST_CHUNK_S = 0.3
+DEMO_CHUNK_PACE_S = 0.4
+#: a demo is for talking: talking over a reply interrupts it (browsers cancel their own echo)
+DEMO_BARGE_IN: BargeInPolicy = "voice"
 #: a demo is for talking: send every 200 ms message at once rather than gathering 1 s of them
 DEMO_CHUNK_DURATION_S = 0.2
 #: open replies and SSE streams get this long to end on Ctrl-C before they are cut
@@ -43,14 +54,17 @@ SHUTDOWN_GRACE_S = 2
 
 
 def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = None,
-                   chunk_duration: float = DEMO_CHUNK_DURATION_S) -> ASGIApp:
-    """The demo's ASGI app: page, static files, proxy at ``/audio_proxy``, maybe the simulator.
+                   chunk_duration: float = DEMO_CHUNK_DURATION_S,
+                   barge_in: BargeInPolicy = DEMO_BARGE_IN) -> ASGIApp:
+    """The demo's ASGI app: page, static files, the proxy at ``/audio_proxy`` (and its Realtime
+    and Twilio dialects at ``/v1/realtime`` and ``/twilio``), maybe the simulator.
 
     Args:
         upstream_url: the model server the proxy talks to (the mounted simulator's URL when
             ``simulator`` is given: ``http://127.0.0.1:<port>/upstream``).
         simulator: a simulator to mount at ``/upstream``, or ``None`` for a real upstream.
         chunk_duration: the proxy's ``chunk_duration``.
+        barge_in: how a reply is interrupted (talking over it, by default).
     """
     http_client = new_http_client()
 
@@ -72,9 +86,10 @@ def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = N
     ]
     if simulator is not None:
         routes.append(Mount(SIMULATOR_PREFIX, simulator))
-    config = ProxyConfig(upstream_url=upstream_url, chunk_duration=chunk_duration)
+    config = ProxyConfig(upstream_url=upstream_url, chunk_duration=chunk_duration, barge_in=barge_in)
     return AudioProxyMiddleware(Starlette(routes=routes, lifespan=lifespan), path=PROXY_PATH,
-                                config=config, http_client=http_client)
+                                config=config, http_client=http_client,
+                                dialects={REALTIME_PATH: realtime_dialect, TWILIO_PATH: twilio_dialect})
 
 
 class _Server(uvicorn.Server):
@@ -131,16 +146,20 @@ class DemoServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8001, *, upstream_url: str | None = None,
                  simulator: UpstreamSimulator | None = None,
-                 chunk_duration: float = DEMO_CHUNK_DURATION_S, log_level: str = "warning") -> None:
+                 chunk_duration: float = DEMO_CHUNK_DURATION_S, log_level: str = "warning",
+                 barge_in: BargeInPolicy = DEMO_BARGE_IN) -> None:
         self._sock = _bind(host, port)
         self.port: int = self._sock.getsockname()[1]
         local = f"{_loopback(host)}:{self.port}"
         self.url = f"http://{local}/"
         self.proxy_url = f"ws://{local}{PROXY_PATH}"
-        self.simulator = None if upstream_url else (simulator or UpstreamSimulator())
+        self.realtime_url = f"ws://{local}{REALTIME_PATH}"
+        self.twilio_url = f"ws://{local}{TWILIO_PATH}"
+        self.simulator = None if upstream_url else (simulator or UpstreamSimulator(
+            first_chunk_delay_s=DEMO_FIRST_CHUNK_S, chunk_delay_s=DEMO_CHUNK_PACE_S))
         self.upstream_url = upstream_url or f"http://{local}{SIMULATOR_PREFIX}"
         app = build_demo_app(self.upstream_url, simulator=self.simulator,
-                             chunk_duration=chunk_duration)
+                             chunk_duration=chunk_duration, barge_in=barge_in)
         config = uvicorn.Config(app, log_level=log_level, lifespan="on",
                                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
                                 ws_per_message_deflate=False)  # PCM does not compress
@@ -183,12 +202,13 @@ class DemoServer:
 
 def run_demo(host: str = "127.0.0.1", port: int = 8001, *, upstream_url: str | None = None,
              chunk_duration: float = DEMO_CHUNK_DURATION_S, log_level: str = "warning",
-             on_started: Callable[[DemoServer], None] | None = None) -> None:
+             on_started: Callable[[DemoServer], None] | None = None,
+             barge_in: BargeInPolicy = DEMO_BARGE_IN) -> None:
     """Serve the demo until Ctrl-C (blocks); ``on_started`` gets the server once it listens."""
 
     async def main() -> None:
         demo = DemoServer(host, port, upstream_url=upstream_url, chunk_duration=chunk_duration,
-                          log_level=log_level)
+                          log_level=log_level, barge_in=barge_in)
         await demo.serve(None if on_started is None else lambda: on_started(demo))
 
     asyncio.run(main())

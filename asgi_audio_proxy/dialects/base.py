@@ -33,18 +33,34 @@ Frame = str | bytes
 class ClientDialect(Protocol):
     """One connection's wire format. Made per connection by a :data:`DialectFactory`."""
 
-    #: short name for logs and metrics (``native``, ``realtime``, ``twilio``)
-    name: str
-    #: the WebSocket subprotocol to accept the connection with (``None``: none)
-    subprotocol: str | None
-    #: the sample rate reply audio must have when handed to :meth:`send`
-    output_rate_hz: int
-    #: reply audio goes out at most this far ahead of real time (``None``: as it comes); a
-    #: client whose player buffer must stay short (a phone line) sets it, so a stop is cheap
-    playback_lead_ms: float | None
-    #: the client expects to be told when its user starts and stops speaking (the proxy then
-    #: runs its voice detector even when speech does not cut replies)
-    wants_speech_events: bool
+    @property
+    def name(self) -> str:
+        """Short name for logs and metrics (``native``, ``realtime``, ``twilio``)."""
+        ...
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The WebSocket subprotocol to accept the connection with (``None``: none)."""
+        ...
+
+    @property
+    def output_rate_hz(self) -> int:
+        """The sample rate reply audio must have when handed to :meth:`send` (it may change
+        during a session, e.g. when a client picks another format)."""
+        ...
+
+    @property
+    def playback_lead_ms(self) -> float | None:
+        """Reply audio goes out at most this far ahead of real time (``None``: as it comes);
+        a client whose player buffer must stay short (a phone line) sets it, so a stop is
+        cheap."""
+        ...
+
+    @property
+    def wants_speech_events(self) -> bool:
+        """The client expects to be told when its user starts and stops speaking (the proxy
+        then runs its voice detector even when speech does not cut replies)."""
+        ...
 
     def receive(self, frame: Frame) -> list[ClientEvent]:
         """Decode one client frame into events (possibly none).

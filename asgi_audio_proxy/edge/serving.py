@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from starlette.applications import Starlette
@@ -26,8 +26,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from ..config import ProxyConfig
+from ..dialects.base import DialectFactory
+from ..dialects.realtime import realtime_dialect
+from ..dialects.twilio import twilio_dialect
 from ..metrics import ProxyMetrics
 from ..pool import UpstreamPool
+from ..vad.bargein import BargeInPolicy
 from .admission import TokenAuth
 from .middleware import AudioProxy, AudioProxyMiddleware
 from .settings import ServeSettings
@@ -98,7 +102,8 @@ def build_server_app(settings: ServeSettings) -> AudioProxyMiddleware:
     config = ProxyConfig(upstream_url=settings.upstream[0], chunk_duration=settings.chunk_duration,
                          max_sessions=settings.max_sessions, allowed_origins=settings.allow_origin,
                          max_queue=settings.max_queue, max_queue_wait_s=settings.max_queue_wait,
-                         shutdown_grace_s=settings.shutdown_grace)
+                         shutdown_grace_s=settings.shutdown_grace,
+                         barge_in=cast(BargeInPolicy, settings.barge_in))
     metrics = _metrics() if settings.metrics else None
     pool = None
     if len(settings.upstream) > 1 or settings.redis:
@@ -129,10 +134,15 @@ def build_server_app(settings: ServeSettings) -> AudioProxyMiddleware:
 
         routes.append(Route(settings.path.rstrip("/") + "/metrics", scrape))
     # Starlette answers every other path with 404 (HTTP) or a close (WebSocket)
+    # the other client dialects, each on a path of its own beside settings.path
+    dialects: dict[str, DialectFactory] = {}
+    if settings.realtime_path:
+        dialects[settings.realtime_path] = realtime_dialect
+    if settings.twilio_path:
+        dialects[settings.twilio_path] = twilio_dialect
     middleware = AudioProxyMiddleware(Starlette(routes=routes, lifespan=lifespan), path=settings.path,
                                       config=config, authenticate=authenticate, leaser=pool,
-                                      metrics=metrics)
-    # other client dialects go here, each on a path of its own beside settings.path
+                                      metrics=metrics, dialects=dialects)
     proxy = middleware.proxy
     return middleware
 

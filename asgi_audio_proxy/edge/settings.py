@@ -111,6 +111,18 @@ def _path(text: str) -> str:
     return text
 
 
+def _optional_path(text: str) -> str:
+    if text.lower() in _FALSE:
+        return ""  # this dialect is not served
+    return _path(text)
+
+
+def _barge_in(text: str) -> str:
+    if text not in ("off", "control", "voice"):
+        raise ValueError("off, control or voice")
+    return text
+
+
 def _switch(text: str) -> bool:
     if text.lower() in _TRUE:
         return True
@@ -142,6 +154,15 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting(name="port", parse=_port, default=8001, metavar="PORT", help="port to bind"),
     Setting(name="path", parse=_path, default="/audio_proxy", metavar="PATH",
             help="WebSocket path clients connect to"),
+    Setting(name="realtime_path", parse=_optional_path, default="/v1/realtime", metavar="PATH",
+            help="WebSocket path of the OpenAI Realtime dialect (clients set "
+                 "websocket_base_url=ws://host:port/v1); 'off' to not serve it"),
+    Setting(name="twilio_path", parse=_optional_path, default="/twilio", metavar="PATH",
+            help="WebSocket path of the Twilio Media Streams dialect (a <Connect><Stream> url); "
+                 "'off' to not serve it"),
+    Setting(name="barge_in", parse=_barge_in, default="control", metavar="POLICY",
+            help="how a client interrupts a reply: off, control (a stop message, or a Realtime "
+                 "response.cancel) or voice (speaking over it; the vad extra makes it accurate)"),
     Setting(name="chunk_duration", parse=_seconds, default=1.0, metavar="SECONDS",
             help="audio gathered before it goes upstream, a multiple of 0.2 (messages are "
                  "always 200 ms)"),
@@ -173,6 +194,9 @@ class ServeSettings:
     host: str
     port: int
     path: str
+    realtime_path: str
+    twilio_path: str
+    barge_in: str
     chunk_duration: float
     max_sessions: int | None
     allow_origin: tuple[str, ...] | None

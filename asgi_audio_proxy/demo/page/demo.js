@@ -1,6 +1,9 @@
 // The demo page: microphone -> proxy -> speaker, with a live transcript.
 // Client protocol: binary frames of PCM16 16 kHz mono both ways; text frames are JSON events
-// (ready, queued, text, turn_end, error; we send stop). No build step, no dependencies.
+// (ready, queued, text, turn_end, speech_started, speech_stopped, error; we send stop).
+// Talking over a reply interrupts it when the proxy runs voice barge-in: the proxy says
+// speech_started, cuts the reply (turn_end "stopped") and the page silences what it buffered.
+// No build step, no dependencies.
 
 const params = new URLSearchParams(location.search);
 // echo cancellation, noise suppression and auto gain help people; ?processing=off gives raw audio
@@ -22,6 +25,8 @@ const stats = window.demoStats = {
   samplesSent: 0, samplesReceived: 0, samplesPlayed: 0, buffered: 0, playing: false,
   replyText: "", turns: [], stops: [], playbackReports: 0,
   queued: [],      // every place in the queue the proxy told us: {position, etaS}
+  speech: [],      // speech_started / speech_stopped the proxy heard: {type, ms}
+  interruptions: [],  // replies cut by the user's voice: {afterMs: first audio -> cut, silentAfterMs}
 };
 
 let ctx = null, media = null, capture = null, playback = null, ws = null;
@@ -126,13 +131,19 @@ function onServerText(event) {
     turn.text += event.content;
     stats.replyText += event.content;
     turn.entry.body.textContent = turn.text;
+  } else if (event.type === "speech_started" || event.type === "speech_stopped") {
+    stats.speech.push({ type: event.type, ms: event.audio_start_ms ?? event.audio_end_ms });
+    if (event.type === "speech_started") ui.speaking.textContent = "speaking";
   } else if (event.type === "turn_end") {
+    const byVoice = event.reason === "stopped" && !discarding && pendingStop === null;
+    if (byVoice) interrupted();  // the proxy heard the user talk over it: the buffer must not play
     playback.port.postMessage({ type: "end" });
     if (turn) {
       const latency = turn.firstAudioAt !== null && turn.speechEnd !== null
         ? Math.max(0, turn.firstAudioAt - turn.speechEnd) : null;
       stats.turns.push({ text: turn.text, latencyMs: latency, reason: event.reason });
-      const parts = [event.reason === "complete" ? "reply" : `reply ${event.reason}`];
+      const parts = [event.reason === "complete" ? "reply"
+        : byVoice ? "you interrupted it" : `reply ${event.reason}`];
       if (latency !== null) parts.push(`${Math.round(latency)} ms to first audio`);
       turn.entry.meta.textContent = parts.join(" · ");
       if (latency !== null) ui.latency.textContent = `${Math.round(latency)} ms`;
@@ -151,6 +162,19 @@ function onServerAudio(buffer) {
   if (turn.firstAudioAt === null) turn.firstAudioAt = performance.now();
   stats.samplesReceived += buffer.byteLength / 2;
   playback.port.postMessage({ type: "pcm", pcm: buffer }, [buffer]);
+}
+
+function interrupted() {
+  pendingStop = { ctxTime: ctx.currentTime, wallTime: performance.now(),
+                  outputLatencyMs: (ctx.outputLatency || ctx.baseLatency || 0) * 1000, voice: true };
+  playback.port.postMessage({ type: "flush" });
+  stats.interruptions.push({ afterMs: turn && turn.firstAudioAt !== null
+    ? performance.now() - turn.firstAudioAt : null });
+  if (turn) {
+    turn.entry.li.classList.add("interrupted");
+    turn.text += " …";
+    turn.entry.body.textContent = turn.text;
+  }
 }
 
 function stopReply() {
