@@ -30,17 +30,17 @@ UTTERANCE_16K = tone(440, 1.5) + silence(1.6)
 
 
 async def test_two_clients_on_one_server_each_hear_only_their_own_turn() -> None:
-    async with real_stack() as url, ProxyClient(url) as first:
-        async with ProxyClient(url, expect_ready=False) as second:
-            queued = await second.next_event()
-            assert queued["type"] == "queued" and queued["position"] == 1
-            turn = await first.say(UTTERANCE_16K, timeout_s=30)
-            assert turn.end == {"type": "turn_end", "reason": "complete"}
-            assert turn.text.startswith("Turn 1: heard")
-            await first.conn.close()
-            ready = await second.next_event(timeout_s=30)
-            assert ready["type"] == "ready"
-            again = await second.say(UTTERANCE_16K, timeout_s=30)
+    async with real_stack() as url, ProxyClient(url) as first, \
+            ProxyClient(url, expect_ready=False) as second:
+        queued = await second.next_event()
+        assert queued["type"] == "queued" and queued["position"] == 1
+        turn = await first.say(UTTERANCE_16K, timeout_s=30)
+        assert turn.end == {"type": "turn_end", "reason": "complete"}
+        assert turn.text.startswith("Turn 1: heard")
+        await first.conn.close()
+        ready = await second.next_event(timeout_s=30)
+        assert ready["type"] == "ready"
+        again = await second.say(UTTERANCE_16K, timeout_s=30)
     # a conversation of its own: the model counts its replies from one again, and only one came
     assert again.end == {"type": "turn_end", "reason": "complete"}
     assert again.text.startswith("Turn 1: heard") and again.text.count("Turn") == 1
