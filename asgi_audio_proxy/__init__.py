@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from .config import ProxyConfig, UpstreamOptions
+from .dialects.realtime import realtime_dialect
+from .dialects.twilio import twilio_dialect
 from .edge.admission import Denied, TokenAuth
 from .edge.middleware import AudioProxy, AudioProxyMiddleware
 from .edge.serving import serve
@@ -40,7 +42,9 @@ __all__ = [
     "UpstreamPool",
     "VoiceClient",
     "__version__",
+    "realtime_dialect",
     "serve",
+    "twilio_dialect",
 ]
 
 
