@@ -26,6 +26,7 @@ from asgi_audio_proxy.edge.admission import TokenAuth
 from asgi_audio_proxy.simulator.app import FAULTS, Fault
 from tests.conftest import running_simulator
 from tests.faults.client_cases import CLIENT_CASES
+from tests.faults.dialect_cases import DIALECT_CASES, dialect_input
 from tests.faults.observe import (
     UTTERANCE,
     Checks,
@@ -258,6 +259,7 @@ def every_scenario(servers: Iterable[str] = SERVERS) -> list[tuple[str, str, Sce
         out += [(f"client {c}", server, lambda c=c, s=server: bad_input(c, s)) for c in CLIENT_CASES]
         out += [(f"admission {c}", server, lambda c=c, s=server: admission(c, s))
                 for c in ADMISSION_CASES]
+        out += [(c, server, lambda c=c, s=server: dialect_input(c, s)) for c in DIALECT_CASES]
     out += [(f"admission {c}", "no denial ext.", lambda c=c: admission_fallback(c))
             for c in ADMISSION_CASES]
     return out
