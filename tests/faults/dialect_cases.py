@@ -173,8 +173,12 @@ async def twilio_hang_up_mid_reply(base: str, recorder: SimulatorRecorder, check
     async with TwilioPeer.call(base + "/twilio", stream_sid=SID) as peer:
         peer.say(tone(660, 1.0, 8_000) + silence(1.4, 8_000))
         await peer.wait_for(lambda p: bool(p.of("media")), timeout_s=15)
-    # leaving the block closes the socket mid-reply, with no stop: a hang-up
-    return "socket closed mid-reply; the session ended on its own"
+    # leaving the block closes the socket mid-reply, with no stop: a hang-up; the model is stopped
+    try:
+        await recorder.wait_for(lambda r: r.stops >= 1, timeout=within(5))
+    except TimeoutError:
+        checks.failures.append("the model was not stopped after the hang-up")
+    return f"socket closed mid-reply; the session ended, {recorder.stops} stop upstream"
 
 
 DIALECT_CASES: dict[str, DialectCase] = {
