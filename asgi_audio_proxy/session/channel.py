@@ -19,7 +19,7 @@ from starlette import status
 from ..dialects.base import ClientDialect
 from ..edge.connection import ClientConnection, ClientGone
 from ..errors import AudioProxyError, ClientTooSlow
-from ..events import ClientEvent, ErrorEvent, ReplyAudio, ReplyEnded, ServerEvent
+from ..events import ClientEvent, ErrorEvent, ReplyAudio, ReplyEnded, ReplyStarted, ServerEvent
 from .outbox import Outbox
 from .stats import SessionStats
 
@@ -54,6 +54,8 @@ class ClientChannel:
         self._ready = asyncio.Event()
         self._overflow_reported = False
         self._played_until = 0.0  # when the reply audio sent so far ends playing (paced dialects)
+        self._cuts = 0  # bumped by every stop: a paced send in progress gives up its rest
+        self.reply_in_flight = False  # a reply started and its end has not been sent yet
 
     def emit(self, event: ServerEvent) -> None:
         """Queue an event; a slow client loses the oldest reply audio first.
@@ -79,6 +81,18 @@ class ClientChannel:
         """The reply was stopped: what is queued of it must not play."""
         self._stats.reply_audio_dropped_bytes += self._outbox.drop_audio()
         self._played_until = 0.0
+        self._cuts += 1
+
+    def cut_queued_reply(self, ending: ReplyEnded) -> bool:
+        """Stop a reply the upstream has finished but the client has not been sent all of (a
+        paced client): its queued audio is dropped and its end becomes ``ending``. Returns
+        whether there was one."""
+        if not self.reply_in_flight:
+            return False
+        self.drop_audio()
+        if not self._outbox.cut_reply(ending):
+            self.emit(ending)
+        return True
 
     async def send_now(self, event: ServerEvent) -> None:
         """Send one event at once, before the writer runs (``queued``, ``ready``)."""
@@ -94,15 +108,29 @@ class ClientChannel:
                 await self._ready.wait()
             event = self._outbox.get()
             if isinstance(event, ReplyAudio) and lead_ms is not None:
-                now = loop.time()
-                ahead_s = self._played_until - now - lead_ms / 1000
-                if ahead_s > 0:
-                    await asyncio.sleep(ahead_s)  # pacing to real time: the client's buffer stays short
-                    now = loop.time()
-                self._played_until = max(self._played_until, now) + event.duration_ms / 1000
-            elif isinstance(event, ReplyEnded):
+                await self._send_paced(event, lead_ms / 1000, loop)
+                continue
+            if isinstance(event, ReplyEnded):
                 self._played_until = 0.0
             await self._send(event)
+
+    async def _send_paced(self, audio: ReplyAudio, lead_s: float, loop: asyncio.AbstractEventLoop) -> None:
+        """Send reply audio in pieces of half the lead, each no further ahead of real time than
+        the lead: a long upstream chunk never fills the client's buffer, so a stop is cheap."""
+        cuts = self._cuts
+        step = max(2, int(audio.rate_hz * lead_s / 2) * 2)  # bytes of half the lead
+        for start in range(0, len(audio.pcm), step):
+            now = loop.time()
+            ahead_s = self._played_until - now - lead_s
+            if ahead_s > 0:
+                await asyncio.sleep(ahead_s)  # pacing to real time
+                now = loop.time()
+            if self._cuts != cuts:  # stopped meanwhile: the rest of this event must not play either
+                self._stats.reply_audio_dropped_bytes += len(audio.pcm) - start
+                return
+            piece = ReplyAudio(audio.pcm[start:start + step], audio.rate_hz)
+            self._played_until = max(self._played_until, now) + piece.duration_ms / 1000
+            await self._send(piece)
 
     async def goodbye(self, failure: AudioProxyError | None, code: int, deadline_s: float) -> None:
         """Flush what the client is owed, tell it what went wrong, close; within ``deadline_s``."""
@@ -121,6 +149,10 @@ class ClientChannel:
             self.drop_audio()  # whatever did not go out is counted, once
 
     async def _send(self, event: ServerEvent) -> None:
+        if isinstance(event, ReplyStarted):
+            self.reply_in_flight = True
+        elif isinstance(event, ReplyEnded):
+            self.reply_in_flight = False
         for frame in self._dialect.send(event):
             await self._client.send(frame)
         if self._observer is not None:

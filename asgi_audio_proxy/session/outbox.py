@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..events import ReplyAudio, ServerEvent
+from ..events import ReplyAudio, ReplyEnded, ServerEvent
 
 __all__ = ["Outbox"]
 
@@ -56,6 +56,16 @@ class Outbox:
         self._queue = deque(e for e in self._queue if not isinstance(e, ReplyAudio))
         self.audio_bytes = 0
         return dropped
+
+    def cut_reply(self, ending: ReplyEnded) -> bool:
+        """A stop arrived while a finished reply still waits to be sent (a paced client plays
+        it at real time): its ending becomes ``ending``. Returns whether one was waiting; the
+        caller drops the audio."""
+        for i, event in enumerate(self._queue):
+            if isinstance(event, ReplyEnded):
+                self._queue[i] = ending
+                return True
+        return False
 
     def _drop_oldest_audio(self) -> int:
         for i, event in enumerate(self._queue):

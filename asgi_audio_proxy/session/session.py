@@ -296,14 +296,18 @@ class ProxySession:
         await upstream.send_audio(pcm)  # a full buffer: back-pressure on the client
 
     def _stop_reply(self, reason: StopReason, resend_from_ms: float | None = None) -> None:
+        ending = ReplyEnded("stopped", stopped_by=reason)
         if not self._live_upstream.stop(resend_from_ms):
-            return  # no reply playing: nothing to stop, and a /stop now would kill the next one
+            # the model has finished it, but a paced client may still be playing its queued audio
+            if self._to_client.cut_queued_reply(ending):
+                self.log.debug("queued reply stopped (%s)", reason)
+            return  # else nothing plays: nothing to stop, and a /stop now would kill the next one
         self._to_client.drop_audio()
         self._rates.drop_reply()
         self._reply_playing = False
         self.stats.replies += 1
         self.log.debug("reply stopped (%s)", reason)
-        self._to_client.emit(ReplyEnded("stopped", stopped_by=reason))
+        self._to_client.emit(ending)
 
     async def _reconfigure(self, config_data: Mapping[str, Any], upstream: UpstreamAdapter) -> None:
         if self.stats.received_bytes:
