@@ -10,7 +10,7 @@ import pytest
 
 from asgi_audio_proxy.dialects.native import NativeDialect
 from asgi_audio_proxy.errors import ClientTooSlow, UpstreamProtocolError
-from asgi_audio_proxy.events import ReplyAudio, ReplyText, ServerEvent
+from asgi_audio_proxy.events import ReplyAudio, ReplyEnded, ReplyStarted, ReplyText, ServerEvent
 from asgi_audio_proxy.session.channel import ClientChannel
 from asgi_audio_proxy.session.stats import SessionStats
 from tests.fakes import FakeClient
@@ -95,3 +95,43 @@ async def test_barge_in_drops_queued_audio() -> None:
     channel.drop_audio()
     await channel.goodbye(None, 1000, within(5))
     assert [short(f) for f in drain(client)] == ["text"] and stats.reply_audio_dropped_bytes == 5
+
+
+class PacedNative(NativeDialect):
+    """The native wire with a short player buffer, as a phone line has."""
+
+    playback_lead_ms: float | None = 80.0
+
+
+async def test_paced_reply_audio_goes_in_pieces_of_half_the_lead() -> None:
+    client = FakeClient()
+    channel = ClientChannel(client, PacedNative(1000), 1 << 20, SessionStats("s"), LOG)
+    writer = asyncio.create_task(channel.write())
+    channel.emit(ReplyAudio(bytes(16_000), 16_000))  # one 0.5 s upstream chunk
+    pieces = []
+    async with asyncio.timeout(within(5)):
+        while sum(map(len, pieces)) < 16_000:
+            pieces.append(await client.outgoing.get())
+    writer.cancel()
+    assert max(map(len, pieces)) == 1280 and len(pieces) == 13  # 40 ms: never a lead ahead
+
+
+async def test_a_stop_reaches_a_finished_reply_still_being_paced_out() -> None:
+    client, stats = FakeClient(), SessionStats("s")
+    channel = ClientChannel(client, PacedNative(1000), 1 << 20, stats, LOG)
+    writer = asyncio.create_task(channel.write())
+    channel.emit(ReplyStarted())
+    channel.emit(ReplyAudio(bytes(32_000), 16_000))  # 1 s, all of it made already
+    channel.emit(ReplyEnded("complete"))
+    async with asyncio.timeout(within(5)):
+        assert isinstance(await client.outgoing.get(), bytes)  # playing
+    assert channel.cut_queued_reply(ReplyEnded("stopped", stopped_by="voice"))
+    out: list[bytes | str] = []
+    async with asyncio.timeout(within(5)):
+        while not out or isinstance(out[-1], bytes):
+            out.append(await client.outgoing.get())
+    writer.cancel()
+    assert json.loads(out[-1]) == {"type": "turn_end", "reason": "stopped"}
+    assert sum(len(f) for f in out if isinstance(f, bytes)) <= 2 * 1280  # at most what was in flight
+    assert stats.reply_audio_dropped_bytes >= 32_000 - 4 * 1280
+    assert not channel.cut_queued_reply(ReplyEnded("stopped"))  # nothing left to stop
