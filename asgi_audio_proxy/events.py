@@ -29,6 +29,7 @@ __all__ = [
     "DialectFrames",
     "EndSession",
     "ErrorEvent",
+    "Introduced",
     "Queued",
     "Ready",
     "ReplyAudio",
@@ -93,6 +94,14 @@ class Configure:
 class EndSession:
     """The client ended the conversation in its own words (a phone call's ``stop``): the
     session ends cleanly, as if the socket had closed normally."""
+
+
+@dataclass(frozen=True, slots=True)
+class Introduced:
+    """The client said who it is after the handshake (a phone call's ``customParameters``, which
+    arrive in its first message): the proxy's ``admit`` hook may check them."""
+
+    parameters: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,5 +227,5 @@ ServerEvent = (Queued | Ready | ConfigApplied | ReplyStarted | ReplyText | Reply
                | SpeechStarted | SpeechStopped | ErrorEvent | DialectFrames)
 
 #: what a dialect makes of a client frame (``DialectFrames``: its own answer, sent as is)
-ClientEvent = (AudioIn | StopReply | Configure | CommitInput | ClearInput | EndSession
+ClientEvent = (AudioIn | StopReply | Configure | CommitInput | ClearInput | EndSession | Introduced
                | DialectFrames)

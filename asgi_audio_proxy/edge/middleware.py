@@ -31,7 +31,7 @@ from ..session.stats import SessionStats
 from ..upstreams.base import UpstreamFactory
 from ..upstreams.minicpm.adapter import minicpm_adapter
 from ..upstreams.minicpm.transport import new_http_client
-from .admission import Authenticator, Denied, authenticate_scope
+from .admission import Authenticator, Denied, ParameterCheck, authenticate_scope
 from .connection import ClientConnection, StarletteClient
 
 __all__ = ["AudioProxy", "AudioProxyMiddleware"]
@@ -63,6 +63,10 @@ class AudioProxy:
         dialect: the wire format its clients speak (the native protocol by default; see
             :mod:`asgi_audio_proxy.dialects`).
         upstream_factory: makes each conversation's upstream adapter (MiniCPM-o by default).
+        admit: checks what a client says after the handshake, where a dialect has that (a
+            Twilio call's ``customParameters``): ``admit(parameters, identity)`` returns the
+            identity to keep or raises :class:`~asgi_audio_proxy.errors.Denied` (the session
+            then ends with its close code); may be async.
     """
 
     def __init__(self, config: ProxyConfig | None = None, *,
@@ -71,8 +75,10 @@ class AudioProxy:
                  authenticate: Authenticator | None = None,
                  leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None,
                  dialect: DialectFactory = native_dialect,
-                 upstream_factory: UpstreamFactory = minicpm_adapter) -> None:
+                 upstream_factory: UpstreamFactory = minicpm_adapter,
+                 admit: ParameterCheck | None = None) -> None:
         self.config = config or ProxyConfig()
+        self.admit = admit
         self.authenticate = authenticate
         self._owns_leaser = leaser is None
         self.leaser: UpstreamLeaser = leaser or UpstreamPool(
@@ -141,7 +147,7 @@ class AudioProxy:
                 return await self._run(ProxySession(
                     client, self.config, self.http_client, dialect=speaks,
                     on_end=self._session_ended, identity=identity, leaser=self.leaser,
-                    upstream_factory=self.upstream_factory,
+                    upstream_factory=self.upstream_factory, admit=self.admit,
                     observer=TurnTimer(self.metrics) if self.metrics else None))
         finally:
             self._admitted -= 1
@@ -261,8 +267,8 @@ class AudioProxyMiddleware:
         dialects: more paths, each with the dialect its clients speak
             (``{"/v1/realtime": realtime_dialect, "/twilio": twilio_dialect}``); every path
             shares one proxy, so one pool of upstreams and one queue serve them all.
-        http_client, on_session_end, authenticate, leaser, metrics, upstream_factory: see
-            :class:`AudioProxy`.
+        http_client, on_session_end, authenticate, leaser, metrics, upstream_factory, admit:
+            see :class:`AudioProxy`.
 
     The middleware does not touch lifespan: to end sessions with 1001 before the server closes
     them (uvicorn closes WebSockets with 1012 on its own), call ``await middleware.proxy.shutdown()``
@@ -276,7 +282,8 @@ class AudioProxyMiddleware:
                  authenticate: Authenticator | None = None,
                  leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None,
                  dialects: Mapping[str, DialectFactory] | None = None,
-                 upstream_factory: UpstreamFactory = minicpm_adapter) -> None:
+                 upstream_factory: UpstreamFactory = minicpm_adapter,
+                 admit: ParameterCheck | None = None) -> None:
         routes = {path: native_dialect, **(dialects or {})}
         for route in routes:
             if not route.startswith("/"):
@@ -286,7 +293,7 @@ class AudioProxyMiddleware:
         self.routes = {route.rstrip("/") or "/": factory for route, factory in routes.items()}
         self.proxy = AudioProxy(config, http_client=http_client, on_session_end=on_session_end,
                                 authenticate=authenticate, leaser=leaser, metrics=metrics,
-                                upstream_factory=upstream_factory)
+                                upstream_factory=upstream_factory, admit=admit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         dialect = self.routes.get(self._route_path(scope)) if scope["type"] == "websocket" else None

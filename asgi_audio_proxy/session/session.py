@@ -23,6 +23,7 @@ from starlette import status
 from ..config import ProxyConfig
 from ..dialects.base import ClientDialect, Frame
 from ..dialects.native import NativeDialect
+from ..edge.admission import ParameterCheck, admit_parameters
 from ..edge.connection import ClientConnection, ClientGone
 from ..errors import (
     AudioProxyError,
@@ -45,6 +46,7 @@ from ..events import (
     DialectFrames,
     EndSession,
     ErrorEvent,
+    Introduced,
     Ready,
     ReplyAudio,
     ReplyEnded,
@@ -98,6 +100,8 @@ class ProxySession:
         on_end: called with the final :class:`SessionStats`.
         identity: who the client is (from admission); kept on the stats and in the logs.
         observer: told of every event received from the client and sent to it (metrics).
+        admit: checks what the client says after the handshake (a call's ``customParameters``);
+            a refusal ends the session with its close code.
     """
 
     def __init__(self, client: ClientConnection, config: ProxyConfig,
@@ -107,7 +111,8 @@ class ProxySession:
                  upstream_factory: UpstreamFactory = minicpm_adapter,
                  upstream: UpstreamAdapter | None = None,
                  on_end: Callable[[SessionStats], None] | None = None,
-                 identity: object = None, observer: EventObserver | None = None) -> None:
+                 identity: object = None, observer: EventObserver | None = None,
+                 admit: ParameterCheck | None = None) -> None:
         if leaser is None and upstream is None:
             raise ValueError("a session needs a leaser (a pool) or an upstream adapter")
         self.id = uuid.uuid4().hex[:12]
@@ -128,6 +133,7 @@ class ProxySession:
         self._text_rate = RateLimit(config.max_text_frames_per_s)
         self._ledger = AudioLedger(self.stats)
         self._observer = observer
+        self._admit = admit
         self._to_client = ClientChannel(client, self._dialect, config.max_pending_reply_bytes,
                                         self.stats, self.log, self._on_sent)
         policy = config.voice.policy
@@ -276,6 +282,10 @@ class ProxySession:
                 self._to_client.emit(event)
             case EndSession():
                 raise _ClientEnded
+            case Introduced(parameters=parameters) if self._admit is not None:
+                self.stats.identity = await admit_parameters(parameters, self.stats.identity,
+                                                             self._admit)
+                self.log.info("admitted: identity %s", self.stats.identity)
 
     async def _on_audio(self, event: AudioIn, upstream: UpstreamAdapter) -> None:
         now = asyncio.get_running_loop().time()

@@ -29,6 +29,7 @@ from asgi_audio_proxy.events import (
     DialectFrames,
     EndSession,
     ErrorEvent,
+    Introduced,
     Queued,
     Ready,
     ReplyAudio,
@@ -88,20 +89,23 @@ def test_custom_parameters_become_options_with_their_types_and_the_rest_stay_on_
     events = dialect.receive(inbound_message("start", SID, 1, start=start_body(SID, custom_parameters={
         "assistantPrompt": "Answer as a pharmacist.", "vadThreshold": "0.7", "useAudioPrompt": "2",
         "caller": "+15550100"})))
-    assert events == [Configure({"assistantPrompt": "Answer as a pharmacist.", "vadThreshold": 0.7,
-                                 "useAudioPrompt": 2}, acknowledge=False)]
+    assert events[1:] == [Configure({"assistantPrompt": "Answer as a pharmacist.", "vadThreshold": 0.7,
+                                     "useAudioPrompt": 2}, acknowledge=False)]
+    assert isinstance(events[0], Introduced) and events[0].parameters["caller"] == "+15550100"
     assert dialect.call is not None and dialect.call.custom_parameters["caller"] == "+15550100"
 
 
 def test_a_start_without_option_parameters_configures_nothing() -> None:
-    assert TwilioDialect().receive(inbound_message("start", SID, 1, start=start_body(SID))) == []
+    assert TwilioDialect().receive(inbound_message("start", SID, 1, start=start_body(SID))) == [
+        Introduced({})]  # what the call said of itself, for the admit hook: nothing
 
 
 def test_option_parameters_can_be_narrowed_by_the_operator() -> None:
     dialect = twilio_dialect_factory(option_parameters={"assistantPrompt"})({}, ProxyConfig())
     events = dialect.receive(inbound_message("start", SID, 1, start=start_body(SID, custom_parameters={
         "assistantPrompt": "Be brief.", "vadThreshold": "0.7"})))
-    assert events == [Configure({"assistantPrompt": "Be brief."}, acknowledge=False)]
+    assert events[1:] == [Configure({"assistantPrompt": "Be brief."}, acknowledge=False)]
+    assert events[0] == Introduced({"assistantPrompt": "Be brief.", "vadThreshold": "0.7"})
 
 
 def test_a_numeric_option_that_is_not_a_number_is_refused() -> None:

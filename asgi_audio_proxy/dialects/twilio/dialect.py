@@ -30,6 +30,7 @@ from ...events import (
     Configure,
     DialectFrames,
     EndSession,
+    Introduced,
     ReplyAudio,
     ReplyEnded,
     ReplyStarted,
@@ -167,7 +168,8 @@ class TwilioDialect:
     def _on_start(self, message: dict[str, Any]) -> list[ClientEvent]:
         self.call = read_start(message)
         options = options_from_parameters(self.call.custom_parameters, self.option_parameters)
-        return [Configure(options, acknowledge=False)] if options else []
+        introduced: list[ClientEvent] = [Introduced(dict(self.call.custom_parameters))]
+        return [*introduced, Configure(options, acknowledge=False)] if options else introduced
 
     def _on_media(self, message: dict[str, Any], frame: Frame) -> list[ClientEvent]:
         ulaw = media_payload(message)
