@@ -4,13 +4,32 @@ adapters, the ``VoiceClient`` facade and the graceful server runner.
 
 from __future__ import annotations
 
-from .admission import Authenticator, Denied, TokenAuth, authenticate_scope, origin_allowed
+from .admission import (
+    Authenticator,
+    Denied,
+    ParameterCheck,
+    TokenAuth,
+    admit_parameters,
+    authenticate_scope,
+    origin_allowed,
+)
 from .connection import ClientConnection, ClientGone, StarletteClient, WebsocketsClient, as_client
 from .middleware import AudioProxy, AudioProxyMiddleware
-from .serving import GracefulServer, serve
-from .voice_client import VoiceClient
+from .serving import GracefulServer, build_server_app, serve
+from .settings import (
+    ENV_PREFIX,
+    SERVE_SETTINGS,
+    ServeSettings,
+    Setting,
+    SettingError,
+    add_settings,
+    resolve_settings,
+)
+from .voice_client import VoiceClient, shared_pool
 
 __all__ = [
+    "ENV_PREFIX",
+    "SERVE_SETTINGS",
     "AudioProxy",
     "AudioProxyMiddleware",
     "Authenticator",
@@ -18,12 +37,21 @@ __all__ = [
     "ClientGone",
     "Denied",
     "GracefulServer",
+    "ParameterCheck",
+    "ServeSettings",
+    "Setting",
+    "SettingError",
     "StarletteClient",
     "TokenAuth",
     "VoiceClient",
     "WebsocketsClient",
+    "add_settings",
+    "admit_parameters",
     "as_client",
     "authenticate_scope",
+    "build_server_app",
     "origin_allowed",
+    "resolve_settings",
     "serve",
+    "shared_pool",
 ]

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from .channel import ClientChannel, EventObserver
 from .outbox import Outbox
+from .rates import RateBridge
 from .session import ProxySession, SessionState
 from .stats import AudioLedger, SessionLog, SessionStats
+from .voice import VoiceWatch
+from .watch import watch_session
 
 __all__ = [
     "AudioLedger",
@@ -15,7 +18,10 @@ __all__ = [
     "EventObserver",
     "Outbox",
     "ProxySession",
+    "RateBridge",
     "SessionLog",
     "SessionState",
     "SessionStats",
+    "VoiceWatch",
+    "watch_session",
 ]

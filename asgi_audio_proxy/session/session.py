@@ -32,7 +32,6 @@ from ..errors import (
     IdleTimeout,
     MessageTooBig,
     ServerShutdown,
-    SessionLimitExceeded,
     UpstreamError,
 )
 from ..events import (
@@ -65,6 +64,7 @@ from .channel import ClientChannel, EventObserver
 from .rates import RateBridge
 from .stats import AudioLedger, SessionLog, SessionStats
 from .voice import VoiceWatch
+from .watch import watch_session
 
 __all__ = ["ProxySession", "SessionState"]
 
@@ -225,7 +225,7 @@ class ProxySession:
             tg.create_task(self._receive_from_client())
             tg.create_task(upstream.run(self._on_upstream))
             tg.create_task(self._to_client.write())
-            tg.create_task(self._watch())
+            tg.create_task(watch_session(self._config, self._shutdown, lambda: self._last_activity))
             if self._lease is not None:
                 tg.create_task(self._watch_lease(self._lease))
 
@@ -356,25 +356,6 @@ class ProxySession:
             self._observer(event)
         if self._voice is not None and not isinstance(event, ClientEvent):
             self._voice.sent(event)
-
-    async def _watch(self) -> None:
-        """Ends the session at shutdown, at its time limit, or when it has been idle too long."""
-        loop = asyncio.get_running_loop()
-        ends_at = loop.time() + self._config.max_session_s
-        while True:
-            idle_at = self._last_activity + self._config.idle_timeout_s
-            try:
-                async with asyncio.timeout_at(min(ends_at, idle_at)):
-                    await self._shutdown.wait()
-            except TimeoutError:
-                now = loop.time()
-                if now >= ends_at:
-                    raise SessionLimitExceeded("the session reached its time limit of "
-                                               f"{self._config.max_session_s:g} s") from None
-                if now >= self._last_activity + self._config.idle_timeout_s:
-                    raise IdleTimeout(f"no audio for {self._config.idle_timeout_s:g} s") from None
-                continue
-            raise ServerShutdown("the server is shutting down")
 
     async def _watch_lease(self, lease: Lease) -> None:
         """A lost lease means the upstream may be handed to someone else: end at once."""
