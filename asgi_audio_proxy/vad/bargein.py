@@ -40,8 +40,9 @@ _POLICIES: tuple[BargeInPolicy, ...] = ("off", "control", "voice")
 
 #: today's behaviour: only an explicit ``stop`` cuts a reply; speech events are still reported
 DEFAULT_POLICY: BargeInPolicy = "control"
-#: speech this long over a reply cuts it (six Silero frames): a word, not a cough or a click (< 150 ms)
-DEFAULT_MIN_SPEECH_MS = 180.0
+#: speech this long over a reply cuts it (five Silero frames, eight of the fallback's): a word, not a
+#: cough or a click (< 150 ms); a sixth frame added 32 ms to every cut and stopped no false one
+DEFAULT_MIN_SPEECH_MS = 160.0
 #: this much speech starts a segment (``speech_started``): longer than a click, shorter than a syllable
 DEFAULT_START_SPEECH_MS = 90.0
 #: Silero's own recommended decision point

@@ -8,9 +8,13 @@ speaker returns the reply filtered, delayed and reverberant: comparing band powe
 window survives all three, where a waveform correlation or an echo canceller would need the exact
 playout clock, which the proxy does not have.
 
-The echo gain starts at the loudest echo assumed (``loss_db`` below the reply) and, once 1 s of
-reply has been heard, is learned per band as the 95th percentile of the last 3 s of
-echo-to-reply ratios, never above the assumption: a quiet echo then lets quieter speech through.
+The echo gain starts at the loudest echo assumed (``loss_db`` below the reply) and, once 0.15 s of
+frames that can only be echo have been heard, is learned per band as the 90th percentile of the
+last 3 s of echo-to-reply ratios (plus a margin, and until 1 s has been heard, plus their spread),
+never above the assumption: a quiet echo then lets quieter speech through, and soon: a user who
+talks 0.45 s into a reply is heard against the echo measured, not the loudest one assumed. A frame
+teaches only once the reply has played for the whole ``max_delay_ms`` before it, so the echo has
+certainly arrived: a frame heard before a late echo would teach a gain far too low.
 
 Must not: do I/O or read a clock. One per session.
 """
@@ -32,9 +36,14 @@ _BANDS = len(_EDGES_HZ) + len(_EDGES_HZ_HIGH) - 1
 _BLOCK_S = 0.016
 #: the reply this far ahead of playback is kept (a whole reply sent in one burst); more is not compared
 _MAX_AHEAD_BLOCKS = int(120 / _BLOCK_S)
-#: learning the echo gain: this much reply heard first, then a percentile over a recent window
-_LEARN_AFTER_FRAMES_S = 1.0
+#: learning the echo gain: this much echo heard first (four Silero frames), then a percentile over
+#: a recent window; sooner than a second, since users talk over the first words of a reply
+_LEARN_AFTER_FRAMES_S = 0.15
 _LEARN_WINDOW_S = 3.0
+#: until this much has been heard, the learned gain is widened by this many standard errors of the
+#: ratios (in dB): a steady echo is learned at once, a varying one (speech) only as more of it is heard
+_TRUST_AFTER_FRAMES_S = 1.0
+_EARLY_SPREAD = 4.0
 _LEARN_PERCENTILE = 90.0
 #: the learned gain gets this margin (dB) for the frames where the echo peaks above the percentile
 _LEARN_MARGIN_DB = 6.0
@@ -97,6 +106,7 @@ class EchoReference:
         self._prior_gain = 10 ** (-loss_db / 10)
         frames_per_s = input_rate_hz / frame_samples
         self._learn_after = int(_LEARN_AFTER_FRAMES_S * frames_per_s)
+        self._trust_after = int(_TRUST_AFTER_FRAMES_S * frames_per_s)
         self._ratios: deque[np.ndarray] = deque(maxlen=int(_LEARN_WINDOW_S * frames_per_s))
         self._quiet: deque[np.ndarray] = deque(maxlen=int(_FLOOR_WINDOW_S * frames_per_s))
         self._starts: deque[float] = deque()
@@ -185,7 +195,9 @@ class EchoReference:
         reference = np.max(blocks[candidates], axis=0)
         gain = self._gain()
         excess = float(np.sum(np.maximum(powers - (gain * reference + floor), 0.0))) / max(total, 1e-20)
-        if float(np.sum(reference)) > _SILENT_POWER and excess < _LEARN_BELOW_SHARE:
+        # every lag has reply to compare with: the echo has arrived, however late it comes back
+        covered = bool(np.all(np.any(overlap, axis=1)))
+        if covered and float(np.sum(reference)) > _SILENT_POWER and excess < _LEARN_BELOW_SHARE:
             # echo alone, as far as we can tell: learn where and how loud it comes back
             self._track_delay(powers, overlap, blocks, floor)
             self._ratios.append(np.minimum(powers / np.maximum(reference, 1e-20), self._prior_gain))
@@ -196,8 +208,6 @@ class EchoReference:
     ) -> None:
         """Score each lag by how well the reply's band envelopes then follow the frame's over time."""
         counts = overlap.sum(axis=1)
-        if np.any(counts == 0):
-            return
         shifted = (overlap.astype(np.float64) @ blocks) / counts[:, None]
         self._heard.append(np.log10(powers + floor + 1e-12))
         self._played.append(np.log10(shifted + floor + 1e-12))
@@ -222,7 +232,11 @@ class EchoReference:
             return np.full(_BANDS, self._prior_gain)
         self._since_learned += 1
         if self._learned is None or self._since_learned >= _RESCORE_EVERY:
-            learned = np.percentile(np.stack(self._ratios), _LEARN_PERCENTILE, axis=0)
-            self._learned = np.minimum(learned * 10 ** (_LEARN_MARGIN_DB / 10), self._prior_gain)
+            ratios_db = 10 * np.log10(np.maximum(np.stack(self._ratios), 1e-20))
+            learned_db = np.percentile(ratios_db, _LEARN_PERCENTILE, axis=0) + _LEARN_MARGIN_DB
+            if len(ratios_db) < self._trust_after:
+                # a few frames say little about the echo's peaks unless they agree: widen by their spread
+                learned_db += _EARLY_SPREAD * np.std(ratios_db, axis=0) / np.sqrt(len(ratios_db))
+            self._learned = np.minimum(10 ** (learned_db / 10), self._prior_gain)
             self._since_learned = 0
         return self._learned

@@ -175,6 +175,31 @@ def test_policy_off_reports_nothing(bank: SpeechBank, reply: np.ndarray) -> None
     assert play_scene(VoiceActivity(BargeInConfig(policy="off")), scene).events == []
 
 
+@pytest.mark.parametrize("after_a_first_turn", [False, True], ids=["fresh", "after-a-first-turn"])
+def test_a_first_word_soon_after_the_reply_starts_cuts_it(bank: SpeechBank, after_a_first_turn: bool) -> None:
+    """Speech 0.45 s into a reply is weighed against the echo heard so far, not the loudest assumed.
+
+    The reply is a 440 Hz tone sent 0.5 s at a time; it comes back 20 dB down and the user says
+    "Wait, stop" quietly (-28 dBFS) over it. Against the -6 dB echo assumed before any is measured,
+    "Wait," lies within the echo's band and only "stop", 0.6 s later, would cut.
+    """
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(3 * RATE_HZ) / RATE_HZ)
+    reply_start_ms = 3_000 if after_a_first_turn else 400
+    mic = np.zeros(reply_start_ms * 16 + len(tone) + RATE_HZ)
+    if after_a_first_turn:
+        mic[: 2 * RATE_HZ] += tone[: 2 * RATE_HZ]  # the client's own first turn, then silence
+    mic[reply_start_ms * 16 : reply_start_ms * 16 + len(tone)] += tone * 10 ** (-20 / 20)
+    utterance = bank.utterance("Wait, stop please, I want to ask something else.")
+    at_ms = reply_start_ms + 450
+    speech = scale_to_dbfs(utterance.samples, -28.0, utterance.voiced)
+    mic[at_ms * 16 : at_ms * 16 + len(speech)] += speech
+    onset_ms = at_ms + utterance.onset_ms
+    scene = BargeInScene(mic, tone, reply_start_ms, onset_ms, burst=False)
+    cuts = play_scene(voice(), scene).of(CutReply)
+    assert len(cuts) == 1, cuts
+    assert 0 <= cuts[0][0] - onset_ms <= CUT_WITHIN_MS, (cuts, onset_ms)
+
+
 def test_a_cut_reply_no_longer_echoes(reply: np.ndarray) -> None:
     activity = voice()
     activity.reply_started()
