@@ -4,8 +4,8 @@ Owns: one conversation with a running proxy over its client protocol: wait for `
 ``queued`` updates), optionally send a ``config``, stream audio at real-time pace (silence
 included, as the upstream's VAD needs), and read replies concurrently: the live transcript, the
 per-turn latency, the reply audio (saved as a 16 kHz WAV). Sources: ``generated`` turns, a WAV
-file, or the microphone (``talk_microphone.py``). Signals live in ``talk_audio.py`` and the
-bookkeeping in ``talk_turns.py``; this module is their async edge.
+file, or the microphone (``microphone.py``). Signals live in ``audio.py`` and the bookkeeping
+in ``turns.py``; this module is their async edge.
 Must not: print for a library user (output goes to the :class:`Console` it is given).
 """
 

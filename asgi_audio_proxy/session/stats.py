@@ -22,11 +22,14 @@ __all__ = ["AudioLedger", "SessionLog", "SessionStats"]
 class SessionStats:
     """Totals of one session, handed to ``on_session_end`` and logged when it closes.
 
-    Client audio: every byte received ends up in exactly one of ``sent_bytes`` (acknowledged
-    ``done`` by the upstream), ``skipped_bytes`` (acknowledged ``skip``: the upstream was
-    replying) or ``dropped_bytes`` by reason (``oversize``, ``session_end``: less than one
-    200 ms message left when the session ended, ``unacknowledged``: in flight when the upstream
-    went away, ``upstream_rejected``: an error acknowledgement).
+    Client audio, counted as PCM16 at the upstream's rate once the dialect has decoded it: every
+    byte received ends up in exactly one of ``sent_bytes`` (the model heard it),
+    ``skipped_bytes`` (the upstream ignored it, e.g. while it replied) or ``dropped_bytes`` by
+    reason (``oversize``, ``too_fast``, ``cleared``, ``session_end``: still buffered when the
+    session ended, ``unacknowledged``: in flight when the upstream went away,
+    ``upstream_rejected``: refused by the upstream). ``resent_bytes`` of the skipped were sent
+    again after a voice barge-in and heard: they count as sent. With MiniCPM-o, ``sent`` and
+    ``skipped`` are its ``done`` and ``skip`` acknowledgements (``acks`` counts them).
     """
 
     session_id: str

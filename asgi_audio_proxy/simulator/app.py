@@ -4,9 +4,9 @@ Owns: the upstream's wire behaviour (``UPSTREAM_PROTOCOL.md`` sections 2, 3, 4 a
 winning): every route at its bare and ``/api/v1`` path, the stream WebSocket and its acks and
 error closes, the ``/completions`` SSE body byte for byte, and the timers; plus fault modes and a
 many-conversations load mode that the real server lacks. Conversation state is
-``simulator_state.py`` (its model ``simulator_model.py``, its VAD ``simulator_vad.py``), the
-record ``simulator_recorder.py``; the HTTP endpoints and the SSE body live in
-``simulator_http.py``, the stream socket in ``simulator_ws.py``.
+``state.py`` (its model ``model.py``, its VAD ``vad.py``), the record ``recorder.py``; the
+HTTP endpoints and the SSE body live in ``http.py``, the stream socket in ``ws.py``, both typed
+against ``host.SimulatorHost``, which this app implements.
 
 Must not: import ``session`` or ``upstream`` (it plays the other side).
 

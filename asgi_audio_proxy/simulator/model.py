@@ -7,7 +7,7 @@ over the chunks, audio = what it heard, at the version's rate and chunk length,
 messages: lenient base64, WAV merge under the first message's format, with the error texts the
 upstream shows (section 8: raw PCM fails only at the merge).
 
-Must not: know about requests, uids or turns; ``simulator_state.py`` drives it.
+Must not: know about requests, uids or turns; ``state.py`` drives it.
 """
 
 from __future__ import annotations
