@@ -7,7 +7,9 @@ its arrival (load upstream) by its marker, and the validity rules below. Must no
 
 A run is **invalid**, and reported as such, never as a figure, when: a session failed to connect;
 a generator fell behind (p99 lateness over :data:`MAX_LATE_P99_MS` or any frame later than
-:data:`MAX_LATE_MS`); a message sent in the window never arrived; or a session got an error.
+:data:`MAX_LATE_MS`); a message sent in the window never arrived; a message could not be told
+apart (no marker and no declared session, a marker that disagrees with the arrival count, or an
+arrival before its last frame left); or a session got an error.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = ["MAX_LATE_MS", "MAX_LATE_P99_MS", "LoadResult", "run_load"]
 MAX_LATE_P99_MS = 10.0
 #: ... or whose worst frame was three frames late
 MAX_LATE_MS = 60.0
+#: an arrival this much before its message's last frame left is a numbering error, not a clock
+MISNUMBERED_EARLY_MS = 20.0
 #: sessions one generator process drives (above it, several processes share the load)
 SESSIONS_PER_GENERATOR = 100
 _READY_TIMEOUT_S = 90.0
@@ -46,6 +50,8 @@ class LoadResult:
     target: str
     sessions: int
     window_s: float
+    dialect: str = "native"
+    phases: str = "aligned"
     valid: bool = True
     invalid_reasons: list[str] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)
@@ -86,10 +92,17 @@ def summary(values: list[float] | np.ndarray) -> dict[str, float]:
 
 def run_load(relay: ServerProcess, upstream: ServerProcess, client_url: str, *, target: str,
              sessions: int, warmup_s: float, window_s: float, reply_every: int = 0,
-             rss_every_s: float = 0.0,
+             rss_every_s: float = 0.0, dialect: str = "native", phases: str = "aligned",
+             declare: bool = False,
              on_sample: Callable[[float, float], None] | None = None) -> LoadResult:
-    """Run one level and return its figures; ``reply_every`` > 0 asks for replies (see marker)."""
-    result = LoadResult(target=target, sessions=sessions, window_s=window_s)
+    """Run one level and return its figures; ``reply_every`` > 0 asks for replies (see marker).
+
+    ``dialect`` is what the clients speak (see :mod:`benchmarks.dialect_wire`), ``phases`` where
+    their message boundaries fall (see :mod:`benchmarks.loadgen`); ``declare`` makes native
+    sessions declare themselves as well, so the upstream checks its count against the marker.
+    """
+    result = LoadResult(target=target, sessions=sessions, window_s=window_s, dialect=dialect,
+                        phases=phases)
     httpx.get(f"{upstream.http_url}/bench/arrivals", timeout=10)  # forget older arrivals
     result.rss_before_kib = relay.process.memory_info().rss / 1024
     count = max(1, math.ceil(sessions / SESSIONS_PER_GENERATOR))
@@ -102,7 +115,8 @@ def run_load(relay: ServerProcess, upstream: ServerProcess, client_url: str, *, 
                                    stdout=subprocess.PIPE, text=True, env=child_env())
             spec = {"url": client_url, "sessions": share, "first_index": first,
                     "total_sessions": sessions, "seconds": warmup_s + window_s,
-                    "reply_every": reply_every}
+                    "reply_every": reply_every, "dialect": dialect, "phases": phases,
+                    "declare": declare, "tail_s": 0.5 if reply_every else 0.1}
             assert gen.stdin is not None
             gen.stdin.write(json.dumps(spec) + "\n")
             gen.stdin.flush()
@@ -112,6 +126,8 @@ def run_load(relay: ServerProcess, upstream: ServerProcess, client_url: str, *, 
         connected = sum(ok for ok, _ in ready)
         if connected != sessions:
             result.invalidate(f"{sessions - connected} of {sessions} sessions failed to connect")
+        if dialect == "twilio":
+            _wait_declared(upstream, connected, result)
         gen_procs = [psutil.Process(g.pid) for g in generators]
         start = time.perf_counter() + _START_MARGIN_S
         for gen in generators:
@@ -145,6 +161,25 @@ def run_load(relay: ServerProcess, upstream: ServerProcess, client_url: str, *, 
     _judge_generators(result, outputs)
     _match_arrivals(result, upstream, outputs, window_start, window_end)
     return result
+
+
+def _wait_declared(upstream: ServerProcess, sessions: int, result: LoadResult) -> None:
+    """Until every session's conversation is open upstream and declared (options applied).
+
+    Twilio is told nothing when its stream is ready, so a caller streams from ``start`` on; the
+    proxy reads that audio once its upstream is connected, and its real-time pacer, whose clock
+    starts at the first audio read, then keeps the whole call that late. The load starts once
+    every call is up, so the figure is the dialect's steady cost, not its start-up.
+    """
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while True:
+        streams = httpx.get(f"{upstream.http_url}/bench/streams", timeout=10).json()
+        if streams["declared"] >= sessions:
+            return
+        if time.monotonic() > deadline:
+            result.invalidate(f"only {streams['declared']} of {sessions} sessions reached the upstream")
+            return
+        time.sleep(0.05)
 
 
 def _judge_generators(result: LoadResult, outputs: list[dict[str, Any]]) -> None:
@@ -183,7 +218,16 @@ def _match_arrivals(result: LoadResult, upstream: ServerProcess, outputs: list[d
     if lost:
         result.invalidate(f"{lost} messages sent in the window never reached the upstream")
     if body["unmarked"]:
-        result.invalidate(f"{body['unmarked']} messages reached the upstream without a marker")
+        result.invalidate(f"{body['unmarked']} messages reached the upstream without a marker "
+                          "or a declared session")
+    if body.get("misnumbered"):
+        result.invalidate(f"{body['misnumbered']} messages' markers disagree with their arrival count")
+    # a message numbered one off arrives 200 ms early; a few ms early is only the generator
+    # reading its clock after the send returned, once the relay already had the frame
+    early = sum(x < -MISNUMBERED_EARLY_MS for x in latencies)
+    if early:
+        result.invalidate(f"{early} messages arrived over {MISNUMBERED_EARLY_MS:g} ms before their "
+                          "last frame was sent (misnumbered)")
 
 
 def _ready_line(gen: subprocess.Popen[str]) -> tuple[int, int]:

@@ -13,7 +13,10 @@ and it keeps every accepted chunk per uid (unbounded memory over a soak). The si
 what the turn-taking figures (first reply audio, barge-in) run against.
 
 Each audio message's first samples carry a marker the load generator writes (see
-:mod:`benchmarks.marker`): session index, message index and a "reply now" flag. On that flag the
+:mod:`benchmarks.marker`): session index, message index and a "reply now" flag. A session whose
+audio is resampled on the way (Realtime, Twilio) declares its index in the assistant prompt
+instead; its messages are numbered per uid as they arrive. Where a session does both (the
+native cross-check), the two must agree, or the message counts as misnumbered. On that flag the
 uid's waiting ``/completions`` body plays a reply: the echo, ``REPLY_CHUNKS`` 2.6-style chunks
 (24 kHz, 12 800 samples) whose text is the upstream's ``perf_counter`` at the moment of writing,
 then ``<end>``; so the client can time the reply path without a shared log.
@@ -35,7 +38,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from asgi_audio_proxy.audio import pcm16_to_wav
 
-from .marker import read_marker
+from .marker import read_declared, read_marker
 
 __all__ = ["REPLY_CHUNKS", "LoadUpstream"]
 
@@ -61,6 +64,11 @@ class LoadUpstream:
     def __init__(self) -> None:
         self.arrivals: list[tuple[int, int, float]] = []
         self.unmarked = 0  # audio messages without a readable marker (should stay 0)
+        self.misnumbered = 0  # marker and arrival count disagree for a declared session
+        self._counted: list[tuple[str, int, float]] = []  # (uid, message, t) without a marker
+        self._declared: dict[str, int] = {}  # uid -> session index, from /init_options
+        self._received: dict[str, int] = defaultdict(int)  # audio messages per uid so far
+        self._open: set[str] = set()  # uids whose audio WebSocket is open
         self._triggers: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._reply_b64 = _reply_audio_b64()
 
@@ -75,12 +83,15 @@ class LoadUpstream:
             await self._websocket(scope, receive, send)
         elif path == "/completions":
             await self._completions(_uid(scope), receive, send)
+        elif path == "/bench/streams":  # how many conversations are open, and declared
+            declared = sum(uid in self._declared for uid in self._open)
+            await _respond(send, 200, json.dumps({"open": len(self._open), "declared": declared}).encode())
         elif path == "/bench/arrivals":
-            body = json.dumps({"arrivals": self.arrivals, "unmarked": self.unmarked}).encode()
-            self.arrivals, self.unmarked = [], 0
-            await _respond(send, 200, body)
+            await _respond(send, 200, json.dumps(self._take_arrivals()).encode())
         else:  # /init_options, /stop, /health: drain the body, answer like the upstream
-            await _drain(receive)
+            body = await _drain(receive)
+            if path == "/init_options":
+                self._note_declared(_uid(scope), body)
             content = "2.6" if path == "/init_options" else "success"
             await _respond(send, 200, json.dumps(
                 {"id": _uid(scope), "choices": {"role": "assistant", "content": content,
@@ -93,21 +104,54 @@ class LoadUpstream:
         raw = scope["path"] == "/bench/raw"
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
+        self._open.add(uid)
         while True:
             message = await receive()
             now = time.perf_counter()
             if message["type"] == "websocket.disconnect":
                 self._triggers.pop(uid, None)
+                self._open.discard(uid)
+                self._received.pop(uid, None)  # its declaration stays until the arrivals are taken
                 return
             marker = _marker_of(message, raw)
+            count = self._received[uid]
+            self._received[uid] = count + 1
             if marker is None:
-                self.unmarked += 1
+                if raw:
+                    self.unmarked += 1
+                else:
+                    self._counted.append((uid, count, now))
             else:
                 session, index, wants_reply = marker
                 self.arrivals.append((session, index, now))
+                if uid in self._declared and (self._declared[uid], count) != (session, index):
+                    self.misnumbered += 1
                 if wants_reply and not raw:
                     self._triggers[uid].set()
             await send({"type": "websocket.send", "text": ack})
+
+    def _note_declared(self, uid: str, body: bytes) -> None:
+        try:
+            content = json.loads(body)["messages"][0]["content"]
+            prompt = next(c["options"].get("assistant_prompt") for c in content if c.get("type") == "options")
+        except (ValueError, LookupError, TypeError, AttributeError, StopIteration):
+            return
+        session = read_declared(prompt)
+        if session is not None:
+            self._declared[uid] = session
+
+    def _take_arrivals(self) -> dict[str, Any]:
+        """Every arrival since the last call, counted ones under their declared session."""
+        arrivals = list(self.arrivals)
+        for uid, index, t in self._counted:
+            if uid in self._declared:
+                arrivals.append((self._declared[uid], index, t))
+            else:
+                self.unmarked += 1
+        taken = {"arrivals": arrivals, "unmarked": self.unmarked, "misnumbered": self.misnumbered}
+        self.arrivals, self._counted, self.unmarked, self.misnumbered = [], [], 0, 0
+        self._declared = {uid: n for uid, n in self._declared.items() if uid in self._received}
+        return taken
 
     async def _completions(self, uid: str, receive: Receive, send: Send) -> None:
         await _drain(receive)
@@ -178,11 +222,13 @@ async def _respond(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _drain(receive: Receive) -> None:
+async def _drain(receive: Receive) -> bytes:
+    body = bytearray()
     while True:
         message = await receive()
+        body += message.get("body", b"")
         if message["type"] != "http.request" or not message.get("more_body"):
-            return
+            return bytes(body)
 
 
 async def _wait_disconnect(receive: Receive) -> None:

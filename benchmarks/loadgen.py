@@ -6,8 +6,19 @@ last frame of each 200 ms message left, timing reply audio, and checking its own
 frame's lateness against its schedule is kept, and a run whose generator fell behind is marked
 invalid by the parent (see :data:`benchmarks.load.MAX_LATE_P99_MS`).
 
+Message phases: ``aligned`` (every session starts on the same frame, so all 200 ms message
+boundaries fall inside one 20 ms window: clients that started together) or ``random`` (each
+session starts 0-9 frames late, ten sessions per slot in a fixed shuffled order, so boundaries
+spread over the whole 200 ms). The frame spread is the same in both.
+
+Dialects (see :mod:`benchmarks.dialect_wire`): ``native`` (binary PCM, the marker in each
+message), ``realtime`` (``input_audio_buffer.append``, base64 PCM16 24 kHz, after a
+``session.update``) and ``twilio`` (``connected``, ``start``, then μ-law 8 kHz ``media``). The
+last two declare their session in the assistant prompt (see :mod:`benchmarks.marker`).
+
 Protocol with the parent, one line each: the spec as JSON on stdin; ``READY <ok> <failed>`` on
-stdout once every session has its ``ready``; ``GO <perf_counter>`` on stdin (the common start);
+stdout once every session is open (its dialect's opening done: ``ready``, ``session.updated``,
+or ``start`` sent); ``GO <perf_counter>`` on stdin (the common start);
 the result as one JSON line on stdout. Must not: import the proxy (it is the client side).
 """
 
@@ -26,21 +37,36 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .marker import FRAME_BYTES, FRAMES_PER_MESSAGE, marked_frame
+from .dialect_wire import ClientWire, HandshakeFailed, client_wire
+from .marker import FRAMES_PER_MESSAGE
 
-__all__ = ["main"]
+__all__ = ["main", "message_offsets"]
 
 FRAME_S = 0.02
-_SILENT_FRAME = bytes(FRAME_BYTES)
 _READY_TIMEOUT_S = 30.0
 _CONNECT_CONCURRENCY = 16
+#: the shuffle of the random message phases: fixed, so every run and generator agrees
+_PHASE_SEED = 11
+
+
+def message_offsets(total: int, phases: str) -> list[int]:
+    """Frames each session starts late: none when ``aligned``, 0-9 (ten per slot) when ``random``."""
+    if phases == "aligned":
+        return [0] * total
+    if phases != "random":
+        raise ValueError(f"invalid phases={phases!r}: expected 'aligned' or 'random'")
+    slots = np.arange(total) % FRAMES_PER_MESSAGE
+    np.random.default_rng(_PHASE_SEED).shuffle(slots)
+    return [int(k) for k in slots]
 
 
 @dataclass
 class _Session:
     index: int
     ws: ClientConnection
+    wire: ClientWire
     phase_s: float
+    skip_frames: int = 0  # starts this many frames after the common start (its message phase)
     message_sent_at: list[float] = field(default_factory=list)
     reply_ms: list[float] = field(default_factory=list)
     reply_e2e_ms: list[float] = field(default_factory=list)
@@ -70,8 +96,8 @@ class _Session:
                     self._stamps = _read_stamps(event["content"])
                 elif kind == "turn_end":
                     self.turn_ends += 1
-                elif kind == "error":
-                    self.errors.append(str(event.get("message"))[:200])
+                elif (error := self.wire.error_of(event)) is not None:
+                    self.errors.append(error)
         except ConnectionClosed as exc:
             self.closed_code = exc.rcvd.code if exc.rcvd else None
 
@@ -85,21 +111,25 @@ def _read_stamps(text: str) -> tuple[float, float | None] | None:
     return parts[0], parts[1] if len(parts) > 1 else None
 
 
-async def _open(url: str, index: int, total: int, gate: asyncio.Semaphore) -> _Session | str:
+async def _open(spec: dict[str, Any], index: int, gate: asyncio.Semaphore,
+                skip_frames: int) -> _Session | str:
+    wire = client_wire(spec.get("dialect", "native"), index, declare=bool(spec.get("declare")))
     async with gate:
+        ws = None
         try:
             async with asyncio.timeout(_READY_TIMEOUT_S):
                 # offer permessage-deflate as browsers do (BENCH_CLIENT_DEFLATE=1): what the server
                 # then chooses is what is measured
                 compression = "deflate" if os.environ.get("BENCH_CLIENT_DEFLATE") else None
-                ws = await connect(url, compression=compression, ping_interval=None, max_queue=None)
-                first = json.loads(await ws.recv())
-        except (OSError, TimeoutError, ConnectionClosed, ValueError) as exc:
+                ws = await connect(spec["url"], compression=compression, ping_interval=None,
+                                   max_queue=None)
+                await wire.open(ws)
+        except (OSError, TimeoutError, ConnectionClosed, ValueError, HandshakeFailed) as exc:
+            if ws is not None:
+                await ws.close()
             return f"session {index}: {type(exc).__name__}: {exc}"[:200]
-        if first.get("type") != "ready":
-            await ws.close()
-            return f"session {index}: first message {first!r}"[:200]
-        return _Session(index, ws, phase_s=FRAME_S * index / total)
+        return _Session(index, ws, wire, phase_s=FRAME_S * index / int(spec["total_sessions"]),
+                        skip_frames=skip_frames)
 
 
 async def _stream(sessions: list[_Session], start: float, frames: int, reply_every: int) -> list[float]:
@@ -109,17 +139,16 @@ async def _stream(sessions: list[_Session], start: float, frames: int, reply_eve
     n = 0
     for frame in range(frames):
         base = start + frame * FRAME_S
-        message, position = divmod(frame, FRAMES_PER_MESSAGE)
         for session in order:
+            if frame < session.skip_frames:
+                continue  # not started yet: its messages end later than the others'
+            message, position = divmod(frame - session.skip_frames, FRAMES_PER_MESSAGE)
             due = base + session.phase_s
             wait = due - time.perf_counter()
             if wait > 0:
                 await asyncio.sleep(wait)
-            if position == 0:
-                wants = reply_every > 0 and (message + session.index) % reply_every == reply_every - 1
-                data = marked_frame(session.index, message, wants_reply=wants)
-            else:
-                data = _SILENT_FRAME
+            wants = reply_every > 0 and (message + session.index) % reply_every == reply_every - 1
+            data = session.wire.frame(message, position, wants_reply=wants and position == 0)
             try:
                 await session.ws.send(data)
             except ConnectionClosed:
@@ -135,7 +164,8 @@ async def _stream(sessions: list[_Session], start: float, frames: int, reply_eve
 async def _run(spec: dict[str, Any]) -> dict[str, Any]:
     total, first = int(spec["total_sessions"]), int(spec["first_index"])
     gate = asyncio.Semaphore(_CONNECT_CONCURRENCY)
-    opened = await asyncio.gather(*(_open(spec["url"], first + i, total, gate)
+    offsets = message_offsets(total, spec.get("phases", "aligned"))
+    opened = await asyncio.gather(*(_open(spec, first + i, gate, offsets[first + i])
                                     for i in range(int(spec["sessions"]))))
     sessions = [s for s in opened if isinstance(s, _Session)]
     failures = [s for s in opened if isinstance(s, str)]
@@ -156,7 +186,7 @@ async def _run(spec: dict[str, Any]) -> dict[str, Any]:
         "sessions": len(sessions),
         "connect_failures": failures,
         "frames_sent": len(late),
-        "frames_due": frames * len(sessions),
+        "frames_due": sum(frames - s.skip_frames for s in sessions),
         "late_ms": {"p50": float(np.percentile(late_ms, 50)), "p99": float(np.percentile(late_ms, 99)),
                     "max": float(late_ms.max())},
         "message_sent_at": {str(s.index): s.message_sent_at for s in sessions},

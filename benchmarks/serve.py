@@ -2,7 +2,9 @@
 
 Owns: binding 127.0.0.1 port 0, printing ``PORT <n>`` on stdout, and running one app under
 uvicorn in this process, so each side's CPU and memory can be read per process (psutil).
-Kinds: ``proxy`` (:class:`asgi_audio_proxy.AudioProxy`, ``chunk_duration`` 0.2),
+Kinds: ``proxy`` (:class:`asgi_audio_proxy.AudioProxy`, ``chunk_duration`` 0.2; with
+``--dialects``, :class:`asgi_audio_proxy.AudioProxyMiddleware` serving the native protocol on
+``/audio``, the Realtime dialect on ``/v1/realtime`` and the Twilio one on ``/twilio``),
 ``bare`` (:mod:`benchmarks.bare_relay`), ``load-upstream`` (:mod:`benchmarks.load_upstream`) and
 ``simulator`` (:class:`asgi_audio_proxy.simulator.app.UpstreamSimulator`).
 Must not: measure anything; the parent reads this process from outside.
@@ -46,7 +48,8 @@ def build_app(args: argparse.Namespace) -> Any:
 
     if args.stamp_replies:
         _stamp_reply_arrivals()
-    config = ProxyConfig(upstream_url=args.upstream, chunk_duration=CHUNK_DURATION_S)
+    config = ProxyConfig(upstream_url=args.upstream, chunk_duration=CHUNK_DURATION_S,
+                         **({"barge_in": args.barge_in} if args.barge_in else {}))
     client = None
     if args.pool == "unbounded":
         # httpx's default pool (100 connections) cannot hold more than 100 open /completions
@@ -54,7 +57,35 @@ def build_app(args: argparse.Namespace) -> Any:
                                                                         max_keepalive_connections=None))
     # the load upstream holds any number of conversations (a bank of model servers behind one
     # URL), so every session is leased at once: the figures are the proxy's, not a queue's
-    return AudioProxy(config, http_client=client, leaser=OpenLeaser(args.upstream))
+    leaser = OpenLeaser(args.upstream)
+    if args.dialects:
+        return _dialects_app(config, client, leaser)
+    return AudioProxy(config, http_client=client, leaser=leaser)
+
+
+def _dialects_app(config: Any, client: Any, leaser: OpenLeaser) -> Any:
+    """One proxy behind the middleware, a dialect per path, as an app that serves them all."""
+    from starlette.responses import PlainTextResponse
+
+    from asgi_audio_proxy import AudioProxyMiddleware
+    from asgi_audio_proxy.dialects.realtime import realtime_dialect
+    from asgi_audio_proxy.dialects.twilio import twilio_dialect
+
+    async def rest(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":  # the middleware leaves lifespan to the app: end here
+            await receive()  # lifespan.startup
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown
+            await middleware.proxy.shutdown()
+            await middleware.proxy.aclose()
+            await send({"type": "lifespan.shutdown.complete"})
+        elif scope["type"] == "http":  # /health and anything else
+            await PlainTextResponse("ok\n")(scope, receive, send)
+
+    middleware = AudioProxyMiddleware(rest, path="/audio", config=config, http_client=client,
+                                      leaser=leaser, dialects={"/v1/realtime": realtime_dialect,
+                                                               "/twilio": twilio_dialect})
+    return middleware
 
 
 class _OpenLease:
@@ -146,6 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool", choices=["default", "unbounded"], default="unbounded")
     parser.add_argument("--stamp-replies", action="store_true",
                         help="proxy: stamp each SSE event's arrival into its text (reply path)")
+    parser.add_argument("--barge-in", choices=["off", "control", "voice"], default=None,
+                        help="proxy: ProxyConfig.barge_in (the library's default when omitted)")
+    parser.add_argument("--dialects", action="store_true",
+                        help="proxy: native on /audio, Realtime on /v1/realtime, Twilio on /twilio")
     parser.add_argument("--profile", metavar="PATH", help="write cProfile stats here at shutdown")
     parser.add_argument("--first-chunk-delay-s", type=float, default=0.05)
     parser.add_argument("--chunk-delay-s", type=float, default=0.02)
