@@ -16,8 +16,9 @@ import sys
 import time
 from typing import Any
 
+from . import compare
 from .load import LoadResult, run_load, summary
-from .procs import server
+from .procs import ServerProcess, server
 from .report import Row, build_rows, format_table, plot
 from .resampler import measure_resamplers
 from .routing import measure_router
@@ -25,32 +26,60 @@ from .turns import barge_in, first_audio_direct, first_audio_proxy
 
 
 def _levels(quick: bool) -> list[int]:
-    return [1, 20] if quick else [1, 50, 100, 200]
+    return [20] if quick else [1, 50, 100, 200]
 
 
-def _sweep(args: argparse.Namespace, log: Any) -> tuple[list[LoadResult], list[LoadResult]]:
-    warmup, window = (0.5, 2.0) if args.quick else (2.0, 10.0)
+def _phases_level(quick: bool) -> int:
+    """Where aligned and random message phases are compared (the sweep's run is the aligned one)."""
+    return 20 if quick else 100
+
+
+def _sweep(args: argparse.Namespace, log: Any, upstream: ServerProcess
+           ) -> tuple[list[LoadResult], list[LoadResult], dict[str, LoadResult]]:
+    """Bare relay and proxy at each level; at the phases level, a random-phase run right after."""
+    warmup, window = (0.3, 1.5) if args.quick else (2.0, 10.0)
     bare_runs, proxy_runs = [], []
-    with server("load-upstream") as upstream:
-        for kind, runs in (("bare", bare_runs), ("proxy", proxy_runs)):
-            with server(kind, "--upstream", upstream.http_url) as relay:
-                url = relay.ws_url + ("/relay" if kind == "bare" else "/audio")
-                levels = _levels(args.quick)
-                i = 0
-                while i < len(levels):
-                    n = levels[i]
-                    log(f"load: {kind} x {n} sessions ...")
-                    run = run_load(relay, upstream, url, target=kind, sessions=n, warmup_s=warmup,
-                                   window_s=window)
-                    runs.append(run)
-                    log(f"  p50 {run.latency_ms.get('p50')} ms p99 {run.latency_ms.get('p99')} ms, "
-                        f"cpu {run.relay_cpu_s} s, valid {run.valid} {run.invalid_reasons}")
-                    # capacity probe: past the sweep, go on while the proxy still holds p99 < 20 ms
-                    if (kind == "proxy" and not args.quick and i == len(levels) - 1 and run.valid
-                            and run.latency_ms.get("p99", 1e9) < 20 and n < 400):
-                        levels.append(n + 100)
-                    i += 1
-    return bare_runs, proxy_runs
+    random_phases: dict[str, LoadResult] = {}
+    for kind, runs in (("bare", bare_runs), ("proxy", proxy_runs)):
+        with server(kind, "--upstream", upstream.http_url) as relay:
+            url = relay.ws_url + ("/relay" if kind == "bare" else "/audio")
+            levels = _levels(args.quick)
+            i = 0
+            while i < len(levels):
+                n = levels[i]
+                log(f"load: {kind} x {n} sessions ...")
+                run = run_load(relay, upstream, url, target=kind, sessions=n, warmup_s=warmup,
+                               window_s=window)
+                runs.append(run)
+                log(f"  p50 {run.latency_ms.get('p50')} ms p99 {run.latency_ms.get('p99')} ms, "
+                    f"cpu {run.relay_cpu_s} s, valid {run.valid} {run.invalid_reasons}")
+                if n == _phases_level(args.quick):
+                    log(f"load: {kind} x {n} sessions, random message phases ...")
+                    random_phases[kind] = run_load(relay, upstream, url, target=f"{kind}-random",
+                                                   sessions=n, warmup_s=warmup, window_s=window,
+                                                   phases="random")
+                    log(f"  p50 {random_phases[kind].latency_ms.get('p50')} ms p99 "
+                        f"{random_phases[kind].latency_ms.get('p99')} ms, valid {random_phases[kind].valid}")
+                # capacity probe: past the sweep, go on while the proxy still holds p99 < 20 ms
+                if (kind == "proxy" and not args.quick and i == len(levels) - 1 and run.valid
+                        and run.latency_ms.get("p99", 1e9) < 20 and n < 400):
+                    levels.append(n + 100)
+                i += 1
+    return bare_runs, proxy_runs, random_phases
+
+
+def _comparisons(args: argparse.Namespace, log: Any, upstream: ServerProcess) -> dict[str, Any]:
+    """Dialects against native and voice barge-in against off (see :mod:`benchmarks.compare`)."""
+    warmup, window = (0.3, 1.0) if args.quick else (2.0, 10.0)
+
+    def run(*a: Any, **k: Any) -> LoadResult:
+        return run_load(*a, warmup_s=warmup, window_s=window, **k)
+
+    by_dialect, off = compare.measure_dialects(upstream, run, args.quick, log)
+    on = compare.measure_voice(upstream, run, args.quick, log)
+    log("voice: the detector alone, in-process ...")
+    detector = compare.measure_detector_cpu(args.quick)
+    return {"dialects": by_dialect, "on": on, "off": off, "detector": detector}
 
 
 def _reply_path(args: argparse.Namespace, log: Any) -> LoadResult:
@@ -100,11 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     log("resampler: ours and soxr ...")
     resamplers = measure_resamplers(quick=args.quick)
     router = measure_router(quick=args.quick)
-    bare_runs, proxy_runs = _sweep(args, log)
+    with server("load-upstream") as upstream:
+        bare_runs, proxy_runs, random_phases = _sweep(args, log, upstream)
+        compared = _comparisons(args, log, upstream)
     replies = _reply_path(args, log)
     turns = _turns(args, log)
     soak = None if args.quick else _soak(args, log)
     rows: list[Row] = build_rows(bare_runs, proxy_runs, replies, turns, soak, resamplers, router)
+    top = _phases_level(args.quick)
+    aligned = {"proxy": next(r for r in proxy_runs if r.sessions == top),
+               "bare": next(r for r in bare_runs if r.sessions == top)}
+    rows += compare.phase_rows(aligned, random_phases)
+    rows += compare.dialect_rows(compared["dialects"])
+    rows += compare.voice_rows(compared["on"], compared["off"], compared["detector"])
     elapsed = time.monotonic() - started
     report = {
         "meta": {"quick": args.quick, "elapsed_s": round(elapsed, 1), "python": platform.python_version(),
@@ -116,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {"proxy": [r.as_dict() for r in proxy_runs], "reply_path": replies.as_dict(),
                  "soak": soak.as_dict() if soak else None,
                  "turns": {k: vars(v) for k, v in turns.items()},
-                 "resamplers": [r.as_dict() for r in resamplers], "router": router},
+                 "resamplers": [r.as_dict() for r in resamplers], "router": router,
+                 "phases": {"aligned": {k: r.as_dict() for k, r in aligned.items()},
+                            "random": {k: r.as_dict() for k, r in random_phases.items()}},
+                 **compare.as_json(compared["dialects"], compared["on"], compared["off"],
+                                   compared["detector"])},
     }
     print(format_table(rows, elapsed))
     if args.json:

@@ -87,6 +87,26 @@ def test_quick_run_reports_every_kind_of_figure(report: dict[str, Any]) -> None:
 
 
 @pytest.mark.timeout(200)
+def test_same_run_comparisons_are_reported(report: dict[str, Any]) -> None:
+    names = " ".join(_figures(report))
+    for label in ("phases aligned vs random", "Realtime vs native", "Twilio vs native",
+                  "voice barge-in on vs off"):
+        for kind in ("client->upstream p50", "client->upstream p99", "CPU s per audio s per session"):
+            assert f"{label}: {kind}" in names, (label, kind)
+    assert "voice detector alone" in names
+    runs = report["runs"]
+    assert {k: r["phases"] for k, r in runs["phases"]["random"].items()} == {"bare": "random",
+                                                                               "proxy": "random"}
+    assert {k: r["phases"] for k, r in runs["phases"]["aligned"].items()} == {"bare": "aligned",
+                                                                                "proxy": "aligned"}
+    assert {d: r["dialect"] for d, r in runs["dialects"].items()} == {
+        "native": "native", "realtime": "realtime", "twilio": "twilio"}
+    assert all(r["latency_ms"]["n"] > 0 for r in runs["dialects"].values())
+    assert runs["voice"]["on"] and set(runs["voice"]["on"]) <= set(runs["voice"]["off"])
+    assert runs["voice"]["detector"]["cpu_pct_per_session_s"] > 0
+
+
+@pytest.mark.timeout(200)
 def test_baselines_were_measured_in_the_same_run(report: dict[str, Any]) -> None:
     bare = report["baselines"]["bare_relay"]
     assert bare and all(run["latency_ms"]["n"] > 0 for run in bare)
