@@ -132,7 +132,8 @@ async def test_bad_messages_cost_only_themselves_and_twilio_is_told_nothing() ->
 
 async def test_a_long_reply_plays_whole_with_a_mark_every_40_ms() -> None:
     # 25 marks a second come back for as long as a reply plays: they are not control messages
-    long_utterance = tone(440, 6.0, RATE_HZ) + silence(1.4, RATE_HZ)
+    # (counted as such, a reply over 4 s ran out the control rate's burst of 20 at 20 a second)
+    long_utterance = tone(440, 4.5, RATE_HZ) + silence(1.4, RATE_HZ)
     async with running_simulator() as up, phone_proxy("uvicorn", up.url) as (_, url, _), \
             TwilioPeer.call(url) as peer:
         peer.say(long_utterance)
