@@ -74,3 +74,12 @@ def test_denied_maps_status_to_close_code_and_retry_after() -> None:
     assert busy.close_code == 1013 and busy.headers == {"Retry-After": "5"}
     assert Denied(429, "slow down").close_code == 1013
     assert Denied(403, "no").headers == {}
+
+
+def test_token_auth_reads_a_browser_realtime_clients_key_from_its_subprotocol() -> None:
+    auth = TokenAuth({"sk-good": "alice"})
+    scope = {"type": "websocket", "headers": [], "query_string": b"",
+             "subprotocols": ["realtime", "openai-insecure-api-key.sk-good", "openai-beta.realtime-v1"]}
+    assert auth(scope) == "alice"
+    with pytest.raises(Denied):
+        auth({**scope, "subprotocols": ["realtime", "openai-insecure-api-key.sk-bad"]})

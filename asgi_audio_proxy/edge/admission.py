@@ -57,8 +57,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+#: the subprotocol a browser's OpenAI Realtime client carries its key in
+_KEY_SUBPROTOCOL = "openai-insecure-api-key."
+
+
 class TokenAuth:
-    """Bearer tokens, from the ``Authorization`` header or a query parameter.
+    """Bearer tokens, from the ``Authorization`` header, a query parameter, or the
+    ``openai-insecure-api-key.<token>`` WebSocket subprotocol (how browser apps written for the
+    OpenAI Realtime API present their key).
 
     Args:
         tokens: token -> identity (what the session keeps and logs; never the token).
@@ -79,6 +85,9 @@ class TokenAuth:
             values = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1")).get(
                 self._query_param)
             token = values[0] if values else None
+        if token is None:
+            token = next((p[len(_KEY_SUBPROTOCOL):] for p in scope.get("subprotocols") or ()
+                          if p.startswith(_KEY_SUBPROTOCOL) and len(p) > len(_KEY_SUBPROTOCOL)), None)
         if token is None:
             raise Denied(401, "a token is required")
         identity = self._tokens.get(token)
