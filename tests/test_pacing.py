@@ -35,3 +35,15 @@ def test_rate_limit_allows_a_burst_then_the_rate() -> None:
     assert limit.allow(0.5) is True  # 0.5 s at 2/s refills one token
     assert limit.allow(10.0) and limit.allow(10.0) and limit.allow(10.0)
     assert not limit.allow(10.0)  # the bucket holds at most the burst
+
+
+def test_a_clock_started_at_the_handshake_lets_audio_sent_while_connecting_go_at_once() -> None:
+    # a phone call streams from its start; the session reads it 0.5 s later, once connected
+    early, late = Pacer(0.2, 0.2), Pacer(0.2, 0.2)
+    early.start(0.0)
+    for pacer in (early, late):
+        pacer.received(19_200, 0.5)  # the 0.6 s backlog, read at once
+    assert [early.send_at(k) for k in range(3)] == pytest.approx([0.0, 0.2, 0.4])  # all due now
+    assert late.send_at(2) == pytest.approx(0.9)  # without: late by the wait, for the whole call
+    early.start(5.0)  # only the first start counts
+    assert early.send_at(0) == pytest.approx(0.0)

@@ -199,6 +199,7 @@ class ProxySession:
 
     async def _serve(self) -> None:
         await self._client.accept(self._dialect.subprotocol)
+        self._lead.start(asyncio.get_running_loop().time())  # real time runs from the handshake
         self.log.info("open: identity %s, dialect %s", self.stats.identity, self._dialect.name)
         try:
             options = self._config.client_options(self._config_data)
