@@ -18,9 +18,9 @@ _BYTES_PER_S = CLIENT_SAMPLE_RATE_HZ * 2
 class Pacer:
     """Keeps audio going upstream no faster than real time, with one ``chunk_duration`` of slack.
 
-    The clock starts at :meth:`start` (when the conversation began: audio a client sent while
-    the upstream was being reached then goes at once instead of trailing real time by that wait
-    for the whole conversation), or else at the first audio. Message ``k`` (200 ms each) may go at
+    The clock starts at :meth:`start` (the session's lead check starts it at the handshake, so
+    audio a client streamed while the upstream was being reached is not taken as running
+    ahead), or else at the first audio. Message ``k`` (200 ms each) may go at
     ``start + (k + 1) * 0.2 - burst_s``: a real-time client is never delayed, a faster one is
     slowed to real time.
 

@@ -231,8 +231,24 @@ class ProxySession:
                 tg.create_task(self._watch_lease(self._lease))
 
     async def _receive_from_client(self) -> None:
+        receive, dialect = self._client.receive, self._dialect
+        upstream = self._live_upstream
         while True:
-            await self._on_frame(await self._client.receive())
+            frame = await receive()
+            if type(frame) is not bytes or len(frame) > self._config.max_message_bytes:
+                await self._on_frame(frame)
+                continue
+            try:
+                events = dialect.receive(frame)
+            except ClientError as exc:
+                self._bad_frame(exc)
+                continue
+            if len(events) == 1 and type(events[0]) is AudioIn:  # the hot path: 50 a second
+                if self._observer is not None:
+                    self._observer(events[0])
+                await self._on_audio(events[0], upstream)
+            else:
+                await self._on_events(events)
 
     async def _on_frame(self, frame: Frame) -> None:
         if isinstance(frame, bytes) and len(frame) > self._config.max_message_bytes:
@@ -242,11 +258,18 @@ class ProxySession:
                                 f"{self._config.max_message_bytes}")
         try:
             events = self._dialect.receive(frame)
-        except ClientError as exc:  # a bad frame costs an error event, never the session
-            self._check_control_rate()
-            self.log.warning("client sent a bad message: %s", exc.message)
-            self._to_client.emit(ErrorEvent(exc.kind, exc.message, exc.close_code))
+        except ClientError as exc:
+            self._bad_frame(exc)
             return
+        await self._on_events(events)
+
+    def _bad_frame(self, exc: ClientError) -> None:
+        """A frame the dialect could not take costs an error event, never the session."""
+        self._check_control_rate()
+        self.log.warning("client sent a bad message: %s", exc.message)
+        self._to_client.emit(ErrorEvent(exc.kind, exc.message, exc.close_code))
+
+    async def _on_events(self, events: list[ClientEvent]) -> None:
         if events and not any(isinstance(event, AudioIn) for event in events):
             self._check_control_rate()  # controls are rare; bookkeeping frames (echoed marks) free
         for event in events:
@@ -290,16 +313,17 @@ class ProxySession:
 
     async def _on_audio(self, event: AudioIn, upstream: UpstreamAdapter) -> None:
         now = asyncio.get_running_loop().time()
-        pcm = self._rates.to_upstream(event.pcm, event.rate_hz, upstream.input_rate_hz)
+        rate = upstream.input_rate_hz
+        pcm = event.pcm if event.rate_hz == rate else self._rates.to_upstream(event.pcm, event.rate_hz, rate)
         self._ledger.received(len(pcm))
         self._last_activity = now
-        self._lead.received(len(pcm) * 16_000 // upstream.input_rate_hz, now)
+        self._lead.received(len(pcm) * 16_000 // rate, now)
         lead_s = self._lead.lead_s(now)
         if lead_s > self._config.max_lead_s:
             self._ledger.dropped("too_fast", len(pcm))
             raise ClientError(f"audio is arriving {lead_s:.1f} s ahead of real time (the limit is "
                               f"{self._config.max_lead_s} s): stream at real-time pace")
-        for heard in self._voice.heard(pcm, upstream.input_rate_hz) if self._voice else ():
+        for heard in self._voice.heard(pcm, rate) if self._voice is not None else ():
             if isinstance(heard, CutReply):  # voice barge-in: the user spoke over the reply
                 self._stop_reply("voice", resend_from_ms=heard.audio_start_ms)
             else:

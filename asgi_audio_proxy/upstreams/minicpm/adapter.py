@@ -63,9 +63,6 @@ class MiniCPMAdapter:
         self._transport = transport
         self._buffer = ChunkBuffer(config.release_messages)
         self._pacer = Pacer(MESSAGE_DURATION_S, config.chunk_duration)
-        # the conversation's clock starts now, not at the first audio: a client that streamed
-        # while the upstream was being reached (a phone call does) is not late for its length
-        self._pacer.start(asyncio.get_running_loop().time())
         self._router = ReplyRouter()
         # back-pressure: a full queue makes send_audio wait, so the client is no longer read
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(
