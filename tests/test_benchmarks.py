@@ -15,15 +15,23 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    path = tmp_path_factory.mktemp("bench") / "report.json"
+def _quick_run(path: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json", str(path)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| figure" in done.stdout
     loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    # the quick run shares the cores with the rest of the suite: a run whose load generators fell
+    # behind marks itself invalid and is made once more; a second invalid one fails the check
+    loaded = _quick_run(tmp_path_factory.mktemp("bench") / "report.json")
+    if _invalid(loaded):
+        loaded = _quick_run(tmp_path_factory.mktemp("bench-again") / "report.json")
     return loaded
 
 
