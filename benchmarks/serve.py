@@ -13,7 +13,6 @@ Must not: measure anything; the parent reads this process from outside.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import socket
@@ -57,13 +56,15 @@ def build_app(args: argparse.Namespace) -> Any:
                                                                         max_keepalive_connections=None))
     # the load upstream holds any number of conversations (a bank of model servers behind one
     # URL), so every session is leased at once: the figures are the proxy's, not a queue's
+    from tests.fakes import OpenLeaser  # the tests' leaser for a server of many conversations
+
     leaser = OpenLeaser(args.upstream)
     if args.dialects:
         return _dialects_app(config, client, leaser)
     return AudioProxy(config, http_client=client, leaser=leaser)
 
 
-def _dialects_app(config: Any, client: Any, leaser: OpenLeaser) -> Any:
+def _dialects_app(config: Any, client: Any, leaser: Any) -> Any:
     """One proxy behind the middleware, a dialect per path, as an app that serves them all."""
     from starlette.responses import PlainTextResponse
 
@@ -86,32 +87,6 @@ def _dialects_app(config: Any, client: Any, leaser: OpenLeaser) -> Any:
                                       leaser=leaser, dialects={"/v1/realtime": realtime_dialect,
                                                                "/twilio": twilio_dialect})
     return middleware
-
-
-class _OpenLease:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.held_frames: list[bytes | str] = []
-        self.lost = asyncio.Event()
-
-    async def release(self, *, failed: bool = False) -> None:
-        return None
-
-
-class OpenLeaser:
-    """Leases the load upstream to every session at once (it is not one GPU's server)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def acquire(self, session_id: str, client: object, notify: object) -> _OpenLease:
-        return _OpenLease(self.url)
-
-    async def would_wait(self) -> bool:
-        return False
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _stamp_reply_arrivals() -> None:
