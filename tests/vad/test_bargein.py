@@ -38,7 +38,7 @@ pytestmark = pytest.mark.skipif(espeak_missing_reason() is not None, reason=str(
 #: the user speaks at the reply's level; the echo comes back 10 or 20 dB below it
 LEVEL_DBFS = -20.0
 REPLY_START_MS = 400
-#: the issue's bound: the reply cut within this much of the speech onset
+#: the goal: the reply cut within this much of the speech onset
 CUT_WITHIN_MS = 300.0
 
 
