@@ -31,6 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.audio.g711 import pcm16_to_ulaw
+from tests.clients import at_real_time
 from tests.timing import within
 
 __all__ = ["FRAME_BYTES", "Arrival", "TwilioPeer", "TwilioRuleBroken", "check_outbound",
@@ -254,8 +255,7 @@ class TwilioPeer:
                 "track": "inbound", "chunk": str(chunk), "timestamp": str(round((chunk - 1) * 20)),
                 "payload": base64.b64encode(frame).decode()}))
             await self._notify()  # a predicate on the far side's state is looked at every 20 ms
-            # a phone line's pace: the next frame 20 ms after this one was due
-            await asyncio.sleep(max(0.0, begin + chunk * FRAME_S - loop.time()))
+            await at_real_time(begin, chunk * FRAME_S)  # a phone line's pace
 
     async def _receive(self) -> None:
         loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.config import ProxyConfig
@@ -29,7 +29,7 @@ from asgi_audio_proxy.edge.middleware import AudioProxyMiddleware
 from asgi_audio_proxy.session.stats import SessionStats
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from tests.conftest import running_simulator
-from tests.dialects.realtime_support import GA_EVENTS
+from tests.dialects.test_realtime_faults import append, next_event
 from tests.dialects.twilio_peer import TwilioPeer, check_outbound, inbound_message, start_body
 from tests.fakes import OpenLeaser
 from tests.faults.observe import Checks, Outcome, bystander, upstream_settled
@@ -72,41 +72,30 @@ async def three_dialects(server: str, upstream_url: str, **config: Any
 
 # -- Realtime ---------------------------------------------------------------------------------
 
-async def realtime_next(ws: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(within(10)):
-        event: dict[str, Any] = json.loads(await ws.recv())
-    GA_EVENTS.validate_python(event, strict=True)  # the official types, strictly
-    return event
-
-
-def append(pcm: bytes) -> str:
-    return json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()})
-
-
 def realtime_error(frame: str, code: str, param: str | None) -> Run:
     async def run(base: str, recorder: SimulatorRecorder, checks: Checks) -> str:
         async with connect(base + "/v1/realtime?model=minicpm-o", open_timeout=within(5)) as ws:
-            checks.equal("first event", (await realtime_next(ws))["type"], "session.created")
+            checks.equal("first event", (await next_event(ws))["type"], "session.created")
             await ws.send(frame)
-            error = await realtime_next(ws)
+            error = await next_event(ws)
             checks.equal("answer", (error["type"], error.get("error", {}).get("type"),
                                     error.get("error", {}).get("code"), error.get("error", {}).get("param")),
                          ("error", "invalid_request_error", code, param))
             await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))  # and it goes on
-            checks.equal("then", (await realtime_next(ws))["type"], "input_audio_buffer.cleared")
+            checks.equal("then", (await next_event(ws))["type"], "input_audio_buffer.cleared")
         return f"error {code}" + (f" ({param})" if param else "") + "; goes on"
     return run
 
 
 async def realtime_flood(base: str, recorder: SimulatorRecorder, checks: Checks) -> str:
     async with connect(base + "/v1/realtime?model=minicpm-o", open_timeout=within(5)) as ws:
-        await realtime_next(ws)
+        await next_event(ws)
         for _ in range(30):
             await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
         codes: list[str] = []
         with contextlib.suppress(ConnectionClosed):
             while True:
-                event = await realtime_next(ws)
+                event = await next_event(ws)
                 if event["type"] == "error":
                     codes.append(event["error"]["code"])
         close = ws.close_code
