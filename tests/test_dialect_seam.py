@@ -57,6 +57,7 @@ class Json8kDialect:
     output_rate_hz = RATE_HZ
     playback_lead_ms: float | None = None
     wants_speech_events = False
+    binary_pcm_rate_hz = None
 
     def __init__(self, max_text_bytes: int) -> None:
         self._max_text = max_text_bytes

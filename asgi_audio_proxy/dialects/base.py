@@ -62,6 +62,13 @@ class ClientDialect(Protocol):
         then runs its voice detector even when speech does not cut replies)."""
         ...
 
+    @property
+    def binary_pcm_rate_hz(self) -> int | None:
+        """Set when every binary frame is bare PCM16 mono at one rate (the native protocol):
+        the session then takes binary frames as audio itself, without :meth:`receive`, on its
+        hot path (50 frames a second). ``None``: every frame goes to :meth:`receive`."""
+        ...
+
     def receive(self, frame: Frame) -> list[ClientEvent]:
         """Decode one client frame into events (possibly none).
 

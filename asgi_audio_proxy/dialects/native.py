@@ -93,6 +93,7 @@ class NativeDialect:
     output_rate_hz = CLIENT_SAMPLE_RATE_HZ
     playback_lead_ms: float | None = None
     wants_speech_events = False  # only under voice barge-in, where the detector runs anyway
+    binary_pcm_rate_hz: int | None = CLIENT_SAMPLE_RATE_HZ  # the session reads audio frames itself
 
     def __init__(self, max_text_bytes: int) -> None:
         self._max_text = max_text_bytes

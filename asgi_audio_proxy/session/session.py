@@ -231,24 +231,17 @@ class ProxySession:
                 tg.create_task(self._watch_lease(self._lease))
 
     async def _receive_from_client(self) -> None:
-        receive, dialect = self._client.receive, self._dialect
-        upstream = self._live_upstream
+        receive, upstream = self._client.receive, self._live_upstream
+        max_bytes, pcm_rate = self._config.max_message_bytes, self._dialect.binary_pcm_rate_hz
         while True:
             frame = await receive()
-            if type(frame) is not bytes or len(frame) > self._config.max_message_bytes:
-                await self._on_frame(frame)
-                continue
-            try:
-                events = dialect.receive(frame)
-            except ClientError as exc:
-                self._bad_frame(exc)
-                continue
-            if len(events) == 1 and type(events[0]) is AudioIn:  # the hot path: 50 a second
+            if pcm_rate is not None and type(frame) is bytes and len(frame) <= max_bytes:
+                # the hot path, 50 frames a second: bare PCM, no event made unless observed
                 if self._observer is not None:
-                    self._observer(events[0])
-                await self._on_audio(events[0], upstream)
+                    self._observer(AudioIn(frame, pcm_rate, len(frame)))
+                await self._on_audio(frame, pcm_rate, upstream)
             else:
-                await self._on_events(events)
+                await self._on_frame(frame)
 
     async def _on_frame(self, frame: Frame) -> None:
         if isinstance(frame, bytes) and len(frame) > self._config.max_message_bytes:
@@ -285,8 +278,8 @@ class ProxySession:
         if self._observer is not None:
             self._observer(event)
         match event:
-            case AudioIn():
-                await self._on_audio(event, upstream)
+            case AudioIn(pcm=pcm, rate_hz=rate_hz):
+                await self._on_audio(pcm, rate_hz, upstream)
             case StopReply(reason=reason):
                 self._stop_reply(reason)
             case Configure(options=options, acknowledge=acknowledge):
@@ -311,10 +304,11 @@ class ProxySession:
                                                              self._admit)
                 self.log.info("admitted: identity %s", self.stats.identity)
 
-    async def _on_audio(self, event: AudioIn, upstream: UpstreamAdapter) -> None:
+    async def _on_audio(self, pcm: bytes, rate_hz: int, upstream: UpstreamAdapter) -> None:
         now = asyncio.get_running_loop().time()
         rate = upstream.input_rate_hz
-        pcm = event.pcm if event.rate_hz == rate else self._rates.to_upstream(event.pcm, event.rate_hz, rate)
+        if rate_hz != rate:
+            pcm = self._rates.to_upstream(pcm, rate_hz, rate)
         self._ledger.received(len(pcm))
         self._last_activity = now
         self._lead.received(len(pcm) * 16_000 // rate, now)
@@ -323,12 +317,16 @@ class ProxySession:
             self._ledger.dropped("too_fast", len(pcm))
             raise ClientError(f"audio is arriving {lead_s:.1f} s ahead of real time (the limit is "
                               f"{self._config.max_lead_s} s): stream at real-time pace")
-        for heard in self._voice.heard(pcm, rate) if self._voice is not None else ():
+        if self._voice is not None:
+            self._hear(self._voice, pcm, rate)
+        await upstream.send_audio(pcm)  # a full buffer: back-pressure on the client
+
+    def _hear(self, voice: VoiceWatch, pcm: bytes, rate_hz: int) -> None:
+        for heard in voice.heard(pcm, rate_hz):
             if isinstance(heard, CutReply):  # voice barge-in: the user spoke over the reply
                 self._stop_reply("voice", resend_from_ms=heard.audio_start_ms)
             else:
                 self._to_client.emit(heard)
-        await upstream.send_audio(pcm)  # a full buffer: back-pressure on the client
 
     def _stop_reply(self, reason: StopReason, resend_from_ms: float | None = None) -> None:
         ending = ReplyEnded("stopped", stopped_by=reason)

@@ -79,6 +79,7 @@ class RealtimeDialect:
     name = "realtime"
     playback_lead_ms: float | None = None
     wants_speech_events = True  # input_audio_buffer.speech_started / speech_stopped
+    binary_pcm_rate_hz: int | None = None  # audio comes base64 in JSON events
 
     def __init__(self, config: ProxyConfig, *, protocol: Protocol = "ga", subprotocol: str | None = None,
                  model: str = "minicpm-o") -> None:

@@ -118,6 +118,7 @@ class TwilioDialect:
                              f"expected a subset of {sorted(CLIENT_OPTION_KEYS)}")
         self.playback_lead_ms: float | None = playback_lead_ms
         self.wants_speech_events = False  # Twilio has no such message: a cut sends clear
+        self.binary_pcm_rate_hz: int | None = None  # audio comes in JSON media messages
         self.state = StreamState.AWAITING_START
         #: set by ``start``
         self.call: TwilioCall | None = None
