@@ -36,7 +36,7 @@ logger = logging.getLogger("asgi_audio_proxy.upstream")
 #: the server ends a turn once speech in the last second drops under its threshold: 1.2 s of
 #: silence after a committed utterance always ends it, whatever ``vad_threshold`` is
 COMMIT_SILENCE_S = 1.2
-#: messages kept after sending, to send again after a voice barge-in: 2 s covers the speech
+#: messages sent over a reply kept, to send again after a voice barge-in: 2 s covers the speech
 #: a detector needs before it cuts (a few hundred ms) with room to spare
 RESEND_MESSAGES = 10
 
@@ -71,8 +71,9 @@ class MiniCPMAdapter:
         self._queued_bytes = 0
         self._in_flight_bytes = 0
         self._messages_sent = 0
-        # (index, message, sent while a reply played: the server skips those, half duplex)
-        self._recent: deque[tuple[int, bytes, bool]] = deque(maxlen=RESEND_MESSAGES)
+        # (index, message) of the last messages sent while a reply played: the server skips
+        # those (half duplex), so they are the ones a voice barge-in may need to send again
+        self._over_reply: deque[tuple[int, bytes]] = deque(maxlen=RESEND_MESSAGES)
         self._resend: deque[bytes] = deque()  # to go first once the server listens again
         self._in_flight_resent: deque[bool] = deque()  # per message in flight: a second try?
         self._skipped_run_s = 0.0  # audio skipped in a row with no reply playing
@@ -130,8 +131,7 @@ class MiniCPMAdapter:
         self._transport.stop()
         if resend_from_ms is not None:  # half duplex: what was said over the reply was skipped
             first = int(resend_from_ms / 1000 / MESSAGE_DURATION_S)
-            self._resend.extend(message for index, message, during_reply in self._recent
-                                if index >= first and during_reply)
+            self._resend.extend(message for index, message in self._over_reply if index >= first)
         return True
 
     async def run(self, emit: Emit) -> None:
@@ -166,7 +166,8 @@ class MiniCPMAdapter:
                 await asyncio.sleep(delay)  # pacing to real time, which the upstream's VAD needs
             self._queued_bytes -= len(message)
             self._in_flight_bytes += len(message)
-            self._recent.append((self._messages_sent, message, self._router.has_open_reply))
+            if self._router.has_open_reply:
+                self._over_reply.append((self._messages_sent, message))
             self._messages_sent += 1
             self._in_flight_resent.append(False)
             await self._transport.send_audio(message)

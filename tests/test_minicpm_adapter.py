@@ -1,0 +1,89 @@
+"""The MiniCPM adapter on its own, over the fake transport: what a voice cut sends again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from asgi_audio_proxy.audio import MESSAGE_BYTES
+from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.events import AudioOutcome, ReplyStarted, UpstreamEvent
+from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter
+from asgi_audio_proxy.upstreams.minicpm.transport import BodyClosed
+from asgi_audio_proxy.upstreams.minicpm.wire import ReplyMessage
+from tests.fakes import FakeUpstream
+from tests.timing import within
+
+
+def _message(n: int) -> bytes:
+    """One 200 ms message whose every byte says which one it is."""
+    return bytes([n]) * MESSAGE_BYTES
+
+
+class Seen:
+    """The adapter's ``emit``: keeps every event and signals each one."""
+
+    def __init__(self) -> None:
+        self.events: list[UpstreamEvent] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, event: UpstreamEvent) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+
+async def _until(condition: Callable[[], bool], changed: asyncio.Event) -> None:
+    """Wait until ``condition`` holds, checking it each time ``changed`` is set."""
+    async with asyncio.timeout(within(5)):
+        while not condition():
+            changed.clear()
+            await changed.wait()
+
+
+async def test_a_voice_cut_sends_again_only_what_was_said_over_the_reply() -> None:
+    transport = FakeUpstream()
+    adapter = MiniCPMAdapter(ProxyConfig(chunk_duration=0.2), transport=transport)  # type: ignore[arg-type]
+    seen = Seen()
+    events = seen.events
+    task = asyncio.create_task(adapter.run(seen))
+    try:
+        for n in (1, 2):  # before the reply: the server hears these
+            await adapter.send_audio(_message(n))
+        await _until(lambda: len(transport.chunks) == 2, transport.chunk_arrived)
+        transport.push(ReplyMessage("assistant:\n", None, 0), ReplyMessage("Hello", None, 1))
+        await _until(lambda: any(isinstance(e, ReplyStarted) for e in events), seen.changed)
+        for n in (3, 4):  # over the reply: the server skips these (half duplex)
+            await adapter.send_audio(_message(n))
+        await _until(lambda: len(transport.chunks) == 4, transport.chunk_arrived)
+
+        assert adapter.stop(resend_from_ms=0)  # the speech began before the reply, even
+        transport.push(BodyClosed())  # the stopped body closes: the server listens again
+        await adapter.send_audio(_message(5))
+        await _until(lambda: len(transport.chunks) == 7, transport.chunk_arrived)
+        assert [chunk[0] for chunk in transport.chunks] == [1, 2, 3, 4, 3, 4, 5]
+        await _until(lambda: sum(isinstance(e, AudioOutcome) for e in events) == 7, seen.changed)
+        outcomes = [e.outcome for e in events if isinstance(e, AudioOutcome)]
+        assert outcomes.count("resent") == 2 and outcomes.count("sent") == 5
+        assert transport.stops == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_cut_from_a_later_moment_sends_again_only_what_came_after_it() -> None:
+    transport = FakeUpstream()
+    adapter = MiniCPMAdapter(ProxyConfig(chunk_duration=0.2), transport=transport)  # type: ignore[arg-type]
+    task = asyncio.create_task(adapter.run(lambda event: None))
+    try:
+        transport.push(ReplyMessage("assistant:\n", None, 0), ReplyMessage("Hello", None, 1))
+        for n in (1, 2, 3):  # all three over the reply
+            await adapter.send_audio(_message(n))
+        await _until(lambda: len(transport.chunks) == 3, transport.chunk_arrived)
+        assert adapter.stop(resend_from_ms=400)  # speech from message index 2 on (0.4 s)
+        transport.push(BodyClosed())
+        await adapter.send_audio(_message(4))
+        await _until(lambda: len(transport.chunks) == 5, transport.chunk_arrived)
+        assert [chunk[0] for chunk in transport.chunks] == [1, 2, 3, 3, 4]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
