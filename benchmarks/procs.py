@@ -50,10 +50,14 @@ def child_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def server(kind: str, *args: str) -> Iterator[ServerProcess]:
-    """Run ``python -m benchmarks.serve KIND ARGS`` until the block ends."""
+def server(kind: str, *args: str, cwd: str | None = None) -> Iterator[ServerProcess]:
+    """Run ``python -m benchmarks.serve KIND ARGS`` until the block ends.
+
+    ``cwd``: run it from another checkout (its ``benchmarks`` and ``asgi_audio_proxy`` come
+    first on the path), as :mod:`benchmarks.against` does.
+    """
     popen = subprocess.Popen(python_command("benchmarks.serve", kind, *args), stdout=subprocess.PIPE,
-                             stderr=None, text=True, env=child_env())
+                             stderr=None, text=True, env=child_env(), cwd=cwd)
     try:
         line = popen.stdout.readline() if popen.stdout else ""
         if not line.startswith("PORT "):

@@ -139,3 +139,28 @@ def test_figures_are_sane(report: dict[str, Any]) -> None:
     assert turns["barge_in"]["pcm_after_turn_end"] == 0
     resamplers = report["runs"]["resamplers"]
     assert resamplers[0]["alias_rejection_db"] > 0 and resamplers[0]["speed_x_realtime"] > 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git repository (a worktree of HEAD)")
+def test_against_a_revision_measures_both_proxies_in_pairs(tmp_path: Path) -> None:
+    # HEAD against this tree: two real proxies, each under its own load, both runs valid; the
+    # temporary worktree is gone afterwards. No ratio is asserted (that is a timing).
+    path = tmp_path / "against.json"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.against", "HEAD", "--sessions", "10",
+                           "--rounds", "2", "--warmup", "0.3", "--window", "2", "--json", str(path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "this / HEAD: median" in done.stdout
+    report = json.loads(path.read_text())
+    assert report["rev"] == "HEAD" and report["sessions_each"] == 10
+    assert [r["round"] for r in report["rounds"]] == [1, 2]
+    for r in report["rounds"]:
+        assert r["valid"], r["invalid_reasons"]
+        assert r["this_cpu_s"] > 0 and r["rev_cpu_s"] > 0
+        assert r["ratio"] == round(r["this_cpu_s"] / r["rev_cpu_s"], 3)
+    assert report["ratio"]["n"] == 2
+    worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True,
+                               text=True, check=True).stdout
+    assert "against-" not in worktrees
