@@ -36,36 +36,43 @@ def _phases_level(quick: bool) -> int:
 
 def _sweep(args: argparse.Namespace, log: Any, upstream: ServerProcess
            ) -> tuple[list[LoadResult], list[LoadResult], dict[str, LoadResult]]:
-    """Bare relay and proxy at each level; at the phases level, a random-phase run right after."""
+    """Bare relay then proxy at each level, side by side in time, so both see the machine as it
+    was (a machine's pace drifts over minutes); at the phases level, a random-phase run of each
+    right after."""
     warmup, window = (0.3, 1.5) if args.quick else (2.0, 10.0)
-    bare_runs, proxy_runs = [], []
+    runs: dict[str, list[LoadResult]] = {"bare": [], "proxy": []}
     random_phases: dict[str, LoadResult] = {}
-    for kind, runs in (("bare", bare_runs), ("proxy", proxy_runs)):
-        with server(kind, "--upstream", upstream.http_url) as relay:
-            url = relay.ws_url + ("/relay" if kind == "bare" else "/audio")
-            levels = _levels(args.quick)
-            i = 0
-            while i < len(levels):
-                n = levels[i]
+    with server("bare", "--upstream", upstream.http_url) as bare, \
+            server("proxy", "--upstream", upstream.http_url) as proxy:
+        relays = {"bare": (bare, bare.ws_url + "/relay"), "proxy": (proxy, proxy.ws_url + "/audio")}
+        levels = _levels(args.quick)
+        i = 0
+        while i < len(levels):
+            n = levels[i]
+            # capacity probe: past the sweep, only the proxy goes on
+            for kind in ("bare", "proxy") if i < len(_levels(args.quick)) else ("proxy",):
+                relay, url = relays[kind]
                 log(f"load: {kind} x {n} sessions ...")
                 run = run_load(relay, upstream, url, target=kind, sessions=n, warmup_s=warmup,
                                window_s=window)
-                runs.append(run)
+                runs[kind].append(run)
                 log(f"  p50 {run.latency_ms.get('p50')} ms p99 {run.latency_ms.get('p99')} ms, "
                     f"cpu {run.relay_cpu_s} s, valid {run.valid} {run.invalid_reasons}")
-                if n == _phases_level(args.quick):
+            if n == _phases_level(args.quick):
+                for kind, (relay, url) in relays.items():
                     log(f"load: {kind} x {n} sessions, random message phases ...")
-                    random_phases[kind] = run_load(relay, upstream, url, target=f"{kind}-random",
-                                                   sessions=n, warmup_s=warmup, window_s=window,
-                                                   phases="random")
-                    log(f"  p50 {random_phases[kind].latency_ms.get('p50')} ms p99 "
-                        f"{random_phases[kind].latency_ms.get('p99')} ms, valid {random_phases[kind].valid}")
-                # capacity probe: past the sweep, go on while the proxy still holds p99 < 20 ms
-                if (kind == "proxy" and not args.quick and i == len(levels) - 1 and run.valid
-                        and run.latency_ms.get("p99", 1e9) < 20 and n < 400):
-                    levels.append(n + 100)
-                i += 1
-    return bare_runs, proxy_runs, random_phases
+                    random_phases[kind] = run = run_load(relay, upstream, url, target=f"{kind}-random",
+                                                         sessions=n, warmup_s=warmup, window_s=window,
+                                                         phases="random")
+                    log(f"  p50 {run.latency_ms.get('p50')} ms p99 {run.latency_ms.get('p99')} ms, "
+                        f"valid {run.valid}")
+            # go on while the proxy still holds p99 < 20 ms
+            last = runs["proxy"][-1]
+            if (not args.quick and i == len(levels) - 1 and last.valid
+                    and last.latency_ms.get("p99", 1e9) < 20 and n < 400):
+                levels.append(n + 100)
+            i += 1
+    return runs["bare"], runs["proxy"], random_phases
 
 
 def _comparisons(args: argparse.Namespace, log: Any, upstream: ServerProcess) -> dict[str, Any]:
