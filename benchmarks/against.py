@@ -8,7 +8,8 @@ processes, one from each tree, each with its own load upstream and load generato
 (:func:`benchmarks.load.run_load`, native sessions), started together; the order in which they
 start alternates by round. Prints a table (CPU seconds of each, the ratio this/REV) and writes
 the JSON report. ``REV`` must have ``benchmarks/serve.py`` taking ``proxy --upstream URL`` and
-serving the native protocol on ``/audio`` (every revision since the benchmarks came does).
+serving the native protocol on ``/audio`` (every revision since the benchmarks came does); it
+runs with this environment's packages.
 
 Why paired and not one after the other: on a two-core machine the CPU one proxy spends on the
 same load varies by 10-30 % from run to run with what else is scheduled meanwhile (how many
