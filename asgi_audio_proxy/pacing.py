@@ -35,6 +35,11 @@ class Pacer:
         self._start: float | None = None
         self._received_s = 0.0
 
+    @property
+    def started(self) -> bool:
+        """The clock runs (:meth:`start` or the first :meth:`received` has happened)."""
+        return self._start is not None
+
     def start(self, now: float) -> None:
         """Start the clock now, unless it has started."""
         if self._start is None:

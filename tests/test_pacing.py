@@ -47,3 +47,11 @@ def test_a_clock_started_at_the_handshake_lets_audio_sent_while_connecting_go_at
     assert late.send_at(2) == pytest.approx(0.9)  # without: late by the wait, for the whole call
     early.start(5.0)  # only the first start counts
     assert early.send_at(0) == pytest.approx(0.0)
+
+
+def test_the_clock_is_started_by_start_or_by_the_first_audio() -> None:
+    by_start, by_audio = Pacer(0.2, 0.2), Pacer(0.2, 0.2)
+    assert not by_start.started and not by_audio.started
+    by_start.start(1.0)
+    by_audio.received(640, 1.0)
+    assert by_start.started and by_audio.started

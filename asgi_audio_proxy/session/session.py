@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 import httpx
 from starlette import status
 
-from ..config import ProxyConfig
+from ..audio.wav import CLIENT_SAMPLE_RATE_HZ
+from ..config import MESSAGE_DURATION_S, ProxyConfig
 from ..dialects.base import ClientDialect, Frame
 from ..dialects.native import NativeDialect
 from ..edge.admission import ParameterCheck, admit_parameters
@@ -129,7 +130,8 @@ class ProxySession:
         self._lease: Lease | None = None
         self._on_end = on_end
         self._state = SessionState.CONNECTING
-        self._lead = Pacer(0.2, config.chunk_duration)  # how far the client runs ahead of real time
+        # how far the client runs ahead of real time
+        self._lead = Pacer(MESSAGE_DURATION_S, config.chunk_duration)
         self._text_rate = RateLimit(config.max_text_frames_per_s)
         self._ledger = AudioLedger(self.stats)
         self._observer = observer
@@ -311,7 +313,7 @@ class ProxySession:
             pcm = self._rates.to_upstream(pcm, rate_hz, rate)
         self._ledger.received(len(pcm))
         self._last_activity = now
-        self._lead.received(len(pcm) * 16_000 // rate, now)
+        self._lead.received(len(pcm) * CLIENT_SAMPLE_RATE_HZ // rate, now)
         lead_s = self._lead.lead_s(now)
         if lead_s > self._config.max_lead_s:
             self._ledger.dropped("too_fast", len(pcm))

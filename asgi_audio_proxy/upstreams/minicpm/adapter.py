@@ -63,7 +63,6 @@ class MiniCPMAdapter:
         self._transport = transport
         self._buffer = ChunkBuffer(config.release_messages)
         self._pacer = Pacer(MESSAGE_DURATION_S, config.chunk_duration)
-        self._pacing = False  # the pacer's clock has started
         self._router = ReplyRouter()
         # back-pressure: a full queue makes send_audio wait, so the client is no longer read
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(
@@ -97,8 +96,8 @@ class MiniCPMAdapter:
         await self._transport.set_options(options)
 
     async def send_audio(self, pcm: bytes) -> None:
-        if not self._pacing:  # the schedule runs from the first audio
-            self._start_pacing()
+        if not self._pacer.started:  # the schedule runs from the first audio
+            self._pacer.start(asyncio.get_running_loop().time())
         for message in self._buffer.feed(pcm):
             self._queued_bytes += len(message)
             await self._queue.put(message)
@@ -106,15 +105,11 @@ class MiniCPMAdapter:
     async def commit(self) -> None:
         pending = self._buffer.flush()  # whole messages; a part-message waits for the silence
         silence = bytes(round(COMMIT_SILENCE_S / MESSAGE_DURATION_S) * MESSAGE_BYTES)
-        if not self._pacing:
-            self._start_pacing()
+        if not self._pacer.started:
+            self._pacer.start(asyncio.get_running_loop().time())
         for message in [*pending, *self._buffer.feed(silence), *self._buffer.flush()]:
             self._queued_bytes += len(message)
             await self._queue.put(message)
-
-    def _start_pacing(self) -> None:
-        self._pacer.start(asyncio.get_running_loop().time())
-        self._pacing = True
 
     def clear(self) -> int:
         dropped = self._buffer.clear()
