@@ -57,7 +57,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo.server import run_demo
+    from .demo.server import HealthChecksUnlogged, run_demo
 
     running: set[asyncio.Task[None]] = set()
 
@@ -72,6 +72,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.log_level != "debug":  # one line per upstream request drowns the session lines
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("uvicorn.access").addFilter(HealthChecksUnlogged())
     run_demo(args.host, args.port, upstream_url=args.upstream, chunk_duration=args.chunk_duration,
              log_level=args.log_level, on_started=started, barge_in=args.barge_in)
     return 0

@@ -140,11 +140,14 @@ async def test_demo_command_prints_its_url_and_stops_on_ctrl_c() -> None:
         assert match, line
         async with httpx.AsyncClient(trust_env=False) as client:
             page = await client.get(match.group(1))
+            health = await client.get(match.group(1) + "upstream/health")  # as the pool asks
         assert page.status_code == 200 and "Talk to it" in page.text
+        assert health.status_code == 200
         proc.send_signal(signal.SIGINT)
         async with asyncio.timeout(within(10)):
             await proc.wait()
         err = (await proc.stderr.read()).decode()
+        out = (await proc.stdout.read()).decode()  # uvicorn's access log
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -152,6 +155,8 @@ async def test_demo_command_prints_its_url_and_stops_on_ctrl_c() -> None:
     assert proc.returncode in (0, 130)
     assert "Traceback" not in err
     assert "Application shutdown complete" in err
+    # the access log keeps the page's request and leaves the health checks (one every 5 s) out
+    assert '"GET / HTTP/1.1" 200' in out and "/upstream/health" not in out + err
 
 
 async def test_example_server_under_uvicorn_answers_the_client(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from ..simulator.app import UpstreamSimulator
 from ..upstreams.minicpm.transport import new_http_client
 from ..vad.bargein import BargeInPolicy
 
-__all__ = ["DEMO_PAGE_DIR", "DemoServer", "build_demo_app", "run_demo"]
+__all__ = ["DEMO_PAGE_DIR", "DemoServer", "HealthChecksUnlogged", "build_demo_app", "run_demo"]
 
 logger = logging.getLogger("asgi_audio_proxy.demo")
 
@@ -90,6 +90,16 @@ def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = N
     return AudioProxyMiddleware(Starlette(routes=routes, lifespan=lifespan), path=PROXY_PATH,
                                 config=config, http_client=http_client,
                                 dialects={REALTIME_PATH: realtime_dialect, TWILIO_PATH: twilio_dialect})
+
+
+class HealthChecksUnlogged(logging.Filter):
+    """Leaves the proxy pool's ``GET /health`` of the mounted simulator (one every 5 s) out of
+    uvicorn's access log, where it would bury the sessions' own lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args  # uvicorn's access line: (client, method, path, HTTP version, status)
+        return not (isinstance(args, tuple) and len(args) >= 3 and args[1] == "GET"
+                    and str(args[2]).endswith("/health"))
 
 
 class _Server(uvicorn.Server):
