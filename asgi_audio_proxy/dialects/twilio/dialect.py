@@ -176,8 +176,8 @@ class TwilioDialect:
         ulaw = media_payload(message)
         if not ulaw:
             return []
-        wire_bytes = len(frame.encode()) if isinstance(frame, str) else len(frame)
-        return [AudioIn(ulaw_to_pcm16(ulaw), TWILIO_RATE_HZ, wire_bytes)]
+        # Twilio's messages are ASCII JSON: characters are bytes, no encoding needed to count them
+        return [AudioIn(ulaw_to_pcm16(ulaw), TWILIO_RATE_HZ, len(frame))]
 
     def _on_dtmf(self, message: dict[str, Any]) -> list[ClientEvent]:
         digit = require_string(require_object(message, "dtmf", "dtmf"), "digit", "dtmf")
