@@ -22,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Awaitable, Collection, Sequence
+from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -140,6 +140,10 @@ return 1
 """
 
 
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
 class RedisLeaseStore:
     """Leases and the queue in Redis, shared by every replica pointing at the same ``prefix``.
 
@@ -223,7 +227,9 @@ class RedisLeaseStore:
 
     async def snapshot(self, urls: Sequence[str]) -> StoreSnapshot:
         try:
-            queue = [_text(t) for t in await self._redis.lrange(self.prefix + "queue", 0, -1)]
+            # redis-py 5 types the asyncio client's lrange() as maybe-not-awaitable; it always is
+            waiting = cast("Awaitable[list[Any]]", self._redis.lrange(self.prefix + "queue", 0, -1))
+            queue = [_text(t) for t in await waiting]
             values = await self._redis.mget([self.prefix + "lease:" + url for url in urls]) if urls else []
         except (RedisError, OSError) as exc:
             raise LeaseStoreUnavailable(f"the lease store (Redis) failed: {exc}") from exc
@@ -275,7 +281,8 @@ class RedisLeaseStore:
                 await asyncio.sleep(_RESUBSCRIBE_S)  # a production back-off, not a test wait
             finally:
                 with contextlib.suppress(RedisConnectionError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    # redis-py types aclose() only from 6.x on; the call is the same on every release
+                    await cast("_Closable", pubsub).aclose()
 
 
 def _value(grant: Grant) -> str:
