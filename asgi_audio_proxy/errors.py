@@ -11,6 +11,7 @@ edge translates their exceptions into these, chained with ``from``).
     ├── UpstreamError                    1011  the model server failed
     │   ├── UpstreamUnavailable          1011  could not connect, or the connection dropped
     │   ├── UpstreamTimeout              1011  a wait on the upstream ran out
+    │   ├── UpstreamBusy                 1013  the server is full: the session waits its turn again
     │   └── UpstreamProtocolError        1014  the upstream sent something we cannot read
     ├── LeaseStoreUnavailable            1011  the lease store (Redis) failed, not the upstream
     ├── Denied                      1008|1013  a refused handshake: 1008 for 401/403, 1013 for 429/503
@@ -42,6 +43,7 @@ __all__ = [
     "MessageTooBig",
     "ServerShutdown",
     "SessionLimitExceeded",
+    "UpstreamBusy",
     "UpstreamError",
     "UpstreamProtocolError",
     "UpstreamTimeout",
@@ -116,6 +118,19 @@ class UpstreamTimeout(UpstreamError):
     """A wait on the upstream ran past its configured timeout."""
 
     kind = "upstream_timeout"
+
+
+class UpstreamBusy(UpstreamError):
+    """The upstream refused a conversation for capacity: HTTP 503 at its handshake, or an
+    ``error`` event coded ``resource_exhausted``, ``session_limit_reached`` or
+    ``rate_limit_exceeded``.
+
+    The pool takes it as "this server is full for now", not as a failure: the session goes back
+    to its place in the queue. It reaches a client (1013) only if the wait runs out.
+    """
+
+    close_code = status.WS_1013_TRY_AGAIN_LATER
+    kind = "upstream_busy"
 
 
 class UpstreamProtocolError(UpstreamError):
