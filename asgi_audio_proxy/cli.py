@@ -217,8 +217,9 @@ def _add_client_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
                              "'file PATH' (any PCM16 WAV, converted to 16 kHz mono) or "
                              "'microphone' (needs the sounddevice package)")
     client.add_argument("--turns", type=int, default=None,
-                        help="turns to complete (default 3 generated, 1 file: the file is said "
-                             "once per turn; microphone: until Ctrl-C)")
+                        help="how often the utterance is said (default 3 generated, 1 file); each "
+                             "reply is a turn, also one that comes while a file is still being "
+                             "sent; microphone: replies to wait for (default: until Ctrl-C)")
     client.add_argument("--save", type=Path, default=None, metavar="WAV",
                         help="write every reply's audio to this 16 kHz mono WAV file")
     client.add_argument("--pause", type=float, default=1.0,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,9 +35,11 @@ from asgi_audio_proxy.client.microphone import (
     open_sounddevice,
 )
 from asgi_audio_proxy.client.talk import TalkFailed, TalkOptions, talk
-from asgi_audio_proxy.client.turns import TurnTracker
+from asgi_audio_proxy.client.turns import TurnPhase, TurnTracker
 from asgi_audio_proxy.demo.server import DemoServer
+from tests.conftest import running_proxy, running_simulator
 from tests.signals import dominant_frequency_hz, level_db, tone
+from tests.test_one_conversation import command
 from tests.timing import within
 
 
@@ -134,6 +138,56 @@ def test_a_turn_without_reply_audio_fails_the_run() -> None:
     assert result.latency_s is None and not result.got_reply
     assert not tracker.all_answered(2)
     assert not TurnTracker().all_answered(1)
+
+
+def test_a_reply_that_ends_while_the_utterance_is_still_sent_answers_it() -> None:
+    tracker = TurnTracker()
+    tracker.utterance_started()
+    tracker.frame_sent(1.0, FRAME_BYTES, loud=True)
+    assert tracker.phase is TurnPhase.AWAITING_REPLY and tracker.owes_reply
+    tracker.frame_sent(2.0, FRAME_BYTES, loud=False)  # the recording's quiet end goes on...
+    tracker.reply_audio_received(3.0, 3200)
+    assert tracker.in_reply
+    tracker.turn_ended("complete")
+    tracker.frame_sent(4.0, FRAME_BYTES, loud=False)  # ...past the reply's turn_end
+    tracker.utterance_ended(4.0)
+    assert tracker.phase is TurnPhase.LISTENING and not tracker.owes_reply
+    assert [r.latency_s for r in tracker.results] == [2.0] and tracker.all_answered(1)
+
+
+def test_a_recording_with_two_utterances_is_two_turns() -> None:
+    tracker = TurnTracker()
+    tracker.utterance_started()
+    for start in (0.0, 10.0):
+        tracker.frame_sent(start + 1, FRAME_BYTES, loud=True)
+        tracker.reply_text_received("heard")
+        tracker.reply_audio_received(start + 2, 3200)
+        tracker.turn_ended("complete")
+    tracker.frame_sent(15.0, FRAME_BYTES, loud=True)  # a third, unanswered when the file ends
+    tracker.utterance_ended(16.0)
+    assert tracker.owes_reply and len(tracker.results) == 2
+    tracker.reply_audio_received(17.0, 3200)
+    assert tracker.turn_ended("complete").latency_s == 2.0
+
+
+def test_an_utterance_too_quiet_to_open_a_turn_still_owes_a_reply_once_said() -> None:
+    tracker = TurnTracker()
+    tracker.utterance_started()
+    tracker.frame_sent(1.0, FRAME_BYTES, loud=False)
+    assert not tracker.owes_reply  # nothing loud yet: it may be room tone
+    tracker.utterance_ended(2.0)
+    assert tracker.phase is TurnPhase.AWAITING_REPLY
+    tracker.reply_audio_received(2.5, 3200)
+    assert tracker.turn_ended("complete").latency_s == 0.5
+
+
+def test_loud_frames_while_a_reply_arrives_are_its_echo_and_open_no_turn() -> None:
+    tracker = TurnTracker()
+    tracker.frame_sent(1.0, FRAME_BYTES, loud=True)
+    tracker.reply_audio_received(2.0, 3200)
+    tracker.frame_sent(2.5, FRAME_BYTES, loud=True)
+    tracker.turn_ended("complete")
+    assert not tracker.owes_reply and tracker.results[0].latency_s == 1.0
 
 
 def test_unknown_turn_end_reason_is_refused() -> None:
@@ -248,6 +302,24 @@ def test_without_a_device_the_microphone_says_so() -> None:
         assert any(word in str(exc) for word in ("sounddevice", "PortAudio", "microphone"))
     else:
         pytest.skip("this machine has a microphone")
+
+
+async def test_a_recording_that_ends_in_silence_is_one_turn_answered_while_it_streams(
+        tmp_path: Path) -> None:
+    # the README's recipe against ``serve`` (its defaults) and ``simulate``: the whole reply,
+    # turn_end included, comes during the file's last two seconds of quiet
+    (tmp_path / "speech.wav").write_bytes(pcm16_to_wav(tone(440.0, 3.0) + silence(2.0)))
+    async with running_simulator() as upstream, running_proxy("uvicorn", upstream.url) as (_, url):
+        proc = await asyncio.create_subprocess_exec(
+            *command("client", "--proxy-url", url, "--mode", "file", "speech.wav"),
+            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(within(30)):
+            out, err = (stream.decode() for stream in await proc.communicate())
+    assert proc.returncode == 0, out + err
+    turns = re.findall(r"^turn \d+: .*$", out, re.MULTILINE)
+    assert len(turns) == 1 and turns[0].startswith("turn 1: ") and turns[0].endswith("(complete)"), out
+    assert out.count("assistant: Turn 1: heard") == 1 and "Turn 2" not in out, out
+    assert out.rstrip().splitlines()[-1].startswith("ok: 1/1 turn(s) got a reply"), out
 
 
 async def test_an_unreachable_proxy_is_a_clear_failure() -> None:

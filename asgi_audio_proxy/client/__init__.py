@@ -16,7 +16,7 @@ from .audio import (
 )
 from .console import Console
 from .talk import TalkFailed, TalkOptions, talk
-from .turns import TurnEndReason, TurnResult, TurnTracker
+from .turns import TurnEndReason, TurnPhase, TurnResult, TurnTracker
 
 __all__ = [
     "FRAME_BYTES",
@@ -26,6 +26,7 @@ __all__ = [
     "TalkFailed",
     "TalkOptions",
     "TurnEndReason",
+    "TurnPhase",
     "TurnResult",
     "TurnTracker",
     "generated_utterance",

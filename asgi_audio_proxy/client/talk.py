@@ -73,8 +73,6 @@ class _Conversation:
         self.ws, self.options, self.console = ws, options, console
         self.tracker = TurnTracker()
         self.reply_pcm = bytearray()
-        self.turn_done = asyncio.Event()
-        self.reply_started = asyncio.Event()
         self.error: str | None = None
         self.sender: asyncio.Task[None] | None = None
 
@@ -107,7 +105,6 @@ class _Conversation:
         async for message in self.ws:
             if isinstance(message, bytes):
                 self.tracker.reply_audio_received(loop.time(), len(message))
-                self.reply_started.set()
                 room = MAX_SAVED_REPLY_BYTES - len(self.reply_pcm)
                 self.reply_pcm += message[: max(room, 0)]
                 continue
@@ -115,7 +112,6 @@ class _Conversation:
             kind = event.get("type")
             if kind == "text":
                 self.tracker.reply_text_received(str(event.get("content", "")))
-                self.reply_started.set()
                 self.console.reply_text(str(event.get("content", "")))
             elif kind == "turn_end":
                 self._finish_turn(str(event.get("reason", "complete")))
@@ -129,12 +125,12 @@ class _Conversation:
     def _finish_turn(self, reason: str) -> TurnResult:
         result = self.tracker.turn_ended(reason)
         self.console.turn_result(result)
-        self.reply_started.clear()
-        self.turn_done.set()
         return result
 
     async def send_turns(self, frames: AsyncGenerator[bytes, None] | None) -> None:
-        """Say the utterance, then silence until the reply ends, then pause; once per turn."""
+        """Say the utterance, then silence until every reply it asked for has ended, then pause;
+        ``turns`` times. A reply that ends while the utterance is still going out (a recording
+        with a long quiet end) has answered it: the tracker knows, and nothing more is awaited."""
         if frames is not None:
             await self._send_live(frames)
             return
@@ -144,19 +140,21 @@ class _Conversation:
         for turn in range(turns):
             self.console.status(f"turn {turn + 1}/{turns}: speaking "
                                 f"{len(self.options.utterance) / 32_000:.1f} s")
+            self.tracker.utterance_started()
             for frame in split_frames(self.options.utterance):
                 await pacer.send(self, frame)
-            self.turn_done.clear()
+            self.tracker.utterance_ended(asyncio.get_running_loop().time())
             await self._await_reply(pacer)
             if turn < turns - 1:
                 await pacer.send_silence(self, self.options.pause_s)
         await self.ws.close()
 
     async def _await_reply(self, pacer: _Pacer) -> None:
-        """Keep sending silence until ``turn_end``, or until no reply starts in time."""
+        """Keep sending silence while a reply is owed, or until none starts in time."""
         deadline = asyncio.get_running_loop().time() + self.options.reply_timeout_s
-        while not self.turn_done.is_set():
-            if not self.reply_started.is_set() and asyncio.get_running_loop().time() > deadline:
+        # checked once per frame: the sender wakes every 50 ms anyway, to send the silence
+        while self.tracker.owes_reply:
+            if not self.tracker.in_reply and asyncio.get_running_loop().time() > deadline:
                 self.console.status("no reply in time")
                 self._finish_turn("timeout")
                 return
