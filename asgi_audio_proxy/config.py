@@ -143,7 +143,8 @@ class ProxyConfig:
     """Operator settings, shared by every session of one proxy.
 
     Attributes:
-        upstream_url: base URL of the model server (``http://host:port``).
+        upstream_url: base URL of the model server (``http://host:port``; a kind reached over
+            WebSocket may take ``ws://host:port/path``); the pool's kind checks its scheme.
         chunk_duration: seconds of audio gathered before it goes upstream; a positive multiple
             of 0.2 s. Messages are always 200 ms whatever this is (section 5.3).
         options: the upstream options; a client may override ``client_option_keys`` of them.
@@ -228,8 +229,8 @@ class ProxyConfig:
             object.__setattr__(self, "allowed_origins",
                                tuple(_strings("allowed_origins", self.allowed_origins)))
         url = urlsplit(self.upstream_url)
-        _check(url.scheme in ("http", "https") and bool(url.hostname), "upstream_url",
-               self.upstream_url, "an http:// or https:// URL with a host")
+        _check(url.scheme in ("http", "https", "ws", "wss") and bool(url.hostname), "upstream_url",
+               self.upstream_url, "an http(s):// or ws(s):// URL with a host (its kind may take fewer)")
         messages = self.chunk_duration / MESSAGE_DURATION_S if _is_number(self.chunk_duration) else 0
         _check(messages >= 1 - 1e-9 and math.isclose(messages, round(messages), abs_tol=1e-6),
                "chunk_duration", self.chunk_duration, "a positive multiple of 0.2 seconds")

@@ -14,6 +14,7 @@ from asgi_audio_proxy.dialects.native import NativeDialect
 from asgi_audio_proxy.edge.connection import ClientGone
 from asgi_audio_proxy.errors import AudioProxyError
 from asgi_audio_proxy.events import ServerEvent
+from asgi_audio_proxy.upstreams.kind import UpstreamKind
 from asgi_audio_proxy.upstreams.minicpm.transport import BodyClosed, TransportItem
 from asgi_audio_proxy.upstreams.minicpm.wire import Ack, ReplyMessage
 
@@ -120,12 +121,12 @@ class FakeClient:
 class OpenLease:
     """A lease on an upstream that holds any number of conversations."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, kind: UpstreamKind | None = None) -> None:
+        self.url, self.kind = url, kind
         self.held_frames: list[bytes | str] = []
         self.lost = asyncio.Event()
 
-    async def release(self, *, failed: bool = False) -> None:
+    async def release(self, *, failed: bool = False, busy: bool = False) -> None:
         return None
 
 
@@ -134,11 +135,12 @@ class OpenLeaser:
     a bank of model servers behind one URL, so every session is served at once (load, soak and
     bystander tests). Production entry points always lease through an ``UpstreamPool``."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, kind: UpstreamKind | None = None) -> None:
+        self.url, self.kind = url, kind
 
-    async def acquire(self, session_id: str, client: object, notify: object) -> OpenLease:
-        return OpenLease(self.url)
+    async def acquire(self, session_id: str, client: object, notify: object, *,
+                      again: bool = False) -> OpenLease:
+        return OpenLease(self.url, self.kind)
 
     async def would_wait(self) -> bool:
         return False

@@ -223,7 +223,7 @@ class OneLease:
     """A leaser with one upstream: the working double of a pool."""
 
     def __init__(self) -> None:
-        self.url = "http://127.0.0.1:9"
+        self.url, self.kind = "http://127.0.0.1:9", None
         self.held_frames: list[bytes | str] = [bytes(MESSAGE_BYTES)]
         self.lost = asyncio.Event()
         self.released: list[bool] = []
@@ -231,10 +231,11 @@ class OneLease:
     async def would_wait(self) -> bool:
         return False
 
-    async def acquire(self, session_id: str, client: object, notify: object) -> OneLease:
+    async def acquire(self, session_id: str, client: object, notify: object, *,
+                      again: bool = False) -> OneLease:
         return self
 
-    async def release(self, *, failed: bool = False) -> None:
+    async def release(self, *, failed: bool = False, busy: bool = False) -> None:
         self.released.append(failed)
 
     async def aclose(self) -> None:

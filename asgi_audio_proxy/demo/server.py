@@ -28,7 +28,7 @@ from ..dialects.realtime import realtime_dialect
 from ..dialects.twilio import twilio_dialect
 from ..edge.middleware import AudioProxyMiddleware
 from ..simulator.app import UpstreamSimulator
-from ..upstreams.minicpm.transport import new_http_client
+from ..upstreams.kind import new_http_client
 from ..vad.bargein import BargeInPolicy
 
 __all__ = ["DEMO_PAGE_DIR", "DemoServer", "HealthChecksUnlogged", "build_demo_app", "run_demo"]

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -29,8 +30,8 @@ from ..pool.pool import UpstreamPool
 from ..session.session import ProxySession
 from ..session.stats import SessionStats
 from ..upstreams.base import UpstreamFactory
-from ..upstreams.minicpm.adapter import minicpm_adapter
-from ..upstreams.minicpm.transport import new_http_client
+from ..upstreams.kind import UpstreamKind, new_http_client
+from ..upstreams.minicpm.kind import MINICPM
 from .admission import Authenticator, Denied, ParameterCheck, authenticate_scope
 from .connection import ClientConnection, StarletteClient
 
@@ -62,7 +63,11 @@ class AudioProxy:
         metrics: counts sessions, and serves them to ``GET <mount>/metrics`` (off by default).
         dialect: the wire format its clients speak (the native protocol by default; see
             :mod:`asgi_audio_proxy.dialects`).
-        upstream_factory: makes each conversation's upstream adapter (MiniCPM-o by default).
+        kind: the kind of model server behind it (:data:`~asgi_audio_proxy.upstreams.minicpm.MINICPM`,
+            the MiniCPM-o web-demo server, by default; ``realtime_kind(...)`` for a server that
+            speaks OpenAI Realtime): its adapter, health probe and slots per server. A mixed pool
+            (``leaser=UpstreamPool([UpstreamServer(url, kind), ...])``) names each server's own.
+        upstream_factory: an adapter factory to use instead of the kind's (custom wiring).
         admit: checks what a client says after the handshake, where a dialect has that (a
             Twilio call's ``customParameters``): ``admit(parameters, identity)`` returns the
             identity to keep or raises :class:`~asgi_audio_proxy.errors.Denied` (the session
@@ -75,17 +80,18 @@ class AudioProxy:
                  authenticate: Authenticator | None = None,
                  leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None,
                  dialect: DialectFactory = native_dialect,
-                 upstream_factory: UpstreamFactory = minicpm_adapter,
+                 kind: UpstreamKind = MINICPM,
+                 upstream_factory: UpstreamFactory | None = None,
                  admit: ParameterCheck | None = None) -> None:
         self.config = config or ProxyConfig()
+        self.kind = kind if upstream_factory is None else replace(kind, factory=upstream_factory)
         self.admit = admit
         self.authenticate = authenticate
         self._owns_leaser = leaser is None
         self.leaser: UpstreamLeaser = leaser or UpstreamPool(
-            [self.config.upstream_url], metrics=metrics, max_queue=self.config.max_queue,
+            [self.config.upstream_url], kind=self.kind, metrics=metrics, max_queue=self.config.max_queue,
             max_wait_s=self.config.max_queue_wait_s)
         self.dialect = dialect
-        self.upstream_factory = upstream_factory
         self.metrics = metrics
         self._http_client = http_client
         self._owns_client = http_client is None
@@ -147,7 +153,7 @@ class AudioProxy:
                 return await self._run(ProxySession(
                     client, self.config, self.http_client, dialect=speaks,
                     on_end=self._session_ended, identity=identity, leaser=self.leaser,
-                    upstream_factory=self.upstream_factory, admit=self.admit,
+                    kind=self.kind, admit=self.admit,
                     observer=TurnTimer(self.metrics) if self.metrics else None))
         finally:
             self._admitted -= 1
@@ -267,7 +273,7 @@ class AudioProxyMiddleware:
         dialects: more paths, each with the dialect its clients speak
             (``{"/v1/realtime": realtime_dialect, "/twilio": twilio_dialect}``); every path
             shares one proxy, so one pool of upstreams and one queue serve them all.
-        http_client, on_session_end, authenticate, leaser, metrics, upstream_factory, admit:
+        http_client, on_session_end, authenticate, leaser, metrics, kind, upstream_factory, admit:
             see :class:`AudioProxy`.
 
     The middleware does not touch lifespan: to end sessions with 1001 before the server closes
@@ -282,7 +288,8 @@ class AudioProxyMiddleware:
                  authenticate: Authenticator | None = None,
                  leaser: UpstreamLeaser | None = None, metrics: ProxyMetrics | None = None,
                  dialects: Mapping[str, DialectFactory] | None = None,
-                 upstream_factory: UpstreamFactory = minicpm_adapter,
+                 kind: UpstreamKind = MINICPM,
+                 upstream_factory: UpstreamFactory | None = None,
                  admit: ParameterCheck | None = None) -> None:
         routes = {path: native_dialect, **(dialects or {})}
         for route in routes:
@@ -293,7 +300,7 @@ class AudioProxyMiddleware:
         self.routes = {route.rstrip("/") or "/": factory for route, factory in routes.items()}
         self.proxy = AudioProxy(config, http_client=http_client, on_session_end=on_session_end,
                                 authenticate=authenticate, leaser=leaser, metrics=metrics,
-                                upstream_factory=upstream_factory, admit=admit)
+                                kind=kind, upstream_factory=upstream_factory, admit=admit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         dialect = self.routes.get(self._route_path(scope)) if scope["type"] == "websocket" else None

@@ -26,7 +26,8 @@ from ..pool.lease import UpstreamLeaser
 from ..pool.pool import UpstreamPool
 from ..session.session import ProxySession
 from ..session.stats import SessionStats
-from ..upstreams.minicpm.transport import new_http_client
+from ..upstreams.kind import UpstreamKind, new_http_client
+from ..upstreams.minicpm.kind import MINICPM
 from .connection import StarletteClient, as_client
 
 __all__ = ["VoiceClient", "shared_pool"]
@@ -37,14 +38,16 @@ _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, UpstreamP
     weakref.WeakKeyDictionary())
 
 
-def shared_pool(config: ProxyConfig) -> UpstreamPool:
+def shared_pool(config: ProxyConfig, kind: UpstreamKind = MINICPM) -> UpstreamPool:
     """The pool of one for ``config.upstream_url`` that every ``VoiceClient`` in this process
-    and event loop shares (made on first use, with ``config``'s queue settings)."""
+    and event loop shares (made on first use, with ``config``'s queue settings and ``kind``'s
+    slots)."""
     pools = _POOLS.setdefault(asyncio.get_running_loop(), {})
     pool = pools.get(config.upstream_url)
     if pool is None:
         pool = pools[config.upstream_url] = UpstreamPool(
-            [config.upstream_url], max_queue=config.max_queue, max_wait_s=config.max_queue_wait_s)
+            [config.upstream_url], kind=kind, max_queue=config.max_queue,
+            max_wait_s=config.max_queue_wait_s)
         logger.warning("one conversation at a time on %s holds within this process only: "
                        "several processes sharing it need a pool with a RedisLeaseStore "
                        "(VoiceClient(..., leaser=UpstreamPool([...], store=RedisLeaseStore(...))))",
@@ -61,17 +64,23 @@ class VoiceClient:
     Args:
         server_host: the model server's host.
         server_port: the model server's port.
-        config: further settings; its ``upstream_url`` is replaced by host and port.
+        config: further settings; its ``upstream_url`` is replaced by host and port (or ``url``).
         leaser: hands out the upstream (a pool with a shared store across processes); the
             process-wide pool of this server by default.
+        kind: the kind of model server (MiniCPM-o's web-demo server by default).
+        url: the server's whole URL instead of host and port, for kinds reached at a path
+            (``ws://127.0.0.1:8000/v1/realtime``).
     """
 
     def __init__(self, server_host: str = "127.0.0.1", server_port: int = 32550, *,
-                 config: ProxyConfig | None = None, leaser: UpstreamLeaser | None = None) -> None:
+                 config: ProxyConfig | None = None, leaser: UpstreamLeaser | None = None,
+                 kind: UpstreamKind = MINICPM, url: str | None = None) -> None:
         self.server_host = server_host
         self.server_port = server_port
         host = f"[{server_host}]" if ":" in server_host else server_host
-        self.config = replace(config or ProxyConfig(), upstream_url=f"http://{host}:{server_port}")
+        self.kind = kind
+        self.config = replace(config or ProxyConfig(),
+                              upstream_url=kind.check_url(url or f"http://{host}:{server_port}"))
         self.leaser = leaser
         #: shared by every conversation of this client; close it with ``await http_client.aclose()``
         self.http_client = new_http_client()
@@ -96,5 +105,6 @@ class VoiceClient:
             "type": "websocket", "path": "/", "headers": []}
         session = ProxySession(client, self.config, self.http_client,
                                dialect=dialect(scope, self.config), config_data=config_data,
-                               leaser=self.leaser or shared_pool(self.config))
+                               leaser=self.leaser or shared_pool(self.config, self.kind),
+                               kind=self.kind)
         return await session.run()

@@ -1,23 +1,26 @@
-"""``UpstreamHealth``: which upstreams the pool may lease, by ``GET /health`` and by their sessions.
+"""``UpstreamHealth``: which upstreams the pool may lease, by their kinds' probes and by their sessions.
 
-Owns: the set of healthy upstreams, one round of checks (``UPSTREAM_PROTOCOL.md`` section 2.1),
-the loop that repeats it, and waiting for an upstream to leave or return. An upstream fails a
-check on a non-200 answer, a transport error or ``timeout_s``; a session that failed on it takes
-it out at once (:meth:`UpstreamHealth.mark`); a passing check brings it back.
-Must not: lease, queue or talk to clients (the pool does), or check an upstream a session holds:
-the real server answers nothing, ``/health`` included, while its model runs (section 1).
+Owns: the set of healthy upstreams, one round of checks (each server's kind says how: the
+MiniCPM-o server's ``GET /health``, ``UPSTREAM_PROTOCOL.md`` section 2.1), the loop that repeats
+it, and waiting for an upstream to leave or return. An upstream fails a check when its probe says
+why (a non-200 answer, a transport error, ``timeout_s``); a session that failed on it takes it out
+at once (:meth:`UpstreamHealth.mark`); a passing check brings it back.
+Must not: lease, queue or talk to clients (the pool does), or check an upstream the pool says is
+held and must not be probed: the MiniCPM-o server answers nothing, ``/health`` included, while
+its model runs (section 1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Literal
 
 import httpx
 
 from ..errors import AudioProxyError
+from ..upstreams.kind import HealthProbe, http_probe
 from .store import ChangeSignal
 
 __all__ = ["HealthSource", "UpstreamHealth"]
@@ -34,11 +37,15 @@ class UpstreamHealth:
         http_client: for the checks; not closed here.
         timeout_s: a check slower than this fails.
         on_change: called with ``(url, healthy, source)`` whenever an upstream leaves or returns.
+        probes: each upstream's probe, by URL; ``GET /health`` for any not named.
     """
 
     def __init__(self, urls: Sequence[str], http_client: httpx.AsyncClient, *, timeout_s: float,
-                 on_change: Callable[[str, bool, HealthSource], None]) -> None:
+                 on_change: Callable[[str, bool, HealthSource], None],
+                 probes: Mapping[str, HealthProbe] | None = None) -> None:
         self.urls = tuple(urls)
+        default = http_probe("/health")
+        self._probes = {url: (probes or {}).get(url, default) for url in self.urls}
         self._http_client = http_client
         self._timeout_s = timeout_s
         self._on_change = on_change
@@ -54,7 +61,7 @@ class UpstreamHealth:
         return [url for url in self.urls if url in self._healthy]
 
     async def check(self, held: Collection[str] = ()) -> None:
-        """One round of ``GET /health``, concurrently, on every upstream not in ``held``."""
+        """One round of probes, concurrently, on every upstream not in ``held``."""
         async with asyncio.TaskGroup() as tg:
             for url in self.urls:
                 if url not in held:
@@ -88,9 +95,5 @@ class UpstreamHealth:
             await self._changes.wait(self._changes.version, None)
 
     async def _probe(self, url: str) -> None:
-        try:
-            response = await self._http_client.get(url + "/health", timeout=self._timeout_s)
-            ok, why = response.status_code == 200, f"/health answered {response.status_code}"
-        except httpx.HTTPError as exc:
-            ok, why = False, f"/health failed: {type(exc).__name__}"
-        self.mark(url, ok, "health", why)
+        why = await self._probes[url](self._http_client, url, self._timeout_s)
+        self.mark(url, why is None, "health", why or "")

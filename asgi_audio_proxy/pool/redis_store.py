@@ -75,18 +75,24 @@ local function retry_ms(q, place, first)
   return soonest
 end
 """
-# ARGV: prefix, ticket, max_queue, ttl_ms, urls...
+# ARGV: prefix, ticket, max_queue, ttl_ms, front (1 or 0), urls...
 _JOIN = _LIB + """
-local ticket, max_queue, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local ticket, max_queue, ttl, front = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
 local q = prune()
-if #q == 0 then
-  local free = free_urls(5)
+if #q == 0 or front then
+  local free = free_urls(6)
   if #free > 0 then return grant(free[1], ticket, ttl) end
+end
+if front then
+  redis.call('SET', p .. 'ticket:' .. ticket, '1', 'PX', ttl)
+  redis.call('LPUSH', p .. 'queue', ticket)
+  redis.call('PUBLISH', p .. 'changed', 'requeue')
+  return {'waiting', 1, retry_ms(q, 0, 6)}
 end
 if #q >= max_queue then return {'full', #q} end
 redis.call('SET', p .. 'ticket:' .. ticket, '1', 'PX', ttl)
 redis.call('RPUSH', p .. 'queue', ticket)
-return {'waiting', #q + 1, retry_ms(q, #q, 5)}
+return {'waiting', #q + 1, retry_ms(q, #q, 6)}
 """
 # ARGV: prefix, ticket, ttl_ms, urls...
 _POLL = _LIB + """
@@ -190,8 +196,9 @@ class RedisLeaseStore:
             self._listener = asyncio.create_task(self._listen(subscribed), name="lease-listener")
             await asyncio.shield(subscribed)
 
-    async def join(self, ticket: str, urls: Sequence[str], max_queue: int) -> Grant | Waiting | QueueFull:
-        reply = await self._run("join", ticket, max_queue, self._ttl_ms, *urls)
+    async def join(self, ticket: str, urls: Sequence[str], max_queue: int, *,
+                   front: bool = False) -> Grant | Waiting | QueueFull:
+        reply = await self._run("join", ticket, max_queue, self._ttl_ms, 1 if front else 0, *urls)
         if reply[0] == "full":
             return QueueFull(int(reply[1]))
         return self._outcome(reply, ticket)

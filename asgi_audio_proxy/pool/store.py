@@ -97,8 +97,13 @@ class LeaseStore(Protocol):
         """Get ready to hear of changes (subscribe); idempotent."""
         ...
 
-    async def join(self, ticket: str, urls: Sequence[str], max_queue: int) -> Grant | Waiting | QueueFull:
-        """Take a free upstream at once if nobody waits, else queue ``ticket`` at the back."""
+    async def join(self, ticket: str, urls: Sequence[str], max_queue: int, *,
+                   front: bool = False) -> Grant | Waiting | QueueFull:
+        """Take a free upstream at once if nobody waits, else queue ``ticket`` at the back.
+
+        ``front``: a ticket that was already served and must wait again (its server turned out
+        to be full) goes back to the head of the queue, past the ``max_queue`` bound.
+        """
         ...
 
     async def poll(self, ticket: str, urls: Sequence[str]) -> Grant | Waiting | None:
@@ -184,17 +189,24 @@ class MemoryLeaseStore:
     async def start(self) -> None:
         return None
 
-    async def join(self, ticket: str, urls: Sequence[str], max_queue: int) -> Grant | Waiting | QueueFull:
+    async def join(self, ticket: str, urls: Sequence[str], max_queue: int, *,
+                   front: bool = False) -> Grant | Waiting | QueueFull:
         now = self._prune()
-        if not self._queue:
+        if not self._queue or front:
             free = self._free(urls)
             if free:
                 return self._grant(free[0], ticket, now)
-        if len(self._queue) >= max_queue:
+        if front:
+            self._queue.insert(0, ticket)
+        elif len(self._queue) >= max_queue:
             return QueueFull(len(self._queue))
-        self._queue.append(ticket)
+        else:
+            self._queue.append(ticket)
         self._ticket_expiry[ticket] = now + self.ttl_s
-        return Waiting(len(self._queue), self._retry_in(len(self._queue) - 1, urls, now))
+        place = self._queue.index(ticket)
+        if front:
+            self._changes.bump()  # everyone behind it moves back one place
+        return Waiting(place + 1, self._retry_in(place, urls, now))
 
     async def poll(self, ticket: str, urls: Sequence[str]) -> Grant | Waiting | None:
         now = self._prune()

@@ -21,7 +21,7 @@ import httpx
 from starlette import status
 
 from ..audio.wav import CLIENT_SAMPLE_RATE_HZ
-from ..config import MESSAGE_DURATION_S, ProxyConfig
+from ..config import MESSAGE_DURATION_S, ProxyConfig, UpstreamOptions
 from ..dialects.base import ClientDialect, Frame
 from ..dialects.native import NativeDialect
 from ..edge.admission import ParameterCheck, admit_parameters
@@ -33,6 +33,7 @@ from ..errors import (
     IdleTimeout,
     MessageTooBig,
     ServerShutdown,
+    UpstreamBusy,
     UpstreamError,
 )
 from ..events import (
@@ -58,8 +59,8 @@ from ..events import (
 )
 from ..pacing import Pacer, RateLimit
 from ..pool.lease import Lease, UpstreamLeaser
-from ..upstreams.base import UpstreamAdapter, UpstreamFactory
-from ..upstreams.minicpm.adapter import minicpm_adapter
+from ..upstreams.base import UpstreamAdapter
+from ..upstreams.kind import UpstreamKind
 from ..vad.bargein import CutReply
 from .channel import ClientChannel, EventObserver
 from .rates import RateBridge
@@ -95,9 +96,10 @@ class ProxySession:
         config_data: the caller's camelCase options (``assistantPrompt``, ``vadThreshold``...).
         leaser: hands out upstreams, one conversation each (a pool); required unless
             ``upstream`` is given.
-        upstream_factory: makes the adapter for the leased upstream (MiniCPM-o by default).
-        upstream: an adapter ready to use instead of one from ``upstream_factory`` (tests,
-            custom wiring); with a ``leaser`` too, the lease is still taken and watched.
+        kind: the kind of model server leased upstreams are, for those whose lease does not
+            name one (a mixed pool's does); its factory makes the conversation's adapter.
+        upstream: an adapter ready to use instead of one from a kind (tests, custom wiring);
+            with a ``leaser`` too, the lease is still taken and watched.
         on_end: called with the final :class:`SessionStats`.
         identity: who the client is (from admission); kept on the stats and in the logs.
         observer: told of every event received from the client and sent to it (metrics).
@@ -109,13 +111,13 @@ class ProxySession:
                  http_client: httpx.AsyncClient, *, dialect: ClientDialect | None = None,
                  config_data: Mapping[str, Any] | None = None,
                  leaser: UpstreamLeaser | None = None,
-                 upstream_factory: UpstreamFactory = minicpm_adapter,
+                 kind: UpstreamKind | None = None,
                  upstream: UpstreamAdapter | None = None,
                  on_end: Callable[[SessionStats], None] | None = None,
                  identity: object = None, observer: EventObserver | None = None,
                  admit: ParameterCheck | None = None) -> None:
-        if leaser is None and upstream is None:
-            raise ValueError("a session needs a leaser (a pool) or an upstream adapter")
+        if upstream is None and (leaser is None or kind is None):
+            raise ValueError("a session needs an upstream adapter, or a leaser (a pool) and a kind")
         self.id = uuid.uuid4().hex[:12]
         self.log = SessionLog(logger, {"session": self.id})
         self.stats = SessionStats(self.id, identity=identity)
@@ -125,7 +127,7 @@ class ProxySession:
         self._http_client = http_client
         self._dialect: ClientDialect = dialect or NativeDialect(config.max_text_bytes)
         self._leaser = leaser
-        self._upstream_factory = upstream_factory
+        self._kind = kind
         self._upstream = upstream
         self._lease: Lease | None = None
         self._on_end = on_end
@@ -207,17 +209,9 @@ class ProxySession:
             options = self._config.client_options(self._config_data)
         except ValueError as exc:
             raise ClientError(f"bad config: {exc}") from exc
-        if self._leaser is not None:
-            self._lease = await self._leaser.acquire(self.id, self._client, self._to_client.send_now)
-        if self._upstream is None:
-            assert self._lease is not None  # a leaser or an upstream: checked in __init__
-            self._upstream = self._upstream_factory(self._lease.url, self._config,
-                                                    self._http_client, self.log)
-        upstream = self._upstream
         if self._voice_wanted:  # loading the detector's model takes tens of ms: off the loop
             self._voice = await asyncio.to_thread(VoiceWatch, self._config.voice)
-        async with asyncio.timeout(3 * self._config.connect_timeout_s):
-            await upstream.connect(options)
+        upstream = await self._open_upstream(options)
         self.log.debug("upstream %s, version %s", self._lease.url if self._lease else "given",
                        upstream.version)
         await self._to_client.send_now(Ready(self.id, upstream.version))
@@ -231,6 +225,34 @@ class ProxySession:
             tg.create_task(watch_session(self._config, self._shutdown, lambda: self._last_activity))
             if self._lease is not None:
                 tg.create_task(self._watch_lease(self._lease))
+
+    async def _open_upstream(self, options: UpstreamOptions) -> UpstreamAdapter:
+        """Lease a server and open the conversation on it; a server that refuses it as full
+        sends the session back to the head of the queue (``queued``), with what it held."""
+        held: list[bytes | str] = []
+        again, given = False, self._upstream is not None
+        while True:
+            if self._leaser is not None:
+                self._lease = await self._leaser.acquire(self.id, self._client, self._to_client.send_now,
+                                                         again=again)
+                self._lease.held_frames = held + self._lease.held_frames
+            if self._upstream is None:
+                assert self._lease is not None  # an upstream, or a leaser and a kind: see __init__
+                kind = self._lease.kind or self._kind
+                assert kind is not None
+                self._upstream = kind.factory(self._lease.url, self._config, self._http_client, self.log)
+            try:
+                async with asyncio.timeout(3 * self._config.connect_timeout_s):
+                    await self._upstream.connect(options)
+                return self._upstream
+            except UpstreamBusy as busy:
+                if self._lease is None or given:
+                    raise
+                self.log.info("upstream %s is full (%s); waiting again", self._lease.url, busy.message)
+                upstream, self._upstream, lease, self._lease = self._upstream, None, self._lease, None
+                held, again = lease.held_frames, True
+                await upstream.aclose()
+                await lease.release(busy=True)
 
     async def _receive_from_client(self) -> None:
         receive, upstream = self._client.receive, self._live_upstream

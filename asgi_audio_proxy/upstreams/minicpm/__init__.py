@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from .adapter import COMMIT_SILENCE_S, MiniCPMAdapter, minicpm_adapter
+from .kind import MINICPM, minicpm_kind
 from .replies import ReplyRouter, ReplyState, ReplyStats
-from .transport import BodyClosed, MiniCPMTransport, Transport, TransportItem, new_http_client
+from .transport import BodyClosed, MiniCPMTransport, Transport, TransportItem
 from .wire import (
     COMPLETIONS_BODY,
     Ack,
@@ -24,6 +25,7 @@ from .wire import (
 __all__ = [
     "COMMIT_SILENCE_S",
     "COMPLETIONS_BODY",
+    "MINICPM",
     "Ack",
     "BodyClosed",
     "MiniCPMAdapter",
@@ -41,7 +43,7 @@ __all__ = [
     "init_options_body",
     "make_uid",
     "minicpm_adapter",
-    "new_http_client",
+    "minicpm_kind",
     "parse_ack",
     "parse_reply_data",
     "parse_version",

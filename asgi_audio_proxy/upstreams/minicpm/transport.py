@@ -37,28 +37,12 @@ from .wire import (
     parse_version,
 )
 
-__all__ = ["BodyClosed", "MiniCPMTransport", "Transport", "TransportItem", "new_http_client"]
+__all__ = ["BodyClosed", "MiniCPMTransport", "Transport", "TransportItem"]
 
 logger = logging.getLogger("asgi_audio_proxy.upstream")
 #: messages sent but not yet acknowledged; 10 x 200 ms is two seconds of audio in flight
 MAX_IN_FLIGHT = 10
 _TRANSPORT_ERRORS = (OSError, httpx.TransportError, SSEError, ConnectionClosed, InvalidHandshake)
-
-
-#: idle connections kept for reuse; each live session also holds one open /completions
-MAX_KEEPALIVE_CONNECTIONS = 32
-
-
-def new_http_client() -> httpx.AsyncClient:
-    """The HTTP client a proxy shares between its sessions.
-
-    Its pool has no connection cap: every live session keeps one ``/completions`` stream open
-    for its whole life, so httpx's default cap of 100 would make the 101st session wait for a
-    connection until its connect timeout. Limit sessions with ``ProxyConfig.max_sessions``.
-    Proxy settings from the environment are ignored: the upstream is a local GPU server.
-    """
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS)
-    return httpx.AsyncClient(trust_env=False, limits=limits)
 
 
 @dataclass(frozen=True, slots=True)

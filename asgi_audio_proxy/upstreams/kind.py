@@ -1,0 +1,122 @@
+"""``UpstreamKind``: one kind of model server, as a value chosen once and passed everywhere.
+
+Owns: what the rest of the proxy needs to know about a kind of server without knowing its wire:
+the adapter factory (which closes over the kind's own settings), how many conversations one
+server holds at once (``slots``), how to tell that a server is up (its health probe, and whether
+it can be probed while it holds a conversation), and which URL schemes it is reached by. The
+pool, the session and the edge take an ``UpstreamKind``; only the kind's own subpackage knows its
+wire. Must not: import a concrete kind (``minicpm/``, ``realtime/`` import this, not the other
+way round).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from .base import UpstreamFactory
+
+__all__ = ["HealthProbe", "UpstreamKind", "http_probe", "new_http_client", "origin_probe"]
+
+#: ``probe(http_client, url, timeout_s)``: ``None`` when the server at ``url`` is up, else why not
+HealthProbe = Callable[[httpx.AsyncClient, str, float], Awaitable[str | None]]
+
+#: idle connections kept for reuse; each live session also holds one open /completions
+MAX_KEEPALIVE_CONNECTIONS = 32
+
+
+def new_http_client() -> httpx.AsyncClient:
+    """The HTTP client a proxy shares between its sessions.
+
+    Its pool has no connection cap: every live session keeps one ``/completions`` stream open
+    for its whole life, so httpx's default cap of 100 would make the 101st session wait for a
+    connection until its connect timeout. Limit sessions with ``ProxyConfig.max_sessions``.
+    Proxy settings from the environment are ignored: the upstream is a local GPU server.
+    """
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS)
+    return httpx.AsyncClient(trust_env=False, limits=limits)
+
+
+def http_probe(path: str = "/health") -> HealthProbe:
+    """A probe that wants ``200`` from ``GET <url><path>`` (the MiniCPM-o server's ``/health``)."""
+
+    async def probe(http_client: httpx.AsyncClient, url: str, timeout_s: float) -> str | None:
+        try:
+            response = await http_client.get(_http_url(url) + path, timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            return f"{path} failed: {type(exc).__name__}"
+        return None if response.status_code == 200 else f"{path} answered {response.status_code}"
+
+    return probe
+
+
+def origin_probe() -> HealthProbe:
+    """A probe for servers with no health route of their own: any HTTP answer from the server's
+    origin (``GET /``) under 500 says it is up, since a WebSocket server answers plain HTTP with
+    404 or 426; no answer, a transport error or a 5xx says it is not."""
+
+    async def probe(http_client: httpx.AsyncClient, url: str, timeout_s: float) -> str | None:
+        parts = urlsplit(_http_url(url))
+        try:
+            response = await http_client.get(urlunsplit((parts.scheme, parts.netloc, "/", "", "")),
+                                              timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            return f"GET / failed: {type(exc).__name__}"
+        return None if response.status_code < 500 else f"GET / answered {response.status_code}"
+
+    return probe
+
+
+def _http_url(url: str) -> str:
+    """``ws(s)://`` becomes ``http(s)://``: probes speak plain HTTP to the same host."""
+    scheme, rest = url.split("://", 1)
+    return {"ws": "http", "wss": "https"}.get(scheme, scheme) + "://" + rest.rstrip("/")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpstreamKind:
+    """One kind of model server.
+
+    Attributes:
+        name: what operators call it (``minicpm``, ``realtime``); in logs and ``serve --upstream-kind``.
+        factory: makes one conversation's adapter for a leased server; it closes over the
+            kind's own settings.
+        slots: conversations one server holds at once; each lease is one slot.
+        probe: tells whether a server is up (see :func:`http_probe`, :func:`origin_probe`).
+        probe_while_leased: whether a server may be probed while it holds a conversation; the
+            MiniCPM-o server answers nothing, its health route included, while its model runs.
+        schemes: the URL schemes its servers are given by.
+        settings: the kind's own settings, for display and introspection (the factory has them).
+    """
+
+    name: str
+    factory: UpstreamFactory
+    slots: int = 1
+    probe: HealthProbe = field(default_factory=http_probe)
+    probe_while_leased: bool = True
+    schemes: tuple[str, ...] = ("http", "https")
+    settings: object = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").isalnum():
+            raise ValueError(f"invalid name={self.name!r}: expected letters, digits and dashes")
+        if type(self.slots) is not int or self.slots < 1:
+            raise ValueError(f"invalid slots={self.slots!r}: expected a whole number >= 1")
+        if not self.schemes:
+            raise ValueError("invalid schemes=(): expected at least one URL scheme")
+
+    def with_slots(self, slots: int | None) -> UpstreamKind:
+        """The same kind with ``slots`` per server (``None``: unchanged)."""
+        return self if slots is None or slots == self.slots else replace(self, slots=slots)
+
+    def check_url(self, url: str) -> str:
+        """``url`` without a trailing slash, if this kind is reached by its scheme and it names a
+        host; raises ``ValueError`` (naming the kind and the schemes it takes) otherwise."""
+        parts = urlsplit(url)
+        if parts.scheme not in self.schemes or not parts.hostname:
+            raise ValueError(f"invalid url={url!r} for a {self.name} upstream: expected "
+                             f"{' or '.join(s + '://' for s in self.schemes)} with a host")
+        return url.rstrip("/")
