@@ -55,6 +55,27 @@ class StoreContract:
         assert isinstance(await store.join("t4", URLS, 2), Waiting)
         assert await store.join("t5", URLS, 2) == QueueFull(2)
 
+    async def test_a_ticket_sent_back_waits_at_the_head_past_the_bound(self, store: LeaseStore) -> None:
+        first, _ = await self.fill(store)
+        assert isinstance(await store.join("t3", URLS, 1), Waiting)
+        woken = asyncio.create_task(store.changed(store.version, None))
+        assert await store.join("t0", URLS, 1, front=True) == Waiting(1, any_retry())
+        async with asyncio.timeout(within(5)):
+            await woken  # the others moved back one place
+        assert await store.poll("t3", URLS) == Waiting(2, any_retry())
+        assert await store.release(first)
+        granted = await store.poll("t0", URLS)
+        assert isinstance(granted, Grant) and granted.url == first.url
+        assert isinstance(await store.join("t9", URLS, 8, front=True), Waiting)
+        assert await store.poll("t3", URLS) == Waiting(2, any_retry())
+
+    async def test_a_ticket_sent_back_takes_a_free_upstream_at_once(self, store: LeaseStore) -> None:
+        first, _ = await self.fill(store)
+        assert isinstance(await store.join("t3", URLS, 8), Waiting)
+        assert await store.release(first)
+        granted = await store.join("t0", URLS, 8, front=True)
+        assert isinstance(granted, Grant) and granted.url == first.url
+
     async def test_an_upstream_left_out_of_the_candidates_is_not_granted(self, store: LeaseStore) -> None:
         only_a = await store.join("t1", [A], 8)
         assert isinstance(only_a, Grant) and only_a.url == A
