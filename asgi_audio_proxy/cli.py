@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from .edge.settings import ENV_PREFIX, add_settings
+from .upstreams.registry import KIND_NAMES, named_kind
 
 if TYPE_CHECKING:
     from .demo.server import DemoServer
@@ -32,10 +33,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = resolve_settings(args, args.environ)
-        app = build_server_app(settings)
+        app = build_server_app(settings, args.environ)
     except (SettingError, ValueError, ImportError, OSError) as exc:
         args.fail(str(exc))
-    upstreams = " ".join(settings.upstream)
+    upstreams = (f"the servers of {settings.upstreams_file}" if settings.upstreams_file
+                 else " ".join(settings.upstream))
+    if settings.upstream_kind != "minicpm" and not settings.upstreams_file:
+        upstreams += f" ({settings.upstream_kind})"
     shared = f", leases in {settings.redis}" if settings.redis else ""
     base = f"ws://{settings.host}:{settings.port}"
     print(f"asgi-audio-proxy: {base}{settings.path} -> {upstreams}{shared}", file=sys.stderr)
@@ -73,8 +77,17 @@ def _demo(args: argparse.Namespace) -> int:
     if args.log_level != "debug":  # one line per upstream request drowns the session lines
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("uvicorn.access").addFilter(HealthChecksUnlogged())
+    try:
+        kind = named_kind(args.upstream_kind, api_key=args.upstream_api_key, model=args.upstream_model)
+        if args.upstream is not None:
+            kind.check_url(args.upstream)
+        if args.upstream is None and args.upstream_kind != "minicpm":
+            raise ValueError(f"--upstream-kind {args.upstream_kind} needs --upstream URL: the "
+                             "built-in simulator plays the MiniCPM-o server only")
+    except ValueError as exc:
+        args.fail(str(exc))
     run_demo(args.host, args.port, upstream_url=args.upstream, chunk_duration=args.chunk_duration,
-             log_level=args.log_level, on_started=started, barge_in=args.barge_in)
+             log_level=args.log_level, on_started=started, barge_in=args.barge_in, kind=kind)
     return 0
 
 
@@ -191,6 +204,13 @@ def _add_demo_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     demo.add_argument("--upstream", default=None, metavar="URL",
                       help="a real model server, e.g. http://127.0.0.1:32550 (default: the "
                            "built-in simulator, which answers with what it heard)")
+    demo.add_argument("--upstream-kind", default="minicpm", choices=KIND_NAMES,
+                      help="what --upstream is: minicpm (the MiniCPM-o web-demo server; the "
+                           "default) or realtime (any server that speaks the OpenAI Realtime API)")
+    demo.add_argument("--upstream-api-key", default=None, metavar="KEY",
+                      help="a realtime server's API key (Authorization: Bearer KEY)")
+    demo.add_argument("--upstream-model", default=None, metavar="MODEL",
+                      help="the model a realtime server is asked for (?model=MODEL)")
     demo.add_argument("--chunk-duration", type=float, default=0.2,
                       help="seconds of audio gathered before it goes upstream, a multiple of 0.2 "
                            "(default 0.2: lowest latency)")

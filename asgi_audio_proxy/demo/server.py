@@ -28,7 +28,8 @@ from ..dialects.realtime import realtime_dialect
 from ..dialects.twilio import twilio_dialect
 from ..edge.middleware import AudioProxyMiddleware
 from ..simulator.app import UpstreamSimulator
-from ..upstreams.kind import new_http_client
+from ..upstreams.kind import UpstreamKind, new_http_client
+from ..upstreams.minicpm.kind import MINICPM
 from ..vad.bargein import BargeInPolicy
 
 __all__ = ["DEMO_PAGE_DIR", "DemoServer", "HealthChecksUnlogged", "build_demo_app", "run_demo"]
@@ -55,7 +56,8 @@ SHUTDOWN_GRACE_S = 2
 
 def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = None,
                    chunk_duration: float = DEMO_CHUNK_DURATION_S,
-                   barge_in: BargeInPolicy = DEMO_BARGE_IN) -> ASGIApp:
+                   barge_in: BargeInPolicy = DEMO_BARGE_IN,
+                   kind: UpstreamKind = MINICPM) -> ASGIApp:
     """The demo's ASGI app: page, static files, the proxy at ``/audio_proxy`` (and its Realtime
     and Twilio dialects at ``/v1/realtime`` and ``/twilio``), maybe the simulator.
 
@@ -65,6 +67,7 @@ def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = N
         simulator: a simulator to mount at ``/upstream``, or ``None`` for a real upstream.
         chunk_duration: the proxy's ``chunk_duration``.
         barge_in: how a reply is interrupted (talking over it, by default).
+        kind: what the model server is (the simulator plays the MiniCPM-o web-demo server).
     """
     http_client = new_http_client()
 
@@ -89,7 +92,8 @@ def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = N
     config = ProxyConfig(upstream_url=upstream_url, chunk_duration=chunk_duration, barge_in=barge_in)
     return AudioProxyMiddleware(Starlette(routes=routes, lifespan=lifespan), path=PROXY_PATH,
                                 config=config, http_client=http_client,
-                                dialects={REALTIME_PATH: realtime_dialect, TWILIO_PATH: twilio_dialect})
+                                dialects={REALTIME_PATH: realtime_dialect, TWILIO_PATH: twilio_dialect},
+                                kind=kind)
 
 
 class HealthChecksUnlogged(logging.Filter):
@@ -152,12 +156,19 @@ class DemoServer:
         simulator: the simulator to mount when ``upstream_url`` is ``None`` (a default one else).
         chunk_duration: the proxy's ``chunk_duration``.
         log_level: uvicorn's log level.
+        kind: what the real model server is (the mounted simulator is always MiniCPM-o's).
+
+    Raises:
+        ValueError: a kind other than MiniCPM-o's with no ``upstream_url`` to reach it at.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8001, *, upstream_url: str | None = None,
                  simulator: UpstreamSimulator | None = None,
                  chunk_duration: float = DEMO_CHUNK_DURATION_S, log_level: str = "warning",
-                 barge_in: BargeInPolicy = DEMO_BARGE_IN) -> None:
+                 barge_in: BargeInPolicy = DEMO_BARGE_IN, kind: UpstreamKind = MINICPM) -> None:
+        if upstream_url is None and kind.name != MINICPM.name:
+            raise ValueError(f"a {kind.name} upstream needs its URL (--upstream URL); the built-in "
+                             "simulator plays the MiniCPM-o server only")
         self._sock = _bind(host, port)
         self.port: int = self._sock.getsockname()[1]
         local = f"{_loopback(host)}:{self.port}"
@@ -169,7 +180,7 @@ class DemoServer:
             first_chunk_delay_s=DEMO_FIRST_CHUNK_S, chunk_delay_s=DEMO_CHUNK_PACE_S))
         self.upstream_url = upstream_url or f"http://{local}{SIMULATOR_PREFIX}"
         app = build_demo_app(self.upstream_url, simulator=self.simulator,
-                             chunk_duration=chunk_duration, barge_in=barge_in)
+                             chunk_duration=chunk_duration, barge_in=barge_in, kind=kind)
         config = uvicorn.Config(app, log_level=log_level, lifespan="on",
                                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
                                 ws_per_message_deflate=False)  # PCM does not compress
@@ -213,12 +224,12 @@ class DemoServer:
 def run_demo(host: str = "127.0.0.1", port: int = 8001, *, upstream_url: str | None = None,
              chunk_duration: float = DEMO_CHUNK_DURATION_S, log_level: str = "warning",
              on_started: Callable[[DemoServer], None] | None = None,
-             barge_in: BargeInPolicy = DEMO_BARGE_IN) -> None:
+             barge_in: BargeInPolicy = DEMO_BARGE_IN, kind: UpstreamKind = MINICPM) -> None:
     """Serve the demo until Ctrl-C (blocks); ``on_started`` gets the server once it listens."""
 
     async def main() -> None:
         demo = DemoServer(host, port, upstream_url=upstream_url, chunk_duration=chunk_duration,
-                          log_level=log_level, barge_in=barge_in)
+                          log_level=log_level, barge_in=barge_in, kind=kind)
         await demo.serve(None if on_started is None else lambda: on_started(demo))
 
     asyncio.run(main())

@@ -15,6 +15,7 @@ from .admission import (
 )
 from .connection import ClientConnection, ClientGone, StarletteClient, WebsocketsClient, as_client
 from .middleware import AudioProxy, AudioProxyMiddleware
+from .pool_file import read_pool_file
 from .serving import GracefulServer, build_server_app, serve
 from .settings import (
     ENV_PREFIX,
@@ -51,6 +52,7 @@ __all__ = [
     "authenticate_scope",
     "build_server_app",
     "origin_allowed",
+    "read_pool_file",
     "resolve_settings",
     "serve",
     "shared_pool",

@@ -14,7 +14,7 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import FrameType
 from typing import Any, cast
 
@@ -30,10 +30,12 @@ from ..dialects.base import DialectFactory
 from ..dialects.realtime import realtime_dialect
 from ..dialects.twilio import twilio_dialect
 from ..metrics import ProxyMetrics
-from ..pool import UpstreamPool
+from ..pool import UpstreamPool, UpstreamServer
+from ..upstreams.registry import named_kind
 from ..vad.bargein import BargeInPolicy
 from .admission import TokenAuth
 from .middleware import AudioProxy, AudioProxyMiddleware
+from .pool_file import read_pool_file
 from .settings import ServeSettings
 
 __all__ = ["GracefulServer", "build_server_app", "serve"]
@@ -88,26 +90,33 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
     """A SIGTERM re-raised after the graceful shutdown: already handled."""
 
 
-def build_server_app(settings: ServeSettings) -> AudioProxyMiddleware:
+def build_server_app(settings: ServeSettings,
+                     environ: Mapping[str, str] | None = None) -> AudioProxyMiddleware:
     """The app of ``asgi-audio-proxy serve``: the proxy on ``settings.path``, 404 elsewhere.
 
-    One upstream and no Redis is the proxy's own pool of one; several upstreams, or Redis, make
-    an :class:`~asgi_audio_proxy.pool.UpstreamPool` (leases in Redis when given). Either way a
-    model server holds one conversation at a time and later clients queue.
+    One upstream and no Redis is the proxy's own pool of one; several upstreams, a pool file, or
+    Redis make an :class:`~asgi_audio_proxy.pool.UpstreamPool` (leases in Redis when given).
+    Either way a model server holds at most its kind's slots (or ``--slots``) conversations at
+    once and later clients queue. ``environ`` is where a pool file's ``api_key_env`` is read.
 
     Raises:
         ValueError: a setting the proxy refuses (names it).
         ImportError: ``--redis`` without the redis extra, or ``--metrics`` without the metrics one.
     """
-    config = ProxyConfig(upstream_url=settings.upstream[0], chunk_duration=settings.chunk_duration,
+    kind = named_kind(settings.upstream_kind, api_key=settings.upstream_api_key,
+                      model=settings.upstream_model, slots=settings.slots)
+    servers: list[UpstreamServer] = (
+        read_pool_file(settings.upstreams_file, environ or {}) if settings.upstreams_file
+        else [UpstreamServer(kind.check_url(url)) for url in settings.upstream])
+    config = ProxyConfig(upstream_url=servers[0].url, chunk_duration=settings.chunk_duration,
                          max_sessions=settings.max_sessions, allowed_origins=settings.allow_origin,
                          max_queue=settings.max_queue, max_queue_wait_s=settings.max_queue_wait,
                          shutdown_grace_s=settings.shutdown_grace,
                          barge_in=cast(BargeInPolicy, settings.barge_in))
     metrics = _metrics() if settings.metrics else None
     pool = None
-    if len(settings.upstream) > 1 or settings.redis:
-        pool = UpstreamPool(settings.upstream, store=_redis_store(settings), metrics=metrics,
+    if len(servers) > 1 or settings.redis or settings.upstreams_file:
+        pool = UpstreamPool(servers, kind=kind, store=_redis_store(settings), metrics=metrics,
                             max_queue=config.max_queue, max_wait_s=config.max_queue_wait_s)
     else:
         # several processes on one model server would each hold "the" conversation
@@ -142,7 +151,7 @@ def build_server_app(settings: ServeSettings) -> AudioProxyMiddleware:
         dialects[settings.twilio_path] = twilio_dialect
     middleware = AudioProxyMiddleware(Starlette(routes=routes, lifespan=lifespan), path=settings.path,
                                       config=config, authenticate=authenticate, leaser=pool,
-                                      metrics=metrics, dialects=dialects)
+                                      metrics=metrics, dialects=dialects, kind=kind)
     proxy = middleware.proxy
     return middleware
 

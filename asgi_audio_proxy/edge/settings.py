@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_WAIT_S, DEFAULT_UPSTREAM_URL
+from ..upstreams.registry import KIND_NAMES
 
 __all__ = ["ENV_PREFIX", "SERVE_SETTINGS", "ServeSettings", "Setting", "SettingError",
            "add_settings", "resolve_settings"]
@@ -105,6 +106,12 @@ def _url(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
+def _kind_name(text: str) -> str:
+    if text not in KIND_NAMES:
+        raise ValueError(" or ".join(KIND_NAMES))
+    return text
+
+
 def _path(text: str) -> str:
     if not text.startswith("/"):
         raise ValueError("a path starting with '/'")
@@ -133,9 +140,22 @@ def _switch(text: str) -> bool:
 
 #: what ``serve`` takes, in ``--help`` order; ``docs/deployment.md`` has them in one table
 SERVE_SETTINGS: tuple[Setting, ...] = (
-    Setting(name="upstream", parse=_url("http", "https"), default=(DEFAULT_UPSTREAM_URL,),
+    Setting(name="upstream", parse=_url("http", "https", "ws", "wss"), default=(DEFAULT_UPSTREAM_URL,),
             repeated=True, metavar="URL",
-            help="model server base URL; repeat for a pool, each server holding one conversation"),
+            help="model server URL (http://host:port; a realtime server also ws://host:port/v1/realtime); "
+                 "repeat for a pool"),
+    Setting(name="upstream_kind", parse=_kind_name, default="minicpm", metavar="KIND",
+            help=f"what the model servers are: {' or '.join(KIND_NAMES)} (the MiniCPM-o web-demo "
+                 "server, or any server that speaks the OpenAI Realtime API)"),
+    Setting(name="upstream_api_key", metavar="KEY", default_text="none",
+            help="a realtime server's API key, sent as Authorization: Bearer KEY"),
+    Setting(name="upstream_model", metavar="MODEL", default_text="none",
+            help="the model a realtime server is asked for (?model=MODEL)"),
+    Setting(name="slots", parse=_whole(1), metavar="N", default_text="the kind's: 1",
+            help="conversations each model server holds at once; the proxy never puts more on one"),
+    Setting(name="upstreams_file", parse=Path, metavar="FILE", default_text="none",
+            help="a TOML file of model servers, each with its own kind, slots and key (a mixed "
+                 "pool; see docs/upstreams.md); replaces --upstream"),
     Setting(name="redis", parse=_url("redis", "rediss"), metavar="URL", default_text="none",
             help="share leases and the queue with every proxy process using this Redis "
                  "(redis://host:6379/0; needs the redis extra); without it, one conversation "
@@ -186,6 +206,11 @@ class ServeSettings:
     """What ``serve`` was asked for, every value parsed (see :data:`SERVE_SETTINGS`)."""
 
     upstream: tuple[str, ...]
+    upstream_kind: str
+    upstream_api_key: str | None
+    upstream_model: str | None
+    slots: int | None
+    upstreams_file: Path | None
     redis: str | None
     redis_prefix: str
     max_queue: int

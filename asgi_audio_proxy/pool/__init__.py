@@ -8,7 +8,7 @@ from typing import Any
 
 from .health import HealthSource, UpstreamHealth
 from .lease import Lease, UpstreamLeaser
-from .pool import PoolLease, UpstreamPool
+from .pool import PoolLease, UpstreamPool, UpstreamServer, slot_keys
 from .store import (
     DEFAULT_LEASE_TTL_S,
     ChangeSignal,
@@ -35,7 +35,9 @@ __all__ = [
     "UpstreamHealth",
     "UpstreamLeaser",
     "UpstreamPool",
+    "UpstreamServer",
     "Waiting",
+    "slot_keys",
 ]
 
 
