@@ -25,7 +25,8 @@ class FakeUpstream:
     """Implements the MiniCPM ``Transport`` seam: keeps every chunk, acks by script, replays events.
 
     Push reply events with :meth:`push`; set ``ack_reason``/``ack_error`` to change the acks;
-    ``connect_error`` makes ``connect`` fail; ``die_with`` ends ``events()`` with an error.
+    ``connect_error`` makes ``connect`` fail, ``connect_hangs`` never return; ``die_with`` ends
+    ``events()`` with an error.
     """
 
     def __init__(self, version: str = "2.6") -> None:
@@ -37,11 +38,14 @@ class FakeUpstream:
         self.ack_reason: str | None = "done"
         self.ack_error: str | None = None
         self.connect_error: AudioProxyError | None = None
+        self.connect_hangs = False
         self._acks: asyncio.Queue[tuple[int, Ack]] = asyncio.Queue()
         self._events: asyncio.Queue[TransportItem | BaseException] = asyncio.Queue()
         self.chunk_arrived = asyncio.Event()
 
     async def connect(self, options: UpstreamOptions) -> None:
+        if self.connect_hangs:
+            await asyncio.Event().wait()  # never set: an upstream that accepts and says nothing
         if self.connect_error is not None:
             raise self.connect_error
         self.options.append(options)

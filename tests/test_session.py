@@ -177,6 +177,17 @@ async def test_upstream_connect_failure_is_reported_before_ready() -> None:
     await h.http.aclose()
 
 
+async def test_an_upstream_silent_through_the_handshake_is_a_timeout_not_a_bug() -> None:
+    h = Harness(ProxyConfig(chunk_duration=0.2, connect_timeout_s=0.05))
+    h.upstream.connect_hangs = True
+    async with asyncio.timeout(within(5)):
+        stats = await h.session.run()
+    event = json.loads(await h.next())  # type: ignore[arg-type]
+    assert event["error"] == "upstream_timeout" and event["code"] == 1011, event
+    assert h.client.close_code == 1011 == stats.close_code
+    await h.http.aclose()
+
+
 async def test_uid_takeover_ack_ends_the_session() -> None:
     async with Harness() as h:
         h.upstream.ack_reason, h.upstream.ack_error = None, "UID changed in stream"

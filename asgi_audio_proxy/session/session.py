@@ -35,6 +35,7 @@ from ..errors import (
     ServerShutdown,
     UpstreamBusy,
     UpstreamError,
+    UpstreamTimeout,
 )
 from ..events import (
     AudioIn,
@@ -241,10 +242,14 @@ class ProxySession:
                 kind = self._lease.kind or self._kind
                 assert kind is not None
                 self._upstream = kind.factory(self._lease.url, self._config, self._http_client, self.log)
+            deadline_s = 3 * self._config.connect_timeout_s  # its calls, each under its own
             try:
-                async with asyncio.timeout(3 * self._config.connect_timeout_s):
+                async with asyncio.timeout(deadline_s):
                     await self._upstream.connect(options)
                 return self._upstream
+            except TimeoutError as exc:  # ours, not a library's: the adapter translates those
+                raise UpstreamTimeout(f"the upstream did not open the conversation within "
+                                      f"{deadline_s:g} s") from exc
             except UpstreamBusy as busy:
                 if self._lease is None or given:
                     raise
