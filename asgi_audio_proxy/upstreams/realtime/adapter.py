@@ -100,10 +100,6 @@ class RealtimeAdapter:
             UpstreamProtocolError: the server answered the session update with an error.
             UpstreamTimeout, UpstreamUnavailable.
         """
-        if self._settings.turn_detection == "proxy" and self._turns is None:
-            # off the loop: loading the detector's model takes tens of ms
-            self._turns = await asyncio.to_thread(TurnDetector, self._config.voice,
-                                                  self._settings.input_rate_hz)
         await self._transport.open()
         self._is_open = True
         await self._transport.send(session_update(options, self._settings))
@@ -115,6 +111,11 @@ class RealtimeAdapter:
         except TimeoutError as exc:
             raise UpstreamTimeout(f"the upstream did not answer the session update within "
                                   f"{timeout_s} s") from exc
+        if self._settings.turn_detection == "proxy" and self._turns is None:
+            # once the server took the session (a full one costs no load); off the loop: loading
+            # the detector's model takes tens of ms, and no audio flows before connect returns
+            self._turns = await asyncio.to_thread(TurnDetector, self._config.voice,
+                                                  self._settings.input_rate_hz)
         self._log.debug("upstream session %s ready: model %s", self._server_session, self._version)
 
     async def configure(self, options: UpstreamOptions) -> None:
