@@ -33,6 +33,16 @@ from tests.test_pool import connect, queued_then_ready
 UTTERANCE = tone(440, 1.0) + silence(1.4)
 
 
+async def three_clients(url: str,
+                        stack: contextlib.AsyncExitStack) -> list[tuple[ProxyClient, dict[str, Any]]]:
+    """Three clients, connected one after the other, each with its first event; closed by ``stack``."""
+    arrivals = []
+    for _ in range(3):
+        arrivals.append(await connect(url))
+        stack.push_async_callback(arrivals[-1][0].__aexit__)
+    return arrivals
+
+
 @contextlib.asynccontextmanager
 async def inner_proxy(**config: Any) -> AsyncIterator[str]:
     """A proxy serving the Realtime dialect in front of a simulator that holds any number of
@@ -60,34 +70,26 @@ async def outer_proxy(server_url: str, slots: int) -> AsyncIterator[str]:
 
 
 async def test_two_slots_three_clients_ready_ready_queued_then_served() -> None:
-    async with inner_proxy() as server, outer_proxy(server, slots=2) as url:
-        async with contextlib.AsyncExitStack() as stack:
-            arrivals = []
-            for _ in range(3):
-                arrivals.append(await connect(url))
-                stack.push_async_callback(arrivals[-1][0].__aexit__)
-            (c1, e1), (c2, e2), (c3, e3) = arrivals
-            assert [e1["type"], e2["type"], e3["type"]] == ["ready", "ready", "queued"]
-            assert e3["position"] == 1
-            assert (await c2.say(UTTERANCE)).audio  # a live conversation on the server's second slot
-            await c1.__aexit__()
-            assert await queued_then_ready(c3) == []
-            assert (await c3.say(UTTERANCE)).audio
+    async with inner_proxy() as server, outer_proxy(server, slots=2) as url, \
+            contextlib.AsyncExitStack() as stack:
+        (c1, e1), (c2, e2), (c3, e3) = await three_clients(url, stack)
+        assert [e1["type"], e2["type"], e3["type"]] == ["ready", "ready", "queued"]
+        assert e3["position"] == 1
+        assert (await c2.say(UTTERANCE)).audio  # a live conversation on the server's second slot
+        await c1.__aexit__()
+        assert await queued_then_ready(c3) == []
+        assert (await c3.say(UTTERANCE)).audio
 
 
 async def test_three_slots_on_a_server_that_takes_two_the_third_waits_for_a_503_then_is_served() -> None:
-    async with inner_proxy(max_sessions=2) as server, outer_proxy(server, slots=3) as url:
-        async with contextlib.AsyncExitStack() as stack:
-            arrivals = []
-            for _ in range(3):
-                arrivals.append(await connect(url))
-                stack.push_async_callback(arrivals[-1][0].__aexit__)
-            (c1, e1), (c2, e2), (c3, e3) = arrivals
-            assert [e1["type"], e2["type"]] == ["ready", "ready"]
-            assert (e3["type"], e3["position"]) == ("queued", 1)  # refused with 503: back in the queue
-            await c1.__aexit__()
-            assert await queued_then_ready(c3) == []
-            assert (await c3.say(UTTERANCE)).audio
+    async with inner_proxy(max_sessions=2) as server, outer_proxy(server, slots=3) as url, \
+            contextlib.AsyncExitStack() as stack:
+        (c1, e1), (_, e2), (c3, e3) = await three_clients(url, stack)
+        assert [e1["type"], e2["type"]] == ["ready", "ready"]
+        assert (e3["type"], e3["position"]) == ("queued", 1)  # refused with 503: back in the queue
+        await c1.__aexit__()
+        assert await queued_then_ready(c3) == []
+        assert (await c3.say(UTTERANCE)).audio
 
 
 async def test_three_slots_on_a_server_that_refuses_the_third_by_an_error_event() -> None:
@@ -118,16 +120,12 @@ async def test_three_slots_on_a_server_that_refuses_the_third_by_an_error_event(
         finally:
             live.discard(id(ws))
 
-    async with realtime_server(server) as server_url, outer_proxy(server_url, slots=3) as url:
-        async with contextlib.AsyncExitStack() as stack:
-            arrivals = []
-            for _ in range(3):
-                arrivals.append(await connect(url))
-                stack.push_async_callback(arrivals[-1][0].__aexit__)
-            (c1, e1), (c2, e2), (c3, e3) = arrivals
-            assert [e1["type"], e2["type"]] == ["ready", "ready"]
-            assert (e3["type"], e3["position"]) == ("queued", 1)
-            assert refused == ["session_limit_reached"]
-            await c2.__aexit__()
-            assert await queued_then_ready(c3) == []
-            assert refused == ["session_limit_reached"]
+    async with realtime_server(server) as server_url, outer_proxy(server_url, slots=3) as url, \
+            contextlib.AsyncExitStack() as stack:
+        (_, e1), (c2, e2), (c3, e3) = await three_clients(url, stack)
+        assert [e1["type"], e2["type"]] == ["ready", "ready"]
+        assert (e3["type"], e3["position"]) == ("queued", 1)
+        assert refused == ["session_limit_reached"]
+        await c2.__aexit__()
+        assert await queued_then_ready(c3) == []
+        assert refused == ["session_limit_reached"]
