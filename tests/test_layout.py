@@ -16,7 +16,9 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 #: modules that must stay free of I/O: bytes and events in, bytes and events out
 PURE = ["audio/wav.py", "audio/buffer.py", "audio/resample.py", "events.py", "config.py",
         "errors.py", "dialects/base.py", "dialects/native.py", "upstreams/minicpm/wire.py",
-        "upstreams/minicpm/replies.py", "pacing.py", "session/outbox.py",
+        "upstreams/minicpm/replies.py", "upstreams/realtime/wire.py", "upstreams/realtime/handshake.py",
+        "upstreams/realtime/replies.py", "upstreams/realtime/sendqueue.py", "upstreams/realtime/settings.py",
+        "pacing.py", "session/outbox.py",
         "session/stats.py", "client/audio.py", "client/turns.py"]
 
 
