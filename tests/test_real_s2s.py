@@ -38,16 +38,17 @@ from tests.timing import within
 from tests.vad.speech import RATE_HZ, SpeechBank, espeak_missing_reason, to_pcm
 
 KIT = pathlib.Path(__file__).resolve().parent / "real_s2s" / "run_s2s.sh"
+SERVING = r"running on http://127\.0\.0\.1:(\d+)"
+SENTENCE = "Could you tell me the time please"
+#: the kit's first start builds its venv (minutes); later ones import and warm up in seconds
+KIT_START_S = 300
 pytestmark = [
     pytest.mark.real_upstream,
+    pytest.mark.timeout(KIT_START_S + 120),
     pytest.mark.skipif(not os.environ.get("S2S_GIT_DIR"),
                        reason="S2S_GIT_DIR is not set: no copy of speech-to-speech's code"),
     pytest.mark.skipif(espeak_missing_reason() is not None, reason=str(espeak_missing_reason())),
 ]
-SERVING = r"running on http://127\.0\.0\.1:(\d+)"
-SENTENCE = "Could you tell me the time please"
-#: the kit's first start may build its venv; later ones import and warm up in seconds
-KIT_START_S = 300
 
 
 @pytest.fixture(scope="module")
