@@ -31,6 +31,7 @@ from asgi_audio_proxy.events import (
     UpstreamEvent,
 )
 from asgi_audio_proxy.upstreams.base import Emit
+from asgi_audio_proxy.upstreams.kind import new_http_client
 from tests.clients import ProxyClient
 from tests.fakes import OpenLeaser
 from tests.servers import serve_uvicorn
@@ -199,3 +200,14 @@ async def test_an_adapter_from_the_tests_serves_native_and_json8k_clients() -> N
     assert abs(dominant_frequency_hz(audio, RATE_HZ) - 440) < 5
     assert all(s.balanced and s.replies == 1 and s.acks["heard"] > 0 for s in stats), stats
 
+
+
+async def test_the_http_clients_proxies_make_share_one_tls_context() -> None:
+    # making one reads the whole CA bundle, tens of ms on the event loop: once per process
+    clients = [new_http_client(), new_http_client()]
+    try:
+        contexts = {id(c._transport._pool._ssl_context) for c in clients}  # type: ignore[attr-defined]
+        assert len(contexts) == 1
+    finally:
+        for client in clients:
+            await client.aclose()
