@@ -1,8 +1,9 @@
 """Settings: ``ProxyConfig`` (the operator's) and ``UpstreamOptions`` (the conversation's).
 
-Owns: every tunable with its named default and validation, and the one typed parse of the
-client's camelCase ``config_data`` (``UPSTREAM_PROTOCOL.md`` section 6). Must not: open sockets,
-read the environment or parse argv.
+Owns: every tunable with its named default and validation (the voice barge-in detector's too,
+:class:`BargeInConfig`: the VAD package imports it from here, never the other way round), and
+the one typed parse of the client's camelCase ``config_data`` (``UPSTREAM_PROTOCOL.md`` section
+6). Must not: open sockets, read the environment, parse argv, or import the VAD package.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .audio.wav import CLIENT_SAMPLE_RATE_HZ, MESSAGE_SAMPLES
-from .vad.bargein import BargeInConfig, BargeInPolicy
 
-__all__ = ["CLIENT_OPTION_KEYS", "ProxyConfig", "UpstreamOptions"]
+__all__ = ["CLIENT_OPTION_KEYS", "BargeInConfig", "BargeInPolicy", "ProxyConfig", "UpstreamOptions"]
 
 #: the model server's own default address (section 1)
 DEFAULT_UPSTREAM_URL = "http://127.0.0.1:32550"
@@ -70,6 +70,76 @@ DEFAULT_MAX_QUEUE_WAIT_S = 300.0
 CLIENT_OPTION_KEYS = frozenset(
     {"assistantPrompt", "audioFormat", "vadThreshold", "voiceClonePrompt", "useAudioPrompt"}
 )
+
+
+BargeInPolicy = Literal["off", "control", "voice"]
+_POLICIES: tuple[BargeInPolicy, ...] = ("off", "control", "voice")
+
+#: today's behaviour: only an explicit ``stop`` cuts a reply; speech events are still reported
+DEFAULT_POLICY: BargeInPolicy = "control"
+#: speech this long over a reply cuts it (five Silero frames, eight of the fallback's): a word, not a
+#: cough or a click (< 150 ms); a sixth frame added 32 ms to every cut and stopped no false one
+DEFAULT_MIN_SPEECH_MS = 160.0
+#: this much speech starts a segment (``speech_started``): longer than a click, shorter than a syllable
+DEFAULT_START_SPEECH_MS = 90.0
+#: Silero's own recommended decision point
+DEFAULT_SPEECH_THRESHOLD = 0.5
+#: while a reply plays its echo is speech too: ask the detector to be surer
+DEFAULT_REPLY_THRESHOLD = 0.7
+#: silence this long ends a segment (``speech_stopped``): longer than a pause between words
+DEFAULT_MIN_SILENCE_MS = 500.0
+#: the echo of what was played arrives within this: network, playout buffer and the air
+DEFAULT_MAX_ECHO_DELAY_MS = 300.0
+#: the loudest echo assumed until measured: a phone on speaker, held close, returns about -6 dB
+DEFAULT_ECHO_LOSS_DB = 6.0
+#: a frame over a reply must be mostly not echo to count as the client's voice
+DEFAULT_MIN_UNEXPLAINED_SHARE = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class BargeInConfig:
+    """How voice activity is reported and when speech cuts a reply.
+
+    Attributes:
+        policy: ``off`` (no detection at all), ``control`` (events reported; only an explicit stop
+            cuts) or ``voice`` (speech over a reply also cuts it).
+        min_speech_ms: speech over a playing reply needed before :class:`CutReply`.
+        start_speech_ms: speech needed before :class:`SpeechStarted`.
+        speech_threshold: detector probability that counts as speech when no reply plays.
+        reply_threshold: the same while a reply plays; at least ``speech_threshold``.
+        min_silence_ms: non-speech needed before :class:`SpeechStopped`.
+        max_echo_delay_ms: the longest delay at which the reply's echo is expected back.
+        echo_loss_db: the loudest echo assumed, in dB below the reply, until measured.
+        min_unexplained_share: share of a frame's energy beyond the echo for it to be speech.
+    """
+
+    policy: BargeInPolicy = DEFAULT_POLICY
+    min_speech_ms: float = DEFAULT_MIN_SPEECH_MS
+    start_speech_ms: float = DEFAULT_START_SPEECH_MS
+    speech_threshold: float = DEFAULT_SPEECH_THRESHOLD
+    reply_threshold: float = DEFAULT_REPLY_THRESHOLD
+    min_silence_ms: float = DEFAULT_MIN_SILENCE_MS
+    max_echo_delay_ms: float = DEFAULT_MAX_ECHO_DELAY_MS
+    echo_loss_db: float = DEFAULT_ECHO_LOSS_DB
+    min_unexplained_share: float = DEFAULT_MIN_UNEXPLAINED_SHARE
+
+    def __post_init__(self) -> None:
+        if self.policy not in _POLICIES:
+            raise ValueError(f"policy must be one of {_POLICIES}, not {self.policy!r}")
+        durations = ("min_speech_ms", "start_speech_ms", "min_silence_ms", "max_echo_delay_ms")
+        for name in (*durations, "echo_loss_db"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
+        for name in ("speech_threshold", "reply_threshold", "min_unexplained_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {value!r}")
+        if self.reply_threshold < self.speech_threshold:
+            raise ValueError(
+                f"reply_threshold must be at least speech_threshold ({self.speech_threshold}), "
+                f"not {self.reply_threshold!r}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,22 +16,26 @@ import contextlib
 import importlib
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp
 
-from .edge.connection import ClientConnection
+from .dialects.connection import ClientConnection
 from .events import AudioIn, ReplyAudio, ReplyEnded, ReplyStarted, ReplyText
 
-if TYPE_CHECKING:
-    from .session.stats import SessionStats
-
-__all__ = ["LATENCY_BUCKETS_S", "WAIT_BUCKETS_S", "MeteredClient", "ProxyMetrics", "TurnTimer"]
+__all__ = ["LATENCY_BUCKETS_S", "WAIT_BUCKETS_S", "EndedSession", "MeteredClient", "ProxyMetrics",
+           "TurnTimer"]
 
 #: end of speech to first reply spans VAD delay (about 1 s, section 5.2) plus the model's start
 LATENCY_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0)
 #: queue waits run from nothing to the configured wait limit (minutes)
 WAIT_BUCKETS_S = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+class EndedSession(Protocol):
+    """What the metrics read of a session's totals (a :class:`~asgi_audio_proxy.session.SessionStats`)."""
+
+    close_code: int | None
 
 
 class ProxyMetrics:
@@ -75,7 +79,7 @@ class ProxyMetrics:
         finally:
             self.live_sessions.dec()
 
-    def session_ended(self, stats: SessionStats) -> None:
+    def session_ended(self, stats: EndedSession) -> None:
         """An ``on_end`` callback: counts the session by its close code."""
         self.sessions.labels(code=str(stats.close_code)).inc()
 

@@ -114,6 +114,63 @@ def test_no_import_cycles_not_even_type_only() -> None:
     assert not cycle, " -> ".join(cycle)
 
 
+#: the package's parts, lowest first: a part imports only from its own files and from parts of a
+#: lower layer, so a reader follows client -> dialect -> session -> upstream kind -> server down the
+#: tree, and the edge (ASGI, serving, VoiceClient) sits on top of everything it wires together
+LAYERS: list[set[str]] = [
+    {"audio", "errors", "events"},
+    {"pacing", "config"},  # config holds every setting, the VAD's too, and imports no VAD package
+    {"vad"},
+    {"dialects", "upstreams"},  # the client's wire and connection; the servers' kinds
+    {"metrics"},  # counters fed with events
+    {"pool"},  # leases slots of servers to sessions; imports no concrete kind
+    {"session"},  # one conversation; imports no edge
+    {"edge"},
+    {"simulator", "client"},
+    {"demo"},
+    {"cli", "__init__"},
+]
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _layer(part: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if part in layer)
+
+
+def backward_imports(imports: dict[str, set[str]]) -> list[str]:
+    """Each ``module -> imported`` where the imported part sits in a higher layer than the module's
+    own (or in the same layer but another part)."""
+    found = []
+    for module, targets in sorted(imports.items()):
+        own = _part(module)
+        for target in sorted(targets):
+            other = _part(target)
+            if other != own and _layer(other) >= _layer(own):
+                found.append(f"{module} -> {target} ({other} is not below {own})")
+    return found
+
+
+def test_every_part_is_in_one_layer() -> None:
+    parts = {_part(_dotted(p)) for p in MODULES}
+    assert parts == set().union(*LAYERS), parts ^ set().union(*LAYERS)
+    assert sum(len(layer) for layer in LAYERS) == len(set().union(*LAYERS))
+
+
+def test_imports_point_down_the_layers_type_only_ones_included() -> None:
+    imports = {_dotted(p): _imports(p) for p in MODULES}
+    assert backward_imports(imports) == []
+
+
+def test_a_backward_import_is_caught() -> None:
+    assert backward_imports({"asgi_audio_proxy.session.session": {"asgi_audio_proxy.edge.connection"},
+                             "asgi_audio_proxy.pool.pool": {"asgi_audio_proxy.upstreams.kind"}}) == [
+        "asgi_audio_proxy.session.session -> asgi_audio_proxy.edge.connection (edge is not below session)"]
+
+
 def test_no_private_names_imported_across_modules() -> None:
     for path in MODULES:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -1,9 +1,11 @@
-"""Client dialects: the seam (:mod:`.base`) and the wire formats clients speak.
+"""Client dialects: the seam (:mod:`.base`), the client's connection as the core sees it
+(:mod:`.connection`), and the wire formats clients speak.
 """
 
 from __future__ import annotations
 
 from .base import ClientDialect, DialectFactory, Frame
+from .connection import ClientConnection
 from .native import (
     ConfigControl,
     Control,
@@ -14,6 +16,7 @@ from .native import (
 )
 
 __all__ = [
+    "ClientConnection",
     "ClientDialect",
     "ConfigControl",
     "Control",

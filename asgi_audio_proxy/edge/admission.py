@@ -19,6 +19,9 @@ from starlette.types import Scope
 # in the error tree; exported from here too, where admission raises it, so older imports work
 from ..errors import Denied
 
+# the post-handshake hook runs in the session; named here too, beside the handshake's own
+from ..session.admit import ParameterCheck, admit_parameters
+
 __all__ = [
     "Authenticator",
     "Denied",
@@ -31,9 +34,6 @@ __all__ = [
 
 #: the hook: returns an identity (anything but ``None``) to admit, or raises :class:`Denied`
 Authenticator = Callable[[Scope], object | Awaitable[object]]
-#: checks what a client says after the handshake (a call's ``customParameters``), given the
-#: identity the handshake gave; returns the identity to keep, or raises :class:`Denied`
-ParameterCheck = Callable[[Mapping[str, str], object], object | Awaitable[object]]
 
 
 def origin_allowed(origin: str | None, allowed: Sequence[str] | None) -> bool:
@@ -94,21 +94,6 @@ class TokenAuth:
         if identity is None:
             raise Denied(401, "the token is not valid")
         return identity
-
-
-async def admit_parameters(parameters: Mapping[str, str], identity: object,
-                           check: ParameterCheck) -> object:
-    """Run the post-handshake hook; returns the identity to keep.
-
-    Raises:
-        Denied: the hook refused (or returned ``None``).
-    """
-    kept: Any = check(parameters, identity)
-    if inspect.isawaitable(kept):
-        kept = await kept
-    if kept is None:
-        raise Denied(401, "not authenticated")
-    return kept
 
 
 async def authenticate_scope(scope: Scope, authenticate: Authenticator | None,

@@ -1,6 +1,7 @@
 """The client side of a session: one small protocol over Starlette and websockets connections.
 
-Owns: ``ClientConnection`` (accept, receive a frame, send, close) and its two adapters, so a
+Owns: the two adapters of :class:`~asgi_audio_proxy.dialects.connection.ClientConnection`
+(accept, receive a frame, send, close), so a
 session runs the same over an ASGI ``WebSocket`` (accepted or not) and over a ``websockets``
 connection, server or client side (a gateway that dials out). A receive returns ``bytes`` or
 ``str``; the peer leaving raises :class:`~asgi_audio_proxy.errors.ClientGone` with its close code.
@@ -10,24 +11,17 @@ Must not: buffer, parse or decide anything.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.exceptions import ConnectionClosed
 
-# in the error tree; exported from here too, where the adapters raise it, so older imports work
+# the protocol (below the session) and the error, exported from here too, where the adapters are
+from ..dialects.connection import ClientConnection
 from ..errors import ClientGone
 
 __all__ = ["ClientConnection", "ClientGone", "StarletteClient", "WebsocketsClient", "as_client"]
-
-
-@runtime_checkable
-class ClientConnection(Protocol):
-    async def accept(self, subprotocol: str | None = None) -> None: ...
-    async def receive(self) -> bytes | str: ...
-    async def send(self, message: bytes | str) -> None: ...
-    async def close(self, code: int, reason: str = "") -> None: ...
 
 
 class StarletteClient:

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from ..edge.connection import ClientConnection
+from ..dialects.connection import ClientConnection
 from ..events import ServerEvent
 from ..upstreams.kind import UpstreamKind
 

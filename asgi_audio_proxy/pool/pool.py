@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import httpx
 from starlette import status
 
-from ..edge.connection import ClientConnection
+from ..dialects.connection import ClientConnection
 from ..errors import AudioProxyError, SessionLimitExceeded, UpstreamUnavailable
 from ..events import ErrorEvent, Queued, ServerEvent
 from ..metrics import ProxyMetrics

@@ -4,6 +4,7 @@ the audio ledger.
 
 from __future__ import annotations
 
+from .admit import ParameterCheck, admit_parameters
 from .channel import ClientChannel, EventObserver
 from .outbox import Outbox
 from .rates import RateBridge
@@ -17,11 +18,13 @@ __all__ = [
     "ClientChannel",
     "EventObserver",
     "Outbox",
+    "ParameterCheck",
     "ProxySession",
     "RateBridge",
     "SessionLog",
     "SessionState",
     "SessionStats",
     "VoiceWatch",
+    "admit_parameters",
     "watch_session",
 ]

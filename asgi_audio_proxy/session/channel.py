@@ -17,8 +17,8 @@ from collections.abc import Callable
 from starlette import status
 
 from ..dialects.base import ClientDialect
-from ..edge.connection import ClientConnection, ClientGone
-from ..errors import AudioProxyError, ClientTooSlow
+from ..dialects.connection import ClientConnection
+from ..errors import AudioProxyError, ClientGone, ClientTooSlow
 from ..events import ClientEvent, ErrorEvent, ReplyAudio, ReplyEnded, ReplyStarted, ServerEvent
 from .outbox import Outbox
 from .stats import SessionStats

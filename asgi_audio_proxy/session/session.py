@@ -23,13 +23,13 @@ from starlette import status
 from ..audio.wav import CLIENT_SAMPLE_RATE_HZ
 from ..config import MESSAGE_DURATION_S, ProxyConfig, UpstreamOptions
 from ..dialects.base import ClientDialect, Frame
+from ..dialects.connection import ClientConnection
 from ..dialects.native import NativeDialect
-from ..edge.admission import ParameterCheck, admit_parameters
-from ..edge.connection import ClientConnection, ClientGone
 from ..errors import (
     AudioProxyError,
     BadClientPayload,
     ClientError,
+    ClientGone,
     IdleTimeout,
     MessageTooBig,
     ServerShutdown,
@@ -63,6 +63,7 @@ from ..pool.lease import Lease, UpstreamLeaser
 from ..upstreams.base import UpstreamAdapter
 from ..upstreams.kind import UpstreamKind
 from ..vad.bargein import CutReply
+from .admit import ParameterCheck, admit_parameters
 from .channel import ClientChannel, EventObserver
 from .rates import RateBridge
 from .stats import AudioLedger, SessionLog, SessionStats

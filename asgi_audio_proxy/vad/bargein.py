@@ -1,10 +1,10 @@
 """Voice barge-in: when the client starts and stops speaking, and when that should cut the reply.
 
-Owns: :data:`BargeInPolicy`, :class:`BargeInConfig` and :class:`VoiceActivity`, the per-session
-decision fed by the session with the client's audio and the reply audio it sends, returning frozen
-events (:class:`SpeechStarted`, :class:`SpeechStopped`, :class:`CutReply`). Times are milliseconds of
-input audio since the session started: the count of samples fed, so the decisions depend on the audio
-alone, never on when it arrived.
+Owns: :class:`VoiceActivity` (its settings, :class:`BargeInConfig`, live in ``config.py``), the
+per-session decision fed by the session with the client's audio and the reply audio it sends,
+returning frozen events (:class:`SpeechStarted`, :class:`SpeechStopped`, :class:`CutReply`).
+Times are milliseconds of input audio since the session started: the count of samples fed, so
+the decisions depend on the audio alone, never on when it arrived.
 
 While a reply plays, a frame is the client's speech only if the detector's probability reaches the
 higher ``reply_threshold`` *and* at least ``min_unexplained_share`` of its energy is more than the
@@ -16,12 +16,11 @@ Must not: do I/O, read a clock, or cut anything itself: the session acts on the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from ..config import BargeInConfig, BargeInPolicy  # kept here too: the VAD's settings, named where used
 from .detector import DETECTOR_RATE_HZ, SpeechDetector, default_detector
 from .echo import EchoReference
 
@@ -35,80 +34,12 @@ __all__ = [
     "VoiceEvent",
 ]
 
-BargeInPolicy = Literal["off", "control", "voice"]
-_POLICIES: tuple[BargeInPolicy, ...] = ("off", "control", "voice")
-
-#: today's behaviour: only an explicit ``stop`` cuts a reply; speech events are still reported
-DEFAULT_POLICY: BargeInPolicy = "control"
-#: speech this long over a reply cuts it (five Silero frames, eight of the fallback's): a word, not a
-#: cough or a click (< 150 ms); a sixth frame added 32 ms to every cut and stopped no false one
-DEFAULT_MIN_SPEECH_MS = 160.0
-#: this much speech starts a segment (``speech_started``): longer than a click, shorter than a syllable
-DEFAULT_START_SPEECH_MS = 90.0
-#: Silero's own recommended decision point
-DEFAULT_SPEECH_THRESHOLD = 0.5
-#: while a reply plays its echo is speech too: ask the detector to be surer
-DEFAULT_REPLY_THRESHOLD = 0.7
-#: silence this long ends a segment (``speech_stopped``): longer than a pause between words
-DEFAULT_MIN_SILENCE_MS = 500.0
-#: the echo of what was played arrives within this: network, playout buffer and the air
-DEFAULT_MAX_ECHO_DELAY_MS = 300.0
-#: the loudest echo assumed until measured: a phone on speaker, held close, returns about -6 dB
-DEFAULT_ECHO_LOSS_DB = 6.0
-#: a frame over a reply must be mostly not echo to count as the client's voice
-DEFAULT_MIN_UNEXPLAINED_SHARE = 0.5
 #: before a segment has started, a gap this long drops the candidate: two clicks are not a word
 _START_GAP_MS = 100.0
 #: once a segment has started, a frame continues it at 0.15 below the threshold and half the
 #: unexplained share (Silero's own hysteresis is 0.15)
 _CONTINUE_THRESHOLD_DROP = 0.15
 _CONTINUE_SHARE_FACTOR = 0.5
-
-
-@dataclass(frozen=True, kw_only=True)
-class BargeInConfig:
-    """How voice activity is reported and when speech cuts a reply.
-
-    Attributes:
-        policy: ``off`` (no detection at all), ``control`` (events reported; only an explicit stop
-            cuts) or ``voice`` (speech over a reply also cuts it).
-        min_speech_ms: speech over a playing reply needed before :class:`CutReply`.
-        start_speech_ms: speech needed before :class:`SpeechStarted`.
-        speech_threshold: detector probability that counts as speech when no reply plays.
-        reply_threshold: the same while a reply plays; at least ``speech_threshold``.
-        min_silence_ms: non-speech needed before :class:`SpeechStopped`.
-        max_echo_delay_ms: the longest delay at which the reply's echo is expected back.
-        echo_loss_db: the loudest echo assumed, in dB below the reply, until measured.
-        min_unexplained_share: share of a frame's energy beyond the echo for it to be speech.
-    """
-
-    policy: BargeInPolicy = DEFAULT_POLICY
-    min_speech_ms: float = DEFAULT_MIN_SPEECH_MS
-    start_speech_ms: float = DEFAULT_START_SPEECH_MS
-    speech_threshold: float = DEFAULT_SPEECH_THRESHOLD
-    reply_threshold: float = DEFAULT_REPLY_THRESHOLD
-    min_silence_ms: float = DEFAULT_MIN_SILENCE_MS
-    max_echo_delay_ms: float = DEFAULT_MAX_ECHO_DELAY_MS
-    echo_loss_db: float = DEFAULT_ECHO_LOSS_DB
-    min_unexplained_share: float = DEFAULT_MIN_UNEXPLAINED_SHARE
-
-    def __post_init__(self) -> None:
-        if self.policy not in _POLICIES:
-            raise ValueError(f"policy must be one of {_POLICIES}, not {self.policy!r}")
-        durations = ("min_speech_ms", "start_speech_ms", "min_silence_ms", "max_echo_delay_ms")
-        for name in (*durations, "echo_loss_db"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
-        for name in ("speech_threshold", "reply_threshold", "min_unexplained_share"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, not {value!r}")
-        if self.reply_threshold < self.speech_threshold:
-            raise ValueError(
-                f"reply_threshold must be at least speech_threshold ({self.speech_threshold}), "
-                f"not {self.reply_threshold!r}"
-            )
 
 
 @dataclass(frozen=True)
