@@ -7,7 +7,8 @@ each saw as one JSON line, and exits 0, or 1 with the reason (one process for a 
 checks: starting Python is most of a check's cost):
 
 - ``ws URL``: a WebSocket handshake; prints the HTTP status of a refusal, or the first message
-  after any ``queued`` (``ready`` on the native path, ``session.created`` on the Realtime one). ``--header``,
+  after any ``queued`` (``ready`` on the native path, ``session.created`` on the Realtime one;
+  none with ``--handshake-only``). ``--header``,
   ``--subprotocol`` and ``--origin`` shape the handshake.
 - ``http URL``: a GET (``--post k=v`` makes it a form POST); prints status, content type and body.
 - ``json8k URL``: one turn in the architecture page's example dialect: base64 PCM16 8 kHz in,
@@ -45,6 +46,8 @@ async def ws_check(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with connect(args.url, additional_headers=headers, subprotocols=args.subprotocol or None,
                            open_timeout=within(10)) as ws, asyncio.timeout(within(10)):
+            if args.handshake_only:  # Twilio's side speaks first: the proxy sends nothing
+                return {"status": 101}
             while True:  # a session before ours may still be ending: we wait our turn
                 first = json.loads(await ws.recv())
                 if first.get("type") != "queued":
@@ -140,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--header", action="append", default=[], help="Name:value")
     parser.add_argument("--subprotocol", action="append", default=[])
     parser.add_argument("--origin", default=None)
+    parser.add_argument("--handshake-only", action="store_true", help="ws: read no message")
     parser.add_argument("--post", action="append", default=None, help="a form field, name=value")
     parser.add_argument("--param", action="append", default=[], help="Twilio custom parameter, k=v")
     words = sys.argv[1:] if argv is None else argv

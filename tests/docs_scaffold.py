@@ -24,7 +24,7 @@ from tests.docs_blocks import REPO, Block, Handler, Handlers, docs_blocks
 from tests.docs_sandbox import SANDBOX_REASON, CommandFailed, Proc, Sandbox, sandbox_available
 
 __all__ = ["AGENT_JS", "AGENT_PY", "HANDLERS", "LISTENING", "YOUR_APP", "assert_extra", "assert_first",
-           "help_text", "ready", "realtime_clients", "run_case", "serve_app", "simulator"]
+           "help_text", "printed_urls", "ready", "realtime_clients", "run_case", "serve_app", "simulator"]
 
 #: every handler of the docs' blocks, from both test modules
 HANDLERS = Handlers()
@@ -99,6 +99,23 @@ async def ready(box: Sandbox, url: str, *options: str) -> None:
     """A native client's first message after any ``queued`` is ``ready``: the proxy reached the
     model server."""
     assert_first(await box.probe("ws", url, *options), "ready")
+
+
+async def printed_urls(box: Sandbox, output: str) -> None:
+    """The ``ws://`` URLs a command printed work: the native one says ``ready``, the Realtime
+    one ``session.created``, the Twilio one accepts the stream (Twilio speaks first)."""
+    urls = set(re.findall(r"ws://[\w.:/-]+", output))
+    native = {url for url in urls if not url.endswith(("/v1", "/realtime", "/twilio"))}
+    realtime = {url for url in urls if url.endswith("/v1/realtime")}
+    twilio = {url for url in urls if url.endswith("/twilio")}
+    assert native and realtime and twilio, output
+    checks = [["ws", url] for url in sorted(native | realtime)] + [
+        ["ws", url, "--handshake-only"] for url in sorted(twilio)]
+    for check, seen in zip(checks, await box.probes(*checks), strict=True):
+        if check[1] in twilio:
+            assert seen["status"] == 101, (check, seen)
+        else:
+            assert_first(seen, "session.created" if check[1] in realtime else "ready")
 
 
 def assert_first(seen: dict[str, Any], kind: str) -> None:

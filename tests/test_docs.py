@@ -42,6 +42,7 @@ from tests.docs_scaffold import (
     assert_extra,
     assert_first,
     help_text,
+    printed_urls,
     ready,
     realtime_clients,
     run_case,
@@ -165,9 +166,28 @@ MIDDLEWARE = (README, "from asgi_audio_proxy import AudioProxyMiddleware, ProxyC
 VOICE_CLIENT = (README, "from fastapi import FastAPI, WebSocket")
 @HANDLERS.runs(MOUNT, group="apps")
 async def fastapi_mount(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
+    """The block; then the sentence after it, "Starlette is the same with ``Mount(...)``": its
+    code in a Starlette app, its ``AudioProxy(...)`` given the block's config."""
     await simulator(box)
-    await serve_app(box, tmp, blocks[MOUNT].python(), run_command(blocks))
+    fastapi = await serve_app(box, tmp, blocks[MOUNT].python(), run_command(blocks))
     await ready(box, "ws://127.0.0.1:8001/audio_proxy/")  # "a mount matches the path *below* it"
+    await fastapi.stop()
+    mount = re.search(r"Starlette is the same with `(Mount\(.+?\))`", (REPO / README).read_text())
+    config = re.search(r"AudioProxy\((ProxyConfig\(.*\))\)\)$", blocks[MOUNT].text, re.MULTILINE)
+    assert mount and config, "the Starlette sentence or the block's config is gone"
+    await serve_app(box, tmp, STARLETTE_MOUNT + f"app = Starlette(routes=[{mount.group(1)}])\n"
+                    .replace("...", config.group(1)), run_command(blocks))
+    await ready(box, "ws://127.0.0.1:8001/audio_proxy/")
+
+
+#: the Starlette sentence's imports
+STARLETTE_MOUNT = """\
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from asgi_audio_proxy import AudioProxy, ProxyConfig
+
+"""
 
 
 @HANDLERS.runs(ROUTE, group="apps")
@@ -197,14 +217,18 @@ async def voice_client(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
 
 @HANDLERS.runs(CLI, group="pools")
 async def command_line(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
-    """All three: the stand-in model server and ``serve`` in front of it; then the pool of
+    """All three: the stand-in model server and ``serve`` in front of it, each URL they print
+    answering as it says; then the pool of
     ``gpu0`` and ``gpu1`` (a simulator on each name) sharing leases in Redis at ``redis:6379``,
     with metrics."""
     simulate, serve, pool = blocks[CLI].commands()
-    await (await box.start(simulate)).line(LISTENING)
+    stand_in = await box.start(simulate)
+    await stand_in.line(LISTENING)
+    printed = await stand_in.line(r"upstream simulator 2\.6 on (http://\S+)")
+    assert (await box.probe("http", printed.group(1) + "/health"))["status"] == 200
     single = await box.start(serve)
     await single.line(LISTENING)
-    await ready(box, "ws://127.0.0.1:8001/audio_proxy")
+    await printed_urls(box, single.output)
     await single.stop()
     if not HAVE_REDIS:
         pytest.skip(f"the pool line needs Redis: {SKIP_REASON}")

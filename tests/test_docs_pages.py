@@ -20,6 +20,7 @@ from tests.docs_scaffold import (
     assert_extra,
     assert_first,
     help_text,
+    printed_urls,
     ready,
     realtime_clients,
     serve_app,
@@ -139,7 +140,8 @@ EXAMPLE = (DEMO, "asgi-audio-proxy simulate &                                  #
 @HANDLERS.runs(ONE_COMMAND, IT_PRINTS, group="demo")
 async def demo_command(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The install line is not run (it installs into the environment the suite runs in): its
-    extra must exist. The demo line runs, and prints what the page shows, line for line; its
+    extra must exist. The demo line runs, and prints what the page shows, line for line, every
+    URL in it answering as it says; its
     ``python -m demo_app`` alternative, at the same time in a sandbox of its own, starts the
     same demo (stopped once it listens)."""
     install, command = blocks[ONE_COMMAND].commands()
@@ -159,6 +161,9 @@ async def demo_command(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     shown = blocks[IT_PRINTS].text.splitlines()
     start = next((i for i, line in enumerate(demo.lines) if line == shown[0]), None)
     assert start is not None and demo.lines[start:start + len(shown)] == shown, demo.output
+    page = re.search(r"open (http://\S+) and press", demo.output)
+    assert page and (await box.probe("http", page.group(1)))["status"] == 200, demo.output
+    await printed_urls(box, "\n".join(shown))
 
 
 @HANDLERS.runs(REAL_SERVER, group="demo")
