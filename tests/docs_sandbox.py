@@ -156,7 +156,7 @@ class Proc:
                 os.killpg(self.process.pid, sig)
             with contextlib.suppress(CommandFailed):
                 await self.wait(grace_s)
-        else:
+        if not self.exited:
             raise self.failure("did not end on SIGKILL")
         # the shell may have ended before its background jobs: they share its process group
         with contextlib.suppress(ProcessLookupError):
@@ -189,8 +189,11 @@ class Sandbox:
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:
-            for proc in reversed(self._procs):
-                await proc.stop()
+            stopping = [proc.stop() for proc in reversed(self._procs)]
+            # every one is stopped, whatever another did; then the first failure, if any
+            for outcome in await asyncio.gather(*stopping, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
         finally:
             assert self._holder is not None and self._holder.stdin is not None
             self._holder.stdin.close()

@@ -141,9 +141,9 @@ EXAMPLE = (DEMO, "asgi-audio-proxy simulate &                                  #
 async def demo_command(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The install line is not run (it installs into the environment the suite runs in): its
     extra must exist. The demo line runs, and prints what the page shows, line for line, every
-    URL in it answering as it says; its
-    ``python -m demo_app`` alternative, at the same time in a sandbox of its own, starts the
-    same demo (stopped once it listens)."""
+    URL in it answering as it says; its ``python -m demo_app`` alternative (from the clone's
+    root), at the same time in a sandbox of its own, starts the same demo (stopped once it
+    listens)."""
     install, command = blocks[ONE_COMMAND].commands()
     assert_extra(install)
     alternative = re.search(r"# or: (.+)$", command)
@@ -151,7 +151,7 @@ async def demo_command(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
 
     async def the_alternative() -> None:
         async with Sandbox() as other:
-            demo = await other.start(alternative.group(1))
+            demo = await other.start(alternative.group(1), cwd=REPO)
             await demo.line(r"a test client says 2 generated turn\(s\) to ws://127\.0\.0\.1:8001/audio_proxy")
 
     async with asyncio.TaskGroup() as tg:
