@@ -83,6 +83,7 @@ async def run_faulty_turn(fault: Any) -> tuple[UpstreamSimulator, list[str], byt
 @pytest.mark.parametrize("fault", FAULTS)
 async def test_fault_modes_do_what_their_names_say(fault: Any) -> None:
     sim, reasons, outcome = await run_faulty_turn(fault)
+    assert sim.recorder.fault_at is not None, "when it struck: what a test times the proxy from"
     head = b"event: message\ndata: {"
     if fault == "refuse":
         assert reasons == [f"InvalidStatus 503 {BUSY.decode()}"]

@@ -176,6 +176,7 @@ class UpstreamSimulator:
 
     def die(self, conversation: Conversation) -> None:
         """Fault ``die_mid_turn``: drop every socket and forget all state, as a crash would."""
+        self.recorder.fault_struck(self.clock())
         for doom in self._dooms:
             if not doom.done():
                 doom.set_result(None)

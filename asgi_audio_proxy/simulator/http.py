@@ -104,6 +104,7 @@ class HttpEndpoints:
         if not uid:
             return _detail(400, "Missing uid in headers")
         if sim.fault == "refuse":
+            sim.recorder.fault_struck(sim.clock())
             return _detail(503, _BUSY)
         try:
             self._apply_options(uid, json.loads(await request.body()))
@@ -146,6 +147,8 @@ class HttpEndpoints:
         if conversation.uid_conflicts(uid):
             return self._reject_chunk(uid, 400, "uid changed in stream")
         fault = sim.fault
+        if fault in ("refuse", "ack_error", "ws_close_1011", "skip_forever"):  # they act here
+            sim.recorder.fault_struck(now)
         if fault == "refuse":
             return self._reject_chunk(uid, 503, _BUSY)
         if fault in ("ack_error", "ws_close_1011"):
@@ -210,6 +213,7 @@ class HttpEndpoints:
         if not uid:
             return _detail(400, "Missing uid in headers")
         if sim.fault == "refuse":
+            sim.recorder.fault_struck(sim.clock())
             return _detail(503, _BUSY)
         conversation = sim.conversation_for(uid)
         conversation.open_completions(uid, sim.clock())
@@ -232,6 +236,7 @@ class HttpEndpoints:
             yield "event: message\n"
             if sim.fault == "error_event":
                 conversation.end_reply()
+                sim.recorder.fault_struck(sim.clock())
                 yield ERROR_LINE
                 return
             try:
@@ -269,6 +274,8 @@ class HttpEndpoints:
             return
         try:
             yield self._data_line(conversation, conversation.echo_wav(), "assistant:\n")
+            if sim.fault in ("stall_sse", "malformed_sse", "malformed_json"):
+                sim.recorder.fault_struck(sim.clock())
             if sim.fault == "stall_sse":
                 await asyncio.Event().wait()  # never set: no byte more, until the client leaves
             if sim.fault == "malformed_sse":

@@ -60,6 +60,8 @@ class SimulatorRecorder:
         arrivals: multi-conversation mode only: ``time.perf_counter()`` of every WebSocket
             message, per uid.
         errors: WebSocket close reasons and HTTP 500 details the simulator produced.
+        fault_at: when its fault mode first acted (the simulator's clock), else ``None``: the
+            moment from which a test can time how long the proxy takes to notice.
     """
 
     chunks: defaultdict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
@@ -75,6 +77,7 @@ class SimulatorRecorder:
     turn_ends: int = 0
     arrivals: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
+    fault_at: float | None = None
     _changed: asyncio.Event | None = field(default=None, repr=False)
 
     def changed(self) -> None:
@@ -84,6 +87,12 @@ class SimulatorRecorder:
         event, self._changed = self._changed, None
         if event is not None:
             event.set()
+
+    def fault_struck(self, now: float) -> None:
+        """The fault mode acted; the first time counts."""
+        if self.fault_at is None:
+            self.fault_at = now
+        self.changed()
 
     # a timeout argument, not only the caller's asyncio.timeout, keeps one-line test waits short
     async def wait_for(

@@ -55,6 +55,7 @@ class StreamSocket:
         """Serve the connection until the client leaves or the server closes it."""
         sim, uid = self._sim, self._ws.query_params.get("uid")
         if sim.fault == "refuse":
+            sim.recorder.fault_struck(sim.clock())
             await self._refuse()
             return
         if not uid:  # closed before accept: the server answers the handshake with 403
@@ -119,6 +120,7 @@ class StreamSocket:
                 await self._close("Unexpected error: 'text'")
                 return
             if sim.fault == "ws_close_1011":
+                sim.recorder.fault_struck(sim.clock())
                 await self._close("Internal server error: simulated fault")
                 return
             if not await self._handle_frame(uid, text):
@@ -133,6 +135,7 @@ class StreamSocket:
             await self._answer(uid, {"error": "Invalid JSON"})
             return True
         if sim.fault == "ack_error":
+            sim.recorder.fault_struck(sim.clock())
             await self._answer(uid, {"error": "Invalid request format"})
             return True
         conversation = sim.conversation_for(uid)
@@ -145,6 +148,8 @@ class StreamSocket:
             await self._answer(uid, {"error": "Invalid request format"})
             return True
         skipping = sim.fault == "skip_forever"
+        if skipping:
+            sim.recorder.fault_struck(now)
         reason = "skip" if skipping else ""
         try:
             for item in [] if skipping else data["messages"]:
