@@ -1,14 +1,39 @@
-"""One time unit for every test deadline; raise ``TEST_TIME_UNIT`` on a slow machine."""
+"""Test deadlines: one unit scales them all, and the unit is how busy the machine is.
+
+``within(s)`` is ``s`` seconds times :func:`unit`, the slowness :func:`cpu_slowness` measures
+once per process, at the first deadline asked for: 1 on an idle machine, about 2 while another
+busy process shares our core, more on a crowded one; never below 1. ``TEST_TIME_UNIT``, if set,
+multiplies it for what a measurement cannot see (a debugger stopping the process).
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 
-__all__ = ["UNIT", "within"]
+__all__ = ["cpu_slowness", "unit", "within"]
 
-UNIT = float(os.environ.get("TEST_TIME_UNIT", "1.0"))
+
+def cpu_slowness(wall_s: float = 0.2) -> float:
+    """How many times longer than its own CPU time a piece of pure-Python work takes now.
+
+    Work for ``wall_s`` of wall-clock time, and divide by the CPU time this thread got for it:
+    a thread with a core to itself gets 1.0, one that shares it with another busy process about
+    2. A fifth of a second spans many scheduler turns, so the share it sees is the fair one.
+    """
+    wall, cpu = time.perf_counter(), time.thread_time()
+    while time.perf_counter() - wall < wall_s:
+        sum(range(1_000))  # work, not a wait
+    return (time.perf_counter() - wall) / max(time.thread_time() - cpu, 1e-6)
+
+
+@functools.cache
+def unit() -> float:
+    """The factor every deadline is scaled by, measured once per process."""
+    return max(1.0, cpu_slowness()) * float(os.environ.get("TEST_TIME_UNIT", "1.0"))
 
 
 def within(seconds: float) -> float:
-    """A deadline of ``seconds`` scaled by the unit."""
-    return seconds * UNIT
+    """A deadline of ``seconds`` on an idle machine, scaled by :func:`unit`."""
+    return seconds * unit()
