@@ -1,20 +1,22 @@
-"""``python -m tests.faults``: run every fault scenario on uvicorn and hypercorn, print the table.
+"""``python -m tests.faults``: run the fault table on uvicorn and hypercorn, and print it.
 
-Exits 1 if any scenario did not hold, and lists what did not. ``--server`` narrows it to one
-server; ``--only`` to scenarios whose name contains a word.
+The table is :mod:`tests.faults.table`, which the pytest files here run too: each group of
+scenarios at once, the groups one after another. Exits 1 if any scenario did not hold, and
+lists what did not. ``--server`` narrows it to one server; ``--only`` to scenarios whose name
+contains a word.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 import time
 
 from tests.faults.observe import Outcome
-from tests.faults.scenarios import SERVERS, every_scenario, run_all
-from tests.faults.shutdown import shutdown_scenarios
+from tests.faults.table import GROUPS, SERVERS, run_scenarios, scenarios
 
 
 def table(outcomes: list[Outcome]) -> str:
@@ -34,10 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     servers = tuple(args.server or SERVERS)
     logging.basicConfig(level=logging.CRITICAL)  # the table says it all; the servers' logs would not
-    scenarios = [s for s in every_scenario(servers) + shutdown_scenarios(servers)
-                 if args.only in s[0]]
+    gc.collect()  # what the imports made lives for the whole run, as under pytest (conftest.py)
+    gc.freeze()
     started = time.monotonic()
-    outcomes = asyncio.run(run_all(scenarios))
+    outcomes: list[Outcome] = []
+    for group in GROUPS:
+        chosen = [s for s in scenarios(group, servers) if args.only in s.fault]
+        if chosen:
+            outcomes += asyncio.run(run_scenarios(chosen))
     print(table(outcomes))
     failed = [o for o in outcomes if not o.held]
     print(f"\n{len(outcomes) - len(failed)}/{len(outcomes)} held in {time.monotonic() - started:.1f} s")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,7 @@ class Transcript:
     audio_bytes: int = 0
     close_code: int | None = None  # None: no close frame came (TCP dropped, 1006)
     close_reason: str = ""
+    closed_at: float | None = None  # time.monotonic() when the connection was seen closed
 
     @property
     def errors(self) -> list[tuple[str, int]]:
@@ -101,6 +103,7 @@ async def read_to_close(ws: ClientConnection, timeout_s: float,
                 else:
                     transcript.events.append(json.loads(message))
     except ConnectionClosed as closed:
+        transcript.closed_at = time.monotonic()
         if closed.rcvd is not None:
             transcript.close_code, transcript.close_reason = closed.rcvd.code, closed.rcvd.reason
     return transcript

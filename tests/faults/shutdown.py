@@ -12,7 +12,7 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from tests.conftest import running_simulator
 from tests.faults.observe import UTTERANCE, Checks, Outcome, read_to_close, upstream_settled
 from tests.timing import within
 
-__all__ = ["GRACE_S", "proxy_process", "shutdown", "shutdown_scenarios"]
+__all__ = ["GRACE_S", "proxy_process", "shutdown"]
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_S = 2.0
@@ -104,6 +104,3 @@ async def shutdown(server: str) -> Outcome:
     outcome.failures = checks.failures
     return outcome
 
-
-def shutdown_scenarios(servers: Iterable[str]) -> list[tuple[str, str, Callable[[], Awaitable[Outcome]]]]:
-    return [("shutdown SIGTERM mid-reply", s, lambda s=s: shutdown(s)) for s in servers]

@@ -1,28 +1,25 @@
 """Bad Realtime events and broken Twilio calls on uvicorn and hypercorn: each gets its dialect's
 answer (or, for Twilio, nothing it would reject), the accounting balances, and a native client on
-the same proxy completes its round trip undisturbed (``dialect_cases.py``)."""
+the same proxy completes its round trip undisturbed (the fault table's ``dialect`` group, cases
+in ``dialect_cases.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from tests.faults.dialect_cases import DIALECT_CASES, dialect_input
 from tests.faults.observe import Outcome
-from tests.faults.scenarios import SERVERS, run_all
+from tests.faults.table import Scenario, outcomes_of, scenarios
+
+SCENARIOS = scenarios("dialect")
 
 
 @pytest.fixture(scope="module")
-def outcomes() -> dict[tuple[str, str], Outcome]:
-    rows = asyncio.run(run_all([(c, s, lambda c=c, s=s: dialect_input(c, s))
-                                for c in DIALECT_CASES for s in SERVERS]))
-    return {(row.scenario, row.server): row for row in rows}
+def outcomes() -> dict[str, Outcome]:
+    return outcomes_of(SCENARIOS)
 
 
-@pytest.mark.parametrize("server", SERVERS)
-@pytest.mark.parametrize("case", list(DIALECT_CASES))
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.id)
 def test_dialect_faults_get_their_answer_and_the_bystander_is_undisturbed(
-        case: str, server: str, outcomes: dict[tuple[str, str], Outcome]) -> None:
-    outcome = outcomes[(case, server)]
+        scenario: Scenario, outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes[scenario.id]
     assert outcome.held, "\n".join([outcome.observed, *outcome.failures])
