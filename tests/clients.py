@@ -22,11 +22,17 @@ async def at_real_time(start: float, offset_s: float) -> None:
     when = start + offset_s
     if when > loop.time():
         done = loop.create_future()
-        handle = loop.call_at(when, done.set_result, None)
+        handle = loop.call_at(when, _resolve, done)
         try:
             await done
         finally:
             handle.cancel()
+
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    # a sender cancelled in the very turn its timer fires has its future cancelled already
+    if not done.done():
+        done.set_result(None)
 
 
 @dataclass
