@@ -17,6 +17,7 @@ from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from tests.fakes import OpenLeaser
 from tests.servers import serve, serve_uvicorn
+from tests.timing import within
 
 #: test modules whose tests all read one module fixture that does their work at once (a group of
 #: the fault table, the quick benchmark run): a module goes to one worker whole, or each worker
@@ -43,6 +44,18 @@ class _SharedWorkScheduling(LoadScopeScheduling):
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
     return _SharedWorkScheduling(config, log) if config.getvalue("dist") == "load" else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test's hang limit (pytest-timeout's) scales with the machine as its deadlines do."""
+    default_s = float(config.getini("timeout") or 0)
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        limit_s = default_s
+        if marker is not None:
+            limit_s = float(marker.args[0] if marker.args else marker.kwargs.get("timeout", default_s))
+        if limit_s > 0:
+            item.add_marker(pytest.mark.timeout(within(limit_s)), append=False)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -141,19 +141,26 @@ def test_figures_are_sane(report: dict[str, Any]) -> None:
     assert resamplers[0]["alias_rejection_db"] > 0 and resamplers[0]["speed_x_realtime"] > 0
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git repository (a worktree of HEAD)")
-def test_against_a_revision_measures_both_proxies_in_pairs(tmp_path: Path) -> None:
-    # HEAD against this tree: two real proxies, each under its own load, both runs valid; the
-    # temporary worktree is gone afterwards. No ratio is asserted (that is a timing).
-    path = tmp_path / "against.json"
+def _against_head(path: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
     done = subprocess.run([sys.executable, "-m", "benchmarks.against", "HEAD", "--sessions", "10",
                            "--rounds", "2", "--warmup", "0.3", "--window", "2", "--json", str(path)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "this / HEAD: median" in done.stdout
-    report = json.loads(path.read_text())
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git repository (a worktree of HEAD)")
+def test_against_a_revision_measures_both_proxies_in_pairs(tmp_path: Path) -> None:
+    # HEAD against this tree: two real proxies, each under its own load, both runs valid; the
+    # temporary worktree is gone afterwards. No ratio is asserted (that is a timing). It shares
+    # the cores with the suite, as the quick run does: a run that fell behind is made once more
+    report = _against_head(tmp_path / "against.json")
+    if _invalid(report):
+        report = _against_head(tmp_path / "against-again.json")
     assert report["rev"] == "HEAD" and report["sessions_each"] == 10
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     for r in report["rounds"]:
