@@ -141,15 +141,16 @@ def test_figures_are_sane(report: dict[str, Any]) -> None:
     assert resamplers[0]["alias_rejection_db"] > 0 and resamplers[0]["speed_x_realtime"] > 0
 
 
-def _against_head(path: Path) -> dict[str, Any]:
+def _against_head(path: Path) -> tuple[dict[str, Any], str]:
+    """The report of ``benchmarks.against HEAD`` and what it printed."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
     done = subprocess.run([sys.executable, "-m", "benchmarks.against", "HEAD", "--sessions", "10",
                            "--rounds", "2", "--warmup", "0.3", "--window", "2", "--json", str(path)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "this / HEAD: median" in done.stdout
+    # 1 with a report written: it measured, but no round was valid
+    assert done.returncode == 0 or (done.returncode == 1 and path.exists()), done.stderr[-3000:]
     loaded: dict[str, Any] = json.loads(path.read_text())
-    return loaded
+    return loaded, done.stdout
 
 
 @pytest.mark.timeout(240)
@@ -158,9 +159,9 @@ def test_against_a_revision_measures_both_proxies_in_pairs(tmp_path: Path) -> No
     # HEAD against this tree: two real proxies, each under its own load, both runs valid; the
     # temporary worktree is gone afterwards. No ratio is asserted (that is a timing). It shares
     # the cores with the suite, as the quick run does: a run that fell behind is made once more
-    report = _against_head(tmp_path / "against.json")
+    report, printed = _against_head(tmp_path / "against.json")
     if _invalid(report):
-        report = _against_head(tmp_path / "against-again.json")
+        report, printed = _against_head(tmp_path / "against-again.json")
     assert report["rev"] == "HEAD" and report["sessions_each"] == 10
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     for r in report["rounds"]:
@@ -168,6 +169,7 @@ def test_against_a_revision_measures_both_proxies_in_pairs(tmp_path: Path) -> No
         assert r["this_cpu_s"] > 0 and r["rev_cpu_s"] > 0
         assert r["ratio"] == round(r["this_cpu_s"] / r["rev_cpu_s"], 3)
     assert report["ratio"]["n"] == 2
+    assert "this / HEAD: median" in printed, printed
     worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True,
                                text=True, check=True).stdout
     assert "against-" not in worktrees
