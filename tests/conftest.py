@@ -1,5 +1,6 @@
 """Shared fixtures: the simulator on a loopback port, the proxy on uvicorn or hypercorn, and a
-garbage collection after every test, so that whatever a test left open fails that test."""
+garbage collection after every test, so that whatever a test left open fails that test. The
+hooks that spread the tests over xdist's workers are here; their rules, in ``scheduling.py``."""
 
 from __future__ import annotations
 
@@ -16,38 +17,26 @@ from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from tests.fakes import OpenLeaser
+from tests.scheduling import DurationMemo, SharedWorkScheduling, longest_first
 from tests.servers import serve, serve_uvicorn
 from tests.timing import within
 
-#: test modules whose tests all read one module fixture that does their work at once (a group of
-#: the fault table, the quick benchmark run): a module goes to one worker whole, or each worker
-#: that got one of its tests would do all that work again, beside the others doing it too
-SHARE_A_WORKER = {
-    "tests/faults/test_upstream_faults.py": "fault table",
-    "tests/faults/test_bad_input.py": "fault table",
-    "tests/faults/test_dialect_input.py": "fault table",
-    "tests/faults/test_admission.py": "fault table",
-    "tests/faults/test_shutdown.py": "fault table",  # the groups in turn, as python -m tests.faults
-    "tests/test_benchmarks.py": "quick benchmark",
-}
 
-
-class _SharedWorkScheduling(LoadScopeScheduling):
-    """xdist's ``load`` distribution, test by test, except that :data:`SHARE_A_WORKER` modules go
-    whole (first, being the largest units). Its own ``xdist_group`` mark does this by renaming
-    each test, which pytest 9 no longer allows."""
-
-    def _split_scope(self, nodeid: str) -> str:
-        return SHARE_A_WORKER.get(nodeid.split("::", 1)[0], nodeid)
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the process that gets every test's report
+        config.pluginmanager.register(DurationMemo(config), "test durations")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
-    return _SharedWorkScheduling(config, log) if config.getvalue("dist") == "load" else None
+    """Which tests share a worker, and which start first: ``tests/scheduling.py``."""
+    return SharedWorkScheduling(config, log) if config.getvalue("dist") == "load" else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Each test's hang limit (pytest-timeout's) scales with the machine as its deadlines do."""
+    """The longest tests first (``tests/scheduling.py``); each test's hang limit (pytest-timeout's)
+    scales with the machine as its deadlines do."""
+    longest_first(config, items)
     default_s = float(config.getini("timeout") or 0)
     for item in items:
         marker = item.get_closest_marker("timeout")
