@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+#: how a run says the machine could not give its load generators real time (benchmarks/load.py)
+FELL_BEHIND = "load generator fell behind"
 
 
 def _quick_run(path: Path) -> dict[str, Any]:
@@ -28,11 +30,21 @@ def _quick_run(path: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # the quick run shares the cores with the rest of the suite: a run whose load generators fell
-    # behind marks itself invalid and is made once more; a second invalid one fails the check
+    # behind marks itself invalid and is made once more; a second invalid one fails the check,
+    # unless it too was invalid only for that (see _skip_if_the_machine_was_too_busy)
     loaded = _quick_run(tmp_path_factory.mktemp("bench") / "report.json")
     if _invalid(loaded):
         loaded = _quick_run(tmp_path_factory.mktemp("bench-again") / "report.json")
     return loaded
+
+
+def _skip_if_the_machine_was_too_busy(invalid: list[str]) -> None:
+    """Twice invalid, each time only because a load generator could not keep real time: the
+    machine (the rest of the suite, whatever else runs) left it no CPU to measure with. That
+    says nothing of the benchmark, so the check is skipped, saying so; any other reason fails."""
+    if invalid and all(FELL_BEHIND in why for why in invalid):
+        pytest.skip("the machine was too busy to measure: each run's load generators fell behind "
+                    "real time\n" + "\n".join(invalid))
 
 
 def _figures(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -76,11 +88,20 @@ def test_invalid_runs_and_figures_are_found_and_named() -> None:
     assert _invalid({"runs": {"proxy": [report["runs"]["proxy"][0]]}}) == []
 
 
+def test_only_a_load_generator_behind_real_time_is_the_machine_s_fault() -> None:
+    behind = "runs.proxy[1] (proxy, 100 sessions): load generator fell behind (late p99 30.0 ms)"
+    with pytest.raises(pytest.skip.Exception):
+        _skip_if_the_machine_was_too_busy([behind])
+    _skip_if_the_machine_was_too_busy([])  # valid: nothing to skip
+    _skip_if_the_machine_was_too_busy([behind, "runs.proxy[0] (proxy, 10 sessions): 3 messages lost"])
+
+
 @pytest.mark.timeout(200)
 def test_no_run_or_figure_marked_itself_invalid(report: dict[str, Any]) -> None:
     # an invalid run (generators fell behind, lost messages, failed sessions) measured nothing:
     # a report built on one is not a passing report
     invalid = _invalid(report)
+    _skip_if_the_machine_was_too_busy(invalid)
     assert not invalid, "the quick run marked itself invalid:\n" + "\n".join(invalid)
 
 
@@ -162,6 +183,7 @@ def test_against_a_revision_measures_both_proxies_in_pairs(tmp_path: Path) -> No
     report, printed = _against_head(tmp_path / "against.json")
     if _invalid(report):
         report, printed = _against_head(tmp_path / "against-again.json")
+        _skip_if_the_machine_was_too_busy(_invalid(report))
     assert report["rev"] == "HEAD" and report["sessions_each"] == 10
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     for r in report["rounds"]:
