@@ -187,9 +187,14 @@ class MiniCPMTransport:
                 async with asyncio.timeout(self._config.close_timeout_s):
                     await self._body.aclose()
         if self._ws is not None:
-            with contextlib.suppress(*_TRANSPORT_ERRORS, TimeoutError):
-                async with asyncio.timeout(self._config.close_timeout_s):
+            try:
+                with contextlib.suppress(*_TRANSPORT_ERRORS):
+                    # under close_timeout_s already (given at connect): past it, websockets drops
+                    # the connection itself; a deadline of ours here would interrupt that, and a
+                    # peer that never answers the close would keep the socket open
                     await self._ws.close()
+            finally:
+                self._ws.transport.abort()  # interrupted all the same (cancelled), it closes
 
     async def _post_stop(self) -> None:
         try:
