@@ -58,9 +58,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def _collect_what_the_test_left() -> Iterator[None]:
     """An unclosed socket, transport or file found garbage is a ``ResourceWarning``, an error
     here (``filterwarnings``): collected now, it fails the test that left it, in its teardown,
-    instead of whichever test runs when the collector next happens to."""
+    instead of whichever test runs when the collector next happens to. What is still alive
+    then (a module a test imported, a module fixture's value) is frozen like the imports."""
     yield
     gc.collect()
+    gc.freeze()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    gc.unfreeze()  # pytest's last collection, after ours, sees everything again
 
 
 @dataclass
