@@ -169,11 +169,11 @@ class RedisLeaseStore:
                  ttl_s: float = DEFAULT_LEASE_TTL_S, owns_client: bool = False) -> None:
         if not 0 < ttl_s < float("inf"):
             raise ValueError(f"invalid ttl_s={ttl_s!r}: expected a positive finite number")
-        self.ttl_s = ttl_s
+        self._ttl_ms = max(1, round(ttl_s * 1000))
+        self.ttl_s = self._ttl_ms / 1000  # what the leases get: Redis counts whole milliseconds
         self.prefix = prefix
         self._redis = redis
         self._owns_client = owns_client
-        self._ttl_ms = max(1, round(ttl_s * 1000))
         self._scripts = {name: redis.register_script(lua) for name, lua in
                          (("join", _JOIN), ("poll", _POLL), ("leave", _LEAVE),
                           ("renew", _RENEW), ("release", _RELEASE))}
