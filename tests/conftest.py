@@ -17,26 +17,19 @@ from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from tests.fakes import OpenLeaser
-from tests.scheduling import DurationMemo, SharedWorkScheduling, longest_first
+from tests.scheduling import SharedWorkScheduling
 from tests.servers import serve, serve_uvicorn
 from tests.timing import within
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput"):  # the process that gets every test's report
-        config.pluginmanager.register(DurationMemo(config), "test durations")
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
-    """Which tests share a worker, and which start first: ``tests/scheduling.py``."""
+    """Which tests share a worker: ``tests/scheduling.py``."""
     return SharedWorkScheduling(config, log) if config.getvalue("dist") == "load" else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest tests first (``tests/scheduling.py``); each test's hang limit (pytest-timeout's)
-    scales with the machine as its deadlines do."""
-    longest_first(config, items)
+    """Each test's hang limit (pytest-timeout's) scales with the machine as its deadlines do."""
     default_s = float(config.getini("timeout") or 0)
     for item in items:
         marker = item.get_closest_marker("timeout")
