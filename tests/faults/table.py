@@ -11,11 +11,14 @@ limits included, is in its function.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from asgi_audio_proxy.config import MESSAGE_DURATION_S
+from tests.clients import at_real_time
 from tests.faults.dialect_cases import DIALECT_CASES, dialect_input
 from tests.faults.observe import Outcome
 from tests.faults.scenarios import (
@@ -85,29 +88,75 @@ def scenarios(group: str, servers: Iterable[str] = SERVERS) -> list[Scenario]:
     return out
 
 
+#: the most a loop may run late for another scenario to start: half an upstream message, so
+#: the audio the running ones pace still leaves in its own 200 ms slot
+ON_TIME_S = MESSAGE_DURATION_S / 2
+
+
+class LoopLag:
+    """How late this event loop runs a timer, measured every :data:`TICK_S`: a loop given more
+    work than it gets CPU for runs everything late, the audio the scenarios pace included."""
+
+    TICK_S = 0.05
+
+    def __init__(self) -> None:
+        self.lag_s = 0.0
+        self._ticked = asyncio.Condition()
+        self._admitting = asyncio.Lock()
+
+    async def measure(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await at_real_time(start, self.TICK_S)  # a measuring tick, not a wait for something
+            self.lag_s = loop.time() - start - self.TICK_S
+            async with self._ticked:
+                self._ticked.notify_all()
+
+    async def admit(self) -> None:
+        """Return on a tick that finds the loop on time, one caller per tick: scenarios start one
+        by one, and none while the ones running already make the loop late."""
+        async with self._admitting:
+            while True:
+                async with self._ticked:
+                    await self._ticked.wait()
+                if self.lag_s < ON_TIME_S:
+                    return
+
+
 async def run_scenarios(chosen: Iterable[Scenario]) -> list[Outcome]:
     """Run scenarios at once; one that raises or outlives its budget is a row that did not hold.
 
     A whole group at once takes about half a core (each scenario streams real-time audio through
-    two servers and a simulator). Where this process gets less, measured now (a slowness of 2
-    is half a core), only that share of them runs at once, the rest as places free: audio that
-    cannot keep real time would make the simulated model miss the end of a turn.
+    two servers and a simulator), and audio that cannot keep real time would make the simulated
+    model miss the end of a turn. So at most the share this process gets of a core, measured
+    before the group (a slowness of 2 is half a core), runs at once, and they start one at a time,
+    each when the loop runs on time (:class:`LoopLag`).
     """
     chosen = list(chosen)
     room = asyncio.Semaphore(max(1, math.ceil(len(chosen) / max(1.0, cpu_slowness()))))
+    lag = LoopLag()
 
     async def guarded(scenario: Scenario) -> Outcome:
         try:
-            async with room, asyncio.timeout(within(scenario.budget_s)):
-                return await scenario.run()
+            async with room:
+                await lag.admit()
+                async with asyncio.timeout(within(scenario.budget_s)):
+                    return await scenario.run()
         except TimeoutError:
             return Outcome(scenario.fault, scenario.server, "", "hung",
                            [f"did not finish within {within(scenario.budget_s):.0f} s"])
         except Exception as exc:  # a row of the table, not a crash of the command
             return Outcome(scenario.fault, scenario.server, "", f"raised {exc!r}", [f"raised {exc!r}"])
 
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(guarded(scenario)) for scenario in chosen]
+    measuring = asyncio.create_task(lag.measure())
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(guarded(scenario)) for scenario in chosen]
+    finally:
+        measuring.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await measuring
     return [task.result() for task in tasks]
 
 
