@@ -10,7 +10,7 @@ from asgi_audio_proxy.edge import admission, connection
 EXPECTED = {
     errors.AudioProxyError: 1011, errors.ClientError: 1008, errors.BadClientPayload: 1007,
     errors.MessageTooBig: 1009, errors.ClientTooSlow: 1013, errors.UpstreamError: 1011,
-    errors.UpstreamUnavailable: 1011, errors.UpstreamTimeout: 1011,
+    errors.UpstreamUnavailable: 1011, errors.UpstreamTimeout: 1011, errors.UpstreamBusy: 1013,
     errors.UpstreamProtocolError: 1014, errors.LeaseStoreUnavailable: 1011,
     errors.SessionLimitExceeded: 1013,
     errors.ServerShutdown: 1001, errors.IdleTimeout: 1000,
