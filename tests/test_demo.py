@@ -80,6 +80,16 @@ async def test_demo_serves_the_page_and_its_files_without_any_cdn(demo: DemoServ
     assert health.json() == {"status": "OK"}
 
 
+async def test_the_demo_stops_its_pool_with_it() -> None:
+    # the pool's health checks and the HTTP client they use end with the demo: left running,
+    # a check's connection to the mounted simulator was a socket nobody closed
+    async with DemoServer(port=0) as demo:
+        client, first = await connect(demo.proxy_url)
+        await client.__aexit__()
+    assert first["type"] == "ready"
+    assert [task for task in asyncio.all_tasks() if task.get_name() == "pool"] == []
+
+
 async def test_client_generated_mode_prints_the_transcript_and_saves_the_reply(
     demo: DemoServer, tmp_path: Path
 ) -> None:

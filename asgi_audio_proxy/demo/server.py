@@ -76,6 +76,9 @@ def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = N
         try:
             yield
         finally:
+            # the middleware leaves lifespan to the app: its pool (health checks, and the HTTP
+            # client they use) stops here, or a check's connection stays open
+            await middleware.proxy.aclose()  # the middleware below, made before any lifespan
             await http_client.aclose()
             if simulator is not None:
                 simulator.close()
@@ -90,10 +93,11 @@ def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = N
     if simulator is not None:
         routes.append(Mount(SIMULATOR_PREFIX, simulator))
     config = ProxyConfig(upstream_url=upstream_url, chunk_duration=chunk_duration, barge_in=barge_in)
-    return AudioProxyMiddleware(Starlette(routes=routes, lifespan=lifespan), path=PROXY_PATH,
-                                config=config, http_client=http_client,
-                                dialects={REALTIME_PATH: realtime_dialect, TWILIO_PATH: twilio_dialect},
-                                kind=kind)
+    middleware = AudioProxyMiddleware(
+        Starlette(routes=routes, lifespan=lifespan), path=PROXY_PATH, config=config,
+        http_client=http_client, dialects={REALTIME_PATH: realtime_dialect, TWILIO_PATH: twilio_dialect},
+        kind=kind)
+    return middleware
 
 
 class HealthChecksUnlogged(logging.Filter):
