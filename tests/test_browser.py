@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from asgi_audio_proxy.audio import pcm16_to_wav
 from asgi_audio_proxy.demo.server import DemoServer
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
+from tests.processes import stop
 from tests.servers import serve_uvicorn
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.test_one_conversation import OverlapRecorder, command
@@ -174,9 +175,7 @@ async def test_a_page_opened_during_the_start_up_talk_queues_then_hears_its_own_
                     finally:
                         await browser.close()
             finally:
-                proc.send_signal(signal.SIGINT)
-                async with asyncio.timeout(within(10)):
-                    await proc.wait()
+                await stop(proc, signal.SIGINT, 10)
                 if reader is not None:
                     await reader
     finally:

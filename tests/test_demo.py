@@ -23,6 +23,7 @@ import pytest
 from asgi_audio_proxy.audio import pcm16_to_wav, wav_to_pcm16
 from asgi_audio_proxy.demo.server import DemoServer
 from tests.conftest import running_simulator
+from tests.processes import stop
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.test_one_conversation import connect, utterance, watched_simulator
 from tests.timing import within
@@ -191,9 +192,7 @@ async def test_example_server_under_uvicorn_answers_the_client(tmp_path: Path) -
                 command("client", "--proxy-url", f"ws://127.0.0.1:{port}/audio_proxy",
                         "--mode", "generated", "--turns", "1", "--save", str(save)), timeout_s=20)
         finally:
-            proc.send_signal(signal.SIGINT)
-            async with asyncio.timeout(within(10)):
-                await proc.wait()
+            await stop(proc, signal.SIGINT, 10)
     assert code == 0, out + err
     assert "assistant: Turn 1: heard" in out
     assert abs(dominant_frequency_hz(loud_part(wav_to_pcm16(save.read_bytes()).pcm)) - 440.0) < 3
@@ -230,9 +229,7 @@ async def test_demo_talks_before_it_announces_the_page_and_a_visitor_then_waits_
                     lines.append((await proc.stdout.readline()).decode())
                     assert lines[-1], "".join(lines)
         finally:
-            proc.send_signal(signal.SIGINT)
-            async with asyncio.timeout(within(10)):
-                await proc.wait()
+            await stop(proc, signal.SIGINT, 10)
     assert turn.text.startswith("Turn 1: heard"), turn.text  # its own first turn, not the talk's
     text = "".join(lines)
     assert text.index("says 2 generated") < text.index("every turn got a reply") < text.index("open http")

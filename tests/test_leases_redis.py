@@ -22,6 +22,7 @@ from asgi_audio_proxy.errors import LeaseStoreUnavailable
 from asgi_audio_proxy.pool.redis_store import RedisLeaseStore
 from asgi_audio_proxy.pool.store import Grant, LeaseStore, Waiting
 from tests.clients import ProxyClient, Turn
+from tests.processes import stop
 from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
 from tests.test_leases import URLS, StoreContract, any_retry
 from tests.test_pool import (
@@ -162,10 +163,7 @@ async def proxy_process(redis_url: str, prefix: str, upstreams: list[str],
         assert line.startswith("port "), f"{line!r}; see {log}"
         yield process, f"ws://127.0.0.1:{int(line.split()[1])}/"
     finally:
-        if process.returncode is None:
-            process.terminate()
-        async with asyncio.timeout(within(15)):
-            await process.wait()
+        await stop(process)
 
 
 async def test_two_proxy_processes_share_three_upstreams_in_order_and_outlive_a_sigkill(

@@ -30,6 +30,7 @@ from asgi_audio_proxy.edge.middleware import AudioProxy, AudioProxyMiddleware
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from tests.clients import ProxyClient
 from tests.conftest import Upstream, running_simulator
+from tests.processes import stop
 from tests.servers import serve_uvicorn
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
@@ -166,10 +167,7 @@ async def process(argv: list[str], port_line: str, *, env: dict[str, str] | None
         drain = asyncio.create_task(_drain(proc))  # so a full pipe never stalls it
         yield port
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-        async with asyncio.timeout(within(15)):
-            await proc.wait()
+        await stop(proc)
         if drain is not None:
             await drain
 
