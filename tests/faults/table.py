@@ -32,7 +32,7 @@ from tests.faults.scenarios import (
     upstream_fault,
 )
 from tests.faults.shutdown import shutdown
-from tests.timing import cpu_slowness, within
+from tests.timing import cpu_slowness, unit, within
 
 __all__ = ["GROUPS", "SERVERS", "Scenario", "outcomes_of", "run_scenarios", "scenarios"]
 
@@ -129,12 +129,14 @@ async def run_scenarios(chosen: Iterable[Scenario]) -> list[Outcome]:
 
     A whole group at once takes about half a core (each scenario streams real-time audio through
     two servers and a simulator), and audio that cannot keep real time would make the simulated
-    model miss the end of a turn. So at most the share this process gets of a core, measured
-    before the group (a slowness of 2 is half a core), runs at once, and they start one at a time,
-    each when the loop runs on time (:class:`LoopLag`).
+    model miss the end of a turn. So at most the share this process gets of a core runs at once
+    (a slowness of 2 is half a core: the slower of a measure now and the process's own, from its
+    start, as a moment's quiet beside a busy suite says little of the next minute), and they
+    start one at a time, each when the loop runs on time (:class:`LoopLag`).
     """
     chosen = list(chosen)
-    room = asyncio.Semaphore(max(1, math.ceil(len(chosen) / max(1.0, cpu_slowness()))))
+    slowness = max(cpu_slowness(), unit())
+    room = asyncio.Semaphore(max(1, math.ceil(len(chosen) / slowness)))
     lag = LoopLag()
 
     async def guarded(scenario: Scenario) -> Outcome:
