@@ -1,0 +1,303 @@
+"""``python -m benchmarks.kinds [--sessions N] [--seconds S] [--warmup S] [--json PATH]``.
+
+The CPU one ``asgi-audio-proxy serve`` process spends per session in front of each upstream
+kind, every kind measured in the same run, each against the ``minicpm`` kind (the baseline).
+
+Owns: :data:`KIND_UPSTREAMS`, the table of how to start a server of each kind on loopback
+(``minicpm``: the simulator; ``realtime``: a second ``serve`` in front of the simulator, whose
+``/v1/realtime`` is the Realtime upstream), plus any other kind ``asgi-audio-proxy simulate
+--kind`` accepts (:func:`kinds_to_measure`); per kind, a front ``serve --upstream-kind KIND``
+process (a subprocess, ``--slots N``), N native sessions taking turns through it
+(:mod:`benchmarks.talkers`), the front process's CPU (user + system, psutil) over the window,
+the turns completed in it, the rows and the JSON. Must not: measure any process but the front
+``serve``, or run anything off loopback.
+
+A kind that completes no turn in the window measured nothing (a kind that silently does nothing
+would look cheapest): its run is invalid, the command says so and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+import psutil  # type: ignore[import-untyped]  # no stubs in the environment
+
+from .load import MAX_LATE_MS, MAX_LATE_P99_MS
+from .procs import ServerProcess, child_env, cpu_seconds, python_command, server, stop
+from .report import Row
+from .talkers import TalkFigures, run_talkers
+
+__all__ = ["BASELINE_KIND", "KIND_UPSTREAMS", "KindRun", "as_json", "kind_rows", "kinds_to_measure",
+           "main", "measure_kinds", "serve_process", "simulator_kinds"]
+
+#: every other kind's CPU is given as a ratio to this one's, measured in the same run
+BASELINE_KIND = "minicpm"
+#: the simulated model: 4 reply chunks 0.5 s apart (about real time, as a GPU sends them)
+SIMULATOR_ARGS = ("--first-chunk-delay-s", "0.05", "--chunk-delay-s", "0.5", "--reply-chunks", "4")
+#: the chunk duration every benchmark's proxy runs at (benchmarks.serve)
+CHUNK_DURATION_S = "0.2"
+_START_TIMEOUT_S = 20.0
+
+#: how to start a server of a kind: given the sessions it must hold, yields its upstream URL
+UpstreamStarter = Callable[[int], contextlib.AbstractContextManager[str]]
+
+
+@contextlib.contextmanager
+def _simulator(sessions: int) -> Iterator[str]:
+    """The simulator, one conversation per uid (``asgi-audio-proxy simulate`` holds only one)."""
+    with server("simulator", *SIMULATOR_ARGS) as sim:
+        yield sim.http_url
+
+
+@contextlib.contextmanager
+def _serve_in_front_of_the_simulator(sessions: int) -> Iterator[str]:
+    """Another proxy's ``/v1/realtime``, that proxy in front of the simulator."""
+    with _simulator(sessions) as url, serve_process("minicpm", url, slots=sessions) as back:
+        yield back.ws_url + "/v1/realtime"
+
+
+def _simulate_command(kind: str) -> UpstreamStarter:
+    """``asgi-audio-proxy simulate --kind KIND``, for a kind whose simulator the CLI has."""
+
+    @contextlib.contextmanager
+    def start(sessions: int) -> Iterator[str]:
+        argv = python_command("asgi_audio_proxy.cli", "--log-level", "warning", "simulate",
+                              "--kind", kind, "--port", "0")
+        with _listening(argv, f"{kind} simulator") as sim:
+            yield (sim.http_url if "http" in _schemes(kind) else sim.ws_url)
+
+    return start
+
+
+#: kind name -> how to start its upstream server; a kind whose simulator ``asgi-audio-proxy
+#: simulate --kind`` accepts needs no entry (see :func:`kinds_to_measure`), unless its URL
+#: wants a path
+KIND_UPSTREAMS: dict[str, UpstreamStarter] = {
+    "minicpm": _simulator,
+    "realtime": _serve_in_front_of_the_simulator,
+}
+
+
+def kinds_to_measure(simulated: Sequence[str] | None = None,
+                     known: Sequence[str] | None = None) -> dict[str, UpstreamStarter]:
+    """:data:`KIND_UPSTREAMS`, then every other kind ``serve`` knows (``known``, by default
+    :data:`~asgi_audio_proxy.upstreams.registry.KIND_NAMES`) whose simulator ``asgi-audio-proxy
+    simulate --kind`` has (``simulated``, by default :func:`simulator_kinds`)."""
+    from asgi_audio_proxy.upstreams.registry import KIND_NAMES
+
+    kinds = dict(KIND_UPSTREAMS)
+    for name in simulator_kinds() if simulated is None else simulated:
+        if name in (KIND_NAMES if known is None else known) and name not in kinds:
+            kinds[name] = _simulate_command(name)
+    return kinds
+
+
+def simulator_kinds(parser: argparse.ArgumentParser | None = None) -> tuple[str, ...]:
+    """The choices of ``simulate --kind`` in ``parser`` (by default ``asgi-audio-proxy``'s own)."""
+    if parser is None:
+        from asgi_audio_proxy.cli import build_parser
+
+        parser = build_parser()
+    # argparse has no public way to list a subcommand's options: its action list is read
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and "simulate" in action.choices:
+            for option in action.choices["simulate"]._actions:
+                if "--kind" in option.option_strings and option.choices is not None:
+                    return tuple(str(choice) for choice in option.choices)
+    return ()
+
+
+def _schemes(kind: str) -> tuple[str, ...]:
+    from asgi_audio_proxy.upstreams.registry import named_kind
+
+    try:
+        return named_kind(kind).schemes
+    except ValueError:  # a kind that cannot be made without settings: its URL is asked for as HTTP
+        return ("http",)
+
+
+@contextlib.contextmanager
+def serve_process(kind: str, upstream_url: str, *, slots: int) -> Iterator[ServerProcess]:
+    """``asgi-audio-proxy serve --upstream-kind KIND`` on a free loopback port until the block ends.
+
+    Logging is at ``warning``: at ``info`` every upstream HTTP request is a log line (httpx), a
+    cost of the log and of the ``minicpm`` kind's wire, not of the kind's work.
+    """
+    argv = python_command("asgi_audio_proxy.cli", "--log-level", "warning", "serve",
+                          "--upstream-kind", kind, "--upstream", upstream_url, "--slots", str(slots),
+                          "--host", "127.0.0.1", "--port", "0", "--chunk-duration", CHUNK_DURATION_S)
+    with _listening(argv, f"serve --upstream-kind {kind}") as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def _listening(argv: list[str], name: str) -> Iterator[ServerProcess]:
+    """Run ``argv``, find the port it listens on (psutil: it was given port 0), until it answers."""
+    popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=None, text=True, env=child_env())
+    try:
+        process = psutil.Process(popen.pid)
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        # a process bound to port 0 says its port only in a log line: it is read from the socket
+        while not (ports := _listening_ports(process)):
+            if popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start listening (exit status {popen.poll()})")
+            time.sleep(0.05)
+        proc = ServerProcess(name, ports[0], popen, process)
+        while True:  # any HTTP answer, a 404 included, says it serves
+            try:
+                httpx.get(proc.http_url + "/", timeout=1.0)
+                break
+            except httpx.TransportError:
+                if popen.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} on port {proc.port} never answered") from None
+                time.sleep(0.05)
+        yield proc
+    finally:
+        stop(popen)
+
+
+def _listening_ports(process: psutil.Process) -> list[int]:
+    try:
+        return [c.laddr.port for c in process.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+    except psutil.Error:  # it exited; the caller's poll() says so
+        return []
+
+
+@dataclass
+class KindRun:
+    """One kind's run: the front ``serve``'s CPU over the window and what the sessions did."""
+
+    kind: str
+    target: str
+    upstream: str
+    sessions: int
+    window_s: float
+    front_cpu_s: float = 0.0
+    cpu_ms_per_session_s: float = 0.0
+    ratio_to_baseline: float | None = None
+    talk: dict[str, Any] = field(default_factory=dict)
+    valid: bool = True
+    invalid_reasons: list[str] = field(default_factory=list)
+
+    def invalidate(self, reason: str) -> None:
+        self.valid = False
+        self.invalid_reasons.append(reason)
+
+
+def measure_kind(kind: str, start_upstream: UpstreamStarter, *, sessions: int, warmup_s: float,
+                 window_s: float) -> KindRun:
+    """N sessions through a front ``serve`` of ``kind``; its CPU per session over the window."""
+    run = KindRun(kind=kind, target=f"serve --upstream-kind {kind}", upstream="", sessions=sessions,
+                  window_s=window_s)
+    with start_upstream(sessions) as url, serve_process(kind, url, slots=sessions) as front:
+        run.upstream = url
+        figures = asyncio.run(run_talkers(front.ws_url + "/audio_proxy", sessions, warmup_s=warmup_s,
+                                          window_s=window_s, meter=lambda: cpu_seconds(front.process)))
+    run.front_cpu_s = round(figures.metered, 3)
+    run.cpu_ms_per_session_s = round(figures.metered * 1000 / (window_s * max(figures.connected, 1)), 3)
+    run.talk = asdict(figures)
+    _judge(run, figures)
+    return run
+
+
+def _judge(run: KindRun, figures: TalkFigures) -> None:
+    if figures.connect_failures:
+        run.invalidate(f"{len(figures.connect_failures)} of {figures.sessions} sessions failed to "
+                       f"connect: {figures.connect_failures[0]}")
+    if figures.turns_in_window == 0:
+        run.invalidate(f"the {run.kind} kind completed no turn in the {run.window_s:g} s window "
+                       f"({figures.turns_total} turns ended in all, {figures.unanswered_turns} "
+                       "without a reply)")
+    late = figures.late_ms
+    if late.get("p99", 0.0) > MAX_LATE_P99_MS or late.get("max", 0.0) > MAX_LATE_MS:
+        run.invalidate(f"load generator fell behind (late p99 {late.get('p99')} ms, "
+                       f"max {late.get('max')} ms)")
+    if figures.errors or figures.unexpected_closes:
+        run.invalidate(f"session errors {figures.errors[:3]}, closes {figures.unexpected_closes[:3]}")
+
+
+def measure_kinds(*, sessions: int, warmup_s: float, window_s: float,
+                  log: Callable[[str], None] = print) -> dict[str, KindRun]:
+    """Every kind of :func:`kinds_to_measure`, one after the other, the baseline first."""
+    runs: dict[str, KindRun] = {}
+    for kind, start_upstream in kinds_to_measure().items():
+        log(f"kinds: {kind} x {sessions} sessions through serve ...")
+        run = runs[kind] = measure_kind(kind, start_upstream, sessions=sessions, warmup_s=warmup_s,
+                                        window_s=window_s)
+        log(f"  {run.cpu_ms_per_session_s} ms CPU per session-s, {run.talk['turns_in_window']} turns "
+            f"in the window, valid {run.valid} {run.invalid_reasons}")
+    base = runs[BASELINE_KIND].cpu_ms_per_session_s
+    for run in runs.values():
+        run.ratio_to_baseline = round(run.cpu_ms_per_session_s / base, 2) if base > 0 else None
+    return runs
+
+
+def kind_rows(runs: dict[str, KindRun]) -> list[Row]:
+    """One row per kind: its front ``serve``'s CPU per session-second against the baseline kind's."""
+    base = runs[BASELINE_KIND]
+    rows = []
+    for kind, run in runs.items():
+        is_base = kind == BASELINE_KIND
+        note = (f"turns in window {run.talk['turns_in_window']}; front serve CPU {run.front_cpu_s} s"
+                + ("; the baseline" if is_base else ""))
+        if not (run.valid and base.valid):
+            note = "INVALID: " + "; ".join(run.invalid_reasons + ([] if is_base else base.invalid_reasons))
+        rows.append(Row(f"upstream kind {kind} vs {BASELINE_KIND}: serve CPU per session-second, "
+                        f"{run.sessions} sessions", run.cpu_ms_per_session_s, "ms CPU/s",
+                        None if is_base else base.cpu_ms_per_session_s,
+                        None if is_base else run.ratio_to_baseline, note=note))
+    return rows
+
+
+def as_json(runs: dict[str, KindRun]) -> dict[str, Any]:
+    return {"baseline": BASELINE_KIND, "kinds": {kind: asdict(run) for kind, run in runs.items()}}
+
+
+def format_table(runs: dict[str, KindRun]) -> str:
+    lines = [f"| kind | upstream | serve CPU ms per session-s | vs {BASELINE_KIND} | turns in window "
+             "| front CPU s | note |", "|---|---|---|---|---|---|---|"]
+    for kind, run in runs.items():
+        note = "" if run.valid else "INVALID: " + "; ".join(run.invalid_reasons)
+        lines.append(f"| {kind} | {run.upstream} | {run.cpu_ms_per_session_s} | {run.ratio_to_baseline} "
+                     f"| {run.talk['turns_in_window']} | {run.front_cpu_s} | {note} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.kinds",
+                                     description="serve's CPU per session in front of each upstream kind.")
+    parser.add_argument("--sessions", type=int, default=20, help="sessions at once (default 20)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds measured (default 20)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window (default 3)")
+    parser.add_argument("--json", metavar="PATH", help="write the report here too")
+    args = parser.parse_args(argv)
+    if args.sessions < 1 or args.seconds <= 0 or args.warmup < 0:
+        parser.error("--sessions must be >= 1, --seconds > 0 and --warmup >= 0")
+    started = time.monotonic()
+    runs = measure_kinds(sessions=args.sessions, warmup_s=args.warmup, window_s=args.seconds,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+    report = {"sessions": args.sessions, "warmup_s": args.warmup, "window_s": args.seconds,
+              "elapsed_s": round(time.monotonic() - started, 1), **as_json(runs),
+              "figures": [row.as_dict() for row in kind_rows(runs)]}
+    print(format_table(runs))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    invalid = [run for run in runs.values() if not run.valid]
+    for run in invalid:
+        print(f"INVALID {run.kind}: {'; '.join(run.invalid_reasons)}", file=sys.stderr)
+    return 1 if invalid else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

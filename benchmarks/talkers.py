@@ -1,0 +1,249 @@
+"""Native sessions that take turns at real-time pace, many at once, in this process.
+
+Owns: N clients of the proxy's native protocol (binary PCM16 16 kHz, JSON events), each saying
+a 1.2 s utterance in 20 ms frames at real time, then silence until its reply's ``turn_end``
+(the upstream's VAD ends the turn), then :data:`QUIET_S` of silence, and again, for as long as
+asked; each frame's lateness against its schedule; and the turns, followed by the protocol's
+client half (:class:`~asgi_audio_proxy.client.turns.TurnTracker`). Session *g* of *N* sends
+*g/N* of a frame after session 0, as independent clients would, and says its first utterance
+*g/N* of a turn later, so turns end all through the window rather than together.
+Must not: start or stop processes, or read a process's CPU itself (the caller's ``meter`` is
+read at the window's edges).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from asgi_audio_proxy.client.audio import generated_utterance, is_loud, split_frames
+from asgi_audio_proxy.client.turns import TurnResult, TurnTracker
+
+from .load import summary
+from .marker import FRAME_BYTES
+
+__all__ = ["QUIET_S", "TURN_TIMEOUT_S", "UTTERANCE_S", "TalkFigures", "run_talkers"]
+
+#: the load's frame (benchmarks.loadgen), not the command-line client's 50 ms one
+FRAME_S = 0.02
+
+#: one utterance: the generated speech-like burst the command-line client says
+UTTERANCE_S = 1.2
+#: silence after a reply's turn_end, before the next utterance: longer than the simulator's echo
+#: guard after a 4-chunk reply (2.5 s past the reply plus 0.68 s per chunk, from its start)
+QUIET_S = 4.0
+#: an utterance with no turn_end this long after it counts as unanswered
+TURN_TIMEOUT_S = 10.0
+#: what one turn takes with the benchmark's simulator: speech, the VAD's end, the reply, quiet
+_TURN_CYCLE_S = UTTERANCE_S + 1.0 + 1.6 + QUIET_S
+_OPEN_TIMEOUT_S = 30.0
+_CONNECT_CONCURRENCY = 16
+#: after the window, the sessions go on this long, so their closing falls outside it
+_TAIL_S = 0.5
+_START_MARGIN_S = 0.3
+
+_UTTERANCE = [(frame, is_loud(frame))
+              for frame in split_frames(generated_utterance(UTTERANCE_S), FRAME_BYTES)]
+_SILENCE = bytes(FRAME_BYTES)
+
+
+@dataclass
+class TalkFigures:
+    """What the sessions did (times in ms, the meter in its own unit).
+
+    Attributes:
+        turns_in_window: turns that ended ``complete`` with reply audio inside the window.
+        unanswered_turns: turns that ended without reply audio, or not at all in time.
+        metered: the meter's reading at the window's end minus at its start.
+    """
+
+    sessions: int
+    warmup_s: float
+    window_s: float
+    connected: int = 0
+    connect_failures: list[str] = field(default_factory=list)
+    turns_in_window: int = 0
+    turns_total: int = 0
+    unanswered_turns: int = 0
+    reply_audio_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    unexpected_closes: list[int | None] = field(default_factory=list)
+    late_ms: dict[str, float] = field(default_factory=dict)
+    metered: float = 0.0
+
+
+class _Clock:
+    """One session's 20 ms frame schedule, from ``first`` until ``stop``."""
+
+    def __init__(self, first: float, stop: float) -> None:
+        self.due = first
+        self.stop = stop
+
+    async def next_frame(self) -> bool:
+        """Wait for the next frame's time; ``False`` once the schedule is over."""
+        if self.due >= self.stop:
+            return False
+        wait = self.due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return True
+
+
+class _Talker:
+    """One session: a sender that takes turns and a reader that follows them."""
+
+    def __init__(self, ws: ClientConnection, clock: _Clock, window: tuple[float, float],
+                 figures: TalkFigures, late_s: list[float]) -> None:
+        self.ws = ws
+        self.clock = clock
+        self.window = window
+        self.figures = figures
+        self.late_s = late_s
+        self.tracker = TurnTracker()
+        self.closing = False
+
+    async def talk(self, first_turn_after_s: float) -> None:
+        """Turns until the schedule ends, then close."""
+        try:
+            if await self._silence(first_turn_after_s):
+                while await self._turn() and await self._silence(QUIET_S):
+                    pass
+        finally:
+            self.closing = True
+            await self.ws.close()  # bounded by the connection's close_timeout
+
+    async def _turn(self) -> bool:
+        self.tracker.utterance_started()
+        for frame, loud in _UTTERANCE:
+            if not await self._send(frame, loud):
+                return False
+        said_at = self.clock.due
+        self.tracker.utterance_ended(time.perf_counter())
+        while self.tracker.owes_reply:
+            if self.clock.due - said_at > TURN_TIMEOUT_S:
+                self._ended(self.tracker.turn_ended("timeout"), time.perf_counter())
+                break
+            if not await self._send(_SILENCE, False):
+                return False
+        return True
+
+    async def _silence(self, seconds: float) -> bool:
+        for _ in range(round(seconds / FRAME_S)):
+            if not await self._send(_SILENCE, False):
+                return False
+        return True
+
+    async def _send(self, frame: bytes, loud: bool) -> bool:
+        if not await self.clock.next_frame():
+            return False
+        try:
+            await self.ws.send(frame)
+        except ConnectionClosed:
+            return False  # the reader has the close code
+        now = time.perf_counter()
+        self.late_s.append(now - self.clock.due)
+        self.clock.due += FRAME_S
+        self.tracker.frame_sent(now, len(frame), loud=loud)
+        return True
+
+    async def read(self) -> None:
+        """Everything the proxy sends, into the turn tracker, until the connection closes."""
+        try:
+            async for message in self.ws:
+                now = time.perf_counter()
+                if isinstance(message, bytes):
+                    self.tracker.reply_audio_received(now, len(message))
+                    continue
+                event: dict[str, Any] = json.loads(message)
+                kind = event.get("type")
+                if kind == "text":
+                    self.tracker.reply_text_received(str(event.get("content", "")))
+                elif kind == "turn_end":
+                    try:
+                        self._ended(self.tracker.turn_ended(str(event.get("reason"))), now)
+                    except ValueError as exc:  # a reason the protocol does not have
+                        self.figures.errors.append(str(exc)[:200])
+                elif kind == "error":
+                    self.figures.errors.append(str(event.get("message"))[:200])
+        except ConnectionClosed as exc:
+            if not self.closing:
+                self.figures.unexpected_closes.append(exc.rcvd.code if exc.rcvd else None)
+            return
+        if not self.closing and self.ws.close_code != 1000:  # 1000 and 1001 end the loop quietly
+            self.figures.unexpected_closes.append(self.ws.close_code)
+
+    def _ended(self, result: TurnResult, now: float) -> None:
+        self.figures.turns_total += 1
+        self.figures.reply_audio_s += result.reply_audio_s
+        if not result.got_reply or result.reason != "complete":
+            self.figures.unanswered_turns += 1
+        elif self.window[0] <= now < self.window[1]:
+            self.figures.turns_in_window += 1
+
+
+async def _open(url: str, index: int, gate: asyncio.Semaphore) -> ClientConnection | str:
+    """A session that the proxy said ``ready`` to (after ``queued``, if it queued), or why not."""
+    async with gate:
+        ws = None
+        try:
+            async with asyncio.timeout(_OPEN_TIMEOUT_S):
+                ws = await connect(url, compression=None, ping_interval=None, max_queue=None,
+                                   close_timeout=2)
+                while (event := json.loads(await ws.recv())).get("type") != "ready":
+                    if event.get("type") != "queued":
+                        raise ValueError(f"expected ready, got {str(event)[:120]}")
+        except (OSError, TimeoutError, ConnectionClosed, ValueError) as exc:
+            if ws is not None:
+                await ws.close()
+            return f"session {index}: {type(exc).__name__}: {exc}"[:200]
+        return ws
+
+
+async def _meter_window(meter: Callable[[], float], window: tuple[float, float],
+                        figures: TalkFigures) -> None:
+    await asyncio.sleep(max(0.0, window[0] - time.perf_counter()))
+    first = meter()
+    await asyncio.sleep(max(0.0, window[1] - time.perf_counter()))
+    figures.metered = meter() - first
+
+
+async def run_talkers(url: str, sessions: int, *, warmup_s: float, window_s: float,
+                      meter: Callable[[], float]) -> TalkFigures:
+    """Open ``sessions`` sessions on ``url``, let them take turns through warm-up and window.
+
+    Args:
+        url: the proxy's native WebSocket URL.
+        sessions: how many at once.
+        warmup_s: seconds of turns before the window.
+        window_s: seconds measured: turns that end in it are counted, ``meter`` read at its edges.
+        meter: read at the window's start and end (e.g. a process's CPU seconds).
+    """
+    figures = TalkFigures(sessions=sessions, warmup_s=warmup_s, window_s=window_s)
+    gate = asyncio.Semaphore(_CONNECT_CONCURRENCY)
+    opened = await asyncio.gather(*(_open(url, i, gate) for i in range(sessions)))
+    connections = [ws for ws in opened if not isinstance(ws, str)]
+    figures.connect_failures = [why for why in opened if isinstance(why, str)]
+    figures.connected = len(connections)
+    start = time.perf_counter() + _START_MARGIN_S
+    window = (start + warmup_s, start + warmup_s + window_s)
+    late_s: list[float] = []
+    talkers = [_Talker(ws, _Clock(start + FRAME_S * g / sessions, window[1] + _TAIL_S), window,
+                       figures, late_s) for g, ws in enumerate(connections)]
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(_meter_window(meter, window, figures))
+            for g, talker in enumerate(talkers):
+                tg.create_task(talker.read())
+                tg.create_task(talker.talk(_TURN_CYCLE_S * g / sessions))
+    finally:
+        for ws in connections:
+            await ws.close()  # already closed unless a task failed
+    figures.late_ms = summary([x * 1000 for x in late_s])
+    return figures
