@@ -134,8 +134,9 @@ class ProxySession:
         self._lease: Lease | None = None
         self._on_end = on_end
         self._state = SessionState.CONNECTING
-        # how far the client runs ahead of real time
-        self._lead = Pacer(MESSAGE_DURATION_S, config.chunk_duration)
+        # how far the client runs ahead of real time (a burst only moves when audio may go: the
+        # kind's adapter paces its own sending)
+        self._lead = Pacer(MESSAGE_DURATION_S, burst_s=0.0)
         self._text_rate = RateLimit(config.max_text_frames_per_s)
         self._ledger = AudioLedger(self.stats)
         self._observer = observer
