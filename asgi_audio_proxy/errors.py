@@ -17,6 +17,8 @@ edge translates their exceptions into these, chained with ``from``).
     ├── Denied                      1008|1013  a refused handshake: 1008 for 401/403, 1013 for 429/503
     ├── ClientGone                    its own  the client left: the code it closed with, 1006 if none
     ├── SessionLimitExceeded             1013  a server-side limit; try again later
+    │   ├── UpstreamSessionLimit         1013  the upstream's own cap on a conversation's length
+    │   └── ContextFull                  1013  the model's context is full: start a new conversation
     ├── IdleTimeout                      1000  no audio for ``idle_timeout_s``: a clean end
     └── ServerShutdown                   1001  the ASGI server is going away
 
@@ -37,6 +39,7 @@ __all__ = [
     "ClientError",
     "ClientGone",
     "ClientTooSlow",
+    "ContextFull",
     "Denied",
     "IdleTimeout",
     "LeaseStoreUnavailable",
@@ -46,6 +49,7 @@ __all__ = [
     "UpstreamBusy",
     "UpstreamError",
     "UpstreamProtocolError",
+    "UpstreamSessionLimit",
     "UpstreamTimeout",
     "UpstreamUnavailable",
 ]
@@ -208,6 +212,21 @@ class SessionLimitExceeded(AudioProxyError):
 
     close_code = status.WS_1013_TRY_AGAIN_LATER
     kind = "limit_exceeded"
+
+
+class UpstreamSessionLimit(SessionLimitExceeded):
+    """The upstream ended the conversation at its own cap on a conversation's length (the
+    MiniCPM-o-Demo gateway's 600 s). A limit of this conversation, not a failure of the upstream:
+    the pool keeps it, and a new conversation may start at once."""
+
+    kind = "upstream_session_limit"
+
+
+class ContextFull(SessionLimitExceeded):
+    """The model's context is full (the MiniCPM-o-Demo gateway's 8192 tokens), so the upstream
+    ended the conversation; a new one starts with an empty context."""
+
+    kind = "context_full"
 
 
 class IdleTimeout(AudioProxyError):

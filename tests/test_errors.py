@@ -12,7 +12,7 @@ EXPECTED = {
     errors.MessageTooBig: 1009, errors.ClientTooSlow: 1013, errors.UpstreamError: 1011,
     errors.UpstreamUnavailable: 1011, errors.UpstreamTimeout: 1011, errors.UpstreamBusy: 1013,
     errors.UpstreamProtocolError: 1014, errors.LeaseStoreUnavailable: 1011,
-    errors.SessionLimitExceeded: 1013,
+    errors.SessionLimitExceeded: 1013, errors.UpstreamSessionLimit: 1013, errors.ContextFull: 1013,
     errors.ServerShutdown: 1001, errors.IdleTimeout: 1000,
 }
 
