@@ -47,7 +47,7 @@ def build_app(args: argparse.Namespace) -> Any:
 
     if args.stamp_replies:
         _stamp_reply_arrivals()
-    config = ProxyConfig(upstream_url=args.upstream, chunk_duration=CHUNK_DURATION_S,
+    config = ProxyConfig(upstream_url=args.upstream, chunk_duration=args.chunk_duration,
                          **({"barge_in": args.barge_in} if args.barge_in else {}))
     client = None
     if args.pool == "unbounded":
@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="proxy: stamp each SSE event's arrival into its text (reply path)")
     parser.add_argument("--barge-in", choices=["off", "control", "voice"], default=None,
                         help="proxy: ProxyConfig.barge_in (the library's default when omitted)")
+    parser.add_argument("--chunk-duration", type=float, default=CHUNK_DURATION_S,
+                        help="proxy: ProxyConfig.chunk_duration, forwarded to the minicpm kind")
     parser.add_argument("--dialects", action="store_true",
                         help="proxy: native on /audio, Realtime on /v1/realtime, Twilio on /twilio")
     parser.add_argument("--profile", metavar="PATH", help="write cProfile stats here at shutdown")
