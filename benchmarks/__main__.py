@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from . import compare
+from . import chunk, compare
 from .load import LoadResult, run_load, summary
 from .procs import ServerProcess, server
 from .report import Row, build_rows, format_table, plot
@@ -110,6 +110,13 @@ def _turns(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     return {"proxy": proxied, "direct": direct, "barge_in": cut}
 
 
+def _chunk_durations(args: argparse.Namespace, log: Any) -> dict[float, Any]:
+    turns = 1 if args.quick else 6
+    log(f"chunk_duration: first reply audio at {' and '.join(f'{d:g} s' for d in chunk.DURATIONS_S)}, "
+        f"{turns} turn(s) each ...")
+    return chunk.measure_chunk_durations(turns, log)
+
+
 def _soak(args: argparse.Namespace, log: Any) -> LoadResult:
     log(f"soak: proxy x 50 sessions for {args.soak_seconds:.0f} s, replies every 10 s ...")
     with server("load-upstream") as upstream, \
@@ -141,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         compared = _comparisons(args, log, upstream)
     replies = _reply_path(args, log)
     turns = _turns(args, log)
+    durations = _chunk_durations(args, log)
     soak = None if args.quick else _soak(args, log)
     rows: list[Row] = build_rows(bare_runs, proxy_runs, replies, turns, soak, resamplers, router)
     top = _phases_level(args.quick)
@@ -149,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += compare.phase_rows(aligned, random_phases)
     rows += compare.dialect_rows(compared["dialects"])
     rows += compare.voice_rows(compared["on"], compared["off"], compared["detector"])
+    rows += chunk.chunk_rows(durations)
     elapsed = time.monotonic() - started
     report = {
         "meta": {"quick": args.quick, "elapsed_s": round(elapsed, 1), "python": platform.python_version(),
@@ -160,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {"proxy": [r.as_dict() for r in proxy_runs], "reply_path": replies.as_dict(),
                  "soak": soak.as_dict() if soak else None,
                  "turns": {k: vars(v) for k, v in turns.items()},
+                 "chunk_duration": chunk.as_json(durations),
                  "resamplers": [r.as_dict() for r in resamplers], "router": router,
                  "phases": {"aligned": {k: r.as_dict() for k, r in aligned.items()},
                             "random": {k: r.as_dict() for k, r in random_phases.items()}},
