@@ -15,7 +15,8 @@ PACKAGE = pathlib.Path(asgi_audio_proxy.__file__).parent
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 #: modules that must stay free of I/O: bytes and events in, bytes and events out
 PURE = ["audio/wav.py", "audio/buffer.py", "audio/resample.py", "events.py", "config.py",
-        "errors.py", "dialects/base.py", "dialects/native.py", "upstreams/minicpm/wire.py",
+        "errors.py", "dialects/base.py", "dialects/native.py", "dialects/native_client.py",
+        "dialects/native_messages.py", "upstreams/minicpm/wire.py",
         "upstreams/minicpm/replies.py", "upstreams/realtime/wire.py", "upstreams/realtime/handshake.py",
         "upstreams/realtime/replies.py", "upstreams/realtime/sendqueue.py", "upstreams/realtime/settings.py",
         "pacing.py", "session/outbox.py",
