@@ -38,6 +38,7 @@ from asgi_audio_proxy.client.talk import TalkFailed, TalkOptions, talk
 from asgi_audio_proxy.client.turns import TurnPhase, TurnTracker
 from asgi_audio_proxy.demo.server import DemoServer
 from tests.conftest import running_proxy, running_simulator
+from tests.servers import serve_uvicorn
 from tests.signals import dominant_frequency_hz, level_db, tone
 from tests.test_one_conversation import command
 from tests.timing import within
@@ -327,3 +328,25 @@ async def test_an_unreachable_proxy_is_a_clear_failure() -> None:
     with pytest.raises(TalkFailed, match="cannot connect"):
         async with asyncio.timeout(within(10)):
             await talk(options, Console(io.StringIO(), io.StringIO(), live=False))
+
+
+READY = '{"type":"ready","session":"s1","upstream_version":"2.6"}'
+
+
+@pytest.mark.parametrize("frames", [["{\"type\":\"dance\"}"], [READY, "{\"type\":\"dance\"}"]],
+                         ids=["before ready", "after ready"])
+async def test_a_message_the_protocol_does_not_have_fails_the_run_naming_it(frames: list[str]) -> None:
+    async def proxy(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        for frame in frames:
+            await send({"type": "websocket.send", "text": frame})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with serve_uvicorn(proxy) as port:
+        options = TalkOptions(proxy_url=f"ws://127.0.0.1:{port}/", mode="generated",
+                              utterance=tone(440.0, 0.5))
+        with pytest.raises(TalkFailed, match="unknown message type 'dance'"):
+            async with asyncio.timeout(within(10)):
+                await talk(options, Console(io.StringIO(), io.StringIO(), live=False))

@@ -1,6 +1,7 @@
 """The test client behind ``asgi-audio-proxy client``: talk to a proxy, print and save what it says.
 
-Owns: one conversation with a running proxy over its client protocol: wait for ``ready`` (showing
+Owns: one conversation with a running proxy over its client protocol (read through the protocol's
+client half, :mod:`~asgi_audio_proxy.dialects.native_client`): wait for ``ready`` (showing
 ``queued`` updates), optionally send a ``config``, stream audio at real-time pace (silence
 included, as the upstream's VAD needs), and read replies concurrently: the live transcript, the
 per-turn latency, the reply audio (saved as a 16 kHz WAV). Sources: ``generated`` turns, a WAV
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,19 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..audio.wav import pcm16_to_wav
+from ..dialects.native import ConfigControl
+from ..dialects.native_client import (
+    AudioMessage,
+    BadProxyMessage,
+    ConfigAppliedMessage,
+    ErrorMessage,
+    NativeClient,
+    QueuedMessage,
+    ReadyMessage,
+    TextMessage,
+    TurnEndMessage,
+    encode_control,
+)
 from .audio import FRAME_BYTES, FRAME_S, is_loud, split_frames
 from .console import Console
 from .microphone import MicrophoneCapture
@@ -72,52 +85,51 @@ class _Conversation:
     def __init__(self, ws: ClientConnection, options: TalkOptions, console: Console) -> None:
         self.ws, self.options, self.console = ws, options, console
         self.tracker = TurnTracker()
+        self.proxy = NativeClient()
         self.reply_pcm = bytearray()
         self.error: str | None = None
         self.sender: asyncio.Task[None] | None = None
 
     async def handshake(self) -> None:
         async with asyncio.timeout(READY_TIMEOUT_S):
-            while True:
-                message = await self.ws.recv()
-                event = json.loads(message) if isinstance(message, str) else {}
-                if event.get("type") == "queued":
-                    self.console.status(f"queued: position {event.get('position')}, "
-                                        f"about {event.get('eta_s')} s")
-                elif event.get("type") == "error":
-                    raise TalkFailed(_error_text(event))
-                elif event.get("type") == "ready":
-                    self.console.status(f"connected: session {event.get('session')}, "
-                                        f"upstream {event.get('upstream_version')}")
-                    break
+            while not self.proxy.is_ready:
+                match self.proxy.receive(await self.ws.recv()):
+                    case QueuedMessage(position=position, eta_s=eta_s):
+                        self.console.status(f"queued: position {position}, about {eta_s} s")
+                    case ErrorMessage() as error:
+                        raise TalkFailed(_error_text(error))
+                    case ReadyMessage(session_id=session_id, upstream_version=version):
+                        self.console.status(f"connected: session {session_id}, upstream {version}")
             if self.options.config:
-                await self.ws.send(json.dumps({"type": "config", **self.options.config}))
+                await self.ws.send(encode_control(ConfigControl(self.options.config)))
                 while True:  # audio must not go before the config is applied
-                    event = json.loads(await self.ws.recv())
-                    if event.get("type") == "error":
-                        raise TalkFailed(_error_text(event))
-                    if event.get("type") == "config_applied":
-                        break
+                    match self.proxy.receive(await self.ws.recv()):
+                        case ErrorMessage() as error:
+                            raise TalkFailed(_error_text(error))
+                        case ConfigAppliedMessage():
+                            break
 
     async def receive(self) -> None:
-        """Read replies until the socket closes."""
+        """Read replies until the socket closes.
+
+        Raises:
+            BadProxyMessage: the proxy sent something its protocol does not have.
+        """
         loop = asyncio.get_running_loop()
-        async for message in self.ws:
-            if isinstance(message, bytes):
-                self.tracker.reply_audio_received(loop.time(), len(message))
-                room = MAX_SAVED_REPLY_BYTES - len(self.reply_pcm)
-                self.reply_pcm += message[: max(room, 0)]
-                continue
-            event = json.loads(message)
-            kind = event.get("type")
-            if kind == "text":
-                self.tracker.reply_text_received(str(event.get("content", "")))
-                self.console.reply_text(str(event.get("content", "")))
-            elif kind == "turn_end":
-                self._finish_turn(str(event.get("reason", "complete")))
-            elif kind == "error":
-                self.error = _error_text(event)
-                self.console.status(f"error: {self.error}")
+        async for frame in self.ws:
+            match self.proxy.receive(frame):
+                case AudioMessage(pcm=pcm):
+                    self.tracker.reply_audio_received(loop.time(), len(pcm))
+                    room = MAX_SAVED_REPLY_BYTES - len(self.reply_pcm)
+                    self.reply_pcm += pcm[: max(room, 0)]
+                case TextMessage(text=text):
+                    self.tracker.reply_text_received(text)
+                    self.console.reply_text(text)
+                case TurnEndMessage(reason=reason):
+                    self._finish_turn(reason)
+                case ErrorMessage() as error:
+                    self.error = _error_text(error)
+                    self.console.status(f"error: {self.error}")
         # the proxy ended the conversation: stop talking (a microphone would wait forever)
         if self.sender is not None and not self.sender.done():
             self.sender.cancel()
@@ -221,6 +233,8 @@ async def talk(options: TalkOptions, console: Console,
     except* ConnectionClosed as group:
         if conversation.error is None:
             conversation.error = f"connection closed: {group.exceptions[0]}"
+    except* BadProxyMessage as group:
+        conversation.error = f"the proxy broke its protocol: {group.exceptions[0]}"
     finally:
         if options.save is not None:
             options.save.write_bytes(pcm16_to_wav(bytes(conversation.reply_pcm)))
@@ -234,5 +248,5 @@ async def talk(options: TalkOptions, console: Console,
     return 0 if answered else 1
 
 
-def _error_text(event: dict[str, Any]) -> str:
-    return f"{event.get('error')} (close code {event.get('code')}): {event.get('message')}"
+def _error_text(error: ErrorMessage) -> str:
+    return f"{error.kind} (close code {error.code}): {error.message}"
