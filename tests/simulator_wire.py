@@ -1,4 +1,5 @@
-"""Shared pieces of the simulator tests: a hand-driven clock and the upstream's wire frames."""
+"""Shared pieces of the simulator tests: the upstream's wire frames (the hand-driven clock is
+``tests.timing.FakeClock``)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,11 @@ from asgi_audio_proxy.audio import MESSAGE_BYTES, pcm16_to_wav
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from tests.servers import serve_uvicorn
 from tests.signals import silence, tone
-from tests.timing import within
+from tests.timing import FakeClock, within
 
 OPTIONS = {"hd_video": False, "use_audio_prompt": 1, "vad_threshold": 0.8,
            "voice_clone_prompt": "Imitate.", "assistant_prompt": "Brief."}
 SPEECH = tone(440, 1.0) + silence(1.2)  # the VAD ends this turn at its 10th message
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def pieces(pcm: bytes) -> list[bytes]:

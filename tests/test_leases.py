@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from asgi_audio_proxy.pool.store import Grant, LeaseStore, MemoryLeaseStore, QueueFull, Waiting
-from tests.timing import within
+from tests.timing import FakeClock, within
 
 A, B = "http://gpu-a:32550", "http://gpu-b:32550"
 URLS = (A, B)
@@ -165,14 +165,6 @@ class _Any:
 
 def any_retry() -> float | None:
     return _Any()  # type: ignore[return-value]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TestMemoryLeaseStore(StoreContract):

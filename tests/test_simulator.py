@@ -30,7 +30,6 @@ from tests.signals import silence, tone
 from tests.simulator_wire import (
     OPTIONS,
     SPEECH,
-    FakeClock,
     ack,
     frame,
     open_completions,
@@ -39,7 +38,7 @@ from tests.simulator_wire import (
     speak,
     sse_messages,
 )
-from tests.timing import within
+from tests.timing import FakeClock, within
 
 
 async def test_s2_1_health_and_errors_in_fastapi_form() -> None:

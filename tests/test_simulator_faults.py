@@ -17,7 +17,6 @@ from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from asgi_audio_proxy.upstreams.minicpm import wire
 from tests.simulator_wire import (
     SPEECH,
-    FakeClock,
     frame,
     open_completions,
     pieces,
@@ -26,7 +25,7 @@ from tests.simulator_wire import (
     speak,
     sse_messages,
 )
-from tests.timing import within
+from tests.timing import FakeClock, within
 
 #: what the upstream answers, on every route, while it is busy with another conversation
 BUSY = b'{"detail":"Server busy, please try again later"}'

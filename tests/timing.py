@@ -1,9 +1,10 @@
-"""Test deadlines: one unit scales them all, and the unit is how busy the machine is.
+"""Test time: deadlines that one unit scales, and a clock a test moves by hand.
 
 ``within(s)`` is ``s`` seconds times :func:`unit`, the slowness :func:`cpu_slowness` measures
 once per process, at the first deadline asked for: 1 on an idle machine, about 2 while another
 busy process shares our core, more on a crowded one; never below 1. ``TEST_TIME_UNIT``, if set,
 multiplies it for what a measurement cannot see (a debugger stopping the process).
+:class:`FakeClock` is for the parts that take a clock: time passes when the test says so.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import functools
 import os
 import time
 
-__all__ = ["cpu_slowness", "unit", "within"]
+__all__ = ["FakeClock", "cpu_slowness", "unit", "within"]
 
 
 def cpu_slowness(wall_s: float = 0.2) -> float:
@@ -37,3 +38,17 @@ def unit() -> float:
 def within(seconds: float) -> float:
     """A deadline of ``seconds`` on an idle machine, scaled by :func:`unit`."""
     return seconds * unit()
+
+
+class FakeClock:
+    """A clock that reads ``now`` (seconds) and moves only when a test sets or advances it.
+
+    Args:
+        now: where it starts (away from 0 by default, so a stray "0 means unset" shows).
+    """
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
