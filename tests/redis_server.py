@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 
+from tests.servers import free_port
 from tests.timing import within
 
 __all__ = ["HAVE_REDIS", "SKIP_REASON", "redis_server"]
@@ -27,18 +27,12 @@ SKIP_REASON = "redis-server is not installed (Debian: apt-get install redis-serv
 _drains: dict[int, list[threading.Thread]] = {}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
     """Run a private redis-server; yields its ``redis://127.0.0.1:<port>/0`` URL."""
     assert REDIS_SERVER is not None, SKIP_REASON
     for _attempt in range(5):  # another process may take the free port before redis binds it
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
              "no", "--protected-mode", "yes", "--loglevel", "notice"],

@@ -3,7 +3,8 @@
 ``async with serve_uvicorn(app) as port`` / ``serve_hypercorn(app)``: the socket is bound to port 0
 and listening before the server starts, so a client can connect at once (the kernel queues the
 connection until the server accepts it): there is no start-up to wait for. On exit the server
-is shut down under a deadline.
+is shut down under a deadline. :func:`free_port` is for a server in another process, which binds
+its own socket.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hypercorn.config import Config as HypercornConfig
 
 from tests.timing import within
 
-__all__ = ["SERVERS", "bound_socket", "serve", "serve_hypercorn", "serve_uvicorn"]
+__all__ = ["SERVERS", "bound_socket", "free_port", "serve", "serve_hypercorn", "serve_uvicorn"]
 
 
 def bound_socket() -> socket.socket:
@@ -33,6 +34,13 @@ def bound_socket() -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now. Another process may take it before the caller's
+    server binds it: a caller that must not fail on that retries with another."""
+    with contextlib.closing(bound_socket()) as sock:
+        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

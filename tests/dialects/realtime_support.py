@@ -7,7 +7,6 @@ import base64
 import json
 from typing import Any
 
-import numpy as np
 from openai.types.beta.realtime import RealtimeServerEvent as BetaServerEvent
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
@@ -41,11 +40,6 @@ def client(kind: str, **fields: Any) -> str:
 
 def append(pcm: bytes, **fields: Any) -> str:
     return client("input_audio_buffer.append", audio=base64.b64encode(pcm).decode(), **fields)
-
-
-def tone(seconds: float, rate_hz: int = 24_000, freq_hz: float = 440.0) -> bytes:
-    t = np.arange(int(seconds * rate_hz)) / rate_hz
-    return (np.sin(2 * np.pi * freq_hz * t) * 8000).astype("<i2").tobytes()
 
 
 def checked(frames: list[Frame], protocol: str = "ga") -> list[dict[str, Any]]:

@@ -9,8 +9,9 @@ import pytest
 from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.dialects.realtime.dialect import max_event_chars
 from asgi_audio_proxy.events import ErrorEvent, Ready
+from tests.signals import tone
 
-from .realtime_support import Recorder, append, client, dialect, rejected, tone
+from .realtime_support import Recorder, append, client, dialect, rejected
 
 
 @pytest.fixture
@@ -66,13 +67,13 @@ def test_oversized_append(rec: Recorder) -> None:
 
 
 def test_binary_frames_are_refused(rec: Recorder) -> None:
-    assert rejected(rec, tone(0.1))["code"] == "invalid_type"
+    assert rejected(rec, tone(440, 0.1, 24_000))["code"] == "invalid_type"
 
 
 def test_errors_keep_the_socket_open_and_the_dialect_working(rec: Recorder) -> None:
     for frame in ("{", client("nope"), client("input_audio_buffer.append", audio="@@")):
         rejected(rec, frame)
-    assert rec.receive(append(tone(0.1)))
+    assert rec.receive(append(tone(440, 0.1, 24_000)))
     assert all(not e.get("error", {}).get("fatal") for e in rec.events)
 
 

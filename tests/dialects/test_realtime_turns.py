@@ -24,8 +24,9 @@ from asgi_audio_proxy.events import (
     SpeechStopped,
     StopReply,
 )
+from tests.signals import tone
 
-from .realtime_support import Recorder, append, client, dialect, rejected, tone, types
+from .realtime_support import Recorder, append, client, dialect, rejected, types
 
 #: the order openai-realtime-api-beta enforces (CLIENT_DIALECTS.md), GA names
 GA_REPLY = [
@@ -39,8 +40,8 @@ USER_TURN = ["input_audio_buffer.committed", "conversation.item.added", "convers
 
 def speak_and_reply(rec: Recorder, reply_pcm: bytes) -> None:
     rec.send(Ready("sess", "2.6"))
-    [audio_in] = rec.receive(append(tone(0.5)))
-    assert audio_in == AudioIn(tone(0.5), 24_000, wire_bytes=len(tone(0.5)))
+    [audio_in] = rec.receive(append(tone(440, 0.5, 24_000)))
+    assert audio_in == AudioIn(tone(440, 0.5, 24_000), 24_000, wire_bytes=len(tone(440, 0.5, 24_000)))
     rec.send(SpeechStarted(audio_start_ms=20))
     rec.send(SpeechStopped(audio_end_ms=480))
     rec.send(ReplyStarted())
@@ -51,7 +52,7 @@ def speak_and_reply(rec: Recorder, reply_pcm: bytes) -> None:
 
 def test_server_vad_turn_has_every_event_in_order_with_matching_ids() -> None:
     rec = Recorder(dialect())
-    speak_and_reply(rec, tone(0.15))
+    speak_and_reply(rec, tone(440, 0.15, 24_000))
     assert types(rec.events) == ["session.created", "input_audio_buffer.speech_started",
                                  "input_audio_buffer.speech_stopped", *USER_TURN, *GA_REPLY]
     started, committed, created = rec.events[1], rec.events[3], rec.events[6]
@@ -69,7 +70,7 @@ def test_server_vad_turn_has_every_event_in_order_with_matching_ids() -> None:
 
 def test_reply_audio_goes_out_in_deltas_of_100_ms_at_most_and_whole() -> None:
     rec = Recorder(dialect())
-    pcm = tone(0.25)
+    pcm = tone(440, 0.25, 24_000)
     speak_and_reply(rec, pcm)
     deltas = [base64.b64decode(e["delta"]) for e in rec.events if e["type"] == "response.output_audio.delta"]
     assert [len(d) for d in deltas] == [4800, 4800, 2400]
@@ -78,7 +79,7 @@ def test_reply_audio_goes_out_in_deltas_of_100_ms_at_most_and_whole() -> None:
 
 def test_beta_turn_uses_beta_names() -> None:
     rec = Recorder(dialect(beta=True))
-    speak_and_reply(rec, tone(0.1))
+    speak_and_reply(rec, tone(440, 0.1, 24_000))
     names = types(rec.events)
     assert "conversation.item.created" in names and "conversation.item.done" not in names
     assert "response.audio.delta" in names and "response.audio_transcript.done" in names
@@ -89,9 +90,9 @@ def test_manual_turns_commit_drives_the_turn() -> None:
     rec = Recorder(dialect())
     rec.send(Ready("sess", "2.6"))
     rec.receive(client("session.update", session={"audio": {"input": {"turn_detection": None}}}))
-    rec.receive(append(tone(0.05)))
+    rec.receive(append(tone(440, 0.05, 24_000)))
     assert rejected(rec, client("input_audio_buffer.commit"))["code"] == "input_audio_buffer_commit_empty"
-    rec.receive(append(tone(0.2)))
+    rec.receive(append(tone(440, 0.2, 24_000)))
     frames, commit = rec.receive(client("input_audio_buffer.commit"))
     assert isinstance(frames, DialectFrames) and commit == CommitInput()
     assert rec.receive(client("response.create")) == []  # the committed turn's reply is coming
@@ -102,7 +103,7 @@ def test_manual_turns_commit_drives_the_turn() -> None:
 
 def test_clear_drops_uncommitted_audio() -> None:
     rec = Recorder(dialect())
-    rec.receive(append(tone(0.3)))
+    rec.receive(append(tone(440, 0.3, 24_000)))
     clear, frames = rec.receive(client("input_audio_buffer.clear"))
     assert clear == ClearInput() and isinstance(frames, DialectFrames)
     assert types(rec.events)[-1] == "input_audio_buffer.cleared"
@@ -113,7 +114,7 @@ def test_response_create_while_active_is_an_error_and_with_no_audio_too() -> Non
     rec = Recorder(dialect())
     rec.send(Ready("sess", "2.6"))
     assert rejected(rec, client("response.create"))["code"] == "no_user_audio"
-    rec.receive(append(tone(0.2)))
+    rec.receive(append(tone(440, 0.2, 24_000)))
     assert isinstance(rec.receive(client("response.create"))[-1], CommitInput)
     rec.send(ReplyStarted())
     error = rejected(rec, client("response.create", event_id="evt_9"))
@@ -125,13 +126,13 @@ def test_response_create_while_active_is_an_error_and_with_no_audio_too() -> Non
 def test_cancel_cuts_the_reply_and_nothing_of_it_follows(stopped_by: str, reason: str) -> None:
     rec = Recorder(dialect())
     rec.send(Ready("sess", "2.6"))
-    rec.receive(append(tone(0.3)))
+    rec.receive(append(tone(440, 0.3, 24_000)))
     rec.send(ReplyStarted())
-    rec.send(ReplyAudio(tone(0.1), 24_000))
+    rec.send(ReplyAudio(tone(440, 0.1, 24_000), 24_000))
     if stopped_by == "client":
         assert rec.receive(client("response.cancel")) == [StopReply("client")]
         assert rejected(rec, client("response.cancel"))["code"] == "response_cancel_not_active"
-    rec.send(ReplyAudio(tone(0.1), 24_000))
+    rec.send(ReplyAudio(tone(440, 0.1, 24_000), 24_000))
     rec.send(ReplyText("late"))
     rec.send(ReplyEnded("stopped", stopped_by=stopped_by))  # type: ignore[arg-type]
     names = types(rec.events)
@@ -146,7 +147,7 @@ def test_cancel_cuts_the_reply_and_nothing_of_it_follows(stopped_by: str, reason
 
 def test_truncate_accepts_zero_and_refuses_past_the_audio_sent() -> None:
     rec = Recorder(dialect())
-    speak_and_reply(rec, tone(0.2))
+    speak_and_reply(rec, tone(440, 0.2, 24_000))
     item_id = rec.events[-1]["response"]["output"][0]["id"]
     rec.receive(client("conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=0))
     assert rec.events[-1] == {**rec.events[-1], "type": "conversation.item.truncated", "audio_end_ms": 0}
@@ -171,11 +172,11 @@ def test_g711_in_and_out_at_8_khz() -> None:
     [audio_in] = rec.receive(append(ulaw))
     assert (audio_in.pcm, audio_in.rate_hz) == (ulaw_to_pcm16(ulaw), 8000)
     rec.send(ReplyStarted())
-    rec.send(ReplyAudio(tone(0.2, 8000), 8000))
+    rec.send(ReplyAudio(tone(440, 0.2, 8000), 8000))
     deltas = [base64.b64decode(e["delta"]) for e in rec.events if e["type"] == "response.output_audio.delta"]
     assert [len(d) for d in deltas] == [800, 800]
     heard = np.frombuffer(ulaw_to_pcm16(b"".join(deltas)), "<i2").astype(float)
-    sent = np.frombuffer(tone(0.2, 8000), "<i2").astype(float)
+    sent = np.frombuffer(tone(440, 0.2, 8000), "<i2").astype(float)
     assert np.max(np.abs(heard - sent)) < 300  # mu-law's quantisation step at this level
 
 
@@ -183,7 +184,7 @@ def test_reply_at_another_rate_is_resampled_when_the_format_changed_under_it() -
     rec = Recorder(dialect())
     rec.receive(client("session.update", session={"audio": {"output": {"format": {"type": "audio/pcma"}}}}))
     rec.send(ReplyStarted())
-    rec.send(ReplyAudio(tone(0.3, 24_000), 24_000))
+    rec.send(ReplyAudio(tone(440, 0.3, 24_000), 24_000))
     deltas = [base64.b64decode(e["delta"]) for e in rec.events if e["type"] == "response.output_audio.delta"]
     assert abs(sum(len(d) for d in deltas) - 2400) <= 64  # 0.3 s at 8 kHz, one byte a sample
 
@@ -193,7 +194,7 @@ def test_text_only_sessions_get_text_events_and_no_audio() -> None:
     rec.receive(client("session.update", session={"output_modalities": ["text"]}))
     rec.send(ReplyStarted())
     rec.send(ReplyText("Hi"))
-    rec.send(ReplyAudio(tone(0.1), 24_000))
+    rec.send(ReplyAudio(tone(440, 0.1, 24_000), 24_000))
     rec.send(ReplyEnded("complete"))
     names = types(rec.events)
     assert "response.output_text.delta" in names and "response.output_text.done" in names
@@ -211,7 +212,7 @@ def test_fatal_error_mid_reply_closes_the_response_as_failed_first() -> None:
 
 def test_reply_without_a_start_still_opens_its_response() -> None:
     rec = Recorder(dialect())
-    rec.send(ReplyAudio(tone(0.05), 24_000))
+    rec.send(ReplyAudio(tone(440, 0.05, 24_000), 24_000))
     rec.send(ReplyEnded("interrupted"))
     assert types(rec.events)[1] == "response.created"
     assert rec.events[-1]["response"]["status"] == "failed"

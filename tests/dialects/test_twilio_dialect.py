@@ -9,7 +9,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pytest
 
 from asgi_audio_proxy.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
@@ -42,13 +41,9 @@ from asgi_audio_proxy.events import (
     StopReply,
 )
 from tests.dialects.twilio_peer import check_outbound, inbound_message, start_body
+from tests.signals import tone
 
 SID = "MZ00000000000000000000000000000001"
-
-
-def _ms_of_pcm(ms: int, hz: float = 440.0) -> bytes:
-    t = np.arange(ms * 8) / 8000
-    return np.round(8000 * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes()
 
 
 def _started(dialect: TwilioDialect | None = None, **parameters: str) -> TwilioDialect:
@@ -138,7 +133,7 @@ def test_media_format_numbers_may_be_strings() -> None:
 
 @pytest.mark.parametrize("ms", [1, 20, 37, 500])
 def test_media_of_any_size_becomes_8khz_pcm(ms: int) -> None:
-    ulaw = pcm16_to_ulaw(_ms_of_pcm(ms))
+    ulaw = pcm16_to_ulaw(tone(440, ms / 1000, 8_000))
     frame = _media(ulaw)
     assert _started().receive(frame) == [AudioIn(ulaw_to_pcm16(ulaw), 8000, len(frame))]
 
@@ -220,7 +215,7 @@ def test_stop_ends_the_session_and_nothing_is_taken_after_it() -> None:
 def test_nothing_goes_to_twilio_before_start() -> None:
     dialect = TwilioDialect()
     events: list[ServerEvent] = [Queued(1, 2.0), Ready("s", "v"), ReplyStarted(),
-                                 ReplyAudio(_ms_of_pcm(100), 8000), ReplyEnded("stopped", "voice")]
+                                 ReplyAudio(tone(440, 0.1, 8_000), 8000), ReplyEnded("stopped", "voice")]
     assert [dialect.send(e) for e in events] == [[]] * len(events)
     assert dialect.counts.dropped_ms == 100
 
@@ -236,7 +231,7 @@ def test_events_twilio_has_no_message_for_send_nothing() -> None:
 @pytest.mark.parametrize("event_ms", [10, 20, 33, 40, 60, 100, 250])
 def test_reply_audio_goes_out_in_20_to_60_ms_media_each_followed_by_a_named_mark(event_ms: int) -> None:
     dialect = _started()
-    reply = _ms_of_pcm(1000)
+    reply = tone(440, 1, 8_000)
     step = event_ms * 16
     events: list[ServerEvent] = [ReplyStarted()]
     events += [ReplyAudio(reply[i:i + step], 8000) for i in range(0, len(reply), step)]
@@ -253,25 +248,27 @@ def test_reply_audio_goes_out_in_20_to_60_ms_media_each_followed_by_a_named_mark
 
 def test_a_reply_ending_short_of_20_ms_is_padded_with_silence() -> None:
     dialect = _started()
-    messages = _sent(dialect, [ReplyStarted(), ReplyAudio(_ms_of_pcm(50), 8000), ReplyEnded("complete")])
+    messages = _sent(dialect, [ReplyStarted(), ReplyAudio(tone(440, 0.05, 8_000), 8000),
+                               ReplyEnded("complete")])
     payloads = [base64.b64decode(m["media"]["payload"]) for m in messages[::2]]
     assert [len(p) for p in payloads] == [400]
-    messages = _sent(dialect, [ReplyStarted(), ReplyAudio(_ms_of_pcm(75), 8000), ReplyEnded("complete")])
+    messages = _sent(dialect, [ReplyStarted(), ReplyAudio(tone(440, 0.075, 8_000), 8000),
+                               ReplyEnded("complete")])
     payloads = [base64.b64decode(m["media"]["payload"]) for m in messages[::2]]
     assert [len(p) for p in payloads] == [320, 280] or [len(p) for p in payloads] == [320, 160, 160]
-    assert b"".join(payloads)[:600] == pcm16_to_ulaw(_ms_of_pcm(75))
+    assert b"".join(payloads)[:600] == pcm16_to_ulaw(tone(440, 0.075, 8_000))
 
 
 def test_a_sample_split_across_two_events_is_kept_whole() -> None:
     dialect = _started()
-    pcm = _ms_of_pcm(40)
+    pcm = tone(440, 0.04, 8_000)
     messages = _sent(dialect, [ReplyStarted(), ReplyAudio(pcm[:321], 8000), ReplyAudio(pcm[321:], 8000)])
     assert b"".join(base64.b64decode(m["media"]["payload"]) for m in messages[::2]) == pcm16_to_ulaw(pcm)
 
 
 def test_echoed_marks_tell_how_much_of_the_reply_was_heard() -> None:
     dialect = _started()
-    messages = _sent(dialect, [ReplyStarted(), ReplyAudio(_ms_of_pcm(200), 8000)])
+    messages = _sent(dialect, [ReplyStarted(), ReplyAudio(tone(440, 0.2, 8_000), 8000)])
     names = [m["mark"]["name"] for m in messages[1::2]]
     assert dialect.playback.pending_ms == 200
     dialect.receive(inbound_message("mark", SID, 5, mark={"name": names[1]}))  # the first came with it
@@ -280,7 +277,7 @@ def test_echoed_marks_tell_how_much_of_the_reply_was_heard() -> None:
 
 def test_a_stopped_reply_clears_twilio_at_once_and_its_pending_marks_count_as_cleared() -> None:
     dialect = _started()
-    pcm = _ms_of_pcm(210)
+    pcm = tone(440, 0.21, 8_000)
     messages = _sent(dialect, [ReplyStarted(), ReplyAudio(pcm[:3200], 8000), ReplyAudio(pcm[3200:], 8000)])
     names = [m["mark"]["name"] for m in messages[1::2]]
     dialect.receive(inbound_message("mark", SID, 5, mark={"name": names[0]}))
@@ -299,15 +296,15 @@ def test_a_mark_never_sent_is_refused() -> None:
 
 def test_a_new_reply_after_a_stop_plays_from_its_start() -> None:
     dialect = _started()
-    _sent(dialect, [ReplyStarted(), ReplyAudio(_ms_of_pcm(30), 8000), ReplyEnded("stopped", "dtmf")])
-    messages = _sent(dialect, [ReplyStarted(), ReplyAudio(_ms_of_pcm(40, 880), 8000)])
-    assert base64.b64decode(messages[0]["media"]["payload"]) == pcm16_to_ulaw(_ms_of_pcm(40, 880))
+    _sent(dialect, [ReplyStarted(), ReplyAudio(tone(440, 0.03, 8_000), 8000), ReplyEnded("stopped", "dtmf")])
+    messages = _sent(dialect, [ReplyStarted(), ReplyAudio(tone(880, 0.04, 8_000), 8000)])
+    assert base64.b64decode(messages[0]["media"]["payload"]) == pcm16_to_ulaw(tone(880, 0.04, 8_000))
 
 
 def test_reply_audio_after_stop_is_counted_not_sent() -> None:
     dialect = _started()
     dialect.receive(inbound_message("stop", SID, 9, stop={}))
-    assert dialect.send(ReplyAudio(_ms_of_pcm(60), 8000)) == []
+    assert dialect.send(ReplyAudio(tone(440, 0.06, 8_000), 8000)) == []
     assert dialect.send(ReplyEnded("stopped", "client")) == []
     assert dialect.counts.dropped_ms == 60
 

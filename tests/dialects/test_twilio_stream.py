@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import numpy as np
 import pytest
 from starlette import status
 from starlette.types import Receive, Scope, Send
@@ -16,13 +15,9 @@ from asgi_audio_proxy.dialects.twilio import TwilioDialect
 from asgi_audio_proxy.events import AudioIn, EndSession, ReplyAudio, ReplyEnded, ReplyStarted, StopReply
 from tests.dialects.twilio_peer import TwilioPeer
 from tests.servers import serve_uvicorn
+from tests.signals import tone
 
 REPLY_MS = 400
-
-
-def _tone(ms: int, hz: float = 440.0) -> bytes:
-    t = np.arange(ms * 8) / 8000
-    return np.round(8000 * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes()
 
 
 class ReplyOnce:
@@ -44,7 +39,7 @@ class ReplyOnce:
                     frames = []
                     if isinstance(event, AudioIn) and not has_replied:
                         has_replied = True
-                        for reply in (ReplyStarted(), ReplyAudio(_tone(REPLY_MS), 8000),
+                        for reply in (ReplyStarted(), ReplyAudio(tone(440, REPLY_MS / 1000, 8_000), 8000),
                                       ReplyEnded("complete")):
                             frames += dialect.send(reply)
                     elif isinstance(event, StopReply):

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from asgi_audio_proxy.errors import (
 )
 from asgi_audio_proxy.events import AudioOutcome, ReplyAudio, ReplyStarted, UpstreamEvent
 from asgi_audio_proxy.upstreams.realtime import RealtimeAdapter, RealtimeSettings
+from tests.servers import free_port
 from tests.timing import within
 
 from .support import realtime_server
@@ -164,9 +164,7 @@ async def test_how_a_conversation_ends_upstream(ending: str, expected: type[Upst
 
 
 async def test_unreachable_refusing_and_silent_servers() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens on it
     with pytest.raises(UpstreamUnavailable, match="cannot reach"):
         await RealtimeAdapter(f"http://127.0.0.1:{port}", SETTINGS).connect(UpstreamOptions())
 
