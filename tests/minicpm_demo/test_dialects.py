@@ -1,0 +1,219 @@
+"""The ``minicpm-demo`` kind end to end: clients of every dialect talk to the proxy, whose upstream
+is the gateway simulator; every frame the adapter sent the gateway is checked against the
+protocol's schema.
+
+A native client, the ``openai`` SDK and a phone call have two turns each, at their dialect's
+rate; a client's stop cuts a reply (no reply audio reaches it 100 ms after the stop, and the
+model got ``force_listen``); a second client waits in the proxy's queue, with its place and ETA,
+while the gateway is busy, and one whose gateway queued it waits there too; the gateway's full
+context and its time limit reach the client with 1013.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from asgi_audio_proxy.audio.g711 import ulaw_to_pcm16
+from asgi_audio_proxy.config import DEFAULT_ASSISTANT_PROMPT, ProxyConfig
+from asgi_audio_proxy.dialects.realtime import realtime_dialect
+from asgi_audio_proxy.dialects.twilio import twilio_dialect
+from asgi_audio_proxy.edge.middleware import AudioProxyMiddleware
+from asgi_audio_proxy.simulator.minicpm_demo import TOKENS_PER_INPUT_S, DuplexModel
+from asgi_audio_proxy.upstreams.minicpm_demo import DemoSettings, minicpm_demo_kind
+from tests.clients import ProxyClient
+from tests.dialects.test_realtime_sdk import not_found, sdk_connection
+from tests.dialects.twilio_peer import TwilioPeer
+from tests.servers import serve_uvicorn
+from tests.signals import dominant_frequency_hz, silence, tone
+from tests.test_dialect_seam import Ended
+from tests.timing import within
+
+from .schema import check_client
+from .support import Gateway, RawClient, gateway
+
+UTTERANCE = tone(440, 1.0) + silence(1.4)
+
+
+@dataclass
+class Chain:
+    gw: Gateway
+    port: int
+    ended: Ended = field(default_factory=Ended)
+
+    def url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def check_frames(self) -> list[dict[str, Any]]:
+        """Every frame the adapter sent, checked against the schema."""
+        return [check_client(frame) for frame in self.gw.sim.recorder.frames]
+
+
+@contextlib.asynccontextmanager
+async def demo_chain(settings: DemoSettings | None = None, *, sim: dict[str, Any] | None = None,
+                     **config: Any) -> AsyncIterator[Chain]:
+    """The gateway simulator, and the proxy in front of it (native, Realtime, Twilio)."""
+    async with gateway(**(sim or {})) as gw:
+        ended = Ended()
+        proxy = AudioProxyMiddleware(not_found, config=ProxyConfig(upstream_url=gw.url, **config),
+                                     dialects={"/v1/realtime": realtime_dialect, "/twilio": twilio_dialect},
+                                     kind=minicpm_demo_kind(settings), on_session_end=ended)
+        try:
+            async with serve_uvicorn(proxy) as port:
+                yield Chain(gw, port, ended)
+        finally:
+            await proxy.proxy.aclose()
+
+
+async def test_a_native_client_has_two_turns() -> None:
+    async with demo_chain() as c:
+        async with ProxyClient(c.url("/audio_proxy")) as client:
+            assert client.ready["upstream_version"] == "minicpm-o-4.5-demo"
+            turns = [await client.say(UTTERANCE), await client.say(tone(660, 1.0) + silence(1.4))]
+        [stats] = await c.ended.wait(1)
+        await c.gw.sim.recorder.wait_for(lambda r: len(r.ended) == 1, timeout=within(5))
+    for n, (turn, freq) in enumerate(zip(turns, (440, 660), strict=True)):
+        assert turn.end == {"type": "turn_end", "reason": "complete"}
+        assert turn.text.startswith(f"Turn {n + 1}: heard "), turn.text
+        assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(freq, abs=5)  # 16 kHz
+        assert len(turn.audio) / 32 == pytest.approx(1000, abs=60)  # the second of tone it heard
+    assert turns[0].text == "Turn 1: heard 2.0 s of audio, 1.0 s of it sound."
+    assert stats.balanced and stats.replies == 2 and stats.sent_bytes == stats.received_bytes > 0
+    frames = c.check_frames()
+    [update] = [f for f in frames if f["type"] == "session.update"]
+    assert update["session"]["instructions"]
+    appends = [f for f in frames if f["type"] == "input_audio_buffer.append"]
+    assert all(len(a["audio"]) == 85_336 for a in appends)  # 1 s of float32: 64 000 bytes, base64
+    assert frames[-1] == {"type": "session.close", "reason": "user_stop"}
+    assert c.gw.sim.recorder.dropped == 0  # never faster than the model
+    scope_query = c.gw.sim.recorder.sessions[0]
+    assert scope_query == stats.session_id  # the gateway logs the proxy's session id
+
+
+async def test_the_openai_sdk_has_two_turns() -> None:
+    async with demo_chain() as c, sdk_connection(f"ws://127.0.0.1:{c.port}/v1", beta=False) as talk:
+        assert (await talk.next())["type"] == "session.created"
+        turns = [await talk.turn(), await talk.turn()]
+    for n, (done, audio, transcript) in enumerate(turns):
+        assert done["response"]["status"] == "completed"
+        assert transcript.startswith(f"Turn {n + 1}: heard "), transcript
+        assert dominant_frequency_hz(audio, 24_000) == pytest.approx(440, abs=5)
+        assert len(audio) / 48 == pytest.approx(1000, abs=60)
+    c.check_frames()
+
+
+async def test_a_phone_call_has_two_turns() -> None:
+    async with demo_chain() as c, TwilioPeer.call(c.url("/twilio")) as peer:
+        heard: list[bytes] = []
+        for freq in (440, 660):
+            before = len(peer.received_ulaw())
+            peer.say(tone(freq, 1.0, 8_000) + silence(1.4, 8_000))
+            await peer.wait_for(lambda p, b=before: len(p.received_ulaw()) >= b + 7_900, timeout_s=20)
+            heard.append(ulaw_to_pcm16(peer.received_ulaw()[before:]))
+        await peer.stop()
+    for pcm, freq in zip(heard, (440, 660), strict=True):
+        assert dominant_frequency_hz(pcm, 8_000) == pytest.approx(freq, abs=5)  # 8 kHz
+        assert len(pcm) / 2 == pytest.approx(8_000, abs=0.05 * 8_000)  # the second of tone it heard
+    c.check_frames()
+
+
+async def test_a_stop_mid_reply_cuts_it_within_100_ms_and_makes_the_model_listen() -> None:
+    async with demo_chain() as c, ProxyClient(c.url("/audio_proxy")) as client:
+        loop = asyncio.get_running_loop()
+        arrivals: list[tuple[float, Any]] = []
+        stopped_at = 0.0
+
+        async def read_until_turn(n: int) -> None:
+            nonlocal stopped_at
+            async with asyncio.timeout(within(25)):
+                while True:
+                    message = await client.conn.recv()
+                    arrivals.append((loop.time(), message))
+                    if isinstance(message, bytes) and not stopped_at:
+                        await client.conn.send(json.dumps({"type": "stop"}))
+                        stopped_at = loop.time()
+                    elif isinstance(message, str) and json.loads(message)["type"] == "turn_end":
+                        n -= 1
+                        if n == 0:
+                            return
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(client.send_paced(tone(440, 3.0) + silence(1.4) + silence(2.0)
+                                             + tone(660, 1.0) + silence(1.4)))
+            tg.create_task(read_until_turn(2))
+        await c.gw.sim.recorder.wait_for(lambda r: sum(r.force_listens.values()) >= 1, timeout=within(5))
+    events = [json.loads(m) for _, m in arrivals if isinstance(m, str)]
+    ends = [e for e in events if e["type"] == "turn_end"]
+    assert [e["reason"] for e in ends] == ["stopped", "complete"]
+    second_text = next(t for t, m in arrivals if isinstance(m, str) and json.loads(m).get("content", "")
+                       .startswith("Turn 2:"))
+    late = [t - stopped_at for t, m in arrivals if isinstance(m, bytes) and stopped_at < t < second_text]
+    assert all(delay <= 0.1 for delay in late), late
+    # the model had more of the first reply to say: it was cut, not finished, and listened
+    sent = c.gw.sim.recorder.sent
+    first = next(i for i, e in enumerate(sent) if e["type"] == "response.output_audio.delta")
+    assert not sent[first]["end_of_turn"] and sent[first]["text"].startswith("Turn 1:")
+    assert "response.listen" in [e["type"] for e in sent[first + 1:first + 3]]
+    frames = c.check_frames()
+    assert sum(1 for f in frames if f.get("force_listen")) == 1
+
+
+async def test_a_second_client_waits_in_the_proxys_queue_with_its_place_and_eta() -> None:
+    async with demo_chain(max_queue=4) as c, ProxyClient(c.url("/audio_proxy")) as first:
+        async with ProxyClient(c.url("/audio_proxy"), expect_ready=False) as second:
+            queued = await second.next_event()
+            assert queued["type"] == "queued" and queued["position"] == 1 and queued["eta_s"] > 0
+            await first.conn.close()
+            assert (await second.next_event(15))["type"] == "ready"
+        assert not c.gw.sim.recorder.of("session.queued")  # the gateway itself never queued anyone
+    c.check_frames()
+
+
+async def test_a_client_the_gateway_queues_waits_in_the_proxys_queue() -> None:
+    async with demo_chain(max_queue=4) as c, RawClient.open(c.gw.ws_url()) as direct:
+        await direct.start()  # someone else holds the gateway's only worker
+        async with ProxyClient(c.url("/audio_proxy"), expect_ready=False) as client:
+            queued = await client.next_event()
+            assert queued["type"] == "queued" and queued["position"] == 1
+            await c.gw.sim.recorder.wait_for(lambda r: bool(r.of("session.queued")), timeout=within(5))
+            await direct.conn.close()
+            assert (await client.next_event(20))["type"] == "ready"
+    c.check_frames()
+
+
+async def test_a_full_context_reaches_a_native_client_with_1013() -> None:
+    prompt = DuplexModel().prepare(DEFAULT_ASSISTANT_PROMPT, has_ref_audio=False)
+    # three appends of the silence the proxy sends while the client says nothing fill it
+    async with demo_chain(sim={"context_tokens": prompt + 3 * TOKENS_PER_INPUT_S}) as c, \
+            ProxyClient(c.url("/audio_proxy")) as client:
+        turn = await client.read_turn(15)
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.next_event()
+    assert turn.end is not None and turn.end["type"] == "error"
+    assert (turn.end["error"], turn.end["code"]) == ("context_full", 1013)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert len(c.gw.sim.recorder.of("response.listen")) == 3
+    c.check_frames()
+
+
+async def test_the_gateways_time_limit_reaches_a_realtime_client_with_1013() -> None:
+    async with demo_chain(sim={"max_session_s": 2.0, "go_away_s": 1.0}) as c, connect(
+            c.url("/v1/realtime"), open_timeout=within(10)) as conn:
+        events = []
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(within(10)):
+                while True:
+                    events.append(json.loads(await conn.recv()))
+    [error] = [e for e in events if e["type"] == "error"]
+    assert error["error"]["code"] == "upstream_session_limit"
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert c.gw.sim.recorder.of("session.closed")[0]["reason"] == "timeout"
+    c.check_frames()
