@@ -6,8 +6,9 @@ kind, every kind measured in the same run, each against the ``minicpm`` kind (th
 Owns: :data:`KIND_UPSTREAMS`, the table of how to start a server of each kind on loopback
 (``minicpm``: the simulator; ``realtime``: a second ``serve`` in front of the simulator, whose
 ``/v1/realtime`` is the Realtime upstream), plus any other kind ``asgi-audio-proxy simulate
---kind`` accepts (:func:`kinds_to_measure`); per kind, a front ``serve --upstream-kind KIND``
-process (a subprocess, ``--slots N``), N native sessions taking turns through it
+--kind`` plays (:func:`kinds_to_measure`); per kind, a front ``serve --upstream-kind KIND``
+process (a subprocess, ``--slots N``; :mod:`benchmarks.commands` starts the package's
+commands), N native sessions taking turns through it
 (:mod:`benchmarks.talkers`), the front process's CPU (user + system, psutil) over the window,
 the turns completed in it, the rows and the JSON. Must not: measure any process but the front
 ``serve``, or run anything off loopback.
@@ -22,31 +23,25 @@ import argparse
 import asyncio
 import contextlib
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import httpx
-import psutil  # type: ignore[import-untyped]  # no stubs in the environment
-
+from .commands import serve_command, simulate_command
 from .load import MAX_LATE_MS, MAX_LATE_P99_MS
-from .procs import ServerProcess, child_env, cpu_seconds, python_command, server, stop
+from .procs import cpu_seconds, server
 from .report import Row
 from .talkers import TalkFigures, run_talkers
 
 __all__ = ["BASELINE_KIND", "KIND_UPSTREAMS", "KindRun", "as_json", "kind_rows", "kinds_to_measure",
-           "main", "measure_kinds", "serve_process", "simulator_kinds"]
+           "main", "measure_kinds", "simulator_kinds"]
 
 #: every other kind's CPU is given as a ratio to this one's, measured in the same run
 BASELINE_KIND = "minicpm"
 #: the simulated model: 4 reply chunks 0.5 s apart (about real time, as a GPU sends them)
 SIMULATOR_ARGS = ("--first-chunk-delay-s", "0.05", "--chunk-delay-s", "0.5", "--reply-chunks", "4")
-#: the chunk duration every benchmark's proxy runs at (benchmarks.serve)
-CHUNK_DURATION_S = "0.2"
-_START_TIMEOUT_S = 20.0
 
 #: how to start a server of a kind: given the sessions it must hold, yields its upstream URL
 UpstreamStarter = Callable[[int], contextlib.AbstractContextManager[str]]
@@ -62,26 +57,22 @@ def _simulator(sessions: int) -> Iterator[str]:
 @contextlib.contextmanager
 def _serve_in_front_of_the_simulator(sessions: int) -> Iterator[str]:
     """Another proxy's ``/v1/realtime``, that proxy in front of the simulator."""
-    with _simulator(sessions) as url, serve_process("minicpm", url, slots=sessions) as back:
+    with _simulator(sessions) as url, serve_command("minicpm", url, slots=sessions) as back:
         yield back.ws_url + "/v1/realtime"
 
 
-def _simulate_command(kind: str) -> UpstreamStarter:
-    """``asgi-audio-proxy simulate --kind KIND``, for a kind whose simulator the CLI has."""
+def _simulate(kind: str) -> UpstreamStarter:
+    """``asgi-audio-proxy simulate --kind KIND``, at the URL it announces."""
 
-    @contextlib.contextmanager
-    def start(sessions: int) -> Iterator[str]:
-        argv = python_command("asgi_audio_proxy.cli", "--log-level", "warning", "simulate",
-                              "--kind", kind, "--port", "0")
-        with _listening(argv, f"{kind} simulator") as sim:
-            yield (sim.http_url if "http" in _schemes(kind) else sim.ws_url)
+    def start(sessions: int) -> contextlib.AbstractContextManager[str]:
+        return simulate_command(kind)
 
     return start
 
 
 #: kind name -> how to start its upstream server; a kind whose simulator ``asgi-audio-proxy
-#: simulate --kind`` accepts needs no entry (see :func:`kinds_to_measure`), unless its URL
-#: wants a path
+#: simulate --kind`` plays needs no entry (see :func:`kinds_to_measure`) if that simulator
+#: holds many conversations at once (``minicpm``'s holds one: the benchmarks' runs per uid)
 KIND_UPSTREAMS: dict[str, UpstreamStarter] = {
     "minicpm": _simulator,
     "realtime": _serve_in_front_of_the_simulator,
@@ -98,7 +89,7 @@ def kinds_to_measure(simulated: Sequence[str] | None = None,
     kinds = dict(KIND_UPSTREAMS)
     for name in simulator_kinds() if simulated is None else simulated:
         if name in (KIND_NAMES if known is None else known) and name not in kinds:
-            kinds[name] = _simulate_command(name)
+            kinds[name] = _simulate(name)
     return kinds
 
 
@@ -115,62 +106,6 @@ def simulator_kinds(parser: argparse.ArgumentParser | None = None) -> tuple[str,
                 if "--kind" in option.option_strings and option.choices is not None:
                     return tuple(str(choice) for choice in option.choices)
     return ()
-
-
-def _schemes(kind: str) -> tuple[str, ...]:
-    from asgi_audio_proxy.upstreams.registry import named_kind
-
-    try:
-        return named_kind(kind).schemes
-    except ValueError:  # a kind that cannot be made without settings: its URL is asked for as HTTP
-        return ("http",)
-
-
-@contextlib.contextmanager
-def serve_process(kind: str, upstream_url: str, *, slots: int) -> Iterator[ServerProcess]:
-    """``asgi-audio-proxy serve --upstream-kind KIND`` on a free loopback port until the block ends.
-
-    Logging is at ``warning``: at ``info`` every upstream HTTP request is a log line (httpx), a
-    cost of the log and of the ``minicpm`` kind's wire, not of the kind's work.
-    """
-    argv = python_command("asgi_audio_proxy.cli", "--log-level", "warning", "serve",
-                          "--upstream-kind", kind, "--upstream", upstream_url, "--slots", str(slots),
-                          "--host", "127.0.0.1", "--port", "0", "--chunk-duration", CHUNK_DURATION_S)
-    with _listening(argv, f"serve --upstream-kind {kind}") as proc:
-        yield proc
-
-
-@contextlib.contextmanager
-def _listening(argv: list[str], name: str) -> Iterator[ServerProcess]:
-    """Run ``argv``, find the port it listens on (psutil: it was given port 0), until it answers."""
-    popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=None, text=True, env=child_env())
-    try:
-        process = psutil.Process(popen.pid)
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        # a process bound to port 0 says its port only in a log line: it is read from the socket
-        while not (ports := _listening_ports(process)):
-            if popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start listening (exit status {popen.poll()})")
-            time.sleep(0.05)
-        proc = ServerProcess(name, ports[0], popen, process)
-        while True:  # any HTTP answer, a 404 included, says it serves
-            try:
-                httpx.get(proc.http_url + "/", timeout=1.0)
-                break
-            except httpx.TransportError:
-                if popen.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} on port {proc.port} never answered") from None
-                time.sleep(0.05)
-        yield proc
-    finally:
-        stop(popen)
-
-
-def _listening_ports(process: psutil.Process) -> list[int]:
-    try:
-        return [c.laddr.port for c in process.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
-    except psutil.Error:  # it exited; the caller's poll() says so
-        return []
 
 
 @dataclass
@@ -199,7 +134,7 @@ def measure_kind(kind: str, start_upstream: UpstreamStarter, *, sessions: int, w
     """N sessions through a front ``serve`` of ``kind``; its CPU per session over the window."""
     run = KindRun(kind=kind, target=f"serve --upstream-kind {kind}", upstream="", sessions=sessions,
                   window_s=window_s)
-    with start_upstream(sessions) as url, serve_process(kind, url, slots=sessions) as front:
+    with start_upstream(sessions) as url, serve_command(kind, url, slots=sessions) as front:
         run.upstream = url
         figures = asyncio.run(run_talkers(front.ws_url + "/audio_proxy", sessions, warmup_s=warmup_s,
                                           window_s=window_s, meter=lambda: cpu_seconds(front.process)))

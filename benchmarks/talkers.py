@@ -3,8 +3,9 @@
 Owns: N clients of the proxy's native protocol (binary PCM16 16 kHz, JSON events), each saying
 a 1.2 s utterance in 20 ms frames at real time, then silence until its reply's ``turn_end``
 (the upstream's VAD ends the turn), then :data:`QUIET_S` of silence, and again, for as long as
-asked; each frame's lateness against its schedule; and the turns, followed by the protocol's
-client half (:class:`~asgi_audio_proxy.client.turns.TurnTracker`). Session *g* of *N* sends
+asked; each frame's lateness against its schedule; and the turns, read through the protocol's
+client half (:mod:`~asgi_audio_proxy.dialects.native_client`) into the command-line client's
+:class:`~asgi_audio_proxy.client.turns.TurnTracker`. Session *g* of *N* sends
 *g/N* of a frame after session 0, as independent clients would, and says its first utterance
 *g/N* of a turn later, so turns end all through the window rather than together.
 Must not: start or stop processes, or read a process's CPU itself (the caller's ``meter`` is
@@ -14,17 +15,25 @@ read at the window's edges).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.client.audio import generated_utterance, is_loud, split_frames
 from asgi_audio_proxy.client.turns import TurnResult, TurnTracker
+from asgi_audio_proxy.dialects.native_client import (
+    AudioMessage,
+    BadProxyMessage,
+    ErrorMessage,
+    QueuedMessage,
+    ReadyMessage,
+    TextMessage,
+    TurnEndMessage,
+    decode_message,
+)
 
 from .load import summary
 from .marker import FRAME_BYTES
@@ -156,22 +165,19 @@ class _Talker:
     async def read(self) -> None:
         """Everything the proxy sends, into the turn tracker, until the connection closes."""
         try:
-            async for message in self.ws:
+            async for frame in self.ws:
                 now = time.perf_counter()
-                if isinstance(message, bytes):
-                    self.tracker.reply_audio_received(now, len(message))
-                    continue
-                event: dict[str, Any] = json.loads(message)
-                kind = event.get("type")
-                if kind == "text":
-                    self.tracker.reply_text_received(str(event.get("content", "")))
-                elif kind == "turn_end":
-                    try:
-                        self._ended(self.tracker.turn_ended(str(event.get("reason"))), now)
-                    except ValueError as exc:  # a reason the protocol does not have
-                        self.figures.errors.append(str(exc)[:200])
-                elif kind == "error":
-                    self.figures.errors.append(str(event.get("message"))[:200])
+                match decode_message(frame):
+                    case AudioMessage(pcm=pcm):
+                        self.tracker.reply_audio_received(now, len(pcm))
+                    case TextMessage(text=text):
+                        self.tracker.reply_text_received(text)
+                    case TurnEndMessage(reason=reason):
+                        self._ended(self.tracker.turn_ended(reason), now)
+                    case ErrorMessage(message=message):
+                        self.figures.errors.append(message[:200])
+        except BadProxyMessage as exc:  # a message the protocol does not have: the run is invalid
+            self.figures.errors.append(str(exc)[:200])
         except ConnectionClosed as exc:
             if not self.closing:
                 self.figures.unexpected_closes.append(exc.rcvd.code if exc.rcvd else None)
@@ -196,9 +202,9 @@ async def _open(url: str, index: int, gate: asyncio.Semaphore) -> ClientConnecti
             async with asyncio.timeout(_OPEN_TIMEOUT_S):
                 ws = await connect(url, compression=None, ping_interval=None, max_queue=None,
                                    close_timeout=2)
-                while (event := json.loads(await ws.recv())).get("type") != "ready":
-                    if event.get("type") != "queued":
-                        raise ValueError(f"expected ready, got {str(event)[:120]}")
+                while not isinstance(message := decode_message(await ws.recv()), ReadyMessage):
+                    if not isinstance(message, QueuedMessage):
+                        raise ValueError(f"expected ready, got {message!r:.120}")
         except (OSError, TimeoutError, ConnectionClosed, ValueError) as exc:
             if ws is not None:
                 await ws.close()
