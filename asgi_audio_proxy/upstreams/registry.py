@@ -18,7 +18,8 @@ __all__ = ["KIND_NAMES", "named_kind", "realtime_kind"]
 
 #: ``minicpm``: the MiniCPM-o web-demo server (``model_server.py``); ``realtime``: any server that
 #: speaks the OpenAI Realtime API (speech-to-speech, LocalAI, speaches, OpenAI, this proxy itself)
-KIND_NAMES = ("minicpm", "realtime")
+#: ``minicpm-demo``: the MiniCPM-o-Demo gateway (``gateway.py``) at ``/v1/realtime?mode=audio``
+KIND_NAMES = ("minicpm", "realtime", "minicpm-demo")
 
 
 def realtime_kind(*, api_key: str | None = None, model: str | None = None, beta: bool = False,
@@ -54,4 +55,11 @@ def named_kind(name: str, *, api_key: str | None = None, model: str | None = Non
         return MINICPM.with_slots(slots)
     if name == "realtime":
         return realtime_kind(api_key=api_key, model=model, beta=beta, slots=slots or 1)
+    if name == "minicpm-demo":
+        for setting, value in (("API key", api_key), ("model", model), ("beta setting", beta)):
+            if value:
+                raise ValueError(f"the minicpm-demo kind takes no {setting}: its gateway has none")
+        from .minicpm_demo import minicpm_demo_kind
+
+        return minicpm_demo_kind(slots=slots or 1)
     raise ValueError(f"unknown upstream kind {name!r}: expected one of {', '.join(KIND_NAMES)}")

@@ -19,6 +19,7 @@ from asgi_audio_proxy.errors import (
     UpstreamUnavailable,
 )
 from asgi_audio_proxy.events import ReplyAudio, ReplyEnded, ReplyStarted, ReplyText
+from asgi_audio_proxy.upstreams import named_kind
 from asgi_audio_proxy.upstreams.minicpm_demo import (
     EVENT_NAMES,
     AppendBuffer,
@@ -172,3 +173,11 @@ def test_the_gateways_own_routes_are_beside_its_realtime_path() -> None:
     assert gateway_base("ws://h:1/v1/realtime?mode=audio") == "ws://h:1"
     assert gateway_base("http://h:1/upstream/v1/realtime/") == "http://h:1/upstream"
     assert gateway_base("http://h:1") == "http://h:1"
+
+
+def test_the_kind_is_named_for_the_command_line_and_pool_files() -> None:
+    kind = named_kind("minicpm-demo", slots=2)
+    assert (kind.name, kind.slots, kind.probe_while_leased) == ("minicpm-demo", 2, True)
+    assert kind.check_url("http://gpu-1:8006/") == "http://gpu-1:8006"
+    with pytest.raises(ValueError, match="no API key"):
+        named_kind("minicpm-demo", api_key="sk-x")
