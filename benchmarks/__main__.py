@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from . import chunk, compare
+from . import chunk, compare, kinds
 from .load import LoadResult, run_load, summary
 from .procs import ServerProcess, server
 from .report import Row, build_rows, format_table, plot
@@ -117,6 +117,12 @@ def _chunk_durations(args: argparse.Namespace, log: Any) -> dict[float, Any]:
     return chunk.measure_chunk_durations(turns, log)
 
 
+def _kinds(args: argparse.Namespace, log: Any) -> dict[str, kinds.KindRun]:
+    """serve's CPU per session in front of each upstream kind (see :mod:`benchmarks.kinds`)."""
+    sessions, warmup, window = (4, 0.5, 5.0) if args.quick else (20, 3.0, 20.0)
+    return kinds.measure_kinds(sessions=sessions, warmup_s=warmup, window_s=window, log=log)
+
+
 def _soak(args: argparse.Namespace, log: Any) -> LoadResult:
     log(f"soak: proxy x 50 sessions for {args.soak_seconds:.0f} s, replies every 10 s ...")
     with server("load-upstream") as upstream, \
@@ -149,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     replies = _reply_path(args, log)
     turns = _turns(args, log)
     durations = _chunk_durations(args, log)
+    kind_runs = _kinds(args, log)
     soak = None if args.quick else _soak(args, log)
     rows: list[Row] = build_rows(bare_runs, proxy_runs, replies, turns, soak, resamplers, router)
     top = _phases_level(args.quick)
@@ -158,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += compare.dialect_rows(compared["dialects"])
     rows += compare.voice_rows(compared["on"], compared["off"], compared["detector"])
     rows += chunk.chunk_rows(durations)
+    rows += kinds.kind_rows(kind_runs)
     elapsed = time.monotonic() - started
     report = {
         "meta": {"quick": args.quick, "elapsed_s": round(elapsed, 1), "python": platform.python_version(),
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {"proxy": [r.as_dict() for r in proxy_runs], "reply_path": replies.as_dict(),
                  "soak": soak.as_dict() if soak else None,
                  "turns": {k: vars(v) for k, v in turns.items()},
-                 "chunk_duration": chunk.as_json(durations),
+                 "chunk_duration": chunk.as_json(durations), "upstream_kinds": kinds.as_json(kind_runs),
                  "resamplers": [r.as_dict() for r in resamplers], "router": router,
                  "phases": {"aligned": {k: r.as_dict() for k, r in aligned.items()},
                             "random": {k: r.as_dict() for k, r in random_phases.items()}},
