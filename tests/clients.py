@@ -1,4 +1,9 @@
-"""A real ``websockets`` client that talks to the proxy the way a device does."""
+"""A real ``websockets`` client that talks to the proxy the way a device does.
+
+What the proxy sends is read through the native protocol's client half
+(:mod:`asgi_audio_proxy.dialects.native_client`): a frame that is not a message of the protocol
+fails the test with :class:`~asgi_audio_proxy.dialects.native_client.BadProxyMessage`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,21 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from asgi_audio_proxy.dialects.native import StopControl
+from asgi_audio_proxy.dialects.native_client import (
+    AudioMessage,
+    ErrorMessage,
+    NativeClient,
+    ProxyMessage,
+    QueuedMessage,
+    ReadyMessage,
+    TextMessage,
+    TurnEndMessage,
+    encode_control,
+)
 from tests.timing import within
 
-__all__ = ["ProxyClient", "Turn", "at_real_time"]
+__all__ = ["ProxyClient", "Turn", "arrive", "at_real_time", "next_json"]
 
 FRAME_BYTES = 640  # 20 ms of 16 kHz PCM16
 
@@ -35,14 +52,28 @@ def _resolve(done: asyncio.Future[None]) -> None:
         done.set_result(None)
 
 
+async def next_json(ws: ClientConnection, timeout_s: float = 10) -> dict[str, Any]:
+    """The next frame of ``ws``, a text frame of any JSON dialect, as its object (under a deadline)."""
+    async with asyncio.timeout(within(timeout_s)):
+        frame = await ws.recv()
+    assert isinstance(frame, str), f"expected a text frame, got {len(frame)} bytes"
+    event = json.loads(frame)
+    assert isinstance(event, dict), event
+    return event
+
+
 @dataclass
 class Turn:
-    """What the client got for one reply."""
+    """What the client got for one reply: ``ending`` (its ``turn_end``, or an ``error``) and
+    ``messages`` (every event, audio left out) as decoded; ``end`` and ``events``, the same as
+    JSON objects."""
 
     texts: list[str] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)
     end: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    ending: TurnEndMessage | ErrorMessage | None = None
+    messages: list[ProxyMessage] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -50,19 +81,28 @@ class Turn:
 
 
 class ProxyClient:
-    """``async with ProxyClient(url) as c``: connects and reads ``ready``."""
+    """``async with ProxyClient(url) as c``: connects and reads ``ready``; ``c.proxy`` is what
+    the connection has received so far (:class:`NativeClient`: ``c.proxy.upstream_version``...).
+
+    Messages come decoded (:meth:`next_message`, :class:`Turn`'s ``ending`` and ``messages``);
+    ``ready``, :meth:`next_event` and :class:`Turn`'s ``end`` and ``events`` are the same
+    messages as JSON objects, checked by the decoder all the same, for tests that still read
+    them so.
+    """
 
     def __init__(self, url: str, *, expect_ready: bool = True) -> None:
         self.url = url
         self.expect_ready = expect_ready
         self.ws: ClientConnection | None = None
+        self.proxy = NativeClient()
         self.ready: dict[str, Any] = {}
 
     async def __aenter__(self) -> ProxyClient:
         self.ws = await connect(self.url, max_size=2**22, open_timeout=within(10))
         if self.expect_ready:
-            self.ready = await self.next_event()
-            assert self.ready["type"] == "ready", self.ready
+            frame, ready = await self.next_frame()
+            assert isinstance(ready, ReadyMessage), ready
+            self.ready = json.loads(frame)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -74,11 +114,37 @@ class ProxyClient:
         assert self.ws is not None
         return self.ws
 
-    async def next_event(self, timeout_s: float = 10) -> dict[str, Any]:
+    async def next_frame(self, timeout_s: float = 10) -> tuple[str | bytes, ProxyMessage]:
+        """The next frame and what it says (decoded, and taken in by :attr:`proxy`)."""
         async with asyncio.timeout(within(timeout_s)):
-            message = await self.conn.recv()
-        assert isinstance(message, str), f"expected an event, got {len(message)} bytes of audio"
-        event: dict[str, Any] = json.loads(message)
+            frame = await self.conn.recv()
+        return frame, self.proxy.receive(frame)
+
+    async def next_message(self, timeout_s: float = 10) -> ProxyMessage:
+        """The next event (not audio), decoded."""
+        frame, message = await self.next_frame(timeout_s)
+        assert not isinstance(message, AudioMessage), f"expected an event, got {len(frame)} bytes of audio"
+        return message
+
+    async def next_position(self, timeout_s: float = 10) -> int:
+        """The next event, which must be ``queued``: the client's place in the queue."""
+        message = await self.next_message(timeout_s)
+        assert isinstance(message, QueuedMessage), message
+        return message.position
+
+    async def queued_then_ready(self, timeout_s: float = 10) -> list[int]:
+        """Read queue updates until ``ready``; returns the positions seen."""
+        positions = []
+        while isinstance(message := await self.next_message(timeout_s), QueuedMessage):
+            positions.append(message.position)
+        assert isinstance(message, ReadyMessage), message
+        return positions
+
+    async def next_event(self, timeout_s: float = 10) -> dict[str, Any]:
+        """The next event (not audio), checked by the decoder, as its JSON object."""
+        frame, _ = await self.next_frame(timeout_s)
+        assert isinstance(frame, str), f"expected an event, got {len(frame)} bytes of audio"
+        event: dict[str, Any] = json.loads(frame)
         return event
 
     async def send_paced(self, pcm: bytes, frame_bytes: int = FRAME_BYTES) -> None:
@@ -99,17 +165,26 @@ class ProxyClient:
         """Read until ``turn_end`` (or an error); optionally send ``stop`` at the first audio."""
         turn = Turn()
         async with asyncio.timeout(within(timeout_s)):
-            while turn.end is None:
-                message = await self.conn.recv()
-                if isinstance(message, bytes):
+            while turn.ending is None:
+                frame, message = await self.next_frame(timeout_s)
+                if isinstance(message, AudioMessage):
                     if stop_after_audio and not turn.audio:
-                        await self.conn.send(json.dumps({"type": "stop"}))
-                    turn.audio += message
+                        await self.conn.send(encode_control(StopControl()))
+                    turn.audio += message.pcm
                     continue
-                event = json.loads(message)
-                turn.events.append(event)
-                if event["type"] == "text":
-                    turn.texts.append(event["content"])
-                elif event["type"] in ("turn_end", "error"):
-                    turn.end = event
+                assert isinstance(frame, str)
+                turn.messages.append(message)
+                turn.events.append(json.loads(frame))
+                if isinstance(message, TextMessage):
+                    turn.texts.append(message.text)
+                elif isinstance(message, TurnEndMessage | ErrorMessage):
+                    turn.ending, turn.end = message, turn.events[-1]
         return turn
+
+
+async def arrive(url: str, timeout_s: float = 10) -> tuple[ProxyClient, ProxyMessage]:
+    """Connect and read the first event (``ready`` or ``queued``), so arrival order is fixed.
+    The caller leaves with ``await client.__aexit__()``."""
+    client = ProxyClient(url, expect_ready=False)
+    await client.__aenter__()
+    return client, await client.next_message(timeout_s)

@@ -11,14 +11,20 @@ how much sound it heard). With echo alone the reply plays to its end.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
+from asgi_audio_proxy.dialects.native_client import (
+    AudioMessage,
+    ErrorMessage,
+    ProxyMessage,
+    SpeechStartedMessage,
+    TextMessage,
+    TurnEndMessage,
+)
 from asgi_audio_proxy.simulator.vad import voiced_seconds
 from tests.clients import FRAME_BYTES, ProxyClient, at_real_time
 from tests.conftest import running_proxy, running_simulator
@@ -38,7 +44,7 @@ FIRST_TURN = tone(440, 2.0) + silence(1.4)
 class Call:
     """What one client saw; times are seconds of microphone audio sent (the client's clock)."""
 
-    events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    events: list[tuple[float, ProxyMessage]] = field(default_factory=list)
     audio_after_cut: int = 0
     first_audio_at: float | None = None
     speech_from: float | None = None
@@ -76,28 +82,27 @@ async def talk_over_reply(url: str, speech: np.ndarray | None, echo_db: float) -
             said: list[str] = []
             next_reply = False
             while True:
-                message = await client.conn.recv()
+                _, message = await client.next_frame(30)
                 now = asyncio.get_running_loop().time()
-                if isinstance(message, bytes):
-                    played.extend(message)
+                if isinstance(message, AudioMessage):
+                    played.extend(message.pcm)
                     if call.first_audio_at is None:
                         call.first_audio_at = now - start_time
                     if cut.is_set() and not next_reply:  # the next reply starts with its text
-                        call.audio_after_cut += len(message)
+                        call.audio_after_cut += len(message.pcm)
                     continue
-                event = json.loads(message)
-                call.events.append((now - start_time, event))
-                if event["type"] == "turn_end" and event["reason"] == "stopped":
+                call.events.append((now - start_time, message))
+                if message == TurnEndMessage("stopped"):
                     cut.set()
-                if event["type"] == "text":
+                if isinstance(message, TextMessage):
                     next_reply = next_reply or cut.is_set()
-                    said.append(event["content"])
+                    said.append(message.text)
                     if "Turn 2" in "".join(said):
                         texts = 2
-                if (event["type"] == "turn_end" and texts == 2) or event["type"] == "error":
+                if (isinstance(message, TurnEndMessage) and texts == 2) or isinstance(message, ErrorMessage):
                     second_reply.set()
                     return
-                if event["type"] == "turn_end" and speech is None:
+                if isinstance(message, TurnEndMessage) and speech is None:
                     second_reply.set()  # the echo-only call: the reply played to its end
                     return
 
@@ -110,8 +115,8 @@ async def talk_over_reply(url: str, speech: np.ndarray | None, echo_db: float) -
 
 
 def kinds(call: Call) -> list[str]:
-    return [event["type"] + (f":{event['reason']}" if "reason" in event else "")
-            for _, event in call.events]
+    return [type(message).__name__ + (f":{message.reason}" if isinstance(message, TurnEndMessage) else "")
+            for _, message in call.events]
 
 
 @pytest.fixture(scope="module")
@@ -125,13 +130,13 @@ async def test_speech_over_the_reply_cuts_it_and_the_model_hears_all_of_it(utter
             running_proxy("uvicorn", up.url, chunk_duration=0.2, barge_in="voice") as (_, url):
         call = await talk_over_reply(url, 0.5 * utterance / np.abs(utterance).max(), echo_db=-20)
     seen = kinds(call)
-    assert "turn_end:stopped" in seen, seen
+    assert "TurnEndMessage:stopped" in seen, seen
     assert call.audio_after_cut == 0  # nothing of the cut reply played after the cut
-    started = [e for _, e in call.events if e["type"] == "speech_started"]
+    started = [e for _, e in call.events if isinstance(e, SpeechStartedMessage)]
     assert call.speech_from is not None and started
     # the detector's onset is on the client's audio clock, near where speech began (the first
     # word is short and quiet under the reply's echo; the cut-latency figures are benchmarks')
-    assert any(0 <= e["audio_start_ms"] / 1000 - call.speech_from < 0.3 for e in started), (
+    assert any(0 <= e.audio_start_ms / 1000 - call.speech_from < 0.3 for e in started), (
         started, call.speech_from)
     second = up.sim.recorder.replies[1]
     assert second.voiced_s >= 0.9 * voiced_seconds(utterance), (second, voiced_seconds(utterance))
@@ -141,6 +146,6 @@ async def test_the_reply_own_echo_does_not_cut_it() -> None:
     async with running_simulator(chunk_delay_s=0.45) as up, \
             running_proxy("uvicorn", up.url, chunk_duration=0.2, barge_in="voice") as (_, url):
         call = await talk_over_reply(url, None, echo_db=-10)
-    assert kinds(call)[-1] == "turn_end:complete", kinds(call)
+    assert kinds(call)[-1] == "TurnEndMessage:complete", kinds(call)
     assert up.sim.recorder.stops == 0
 

@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from asgi_audio_proxy import AudioProxyMiddleware, ProxyConfig, SessionStats
 from asgi_audio_proxy.dialects.base import Frame
+from asgi_audio_proxy.dialects.native_client import TurnEndMessage
 from asgi_audio_proxy.errors import BadClientPayload
 from asgi_audio_proxy.events import (
     AudioIn,
@@ -35,7 +36,7 @@ from asgi_audio_proxy.events import (
     ServerEvent,
     StopReply,
 )
-from tests.clients import ProxyClient, at_real_time
+from tests.clients import ProxyClient, at_real_time, next_json
 from tests.conftest import running_simulator
 from tests.servers import serve_uvicorn
 from tests.signals import dominant_frequency_hz, silence, tone
@@ -104,11 +105,7 @@ class Json8kClient:
         self.ws = ws
 
     async def next_event(self, timeout_s: float = 10) -> dict[str, Any]:
-        async with asyncio.timeout(within(timeout_s)):
-            message = await self.ws.recv()
-        assert isinstance(message, str), f"json8k sends text frames only, got {len(message)} bytes"
-        event: dict[str, Any] = json.loads(message)
-        return event
+        return await next_json(self.ws, timeout_s)  # json8k sends text frames only
 
     async def send_paced(self, pcm: bytes, *, paced: bool = True) -> None:
         start = asyncio.get_running_loop().time()
@@ -201,9 +198,9 @@ async def test_a_dialect_from_the_tests_completes_a_turn_beside_the_native_one()
                 await ended.wait(1)  # one upstream: its lease is free once the session ended
 
                 async with ProxyClient(f"ws://127.0.0.1:{port}/audio_proxy") as native:
-                    assert native.ready["upstream_version"] == "2.6"
+                    assert native.proxy.upstream_version == "2.6"
                     reply = await native.say(tone(660, 1.0) + silence(1.0))
-                assert reply.end == {"type": "turn_end", "reason": "complete"}
+                assert reply.ending == TurnEndMessage("complete")
                 assert abs(dominant_frequency_hz(bytes(reply.audio)) - 660) < 5
                 stats = await ended.wait(2)
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.asyncio.client import connect
 
 from asgi_audio_proxy import AudioProxy, AudioProxyMiddleware, ProxyConfig, VoiceClient
+from asgi_audio_proxy.dialects.native_client import ErrorMessage, TurnEndMessage, decode_message
 from tests.clients import ProxyClient
 from tests.conftest import Upstream
 from tests.servers import serve
@@ -70,7 +70,7 @@ async def test_middleware_honours_root_path(upstream: Upstream) -> None:
     # as behind a reverse proxy that strips /prefix: uvicorn puts it back in scope["path"]
     async with serve("uvicorn", app, root_path="/prefix") as port, \
             ProxyClient(f"ws://127.0.0.1:{port}/audio_proxy") as client:
-        assert client.ready["type"] == "ready"
+        assert client.proxy.is_ready
 
 
 @pytest.mark.parametrize("framework", ["fastapi", "starlette"])
@@ -84,7 +84,7 @@ async def test_mount_under_a_path(framework: str, upstream: Upstream) -> None:
                                 WebSocketRoute("/other", echo_ws)])
     async with serve("uvicorn", app) as port, \
             ProxyClient(f"ws://127.0.0.1:{port}/audio_proxy/") as client:
-        assert client.ready["upstream_version"] == "2.6"
+        assert client.proxy.upstream_version == "2.6"
     await proxy.aclose()
 
 
@@ -97,7 +97,7 @@ async def test_route_recipe_serves_the_bare_path(upstream: Upstream) -> None:
     app = Starlette(routes=[WebSocketRoute("/audio_proxy", audio_proxy)])
     async with serve("uvicorn", app) as port, \
             ProxyClient(f"ws://127.0.0.1:{port}/audio_proxy") as client:
-        assert client.ready["type"] == "ready"
+        assert client.proxy.is_ready
     await proxy.aclose()
 
 
@@ -141,7 +141,7 @@ async def test_voice_client_over_a_websockets_server_connection(upstream: Upstre
         async with ProxyClient(f"ws://127.0.0.1:{port}") as client:
             turn = await client.say(UTTERANCE)
     await voice_client.http_client.aclose()
-    assert turn.end == {"type": "turn_end", "reason": "complete"}
+    assert turn.ending == TurnEndMessage("complete")
 
 
 async def test_bad_config_data_is_refused_with_1008(upstream: Upstream) -> None:
@@ -153,9 +153,9 @@ async def test_bad_config_data_is_refused_with_1008(upstream: Upstream) -> None:
 
     app = Starlette(routes=[WebSocketRoute("/audio_proxy", endpoint)])
     async with serve("uvicorn", app) as port, connect(f"ws://127.0.0.1:{port}/audio_proxy") as ws:
-        event = json.loads(await ws.recv())
+        event = decode_message(await ws.recv())
     await voice_client.http_client.aclose()
-    assert event["code"] == 1008 and "vad_threshold" in event["message"]
+    assert isinstance(event, ErrorMessage) and event.code == 1008 and "vad_threshold" in event.message
 
 
 def test_middleware_path_must_be_absolute() -> None:

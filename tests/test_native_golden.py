@@ -6,7 +6,8 @@ at real-time pace (in frames of odd sizes), a config too late, a turn stopped at
 audio, a turn after the stop, and a frame over the size limit that ends the session. Every frame
 out is kept: text frames verbatim (the ``ready`` event's random session id replaced by
 ``<session>``), binary frames as length and SHA-256; then the close code and reason. The result
-must equal ``tests/golden/native_session.json`` exactly.
+must equal ``tests/golden/native_session.json`` exactly. Each frame is also read through the
+protocol's client half, which must take every one.
 
 What makes it deterministic: each step waits for the event that ends it (never a sleep); the
 simulator's turns end on the audio's content (its VAD), and its reply chunks are spaced far
@@ -34,6 +35,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.dialects.native import ConfigControl, StopControl
+from asgi_audio_proxy.dialects.native_client import (
+    ConfigAppliedMessage,
+    ErrorMessage,
+    ProxyMessage,
+    ReadyMessage,
+    TurnEndMessage,
+    decode_message,
+    encode_control,
+)
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from tests.clients import at_real_time
 from tests.conftest import running_simulator
@@ -84,8 +95,9 @@ class Transcript:
                 self._arrived.set()
                 return
             frame = frame_record(message)
-            if isinstance(message, str) and json.loads(message).get("type") == "ready":
-                frame["text"] = message.replace(json.loads(message)["session"], "<session>")
+            decoded = decode_message(message)
+            if isinstance(decoded, ReadyMessage) and isinstance(message, str):
+                frame["text"] = message.replace(decoded.session_id, "<session>")
             self.frames.append(frame)
             self._arrived.set()
 
@@ -105,9 +117,9 @@ class Transcript:
         self._mark = len(self.frames)
 
 
-def has_event(kind: str) -> Done:
+def has_event(kind: type[ProxyMessage]) -> Done:
     def done(frames: list[Frame]) -> bool:
-        return any("text" in f and json.loads(f["text"])["type"] == kind for f in frames)
+        return any("text" in f and isinstance(decode_message(f["text"]), kind) for f in frames)
     return done
 
 
@@ -130,7 +142,7 @@ def utterance(freq_hz: float) -> bytes:
     return tone(freq_hz, TONE_S) + silence(QUIET_S)
 
 
-async def control(transcript: Transcript, name: str, text: str, answer: str) -> None:
+async def control(transcript: Transcript, name: str, text: str, answer: type[ProxyMessage]) -> None:
     await transcript.ws.send(text)
     await transcript.wait_for(has_event(answer))
     transcript.end_step(name)
@@ -142,8 +154,8 @@ async def turn(transcript: Transcript, name: str, freq_hz: float, *, stop: bool 
     try:
         if stop:
             await transcript.wait_for(has_audio)
-            await transcript.ws.send(json.dumps({"type": "stop"}))
-        await transcript.wait_for(has_event("turn_end"))
+            await transcript.ws.send(encode_control(StopControl()))
+        await transcript.wait_for(has_event(TurnEndMessage))
         async with asyncio.timeout(within(5)):
             await sender
     finally:
@@ -175,14 +187,14 @@ async def record_session() -> dict[str, Any]:
 
 
 async def run_script(t: Transcript) -> None:
-    await t.wait_for(has_event("ready"))
+    await t.wait_for(has_event(ReadyMessage))
     t.end_step("connect")
-    await control(t, "unknown control", json.dumps({"type": "dance"}), "error")
-    await control(t, "text that is not JSON", "hello?", "error")
-    await control(t, "config", json.dumps({"type": "config", "assistantPrompt": "Be brief.",
-                                           "vadThreshold": 0.8}), "config_applied")
+    await control(t, "unknown control", json.dumps({"type": "dance"}), ErrorMessage)
+    await control(t, "text that is not JSON", "hello?", ErrorMessage)
+    await control(t, "config", encode_control(ConfigControl({"assistantPrompt": "Be brief.",
+                                                             "vadThreshold": 0.8})), ConfigAppliedMessage)
     await turn(t, "turn 1", TURN_HZ[0])
-    await control(t, "config after audio", json.dumps({"type": "config"}), "error")
+    await control(t, "config after audio", encode_control(ConfigControl({})), ErrorMessage)
     await turn(t, "turn 2, stopped at its first audio", TURN_HZ[1], stop=True)
     await turn(t, "turn 3, after the stop", TURN_HZ[2])
     await t.ws.send(bytes(OVERSIZE_BYTES))

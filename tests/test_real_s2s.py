@@ -27,6 +27,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from asgi_audio_proxy.audio.g711 import ulaw_to_pcm16
+from asgi_audio_proxy.dialects.native_client import TurnEndMessage
 from tests.clients import ProxyClient, at_real_time
 from tests.dialects.realtime_support import GA_EVENTS
 from tests.dialects.twilio_peer import TwilioPeer
@@ -101,7 +102,7 @@ async def test_native_client_two_turns(sentence: np.ndarray, tmp_path: pathlib.P
     async with s2s_stack(tmp_path / "s2s.log") as base, ProxyClient(f"{base}/audio_proxy") as client:
         turns = [await client.say(spoken(sentence, RATE_HZ), timeout_s=40) for _ in range(2)]
     for n, turn in enumerate(turns, 1):
-        assert turn.end == {"type": "turn_end", "reason": "complete"}, turn.events
+        assert turn.ending == TurnEndMessage("complete"), turn.messages
         assert heard(turn.text, n), turn.text
         assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(600, abs=5)
 
@@ -166,9 +167,9 @@ async def test_stop_mid_reply_reaches_the_server_as_response_cancel(
         stopped = await client.say(spoken(sentence, RATE_HZ), timeout_s=40, stop_after_audio=True)
         again = await client.say(spoken(sentence, RATE_HZ), timeout_s=60)
     server = log.read_text(errors="replace")
-    assert stopped.end == {"type": "turn_end", "reason": "stopped"}, stopped.events
+    assert stopped.ending == TurnEndMessage("stopped"), stopped.messages
     assert len(stopped.audio) < 12 * RATE_HZ * 2  # cut: far less than the whole reply
     assert "Response cancelled, listening re-enabled" in server
     assert "Response done (status=cancelled" in server
-    assert again.end == {"type": "turn_end", "reason": "complete"}, again.events
+    assert again.ending == TurnEndMessage("complete"), again.messages
     assert re.fullmatch(r"Turn \d: you said \d+\.\d seconds of speech\.", again.text.strip()), again.text

@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from asgi_audio_proxy.dialects.native_client import TurnEndMessage
 from tests.clients import ProxyClient, at_real_time
-from tests.servers import bound_socket
+from tests.servers import free_port
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
 
@@ -30,11 +31,6 @@ pytestmark = [
                        reason="MINICPM_GIT_DIR is not set: no copy of the real upstream's code"),
     pytest.mark.skipif(not KIT.exists(), reason=f"the real-upstream kit is not at {KIT}"),
 ]
-
-
-def free_port() -> int:
-    with contextlib.closing(bound_socket()) as sock:
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -80,13 +76,13 @@ async def real_stack(**kit_env: str) -> AsyncIterator[str]:
 async def test_two_turns_through_serve_get_the_stand_in_models_text_and_600hz_tone() -> None:
     utterance = tone(440, 1.5) + silence(1.6)
     async with real_stack() as url, ProxyClient(url) as client:
-        assert client.ready["upstream_version"] == "2.6"
+        assert client.proxy.upstream_version == "2.6"
         turns = [await client.say(utterance, timeout_s=30) for _ in range(2)]
         for turn in turns:  # shown with -s: what the stand-in model said, and how much audio
             print(f"{turn.text!r}: {len(turn.audio) // 2} samples at 16 kHz, "
-                  f"{dominant_frequency_hz(bytes(turn.audio)):.1f} Hz, {turn.end}")
+                  f"{dominant_frequency_hz(bytes(turn.audio)):.1f} Hz, {turn.ending}")
     for n, turn in enumerate(turns, 1):
-        assert turn.end == {"type": "turn_end", "reason": "complete"}
+        assert turn.ending == TurnEndMessage("complete")
         assert turn.text.startswith(f"Turn {n}: heard")
         assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(600, abs=5)
 
@@ -97,7 +93,7 @@ async def test_stop_is_cut_at_once_and_the_next_words_are_heard_whole() -> None:
     async with real_stack(STUB_REPLY_CHUNKS="12") as url, ProxyClient(url) as client:
         stopped = await client.say(utterance, timeout_s=30, stop_after_audio=True)
         again = await client.say(utterance, timeout_s=30)  # at once, while the model still runs
-    assert stopped.end == {"type": "turn_end", "reason": "stopped"}
-    assert again.end == {"type": "turn_end", "reason": "complete"}
+    assert stopped.ending == TurnEndMessage("stopped")
+    assert again.ending == TurnEndMessage("complete")
     assert "1.5 s of it sound" in again.text, again.text  # none of it skipped
     assert dominant_frequency_hz(bytes(again.audio)) == pytest.approx(600, abs=5)

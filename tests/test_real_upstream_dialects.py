@@ -17,6 +17,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from asgi_audio_proxy.audio.g711 import ulaw_to_pcm16
+from asgi_audio_proxy.dialects.native_client import ReadyMessage, TurnEndMessage
 from tests.clients import ProxyClient, at_real_time
 from tests.dialects.realtime_support import GA_EVENTS
 from tests.dialects.twilio_peer import TwilioPeer
@@ -32,17 +33,15 @@ UTTERANCE_16K = tone(440, 1.5) + silence(1.6)
 async def test_two_clients_on_one_server_each_hear_only_their_own_turn() -> None:
     async with real_stack() as url, ProxyClient(url) as first, \
             ProxyClient(url, expect_ready=False) as second:
-        queued = await second.next_event()
-        assert queued["type"] == "queued" and queued["position"] == 1
+        assert await second.next_position() == 1
         turn = await first.say(UTTERANCE_16K, timeout_s=30)
-        assert turn.end == {"type": "turn_end", "reason": "complete"}
+        assert turn.ending == TurnEndMessage("complete")
         assert turn.text.startswith("Turn 1: heard")
         await first.conn.close()
-        ready = await second.next_event(timeout_s=30)
-        assert ready["type"] == "ready"
+        assert isinstance(await second.next_message(timeout_s=30), ReadyMessage)
         again = await second.say(UTTERANCE_16K, timeout_s=30)
     # a conversation of its own: the model counts its replies from one again, and only one came
-    assert again.end == {"type": "turn_end", "reason": "complete"}
+    assert again.ending == TurnEndMessage("complete")
     assert again.text.startswith("Turn 1: heard") and again.text.count("Turn") == 1
     assert dominant_frequency_hz(bytes(again.audio)) == pytest.approx(600, abs=5)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 
 import pytest
@@ -12,6 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.audio import MESSAGE_BYTES
+from asgi_audio_proxy.dialects.native_client import AudioMessage, ErrorMessage, TurnEndMessage, decode_message
 from tests.clients import ProxyClient
 from tests.conftest import Upstream, running_proxy, running_simulator
 from tests.signals import dominant_frequency_hz, silence, tone
@@ -38,7 +38,7 @@ async def test_s5_3_round_trip_3s_tone_in_200ms_messages(server: str, upstream: 
     assert b"".join(accepted) == sent[: len(accepted) * MESSAGE_BYTES]
     assert len(accepted) >= 15 and b"".join(accepted[:15]) == TONE
     assert heard_seconds(turn.text) >= 3.0
-    assert turn.end == {"type": "turn_end", "reason": "complete"}
+    assert turn.ending == TurnEndMessage("complete")
     assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(440, abs=5)
 
 
@@ -47,7 +47,7 @@ async def test_s7_both_versions_give_440hz_at_16khz(version: str) -> None:
     async with running_simulator(version=version) as up, \
             running_proxy("uvicorn", up.url, chunk_duration=0.2) as (_, url), \
             ProxyClient(url) as client:
-        assert client.ready["upstream_version"] == version
+        assert client.proxy.upstream_version == version
         turn = await client.say(UTTERANCE)
     reply = up.sim.recorder.replies[-1]
     # the reply plays back what the model heard: as long as that, once at 16 kHz
@@ -96,7 +96,7 @@ async def test_two_turns_and_a_stop_in_one_connection(server: str) -> None:
             running_proxy(server, up.url, chunk_duration=0.2) as (_, url), \
             ProxyClient(url) as client:
         first = await client.say(UTTERANCE, stop_after_audio=True)
-        assert first.end == {"type": "turn_end", "reason": "stopped"}
+        assert first.ending == TurnEndMessage("stopped")
         # the user talks again at once: the proxy holds that audio until the upstream listens
         second = await client.say(UTTERANCE)
         assert up.sim.recorder.stops == 1
@@ -104,7 +104,7 @@ async def test_two_turns_and_a_stop_in_one_connection(server: str) -> None:
     full = up.sim.recorder.replies[0].heard_s * 32_000  # the reply plays back all it heard
     assert len(first.audio) < full / 2  # cut short: the rest was dropped
     for turn in (second, third):
-        assert turn.end == {"type": "turn_end", "reason": "complete"}
+        assert turn.ending == TurnEndMessage("complete")
         assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(440, abs=5)
         assert "Turn" in turn.text
 
@@ -116,16 +116,16 @@ async def test_upstream_not_running_gives_1011_within_connect_timeout(server: st
             running_proxy(server, dead_url, connect_timeout_s=2.0) as (proxy, url):
         async with asyncio.timeout(within(5)):
             async with connect(url) as ws:
-                event = json.loads(await ws.recv())
+                event = decode_message(await ws.recv())
                 with pytest.raises(ConnectionClosed) as closed:
                     await ws.recv()
-        assert event["type"] == "error" and event["code"] == 1011
-        assert "cannot reach the upstream" in event["message"]
+        assert isinstance(event, ErrorMessage) and event.code == 1011
+        assert "cannot reach the upstream" in event.message
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
         # the same server goes on serving other connections
         assert not proxy.sessions
         async with running_proxy(server, live.url) as (_, good_url), ProxyClient(good_url) as client:
-            assert client.ready["type"] == "ready"
+            assert client.proxy.is_ready
 
 
 async def test_client_leaving_mid_reply_stops_the_upstream_and_leaves_no_task(server: str) -> None:
@@ -134,7 +134,7 @@ async def test_client_leaving_mid_reply_stops_the_upstream_and_leaves_no_task(se
         async with ProxyClient(url) as client:
             await client.send_paced(UTTERANCE)
             async with asyncio.timeout(within(10)):
-                while not isinstance(await client.conn.recv(), bytes):
+                while not isinstance((await client.next_frame(10))[1], AudioMessage):
                     pass  # wait for the first reply audio, then leave
         await up.sim.recorder.wait_for(lambda r: r.stops >= 1 and r.ws_closed >= 1,
                                        timeout=within(5))
@@ -152,4 +152,4 @@ async def test_more_than_a_hundred_live_sessions_share_one_http_client() -> None
         clients = await asyncio.gather(*(stack.enter_async_context(ProxyClient(url))
                                          for _ in range(110)))
         assert len(proxy.sessions) == 110
-        assert all(client.ready["type"] == "ready" for client in clients)
+        assert all(client.proxy.is_ready for client in clients)

@@ -22,6 +22,7 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 from asgi_audio_proxy import AudioProxyMiddleware, ProxyConfig, UpstreamOptions
+from asgi_audio_proxy.dialects.native_client import TurnEndMessage
 from asgi_audio_proxy.events import (
     AudioOutcome,
     ReplyAudio,
@@ -179,7 +180,7 @@ async def test_an_adapter_from_the_tests_serves_native_and_json8k_clients() -> N
             # both at once: no queue in front of an in-process model
             async with (ProxyClient(f"ws://127.0.0.1:{port}/audio_proxy") as native,
                         json8k_client(port) as json8k, asyncio.TaskGroup() as tg):
-                assert native.ready["upstream_version"] == "echo-1"
+                assert native.proxy.upstream_version == "echo-1"
                 native_reply = tg.create_task(native.say(tone(660, 1.0) + silence(0.6)))
                 json8k_reply = tg.create_task(json8k.say(
                     tone(440, 1.0, RATE_HZ) + silence(0.6, RATE_HZ), paced=False))
@@ -187,7 +188,7 @@ async def test_an_adapter_from_the_tests_serves_native_and_json8k_clients() -> N
     finally:
         await app.proxy.aclose()
     turn = native_reply.result()
-    assert turn.end == {"type": "turn_end", "reason": "complete"}
+    assert turn.ending == TurnEndMessage("complete")
     # the tone, give or take a 20 ms block (the input resampler's delay), at 16 kHz, with the
     # reply resampler's tail (its filter's last few ms, flushed as the reply ends)
     assert 1000 <= echoed_ms(turn.text) <= 1040, turn.text

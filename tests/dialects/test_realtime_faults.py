@@ -4,7 +4,6 @@ the model server (the simulator serves one conversation at a time) is served nex
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -15,8 +14,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.clients import next_json
 from tests.signals import tone
-from tests.timing import within
 
 from .realtime_support import GA_EVENTS
 from .test_realtime_sdk import KEY, realtime_proxy
@@ -31,8 +30,8 @@ async def client(base_url: str) -> AsyncIterator[ClientConnection]:
 
 
 async def next_event(ws: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(within(10)):
-        event: dict[str, Any] = json.loads(await ws.recv())
+    """The next event, checked against the official SDK's type of it."""
+    event = await next_json(ws)
     GA_EVENTS.validate_python(event, strict=True)
     return event
 

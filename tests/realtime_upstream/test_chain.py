@@ -13,7 +13,6 @@ import asyncio
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +20,12 @@ from websockets.asyncio.client import connect
 
 from asgi_audio_proxy.audio.g711 import ulaw_to_pcm16
 from asgi_audio_proxy.config import UpstreamOptions
+from asgi_audio_proxy.dialects.native_client import (
+    AudioMessage,
+    ProxyMessage,
+    SpeechStartedMessage,
+    TurnEndMessage,
+)
 from asgi_audio_proxy.errors import UpstreamBusy
 from asgi_audio_proxy.simulator.vad import speech_seconds
 from asgi_audio_proxy.upstreams.realtime import RealtimeAdapter, RealtimeSettings
@@ -52,27 +57,15 @@ def speech(tmp_path: Path, text: str) -> bytes:
     return to_pcm(0.5 * samples / np.abs(samples).max())
 
 
-async def read_in_order(client: ProxyClient, until: str, timeout_s: float = 20) -> list[Any]:
-    """Every native message up to and including the ``turn_end`` with reason ``until``: audio as
-    its length, events as dicts."""
-    out: list[Any] = []
-    async with asyncio.timeout(within(timeout_s)):
-        while True:
-            message = await client.conn.recv()
-            out.append(len(message) if isinstance(message, bytes) else json.loads(message))
-            if isinstance(out[-1], dict) and out[-1]["type"] == "turn_end" and out[-1]["reason"] == until:
-                return out
-
-
 async def test_a_native_client_has_two_turns_through_two_proxies() -> None:
     async with chain() as c:
         async with ProxyClient(c.url("/audio_proxy")) as client:
-            assert client.ready["upstream_version"] == "gpt-realtime"  # the model the server names
+            assert client.proxy.upstream_version == "gpt-realtime"  # the model the server names
             turns = [await client.say(UTTERANCE), await client.say(tone(660, 1.0) + silence(1.4))]
         [stats] = await c.ended.wait(1)
         replies = c.sim.recorder.replies
     for n, (turn, freq) in enumerate(zip(turns, (440, 660), strict=True)):
-        assert turn.end == {"type": "turn_end", "reason": "complete"}
+        assert turn.ending == TurnEndMessage("complete")
         assert turn.text.startswith(f"Turn {n + 1}:"), turn.text
         assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(freq, abs=5)
         # all the model heard comes back, once, at 16 kHz
@@ -112,7 +105,7 @@ async def test_a_client_stop_mid_reply_cancels_it_truncates_it_and_stops_the_mod
     async with chain(sim={"chunk_delay_s": 0.25}) as c:
         async with ProxyClient(c.url("/audio_proxy")) as client:
             turn = await client.say(tone(440, 1.0) + silence(1.4), stop_after_audio=True)
-            assert turn.end == {"type": "turn_end", "reason": "stopped"}
+            assert turn.ending == TurnEndMessage("stopped")
             await c.sim.recorder.wait_for(lambda r: r.stops >= 1, timeout=within(5))
             await c.inner.wait_for(lambda log: bool(log.of("conversation.item.truncated", sent=True)))
             [created] = c.inner.of("response.created", sent=True)
@@ -125,7 +118,7 @@ async def test_a_client_stop_mid_reply_cancels_it_truncates_it_and_stops_the_mod
         [stats] = await c.ended.wait(1)
         [_, heard] = c.sim.recorder.replies
     assert not c.inner.of("error", sent=True)
-    assert second.end == {"type": "turn_end", "reason": "complete"} and second.text.startswith("Turn 2:")
+    assert second.ending == TurnEndMessage("complete") and second.text.startswith("Turn 2:")
     assert dominant_frequency_hz(bytes(second.audio)) == pytest.approx(660, abs=5)
     assert len(second.audio) / 32 == pytest.approx(heard.heard_s * 1000, abs=60)
     assert stats.balanced and stats.replies == 2
@@ -139,18 +132,20 @@ async def test_speech_over_a_reply_cuts_it_where_the_client_was(tmp_path: Path) 
             mic = Microphone(client.conn.send, 16_000, FRAME_BYTES)
             mic.say(tone(440, 2.0) + silence(1.4))
             streaming = tg.create_task(mic.stream())
-            messages: list[Any] = []
+            messages: list[ProxyMessage] = []
             async with asyncio.timeout(within(20)):
-                while not (messages and messages[-1] == {"type": "turn_end", "reason": "stopped"}):
-                    message = await client.conn.recv()
-                    if isinstance(message, bytes) and not any(isinstance(m, int) for m in messages):
+                while not (messages and messages[-1] == TurnEndMessage("stopped")):
+                    _, message = await client.next_frame(20)
+                    if isinstance(message, AudioMessage) and not any(
+                            isinstance(m, AudioMessage) for m in messages):
                         asyncio.get_running_loop().call_later(0.4, mic.say, words + silence(1.0))
-                    messages.append(len(message) if isinstance(message, bytes) else json.loads(message))
+                    messages.append(message)
             streaming.cancel()
         await c.sim.recorder.wait_for(lambda r: r.stops >= 1, timeout=within(5))
         await c.inner.wait_for(lambda log: bool(log.of("conversation.item.truncated", sent=True)))
-    kinds = [m["type"] for m in messages if isinstance(m, dict)]
-    assert "speech_started" in kinds and kinds.index("speech_started") < kinds.index("turn_end")
+    kinds = [type(m) for m in messages if not isinstance(m, AudioMessage)]
+    assert SpeechStartedMessage in kinds
+    assert kinds.index(SpeechStartedMessage) < kinds.index(TurnEndMessage)
     [truncate] = c.inner.of("conversation.item.truncate")
     # heard: from the first audio to the cut, the speech started 0.4 s in; never past what was sent
     assert 400 <= truncate["audio_end_ms"] <= math.ceil(reply_ms(c))
@@ -172,7 +167,7 @@ async def test_the_proxy_ends_the_turn_itself_when_the_servers_vad_is_off(tmp_pa
         streaming = tg.create_task(mic.stream())
         turn = await client.read_turn(20)
         streaming.cancel()
-    assert turn.end == {"type": "turn_end", "reason": "complete"} and turn.text.startswith("Turn 1:")
+    assert turn.ending == TurnEndMessage("complete") and turn.text.startswith("Turn 1:")
     [update] = c.inner.of("session.update")
     assert update["session"]["audio"]["input"]["turn_detection"] is None
     received = c.inner.received_types()
@@ -183,9 +178,9 @@ async def test_the_proxy_ends_the_turn_itself_when_the_servers_vad_is_off(tmp_pa
 async def test_the_beta_protocol_with_a_key_and_a_model() -> None:
     settings = RealtimeSettings(beta=True, api_key="sk-inner", model="m-1")
     async with chain(settings) as c, ProxyClient(c.url("/audio_proxy")) as client:
-        assert client.ready["upstream_version"] == "m-1"  # a beta session names no model
+        assert client.proxy.upstream_version == "m-1"  # a beta session names no model
         turn = await client.say(UTTERANCE)
-    assert turn.end == {"type": "turn_end", "reason": "complete"} and turn.text.startswith("Turn 1:")
+    assert turn.ending == TurnEndMessage("complete") and turn.text.startswith("Turn 1:")
     assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(440, abs=5)
     headers = c.inner.headers()
     assert (headers["authorization"], headers["openai-beta"]) == ("Bearer sk-inner", "realtime=v1")
