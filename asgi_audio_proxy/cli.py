@@ -25,6 +25,8 @@ __all__ = ["main"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_LEVEL_ENV = ENV_PREFIX + "LOG_LEVEL"
+#: ``simulate --kind``: each simulated server and the port its real one listens on
+SIMULATOR_PORTS = {"minicpm": 32550, "minicpm-demo": 8006}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -52,11 +54,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    if args.kind == "minicpm-demo":
+        from .simulator.minicpm_demo import run_gateway_simulator
+
+        port = SIMULATOR_PORTS[args.kind] if args.port is None else args.port
+        print(f"asgi-audio-proxy: MiniCPM-o-Demo gateway simulator on http://{args.host}:{port}",
+              file=sys.stderr)
+        run_gateway_simulator(host=args.host, port=port, log_level=args.log_level)
+        return 0
     from .simulator.app import run_simulator
 
-    print(f"asgi-audio-proxy: upstream simulator {args.version} on http://{args.host}:{args.port}",
+    port = SIMULATOR_PORTS[args.kind] if args.port is None else args.port
+    print(f"asgi-audio-proxy: upstream simulator {args.version} on http://{args.host}:{port}",
           file=sys.stderr)
-    run_simulator(host=args.host, port=args.port, version=args.version)
+    run_simulator(host=args.host, port=port, version=args.version)
     return 0
 
 
@@ -178,11 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(serve)
     serve.set_defaults(run=_serve, subparser=serve)
 
-    simulate = sub.add_parser("simulate", help="run the MiniCPM-o upstream simulator",
-                              description="A protocol-faithful stand-in for the MiniCPM-o model "
-                                          "server: no GPU needed.")
+    simulate = sub.add_parser("simulate", help="run an upstream simulator (MiniCPM-o, its demo's gateway)",
+                              description="A protocol-faithful stand-in for a model server: "
+                                          "no GPU needed.")
     simulate.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    simulate.add_argument("--port", type=int, default=32550, help="port (default 32550)")
+    simulate.add_argument("--kind", choices=list(SIMULATOR_PORTS), default="minicpm",
+                          help="the server to imitate: minicpm (the MiniCPM-o web-demo server; the "
+                               "default) or minicpm-demo (the MiniCPM-o-Demo gateway's "
+                               "/v1/realtime?mode=audio)")
+    simulate.add_argument("--port", type=int, default=None,
+                          help="port (default: the server's own, 32550 for minicpm, 8006 for "
+                               "minicpm-demo)")
     simulate.add_argument("--version", choices=["2.6", "4.5"], default="2.6",
                           help="model server version to imitate (default 2.6: 24 kHz replies)")
     simulate.set_defaults(run=_simulate)
