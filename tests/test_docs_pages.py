@@ -423,6 +423,24 @@ POOL_FILE = (UPSTREAMS, "[[upstream]]")
 REALTIME_SERVER = "asgi-audio-proxy serve --host 0.0.0.0 --port 8000 --upstream http://127.0.0.1:32550"
 
 
+DEMO_GATEWAY = (UPSTREAMS, "CUDA_VISIBLE_DEVICES=0 PYTHONPATH=. python worker.py --port 22400 --gpu-id 0"
+                           " --worker-index 0 &")
+DEMO_SERVE = (UPSTREAMS, "asgi-audio-proxy serve --upstream-kind minicpm-demo --upstream http://127.0.0.1:8006"
+                         " --slots 1")
+HANDLERS.cannot_run(DEMO_GATEWAY, "MiniCPM-o-Demo's worker and gateway run in its own checkout, on a GPU, "
+                                  "with the model's weights; the next block's test runs `asgi-audio-proxy "
+                                  "simulate --kind minicpm-demo` in their place")
+
+
+@HANDLERS.runs(DEMO_SERVE)
+async def minicpm_demo_gateway(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
+    """The proxy in front of the MiniCPM-o-Demo gateway, as the page runs it, with ``asgi-audio-proxy
+    simulate --kind minicpm-demo`` playing the gateway on ``127.0.0.1:8006``: a client is served."""
+    await (await box.start("asgi-audio-proxy simulate --kind minicpm-demo")).line(LISTENING)
+    async with box.serving(blocks[DEMO_SERVE].commands()[0], LISTENING):
+        await ready(box, "ws://127.0.0.1:8001/audio_proxy")
+
+
 @HANDLERS.runs(KIND_SERVE, KIND_PYTHON, POOL_FILE)
 async def upstream_kinds(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     """The realtime kind by flags and in Python, in front of a Realtime server at
