@@ -1,6 +1,7 @@
-"""Shared fixtures: the simulator on a loopback port, the proxy on uvicorn or hypercorn, and a
-garbage collection after every test, so that whatever a test left open fails that test. The
-hooks that spread the tests over xdist's workers are here; their rules, in ``scheduling.py``."""
+"""Shared fixtures: the simulator on a loopback port, the proxy on uvicorn or hypercorn, a private
+Redis per module that asks for one (``redis_url``), and a garbage collection after every test, so
+that whatever a test left open fails that test. The hooks that spread the tests over xdist's
+workers are here; their rules, in ``scheduling.py``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from tests.fakes import OpenLeaser
+from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
 from tests.scheduling import SharedWorkScheduling
 from tests.servers import serve, serve_uvicorn
 from tests.timing import within
@@ -83,6 +85,15 @@ async def running_simulator(**options: Any) -> AsyncIterator[Upstream]:
 async def upstream() -> AsyncIterator[Upstream]:
     async with running_simulator() as up:
         yield up
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A redis-server of the module's own (``redis://...``); its tests skip where none is installed."""
+    if not HAVE_REDIS:
+        pytest.skip(SKIP_REASON)
+    with redis_server() as url:
+        yield url
 
 
 @pytest.fixture(params=["uvicorn", "hypercorn"])

@@ -13,20 +13,21 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from asgi_audio_proxy.cli import build_parser, main
+from asgi_audio_proxy.dialects.native_client import QueuedMessage, ReadyMessage, TurnEndMessage
 from asgi_audio_proxy.edge.serving import build_server_app
 from asgi_audio_proxy.edge.settings import SERVE_SETTINGS, ServeSettings, SettingError, resolve_settings
-from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
+from tests.clients import arrive
+from tests.redis_server import HAVE_REDIS, SKIP_REASON
 from tests.test_one_conversation import (
     OverlapRecorder,
     command,
-    connect,
     process,
     utterance,
     watched_simulator,
@@ -124,14 +125,6 @@ async def test_one_model_server_without_redis_warns_once_at_start_up(
 # -- two processes, one Redis -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if not HAVE_REDIS:
-        pytest.skip(SKIP_REASON)
-    with redis_server() as url:
-        yield url
-
-
 @contextlib.asynccontextmanager
 async def serve_process(how: str, upstreams: list[str], redis: str, prefix: str) -> AsyncIterator[str]:
     """``serve`` with the pool, Redis and metrics, set by flags or by variables; yields its base."""
@@ -170,9 +163,9 @@ async def test_two_processes_two_model_servers_three_clients_two_live_one_queued
         upstreams = [up1.url, up2.url]
         async with serve_process(how, upstreams, redis_url, prefix) as a, \
                 serve_process(how, upstreams, redis_url, prefix) as b:
-            (c1, e1), (c2, e2), (c3, e3) = [await connect(f"ws://{base}") for base in (a, b, a)]
-            assert [e1["type"], e2["type"], e3["type"]] == ["ready", "ready", "queued"]
-            assert e3["position"] == 1
+            (c1, e1), (c2, e2), (c3, e3) = [await arrive(f"ws://{base}", 15) for base in (a, b, a)]
+            assert [type(e) for e in (e1, e2, e3)] == [ReadyMessage, ReadyMessage, QueuedMessage]
+            assert isinstance(e3, QueuedMessage) and e3.position == 1
             seen_a, seen_b = await scrape(a), await scrape(b)
             assert seen_a["audio_proxy_live_sessions"] == 2 and seen_a["audio_proxy_queue_length"] == 1
             assert seen_b["audio_proxy_live_sessions"] == 1 and seen_b["audio_proxy_queue_length"] == 0
@@ -180,13 +173,13 @@ async def test_two_processes_two_model_servers_three_clients_two_live_one_queued
             async with asyncio.TaskGroup() as tg:
                 turns = [tg.create_task(c.say(utterance(i))) for i, c in enumerate((c1, c2))]
             await c1.__aexit__()  # across processes: B's model server stays busy, A's frees
-            assert (await c3.next_event(15))["type"] == "ready"
+            assert isinstance(await c3.next_message(15), ReadyMessage)
             last = await c3.say(utterance(2))
             for client in (c2, c3):
                 await client.__aexit__()
             ended = await scrape(a)
         for turn, i in ((turns[0].result(), 0), (turns[1].result(), 1), (last, 2)):
-            assert turn.end == {"type": "turn_end", "reason": "complete"}
+            assert turn.ending == TurnEndMessage("complete")
             assert turn.text.startswith("Turn 1: heard"), (i, turn.text)
         assert ended["audio_proxy_queue_wait_seconds_count"] == 1
         for recorder in (rec1, rec2):

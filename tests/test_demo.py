@@ -22,10 +22,12 @@ import pytest
 
 from asgi_audio_proxy.audio import pcm16_to_wav, wav_to_pcm16
 from asgi_audio_proxy.demo.server import DemoServer
+from asgi_audio_proxy.dialects.native_client import QueuedMessage, ReadyMessage
+from tests.clients import arrive
 from tests.conftest import running_simulator
 from tests.processes import stop
 from tests.signals import dominant_frequency_hz, silence, tone
-from tests.test_one_conversation import connect, utterance, watched_simulator
+from tests.test_one_conversation import utterance, watched_simulator
 from tests.timing import within
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,9 +87,9 @@ async def test_the_demo_stops_its_pool_with_it() -> None:
     # the pool's health checks and the HTTP client they use end with the demo: left running,
     # a check's connection to the mounted simulator was a socket nobody closed
     async with DemoServer(port=0) as demo:
-        client, first = await connect(demo.proxy_url)
+        client, first = await arrive(demo.proxy_url, 15)
         await client.__aexit__()
-    assert first["type"] == "ready"
+    assert isinstance(first, ReadyMessage)
     assert [task for task in asyncio.all_tasks() if task.get_name() == "pool"] == []
 
 
@@ -218,10 +220,10 @@ async def test_demo_talks_before_it_announces_the_page_and_a_visitor_then_waits_
                     lines.append((await proc.stdout.readline()).decode())
                     assert lines[-1], "".join(lines)
             await recorder.wait_for(lambda r: r.ws_opened >= 1, within(10))  # the talk is live
-            visitor, first = await connect(found.group(1))
-            assert first["type"] == "queued" and first["position"] == 1, first
+            visitor, first = await arrive(found.group(1), 15)
+            assert isinstance(first, QueuedMessage) and first.position == 1, first
             assert not any("open http" in line for line in lines)
-            assert (await visitor.next_event(30))["type"] == "ready"
+            assert isinstance(await visitor.next_message(30), ReadyMessage)
             turn = await visitor.say(utterance(0))
             await visitor.__aexit__()
             async with asyncio.timeout(within(10)):

@@ -10,7 +10,7 @@ import pathlib
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -18,20 +18,19 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from asgi_audio_proxy.dialects.native_client import QueuedMessage, ReadyMessage, TurnEndMessage
 from asgi_audio_proxy.errors import LeaseStoreUnavailable
 from asgi_audio_proxy.pool.redis_store import RedisLeaseStore
 from asgi_audio_proxy.pool.store import Grant, LeaseStore, Waiting
-from tests.clients import ProxyClient, Turn
+from tests.clients import ProxyClient, Turn, arrive
 from tests.processes import stop
 from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
 from tests.test_leases import URLS, StoreContract, any_retry
 from tests.test_pool import (
     UTTERANCE,
     closed_with,
-    connect,
     one_uid_at_a_time,
     pooled_proxy,
-    queued_then_ready,
     simulators,
 )
 from tests.timing import within
@@ -42,12 +41,6 @@ pytestmark = pytest.mark.skipif(not HAVE_REDIS, reason=SKIP_REASON)
 TTL_S = 10.0
 #: for the tests where leases must expire: short, yet far above one round trip
 EXPIRING_TTL_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
 
 
 async def make_store(redis_url: str, prefix: str, ttl_s: float = TTL_S) -> RedisLeaseStore:
@@ -129,15 +122,14 @@ async def test_redis_stopped_while_a_client_waits_is_reported_as_the_lease_store
                                          ttl_s=TTL_S)
         async with simulators(1) as ups, pooled_proxy([ups[0].url], store=store,
                                                       max_wait_s=within(60)) as (pool, url):
-            live, _ = await connect(url)
-            waiting, event = await connect(url)
-            assert event["type"] == "queued" and pool.waiting == 1
+            live, _ = await arrive(url)
+            waiting, event = await arrive(url)
+            assert isinstance(event, QueuedMessage) and pool.waiting == 1
             running.close()  # redis-server exits with the client still in the queue
             error, code = await closed_with(waiting)
             # the upstream is fine: the client must not be told it is unavailable
-            assert error["type"] == "error", error
-            assert error["error"] == "lease_store_unavailable", error
-            assert "lease store" in error["message"] and code == 1011
+            assert error.kind == "lease_store_unavailable", error
+            assert "lease store" in error.message and code == 1011
             assert ups[0].url in pool.health.healthy  # nor is it taken out of the pool
             await live.__aexit__()
 
@@ -177,30 +169,32 @@ async def test_two_proxy_processes_share_three_upstreams_in_order_and_outlive_a_
         async with proxy_process(redis_url, prefix, urls, tmp_path / "a.log") as (_, url_a), \
                 proxy_process(redis_url, prefix, urls, tmp_path / "b.log") as (killed, url_b):
             placement = [url_a, url_b, url_b, url_b, url_a, url_b, url_a, url_a]
-            arrivals = [await connect(url) for url in placement]
+            arrivals = [await arrive(url) for url in placement]
             c = [client for client, _ in arrivals]
-            assert [e["type"] for _, e in arrivals] == ["ready"] * 3 + ["queued"] * 5
-            assert [e["position"] for _, e in arrivals[3:]] == [1, 2, 3, 4, 5]
+            firsts = [e for _, e in arrivals]
+            assert [type(e) for e in firsts] == [ReadyMessage] * 3 + [QueuedMessage] * 5
+            assert [e.position for e in firsts if isinstance(e, QueuedMessage)] == [1, 2, 3, 4, 5]
             turns = await talk(c[0], c[1], c[2])
             for leaving, served in ((0, 3), (1, 4), (2, 5)):  # one at a time, across processes
                 await c[leaving].__aexit__()
-                assert await queued_then_ready(c[served]) == []
+                assert await c[served].queued_then_ready() == []
                 for behind, client in enumerate(c[served + 1:], start=1):
-                    assert (await client.next_event()) == {
-                        "type": "queued", "position": behind, "eta_s": _any_eta()}
+                    queued = await client.next_message()
+                    assert isinstance(queued, QueuedMessage) and queued.position == behind, queued
+                    assert queued.eta_s > 0, queued
             turns += await talk(c[3], c[4], c[5])
             killed.send_signal(signal.SIGKILL)  # holds two upstreams (c[3], c[5]); A queues c[6], c[7]
             await killed.wait()
             started = asyncio.get_running_loop().time()
             async with asyncio.timeout(within(PROCESS_TTL_S + 5)):
-                await queued_then_ready(c[6])
-                await queued_then_ready(c[7])
+                await c[6].queued_then_ready()
+                await c[7].queued_then_ready()
             assert asyncio.get_running_loop().time() - started < PROCESS_TTL_S + within(1.5)
             turns += await talk(c[6], c[7])
             for client in (c[4], c[6], c[7]):
                 await client.__aexit__()
         for turn in turns:
-            assert turn.end == {"type": "turn_end", "reason": "complete"}, turn.end
+            assert turn.ending == TurnEndMessage("complete"), turn.ending
         for up, overlap in zip(ups, overlaps, strict=True):
             assert not overlap.done(), f"two conversations at once on {up.url}"
             overlap.cancel()
@@ -212,14 +206,3 @@ async def talk(*clients: ProxyClient) -> list[Turn]:
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(client.say(UTTERANCE)) for client in clients]
     return [task.result() for task in tasks]
-
-
-class _AnyEta(float):
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, int | float) and other > 0
-
-    __hash__ = float.__hash__
-
-
-def _any_eta() -> float:
-    return _AnyEta(1.0)

@@ -9,15 +9,17 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.dialects.native_client import QueuedMessage, TurnEndMessage
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.events import AudioIn, Configure, Queued, ReplyAudio, ReplyEnded, ReplyText
 from asgi_audio_proxy.metrics import MeteredClient, ProxyMetrics, TurnTimer
 from asgi_audio_proxy.pool.pool import UpstreamPool
+from tests.clients import arrive
 from tests.conftest import running_simulator
 from tests.fakes import FakeClient
 from tests.servers import serve_uvicorn
-from tests.test_pool import UTTERANCE, connect, queued_then_ready
-from tests.timing import within
+from tests.test_pool import UTTERANCE
+from tests.timing import FakeClock, within
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -29,16 +31,8 @@ def sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_a_turn_is_timed_from_the_last_audio_to_the_first_reply_event() -> None:
-    metrics, clock = ProxyMetrics(), Clock()
+    metrics, clock = ProxyMetrics(), FakeClock(now=0.0)
     timer = TurnTimer(metrics, clock=clock)
     for at, event in ((1.0, AudioIn(b"\x00" * 640, 16_000)), (1.5, Configure({})),
                       (2.0, AudioIn(b"\x00" * 320, 16_000))):
@@ -75,18 +69,18 @@ async def test_a_scrape_of_a_live_pooled_proxy_shows_sessions_queue_leases_and_t
         proxy = AudioProxy(ProxyConfig(chunk_duration=0.2), leaser=pool, metrics=metrics)
         async with serve_uvicorn(proxy) as port, httpx.AsyncClient() as http:
             scrape_url = f"http://127.0.0.1:{port}/metrics"
-            first, _ = await connect(f"ws://127.0.0.1:{port}/")
-            second, event = await connect(f"ws://127.0.0.1:{port}/")
-            assert event["type"] == "queued"
+            first, _ = await arrive(f"ws://127.0.0.1:{port}/")
+            second, event = await arrive(f"ws://127.0.0.1:{port}/")
+            assert isinstance(event, QueuedMessage)
             text = (await http.get(scrape_url)).text
             assert sample(text, "audio_proxy_live_sessions") == 2
             assert sample(text, "audio_proxy_queue_length") == 1
             assert sample(text, "audio_proxy_upstream_leases", upstream=up.url) == 1
             assert sample(text, "audio_proxy_upstream_healthy", upstream=up.url) == 1
             turn = await first.say(UTTERANCE)
-            assert turn.end is not None and turn.end["type"] == "turn_end"
+            assert isinstance(turn.ending, TurnEndMessage)
             await first.__aexit__()
-            assert await queued_then_ready(second) == []
+            assert await second.queued_then_ready() == []
             await second.__aexit__()
             async with asyncio.timeout(within(5)):
                 await proxy.wait_idle()

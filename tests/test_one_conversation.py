@@ -26,9 +26,10 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.dialects.native_client import QueuedMessage, ReadyMessage, TurnEndMessage
 from asgi_audio_proxy.edge.middleware import AudioProxy, AudioProxyMiddleware
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
-from tests.clients import ProxyClient
+from tests.clients import ProxyClient, arrive
 from tests.conftest import Upstream, running_simulator
 from tests.processes import stop
 from tests.servers import serve_uvicorn
@@ -79,31 +80,22 @@ def utterance(index: int) -> bytes:
     return tone(TONES_HZ[index], TONE_S) + silence(QUIET_S)
 
 
-async def connect(url: str) -> tuple[ProxyClient, dict[str, Any]]:
-    """Connect and read the first event (``ready`` or ``queued``), so arrival order is fixed."""
-    client = ProxyClient(url, expect_ready=False)
-    await client.__aenter__()
-    return client, await client.next_event(15)
-
-
 async def served_one_at_a_time(url: str, n: int, recorder: OverlapRecorder) -> None:
     """``n`` clients arrive; each waits its turn, is served, hears its own tone and leaves."""
-    arrivals = [await connect(url) for _ in range(n)]
+    arrivals = [await arrive(url, 15) for _ in range(n)]
     clients = [client for client, _ in arrivals]
     try:
         firsts = [event for _, event in arrivals]
-        assert [e["type"] for e in firsts] == ["ready"] + ["queued"] * (n - 1), firsts
-        assert [e["position"] for e in firsts[1:]] == list(range(1, n))
-        assert all(e["eta_s"] > 0 for e in firsts[1:])
+        assert [type(e) for e in firsts] == [ReadyMessage] + [QueuedMessage] * (n - 1), firsts
+        queued = [e for e in firsts if isinstance(e, QueuedMessage)]
+        assert [e.position for e in queued] == list(range(1, n))
+        assert all(e.eta_s > 0 for e in queued)
         for i, client in enumerate(clients):
             if i:  # its place went down by one each time someone ahead left, then ready
-                positions = []
-                while (event := await client.next_event(15))["type"] == "queued":
-                    positions.append(event["position"])
-                assert event["type"] == "ready", event
+                positions = await client.queued_then_ready(15)
                 assert positions == list(range(i - 1, 0, -1)), positions
             turn = await client.say(utterance(i))
-            assert turn.end == {"type": "turn_end", "reason": "complete"}, turn.end
+            assert turn.ending == TurnEndMessage("complete"), turn.ending
             assert turn.text.startswith("Turn 1: heard"), turn.text  # a conversation of its own
             assert abs(dominant_frequency_hz(bytes(turn.audio)) - TONES_HZ[i]) < 5
             await client.__aexit__()

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,16 +18,22 @@ from starlette.websockets import WebSocket
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.dialects.native_client import (
+    ErrorMessage,
+    QueuedMessage,
+    ReadyMessage,
+    TurnEndMessage,
+    decode_message,
+)
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.pool.pool import UpstreamPool
 from asgi_audio_proxy.pool.redis_store import RedisLeaseStore
 from asgi_audio_proxy.pool.store import LeaseStore, MemoryLeaseStore
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
-from tests.clients import ProxyClient
+from tests.clients import ProxyClient, arrive
 from tests.conftest import Upstream, running_simulator
 from tests.fakes import FakeClient, notify_to
-from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
 from tests.servers import serve_uvicorn
 from tests.signals import silence, tone
 from tests.timing import within
@@ -63,51 +68,49 @@ async def simulators(n: int) -> AsyncIterator[list[Upstream]]:
 
 
 async def connect(url: str) -> tuple[ProxyClient, dict[str, Any]]:
-    """Connect and read the first event (``ready`` or ``queued``), so arrival order is fixed."""
+    """:func:`tests.clients.arrive`, the first event as its JSON object (for tests that still
+    read events so)."""
     client = ProxyClient(url, expect_ready=False)
     await client.__aenter__()
     return client, await client.next_event()
 
 
 async def queued_then_ready(client: ProxyClient) -> list[int]:
-    """Read queue updates until ``ready``; returns the positions seen."""
-    positions = []
-    while (event := await client.next_event())["type"] == "queued":
-        positions.append(event["position"])
-    assert event["type"] == "ready", event
-    return positions
+    """:meth:`tests.clients.ProxyClient.queued_then_ready` (for tests that still import it here)."""
+    return await client.queued_then_ready()
 
 
 async def test_two_upstreams_five_clients_two_live_three_queued_served_in_order() -> None:
     async with simulators(2) as ups, pooled_proxy([u.url for u in ups]) as (pool, url):
-        arrivals = [await connect(url) for _ in range(5)]
+        arrivals = [await arrive(url) for _ in range(5)]
         clients = [client for client, _ in arrivals]
         firsts = [event for _, event in arrivals]
-        assert [e["type"] for e in firsts] == ["ready", "ready", "queued", "queued", "queued"]
-        assert [e["position"] for e in firsts[2:]] == [1, 2, 3]
-        assert all(e["eta_s"] > 0 for e in firsts[2:])
+        assert [type(e) for e in firsts] == [ReadyMessage] * 2 + [QueuedMessage] * 3
+        queued = [e for e in firsts if isinstance(e, QueuedMessage)]
+        assert [e.position for e in queued] == [1, 2, 3]
+        assert all(e.eta_s > 0 for e in queued)
         assert pool.leased == {u.url for u in ups} and pool.waiting == 3
         c1, c2, c3, c4, c5 = clients
         async with asyncio.TaskGroup() as tg:
             turns = [tg.create_task(c.say(UTTERANCE)) for c in (c1, c2)]
         await c1.__aexit__()
-        ready_at_c3 = asyncio.create_task(queued_then_ready(c3))
-        assert (await c4.next_event())["position"] == 1
-        assert (await c5.next_event())["position"] == 2
+        ready_at_c3 = asyncio.create_task(c3.queued_then_ready())
+        assert await c4.next_position() == 1
+        assert await c5.next_position() == 2
         assert await ready_at_c3 == []
         await c2.__aexit__()
-        assert await queued_then_ready(c4) == []
-        assert (await c5.next_event())["position"] == 1
+        assert await c4.queued_then_ready() == []
+        assert await c5.next_position() == 1
         async with asyncio.TaskGroup() as tg:
             turns += [tg.create_task(c.say(UTTERANCE)) for c in (c3, c4)]
         await c3.__aexit__()
-        assert await queued_then_ready(c5) == []
+        assert await c5.queued_then_ready() == []
         turns.append(asyncio.create_task(c5.say(UTTERANCE)))
         await turns[-1]
         for client in (c4, c5):
             await client.__aexit__()
     for turn in turns:
-        assert turn.result().end == {"type": "turn_end", "reason": "complete"}
+        assert turn.result().ending == TurnEndMessage("complete")
         assert "Turn 1" in turn.result().text
     for up in ups:
         assert one_uid_at_a_time(up.sim.recorder)
@@ -144,30 +147,30 @@ async def test_a_stopped_upstream_ends_its_session_leaves_the_pool_and_returns()
     async with serve_uvicorn(outage) as port_a, serve_uvicorn(sims[1]) as port_b:
         url_a, url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
         async with pooled_proxy([url_a, url_b]) as (pool, url):
-            first, event = await connect(url)
-            assert event["type"] == "ready" and pool.leased == {url_a}
+            first, event = await arrive(url)
+            assert isinstance(event, ReadyMessage) and pool.leased == {url_a}
             await first.send_paced(tone(440, 0.4))
             outage.stop()
             # a live client goes on streaming, and the next audio finds the upstream gone
             streaming = asyncio.create_task(first.send_paced(silence(5)))
-            error = await first.next_event()
+            error = await first.next_message()
             streaming.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await streaming
-            assert error["type"] == "error" and error["code"] == 1011
+            assert isinstance(error, ErrorMessage) and error.code == 1011
             async with asyncio.timeout(within(5)):
                 await pool.health.wait(url_a, healthy=False)
-            second, event = await connect(url)
-            assert event["type"] == "ready" and pool.leased == {url_b}
-            third, event = await connect(url)  # A is out, B is busy: it waits, not on A
-            assert event == {"type": "queued", "position": 1, "eta_s": event["eta_s"]}
+            second, event = await arrive(url)
+            assert isinstance(event, ReadyMessage) and pool.leased == {url_b}
+            third, event = await arrive(url)  # A is out, B is busy: it waits, not on A
+            assert isinstance(event, QueuedMessage) and event.position == 1, event
             outage.start()
             async with asyncio.timeout(within(5)):
                 await pool.health.wait(url_a)
-            assert await queued_then_ready(third) == []
+            assert await third.queued_then_ready() == []
             assert pool.leased == {url_a, url_b}
             turn = await third.say(UTTERANCE)
-            assert turn.end == {"type": "turn_end", "reason": "complete"}
+            assert turn.ending == TurnEndMessage("complete")
             for client in (first, second, third):
                 with contextlib.suppress(ConnectionClosed):
                     await client.__aexit__()
@@ -176,9 +179,10 @@ async def test_a_stopped_upstream_ends_its_session_leaves_the_pool_and_returns()
         assert one_uid_at_a_time(sim.recorder)
 
 
-async def closed_with(client: ProxyClient) -> tuple[dict[str, Any], int | None]:
+async def closed_with(client: ProxyClient) -> tuple[ErrorMessage, int | None]:
     """The error event a refused client gets, and the close code after it."""
-    event = await client.next_event()
+    event = await client.next_message()
+    assert isinstance(event, ErrorMessage), event
     with pytest.raises(ConnectionClosed) as closed:
         async with asyncio.timeout(within(5)):
             await client.conn.recv()
@@ -188,58 +192,50 @@ async def closed_with(client: ProxyClient) -> tuple[dict[str, Any], int | None]:
 async def test_a_full_queue_and_the_wait_limit_close_with_1013() -> None:
     async with simulators(1) as ups, pooled_proxy([ups[0].url], max_queue=1,
                                                   max_wait_s=within(1.0)) as (pool, url):
-        live, _ = await connect(url)
-        waiting, event = await connect(url)
-        assert event["type"] == "queued"
+        live, _ = await arrive(url)
+        waiting, event = await arrive(url)
+        assert isinstance(event, QueuedMessage)
         refused = ProxyClient(url, expect_ready=False)
         await refused.__aenter__()
         error, code = await closed_with(refused)
-        assert code == 1013 and error["error"] == "limit_exceeded" and "queue is full" in error["message"]
+        assert code == 1013 and error.kind == "limit_exceeded" and "queue is full" in error.message
         error, code = await closed_with(waiting)  # nobody leaves: the wait limit passes
-        assert code == 1013 and "no upstream became free" in error["message"]
+        assert code == 1013 and "no upstream became free" in error.message
         assert pool.waiting == 0
         await live.__aexit__()
 
 
 async def test_leaving_the_queue_moves_the_others_up_at_once() -> None:
     async with simulators(1) as ups, pooled_proxy([ups[0].url]) as (pool, url):
-        live, _ = await connect(url)
-        first_waiting, _ = await connect(url)
-        second_waiting, event = await connect(url)
-        assert event["position"] == 2
+        live, _ = await arrive(url)
+        first_waiting, _ = await arrive(url)
+        second_waiting, event = await arrive(url)
+        assert isinstance(event, QueuedMessage) and event.position == 2
         await first_waiting.__aexit__()
-        assert (await second_waiting.next_event())["position"] == 1
+        assert await second_waiting.next_position() == 1
         assert pool.waiting == 1
         await live.__aexit__()
-        assert await queued_then_ready(second_waiting) == []
+        assert await second_waiting.queued_then_ready() == []
         await second_waiting.__aexit__()
 
 
 async def test_audio_sent_while_queued_is_held_up_to_the_bound_then_refused() -> None:
     held, refused = tone(440, 0.2), tone(660, 0.2)  # 6 400 bytes each; the bound holds one
     async with simulators(1) as ups, pooled_proxy([ups[0].url], max_held_bytes=8000) as (_, url):
-        live, _ = await connect(url)
-        waiting, _ = await connect(url)
+        live, _ = await arrive(url)
+        waiting, _ = await arrive(url)
         await waiting.conn.send(held)
         await waiting.conn.send(refused)
-        error = await waiting.next_event()
-        assert error["type"] == "error" and error["error"] == "limit_exceeded"
-        assert "held up to 8000 bytes" in error["message"]
+        error = await waiting.next_message()
+        assert isinstance(error, ErrorMessage) and error.kind == "limit_exceeded"
+        assert "held up to 8000 bytes" in error.message
         await live.__aexit__()
-        assert await queued_then_ready(waiting) == []
+        assert await waiting.queued_then_ready() == []
         recorder = ups[0].sim.recorder
         await recorder.wait_for(lambda r: len(r.completions_uids) >= 2 and sum(
             map(len, r.chunks[r.completions_uids[-1]])) >= len(held), timeout=within(5))
         assert b"".join(recorder.chunks[recorder.completions_uids[-1]]) == held  # not `refused`
         await waiting.__aexit__()
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if not HAVE_REDIS:
-        pytest.skip(SKIP_REASON)
-    with redis_server() as url:
-        yield url
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -263,8 +259,8 @@ async def _join_and_leave_a_thousand_times(pool: UpstreamPool) -> None:
             client = FakeClient()
             waiting = asyncio.create_task(pool.acquire(f"s{i}", client, notify_to(client)))
             async with asyncio.timeout(within(5)):
-                queued = json.loads(await client.outgoing.get())
-            assert queued["position"] == 1
+                queued = decode_message(await client.outgoing.get())
+            assert isinstance(queued, QueuedMessage) and queued.position == 1, queued
             client.feed(None)  # the client leaves while it waits
             with pytest.raises(Exception, match="client left"):
                 async with asyncio.timeout(within(5)):

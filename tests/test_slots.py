@@ -12,12 +12,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
 
 import httpx
 import pytest
 
 from asgi_audio_proxy.config import ProxyConfig, UpstreamOptions
+from asgi_audio_proxy.dialects.native_client import ProxyMessage, QueuedMessage, ReadyMessage
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.errors import UpstreamBusy
 from asgi_audio_proxy.pool.pool import UpstreamPool, UpstreamServer, slot_keys
@@ -25,12 +25,11 @@ from asgi_audio_proxy.pool.redis_store import RedisLeaseStore
 from asgi_audio_proxy.upstreams.kind import UpstreamKind
 from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter, minicpm_adapter
 from asgi_audio_proxy.upstreams.minicpm.kind import MINICPM
-from tests.clients import ProxyClient
+from tests.clients import ProxyClient, arrive
 from tests.conftest import Upstream, running_simulator
 from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
 from tests.servers import serve_uvicorn
 from tests.signals import silence, tone
-from tests.test_pool import connect, queued_then_ready
 
 UTTERANCE = tone(440, 1.0) + silence(1.4)
 
@@ -76,15 +75,15 @@ def test_a_kind_checks_its_urls_and_slots() -> None:
 async def test_two_slots_three_clients_ready_ready_queued_then_served() -> None:
     async with many_simulator() as up, proxy_on(UpstreamPool(
             [up.url], kind=MINICPM.with_slots(2), health_interval_s=0.1)) as url:
-        (c1, e1), (c2, e2), (c3, e3) = [await connect(url) for _ in range(3)]
+        (c1, e1), (c2, e2), (c3, e3) = [await arrive(url) for _ in range(3)]
         try:
-            assert [e1["type"], e2["type"], e3["type"]] == ["ready", "ready", "queued"]
-            assert e3["position"] == 1
+            assert [type(e) for e in (e1, e2, e3)] == [ReadyMessage, ReadyMessage, QueuedMessage]
+            assert isinstance(e3, QueuedMessage) and e3.position == 1
             async with asyncio.TaskGroup() as tg:  # both slots hold a live conversation at once
                 turns = [tg.create_task(c.say(UTTERANCE)) for c in (c1, c2)]
             assert all(turn.result().audio for turn in turns)
             await c1.__aexit__()
-            assert await queued_then_ready(c3) == []
+            assert await c3.queued_then_ready() == []
             assert (await c3.say(UTTERANCE)).audio
         finally:
             for client in (c1, c2, c3):
@@ -119,16 +118,16 @@ async def test_a_server_full_before_its_slots_makes_the_third_wait_never_fail() 
     kind = capped_kind(2, refusals)
     async with many_simulator() as up, proxy_on(UpstreamPool(
             [up.url], kind=kind, health_interval_s=60), kind) as url:
-        (c1, e1), (c2, e2) = [await connect(url) for _ in range(2)]
+        (c1, e1), (c2, e2) = [await arrive(url) for _ in range(2)]
         c3 = ProxyClient(url, expect_ready=False)
         await c3.__aenter__()
         try:
-            assert [e1["type"], e2["type"]] == ["ready", "ready"]
-            first = await c3.next_event()  # its slot was free, but the server said it is full
-            assert first == {"type": "queued", "position": 1, "eta_s": first["eta_s"]}, first
+            assert [type(e) for e in (e1, e2)] == [ReadyMessage, ReadyMessage]
+            first = await c3.next_message()  # its slot was free, but the server said it is full
+            assert isinstance(first, QueuedMessage) and first.position == 1, first
             assert refusals == ["refused"]
             await c2.__aexit__()  # a conversation ends: the server has room, the slot rests no more
-            assert await queued_then_ready(c3) == []
+            assert await c3.queued_then_ready() == []
             assert (await c3.say(UTTERANCE)).audio
             assert refusals == ["refused"]  # no second try before the server had room
         finally:
@@ -164,13 +163,13 @@ async def test_two_processes_sharing_redis_never_put_more_than_the_slots_on_a_se
                 pool = UpstreamPool([up.url], kind=MINICPM.with_slots(2), health_interval_s=0.1,
                                     store=RedisLeaseStore.from_url(redis_url))
                 urls.append(await stack.enter_async_context(proxy_on(pool)))
-            arrivals: list[tuple[ProxyClient, dict[str, Any]]] = []
+            arrivals: list[tuple[ProxyClient, ProxyMessage]] = []
             for url in (urls[0], urls[1], urls[0], urls[1]):
-                arrivals.append(await connect(url))
+                arrivals.append(await arrive(url))
                 stack.push_async_callback(arrivals[-1][0].__aexit__)
-            assert [event["type"] for _, event in arrivals] == ["ready", "ready", "queued", "queued"]
-            assert [event["position"] for _, event in arrivals[2:]] == [1, 2]
+            firsts = [event for _, event in arrivals]
+            assert [type(e) for e in firsts] == [ReadyMessage] * 2 + [QueuedMessage] * 2
+            assert [e.position for e in firsts if isinstance(e, QueuedMessage)] == [1, 2]
             await arrivals[0][0].__aexit__()
-            assert await queued_then_ready(arrivals[2][0]) == []
-            moved_up = await arrivals[3][0].next_event()
-            assert (moved_up["type"], moved_up["position"]) == ("queued", 1)
+            assert await arrivals[2][0].queued_then_ready() == []
+            assert await arrivals[3][0].next_position() == 1

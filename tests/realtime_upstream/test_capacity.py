@@ -19,26 +19,26 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.dialects.native_client import ProxyMessage, QueuedMessage, ReadyMessage
 from asgi_audio_proxy.dialects.realtime import realtime_dialect
 from asgi_audio_proxy.edge.middleware import AudioProxy, AudioProxyMiddleware
 from asgi_audio_proxy.upstreams.registry import realtime_kind
-from tests.clients import ProxyClient
+from tests.clients import ProxyClient, arrive
 from tests.conftest import running_simulator
 from tests.fakes import OpenLeaser
 from tests.realtime_upstream.support import realtime_server
 from tests.servers import serve_uvicorn
 from tests.signals import silence, tone
-from tests.test_pool import connect, queued_then_ready
 
 UTTERANCE = tone(440, 1.0) + silence(1.4)
 
 
 async def three_clients(url: str,
-                        stack: contextlib.AsyncExitStack) -> list[tuple[ProxyClient, dict[str, Any]]]:
+                        stack: contextlib.AsyncExitStack) -> list[tuple[ProxyClient, ProxyMessage]]:
     """Three clients, connected one after the other, each with its first event; closed by ``stack``."""
     arrivals = []
     for _ in range(3):
-        arrivals.append(await connect(url))
+        arrivals.append(await arrive(url))
         stack.push_async_callback(arrivals[-1][0].__aexit__)
     return arrivals
 
@@ -73,11 +73,11 @@ async def test_two_slots_three_clients_ready_ready_queued_then_served() -> None:
     async with inner_proxy() as server, outer_proxy(server, slots=2) as url, \
             contextlib.AsyncExitStack() as stack:
         (c1, e1), (c2, e2), (c3, e3) = await three_clients(url, stack)
-        assert [e1["type"], e2["type"], e3["type"]] == ["ready", "ready", "queued"]
-        assert e3["position"] == 1
+        assert [type(e) for e in (e1, e2, e3)] == [ReadyMessage, ReadyMessage, QueuedMessage]
+        assert isinstance(e3, QueuedMessage) and e3.position == 1
         assert (await c2.say(UTTERANCE)).audio  # a live conversation on the server's second slot
         await c1.__aexit__()
-        assert await queued_then_ready(c3) == []
+        assert await c3.queued_then_ready() == []
         assert (await c3.say(UTTERANCE)).audio
 
 
@@ -85,10 +85,10 @@ async def test_three_slots_on_a_server_that_takes_two_the_third_waits_for_a_503_
     async with inner_proxy(max_sessions=2) as server, outer_proxy(server, slots=3) as url, \
             contextlib.AsyncExitStack() as stack:
         (c1, e1), (_, e2), (c3, e3) = await three_clients(url, stack)
-        assert [e1["type"], e2["type"]] == ["ready", "ready"]
-        assert (e3["type"], e3["position"]) == ("queued", 1)  # refused with 503: back in the queue
+        assert [type(e) for e in (e1, e2)] == [ReadyMessage, ReadyMessage]
+        assert isinstance(e3, QueuedMessage) and e3.position == 1  # refused with 503: back in the queue
         await c1.__aexit__()
-        assert await queued_then_ready(c3) == []
+        assert await c3.queued_then_ready() == []
         assert (await c3.say(UTTERANCE)).audio
 
 
@@ -123,9 +123,9 @@ async def test_three_slots_on_a_server_that_refuses_the_third_by_an_error_event(
     async with realtime_server(server) as server_url, outer_proxy(server_url, slots=3) as url, \
             contextlib.AsyncExitStack() as stack:
         (_, e1), (c2, e2), (c3, e3) = await three_clients(url, stack)
-        assert [e1["type"], e2["type"]] == ["ready", "ready"]
-        assert (e3["type"], e3["position"]) == ("queued", 1)
+        assert [type(e) for e in (e1, e2)] == [ReadyMessage, ReadyMessage]
+        assert isinstance(e3, QueuedMessage) and e3.position == 1
         assert refused == ["session_limit_reached"]
         await c2.__aexit__()
-        assert await queued_then_ready(c3) == []
+        assert await c3.queued_then_ready() == []
         assert refused == ["session_limit_reached"]
