@@ -11,7 +11,8 @@ from asgi_audio_proxy.audio import Resampler, pcm16_to_wav
 from asgi_audio_proxy.dialects.native import NativeDialect
 from asgi_audio_proxy.errors import UpstreamError, UpstreamProtocolError
 from asgi_audio_proxy.events import ReplyAudio, ReplyStarted, UpstreamEvent
-from asgi_audio_proxy.upstreams.minicpm.replies import ReplyRouter, ReplyState
+from asgi_audio_proxy.reply_state import ReplyPhase
+from asgi_audio_proxy.upstreams.minicpm.replies import ReplyRouter
 from asgi_audio_proxy.upstreams.minicpm.wire import ReplyError, ReplyMessage
 from tests.signals import dominant_frequency_hz, tone
 
@@ -41,7 +42,7 @@ ECHO = ReplyMessage("assistant:\n", wav_b64(tone(300, 0.2), 16_000), 0)
 def test_s4_2_first_message_is_the_echo_and_is_never_played() -> None:
     router = ReplyRouter()
     assert router.route(ECHO) == []
-    assert router.state is ReplyState.PLAYING
+    assert router.state is ReplyPhase.PLAYING
 
 
 @pytest.mark.parametrize(("rate", "seconds"), [(24_000, 0.5333), (16_000, 1.0)])
@@ -79,7 +80,7 @@ def test_s8_stop_cuts_the_reply_and_drops_the_rest_whichever_way_it_ends() -> No
     assert router.route(ReplyMessage("\n<end>", None, 3)) == []
     assert router.body_closed() == []
     assert router.stats.cut_messages == 2
-    assert router.state is ReplyState.WAITING
+    assert router.state is ReplyPhase.IDLE
     assert router.route(ECHO) == []  # the next turn starts with its own echo
     assert texts(router.route(ReplyMessage("next", None, 10))) == [{"type": "text", "content": "next"}]
 
@@ -87,7 +88,7 @@ def test_s8_stop_cuts_the_reply_and_drops_the_rest_whichever_way_it_ends() -> No
 def test_cut_with_no_reply_playing_does_nothing() -> None:
     router = ReplyRouter()
     assert router.cut() is False
-    assert router.state is ReplyState.WAITING
+    assert router.state is ReplyPhase.IDLE
 
 
 def test_s4_3_body_ending_without_end_marker_ends_the_turn_as_interrupted() -> None:

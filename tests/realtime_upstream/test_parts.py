@@ -13,10 +13,10 @@ import pytest
 
 import asgi_audio_proxy.upstreams.realtime as package
 from asgi_audio_proxy.events import ReplyAudio, ReplyEnded, ReplyStarted, ReplyText
+from asgi_audio_proxy.reply_state import ReplyPhase
 from asgi_audio_proxy.upstreams.realtime import (
     Playout,
     ReplyPart,
-    ReplyState,
     ReplyTracker,
     ResponseDone,
     SendQueue,
@@ -59,7 +59,7 @@ def test_a_response_becomes_started_text_audio_and_ended() -> None:
     out = [e for m in (part(ReplyStarted(), item_id=None), part(ReplyText("Hi")), part(PIECE),
                        ResponseDone("r1", "completed")) for e in replies.route(m, 0.0)]
     assert out == [ReplyStarted(), ReplyText("Hi"), PIECE, ReplyEnded("complete")]
-    assert replies.state is ReplyState.IDLE and not replies.is_busy
+    assert replies.state is ReplyPhase.IDLE and not replies.is_busy
 
 
 @pytest.mark.parametrize(("done", "ending"), [
@@ -94,7 +94,7 @@ def test_a_stop_cancels_and_truncates_at_what_was_heard_then_drops_the_rest() ->
     assert messages(cut.messages) == [
         {"type": "response.cancel", "response_id": "r1"},
         {"type": "conversation.item.truncate", "item_id": "i1", "content_index": 0, "audio_end_ms": 750}]
-    assert replies.state is ReplyState.CUT and replies.is_busy
+    assert replies.state is ReplyPhase.CUT and replies.is_busy
     # what is left of it is dropped, and its end is not the session's to hear again
     assert replies.route(part(ReplyText("more")), 10.8) == []
     assert replies.route(part(PIECE), 10.8) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .adapter import COMMIT_SILENCE_S, MiniCPMAdapter, minicpm_adapter
 from .kind import MINICPM, minicpm_kind
-from .replies import ReplyRouter, ReplyState, ReplyStats
+from .replies import ReplyRouter, ReplyStats
 from .transport import BodyClosed, MiniCPMTransport, Transport, TransportItem
 from .wire import (
     COMPLETIONS_BODY,
@@ -33,7 +33,6 @@ __all__ = [
     "ReplyError",
     "ReplyMessage",
     "ReplyRouter",
-    "ReplyState",
     "ReplyStats",
     "Transport",
     "TransportItem",

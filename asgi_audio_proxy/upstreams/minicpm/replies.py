@@ -5,12 +5,13 @@ ending a reply at ``<end>`` (matched as a substring, section 7), stripping ``<|.
 tokens (section 9.3), decoding each reply WAV whatever its header says (24 kHz on 2.6, 16 kHz on
 4.5; mixed down to mono) and cutting a reply that was stopped (section 8: the upstream's own
 ``/stop`` acts late). Audio leaves at the WAV's own rate: the session resamples once, to the
-client dialect's rate. Must not: await, send, or build a client's wire format.
+client dialect's rate. The reply's phase is a :class:`~asgi_audio_proxy.reply_state.ReplyLifecycle`:
+a turn's body opens with the echo (start), plays until ``<end>`` (end) or a stop (cut), and closes
+with the body (close). Must not: await, send, or build a client's wire format.
 """
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass, field
 
@@ -19,20 +20,14 @@ import numpy as np
 from ...audio.wav import AudioFormatError, b64decode_strict, wav_to_pcm16
 from ...errors import UpstreamError, UpstreamProtocolError
 from ...events import ReplyAudio, ReplyEnded, ReplyStarted, ReplyText, UpstreamEvent
+from ...reply_state import ReplyLifecycle, ReplyPhase
 from .wire import ReplyError, ReplyMessage
 from .wire import UpstreamEvent as WireEvent
 
-__all__ = ["ReplyRouter", "ReplyState", "ReplyStats"]
+__all__ = ["ReplyRouter", "ReplyStats"]
 
 _END_MARKER = "<end>"
 _SPECIAL_TOKEN = re.compile(r"<\|[^|<>]{0,64}\|>")
-
-
-class ReplyState(enum.Enum):
-    WAITING = "waiting"  # no reply yet: the next message is an echo
-    PLAYING = "playing"  # echo seen; reply messages go to the client
-    CUT = "cut"  # stopped; the rest is dropped
-    ENDED = "ended"  # <end> seen; the body is about to close
 
 
 @dataclass(slots=True)
@@ -44,19 +39,27 @@ class ReplyStats:
 class ReplyRouter:
     """Turns one conversation's SSE messages into neutral reply events; one per conversation."""
 
-    state: ReplyState = ReplyState.WAITING
     stats: ReplyStats = field(default_factory=ReplyStats)
-    _started: bool = False
+    #: idle: the next message is an echo; playing: echo seen, messages go to the client; cut:
+    #: stopped, the rest is dropped; done: <end> seen, the body is about to close
+    reply: ReplyLifecycle = field(default_factory=lambda: ReplyLifecycle("minicpm"))
+    # ReplyStarted was emitted for the reply playing: the body opens with the echo, the
+    # neutral start goes out with the first message after it (a wire detail, not a phase)
+    _announced: bool = False
+
+    @property
+    def state(self) -> ReplyPhase:
+        return self.reply.phase
 
     @property
     def has_open_reply(self) -> bool:
         """True between the echo and the end of that reply's body."""
-        return self.state in (ReplyState.PLAYING, ReplyState.ENDED, ReplyState.CUT)
+        return self.reply.is_open
 
     @property
     def is_playing(self) -> bool:
         """True while a reply is reaching the client (it can be cut)."""
-        return self.state is ReplyState.PLAYING
+        return self.reply.is_playing
 
     def route(self, event: WireEvent) -> list[UpstreamEvent]:
         """Map one SSE message to reply events (possibly none).
@@ -67,36 +70,39 @@ class ReplyRouter:
         """
         if isinstance(event, ReplyError):
             raise UpstreamError(f"the upstream reported an error: {event.message}")
-        if self.state is ReplyState.WAITING:
-            self.state = ReplyState.PLAYING  # this message is the echo: never played
-            self._started = False
+        phase = self.reply.phase
+        if phase is ReplyPhase.IDLE:
+            self.reply.start()  # this message is the echo: never played
+            self._announced = False
             return []
-        if self.state is ReplyState.CUT:
+        if phase is ReplyPhase.CUT:
+            self.reply.more()
             self.stats.cut_messages += 1
             return []
-        if self.state is ReplyState.ENDED:
+        if phase is ReplyPhase.DONE:
             return []
         return self._play(event)
 
     def cut(self) -> bool:
         """The reply was stopped: drop the rest of it. Returns whether one was playing."""
-        if self.state is not ReplyState.PLAYING:
+        if not self.reply.is_playing:
             return False
-        self.state = ReplyState.CUT
+        self.reply.cut()
         return True
 
     def body_closed(self) -> list[UpstreamEvent]:
         """The reply's SSE body ended, with or without ``<end>``; ready for the next turn."""
         out: list[UpstreamEvent] = []
-        if self.state is ReplyState.PLAYING:  # ended without <end>: stopped upstream
+        if self.reply.is_playing:  # ended without <end>: stopped upstream
             out = self._finish("interrupted")
-        self.state = ReplyState.WAITING
+        self.reply.close()
         return out
 
     def _play(self, event: ReplyMessage) -> list[UpstreamEvent]:
         out: list[UpstreamEvent] = []
-        if not self._started:
-            self._started = True
+        self.reply.more()
+        if not self._announced:
+            self._announced = True
             out.append(ReplyStarted())
         text, ended = event.text, _END_MARKER in event.text
         if ended:
@@ -113,8 +119,8 @@ class ReplyRouter:
         return out
 
     def _finish(self, reason: str) -> list[UpstreamEvent]:
-        self.state = ReplyState.ENDED
-        started, self._started = self._started, False
+        self.reply.end()
+        started, self._announced = self._announced, False
         ending: list[UpstreamEvent] = [ReplyEnded("complete" if reason == "complete" else "interrupted")]
         return ending if started else [ReplyStarted(), *ending]
 

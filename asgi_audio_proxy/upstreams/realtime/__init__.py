@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .adapter import APPEND_MAX_S, RealtimeAdapter, realtime_upstream
 from .handshake import DEFAULT_PATH, handshake_headers, websocket_url
-from .replies import Cut, Playout, ReplyState, ReplyTracker
+from .replies import Cut, Playout, ReplyTracker
 from .sendqueue import Outgoing, SendQueue
 from .settings import RealtimeSettings, TurnDetection
 from .transport import MAX_EVENT_BYTES, RealtimeTransport, Transport
@@ -51,7 +51,6 @@ __all__ = [
     "RealtimeSettings",
     "RealtimeTransport",
     "ReplyPart",
-    "ReplyState",
     "ReplyTracker",
     "ResponseDone",
     "SendQueue",

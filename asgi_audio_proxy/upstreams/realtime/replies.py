@@ -1,7 +1,8 @@
 """Realtime responses turned into neutral reply events, and what a stop sends the server.
 
-Owns: the state of the server's current response (none, playing, or cut by the proxy: what is
-left of it is dropped until its ``response.done``), the ``ReplyEnded`` each ending means, and
+Owns: the server's current response as a :class:`~asgi_audio_proxy.reply_state.ReplyLifecycle`
+(idle, playing, or cut by the proxy: what is left of it is dropped until its ``response.done``,
+which closes it), the ``ReplyEnded`` each ending means, and
 the estimate of how much of the reply's audio the client has heard, which a stop turns into
 ``response.cancel`` plus ``conversation.item.truncate``. Time is passed in. Must not: await,
 send, or read a clock.
@@ -19,20 +20,14 @@ heard than was.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 
 from ...events import ReplyAudio, ReplyEnded, ReplyStarted, UpstreamEvent
+from ...reply_state import ReplyLifecycle, ReplyPhase
 from .wire import ReplyPart, ResponseDone, cancel_response, truncate_item
 
-__all__ = ["Cut", "Playout", "ReplyState", "ReplyTracker"]
-
-
-class ReplyState(enum.Enum):
-    IDLE = "idle"  # no response in progress
-    PLAYING = "playing"  # a response is coming and going on to the client
-    CUT = "cut"  # the proxy cancelled it: the rest is dropped until its response.done
+__all__ = ["Cut", "Playout", "ReplyTracker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +61,7 @@ class ReplyTracker:
     """One conversation's responses; feed it reply messages in order, ask it to cut."""
 
     def __init__(self) -> None:
-        self.state = ReplyState.IDLE
+        self.reply = ReplyLifecycle("realtime upstream")
         self.response_id: str | None = None
         #: the audio item last played (of this response, or of the last one, still in the buffer)
         self.playout: Playout | None = None
@@ -75,9 +70,13 @@ class ReplyTracker:
         self._cut_response_id: str | None = None
 
     @property
+    def state(self) -> ReplyPhase:
+        return self.reply.phase
+
+    @property
     def is_busy(self) -> bool:
         """A response is in progress on the server (playing, or cut and not yet done)."""
-        return self.state is not ReplyState.IDLE
+        return self.reply.is_open
 
     def route(self, message: ReplyPart | ResponseDone, now: float) -> list[UpstreamEvent]:
         """The neutral events one reply message stands for (possibly none)."""
@@ -85,17 +84,21 @@ class ReplyTracker:
             return self._done(message)
         event = message.event
         if isinstance(event, ReplyStarted):
-            out: list[UpstreamEvent] = [ReplyEnded("complete")] if self.state is ReplyState.PLAYING else []
+            out: list[UpstreamEvent] = []
+            if self.reply.is_playing:  # a new response with no done for the last: that one is over
+                self.reply.end()
+                out.append(ReplyEnded("complete"))
             self._start(message.response_id)
             return [*out, event]
-        if self.state is ReplyState.CUT or (
+        if self.reply.is_cut or (
                 message.response_id is not None and message.response_id == self._cut_response_id):
             self.dropped += 1
             return []
         out = []
-        if self.state is ReplyState.IDLE:  # a server that skips response.created
+        if self.reply.phase is ReplyPhase.IDLE:  # a server that skips response.created
             self._start(message.response_id)
             out.append(ReplyStarted())
+        self.reply.more()
         if isinstance(event, ReplyAudio):
             if self.playout is None or self.playout.item_id != message.item_id:
                 self.playout = Playout(message.item_id)
@@ -107,9 +110,9 @@ class ReplyTracker:
         client is. With none in progress, a reply still playing out of the client's buffer is
         truncated all the same (``was_playing`` is then ``False``: there is nothing to cancel)."""
         messages: list[str] = []
-        was_playing = self.state is ReplyState.PLAYING
+        was_playing = self.reply.is_playing
         if was_playing:
-            self.state = ReplyState.CUT
+            self.reply.cut()
             self._cut_response_id = self.response_id
             messages.append(cancel_response(self.response_id))
         playout = self.playout
@@ -121,15 +124,17 @@ class ReplyTracker:
         return Cut(was_playing, tuple(messages))
 
     def _start(self, response_id: str | None) -> None:
-        self.state = ReplyState.PLAYING
+        self.reply.start()
         self.response_id = response_id
 
     def _done(self, done: ResponseDone) -> list[UpstreamEvent]:
-        if self.state is ReplyState.IDLE or (
+        if self.reply.phase is ReplyPhase.IDLE or (
                 done.response_id is not None and self.response_id is not None
                 and done.response_id != self.response_id):
             return []  # not the response in progress: an old one's late end
-        was_playing = self.state is ReplyState.PLAYING
-        self.state = ReplyState.IDLE
+        was_playing = self.reply.is_playing
+        if was_playing:
+            self.reply.end()
+        self.reply.close()
         # a cut reply was ended by the session when it was cut: it must not end twice
         return [done.ending()] if was_playing else []
