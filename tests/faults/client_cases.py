@@ -23,9 +23,16 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from asgi_audio_proxy.dialects.native_client import (
+    AudioMessage,
+    ErrorMessage,
+    ProxyMessage,
+    ReadyMessage,
+    decode_message,
+)
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from tests.clients import at_real_time
-from tests.faults.observe import Checks, heard, read_to_close
+from tests.faults.observe import Checks, heard, opened, read_to_close
 from tests.signals import silence, tone
 from tests.timing import within
 
@@ -57,20 +64,21 @@ async def goes_on(url: str, recorder: SimulatorRecorder, checks: Checks, bad: It
     audio = list(audio)
     async with connect(url, open_timeout=within(5)) as ws:
         if not before_ready:
-            checks.equal("first event", json.loads(await ws.recv())["type"], "ready")
+            await opened(ws, checks)
         for frame in [*bad, *audio, MARKER]:
             await ws.send(frame)
-        events: list[dict[str, Any]] = []
+        events: list[ProxyMessage] = []
         async with asyncio.timeout(within(5)):
-            while not events or "'marker'" not in events[-1].get("message", ""):
-                message = await ws.recv()
-                if isinstance(message, str):
-                    events.append(json.loads(message))
+            while not events or not _answers_marker(events[-1]):
+                message = decode_message(await ws.recv())
+                if not isinstance(message, AudioMessage):
+                    events.append(message)
         if before_ready:
-            checks.equal("first event", events.pop(0)["type"], "ready")
-        got = [(e["error"], e["code"]) for e in events[:-1] if e["type"] == "error"]
+            first = events.pop(0)
+            checks.that("first event is ready", isinstance(first, ReadyMessage), first)
+        got = [(e.kind, e.code) for e in events[:-1] if isinstance(e, ErrorMessage)]
         checks.equal("error events", got, expected_errors)
-        checks.equal("other events", [e for e in events[:-1] if e["type"] != "error"], [])
+        checks.equal("other events", [e for e in events[:-1] if not isinstance(e, ErrorMessage)], [])
         pcm = b"".join(audio)
         try:
             await recorder.wait_for(lambda r: heard(r, pcm), timeout=within(5))
@@ -82,12 +90,16 @@ async def goes_on(url: str, recorder: SimulatorRecorder, checks: Checks, bad: It
     return f"{counts}; session went on, {len(pcm)} B reached the upstream intact"
 
 
+def _answers_marker(message: ProxyMessage) -> bool:
+    return isinstance(message, ErrorMessage) and "'marker'" in message.message
+
+
 async def ends(url: str, checks: Checks, act: Callable[[ClientConnection], Awaitable[None]],
                expected_errors: list[tuple[str, int]], close_code: int | None,
                per_message: Callable[[], Awaitable[None]] | None = None, **connect_options: Any) -> str:
     """Do ``act`` while reading: the proxy answers with ``expected_errors`` and ``close_code``."""
     async with connect(url, open_timeout=within(5), **connect_options) as ws:
-        checks.equal("first event", json.loads(await ws.recv())["type"], "ready")
+        await opened(ws, checks)
 
         async def acting() -> None:
             with contextlib.suppress(ConnectionClosed):  # the proxy closes while we act
@@ -190,7 +202,7 @@ async def slow_client(url: str, recorder: SimulatorRecorder, server: str, checks
     with small_receive_buffer(url) as sock:
         async with connect(url, open_timeout=within(5), sock=sock, max_queue=1,
                            compression=None) as ws:  # reply audio padded with silence deflates to nothing
-            checks.equal("first event", json.loads(await ws.recv())["type"], "ready")
+            await opened(ws, checks)
             for frame in frames_of(tone(660, 0.8) + silence(1.0), 3200):
                 await ws.send(frame)  # at once: the proxy paces it upstream
             try:

@@ -3,14 +3,15 @@
 Owns: :class:`Outcome` (one row of the fault table), :class:`Checks` (named comparisons that
 collect failures instead of raising, so the command can print every row), :class:`Transcript`
 (what a client got up to its close), the proxy and simulator set-up every scenario shares, and
-the bystander: a second client whose round trip must check out while another misbehaves.
+the bystander: a second client whose round trip must check out while another misbehaves. What
+the proxy sends is read through the native protocol's client half (a frame it does not have
+fails the scenario with ``BadProxyMessage``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.dialects.native_client import (
+    AudioMessage,
+    ErrorMessage,
+    NativeClient,
+    ProxyMessage,
+    ReadyMessage,
+    TurnEndMessage,
+    decode_message,
+)
 from asgi_audio_proxy.edge.admission import Authenticator
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.session.stats import SessionStats
@@ -31,7 +41,7 @@ from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
 
 __all__ = ["UTTERANCE", "Checks", "Outcome", "ProxyUnderTest", "Transcript", "bystander",
-           "heard", "proxy_on", "read_to_close", "upstream_settled"]
+           "heard", "opened", "proxy_on", "read_to_close", "upstream_settled"]
 
 #: a short turn the simulator's VAD ends: 0.8 s of 440 Hz, then 1 s of quiet (9 messages)
 UTTERANCE = tone(440, 0.8) + silence(1.0)
@@ -70,9 +80,10 @@ class Checks:
 
 @dataclass
 class Transcript:
-    """What a client received until its connection closed."""
+    """What a client received until its connection closed (its events decoded, its audio
+    counted)."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[ProxyMessage] = field(default_factory=list)
     audio_bytes: int = 0
     close_code: int | None = None  # None: no close frame came (TCP dropped, 1006)
     close_reason: str = ""
@@ -80,12 +91,18 @@ class Transcript:
 
     @property
     def errors(self) -> list[tuple[str, int]]:
-        return [(e["error"], e["code"]) for e in self.events if e["type"] == "error"]
+        return [(m.kind, m.code) for m in self.messages if isinstance(m, ErrorMessage)]
 
     def describe(self) -> str:
         errors = ", ".join(f"{kind} {code}" for kind, code in self.errors) or "no error event"
         close = "no close frame" if self.close_code is None else f"close {self.close_code}"
         return f"{errors}; {close}"
+
+
+async def opened(ws: ClientConnection, checks: Checks, what: str = "first event") -> None:
+    """Read the proxy's first message: it must be ``ready``."""
+    first = decode_message(await ws.recv())
+    checks.that(f"{what} is ready", isinstance(first, ReadyMessage), first)
 
 
 async def read_to_close(ws: ClientConnection, timeout_s: float,
@@ -97,11 +114,11 @@ async def read_to_close(ws: ClientConnection, timeout_s: float,
             while True:
                 if per_message is not None:
                     await per_message()
-                message = await ws.recv()
-                if isinstance(message, bytes):
-                    transcript.audio_bytes += len(message)
+                message = decode_message(await ws.recv())
+                if isinstance(message, AudioMessage):
+                    transcript.audio_bytes += len(message.pcm)
                 else:
-                    transcript.events.append(json.loads(message))
+                    transcript.messages.append(message)
     except ConnectionClosed as closed:
         transcript.closed_at = time.monotonic()
         if closed.rcvd is not None:
@@ -162,9 +179,8 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks) -> No
     upstream must have heard the utterance intact.
     """
     done = asyncio.Event()
-    texts: list[str] = []
+    proxy = NativeClient()
     audio = bytearray()
-    end: dict[str, Any] | None = None
 
     async def speak(ws: ClientConnection) -> None:
         start = asyncio.get_running_loop().time()
@@ -178,28 +194,23 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks) -> No
 
     try:
         async with asyncio.timeout(within(12)), connect(url, open_timeout=within(5)) as ws:
-            ready = json.loads(await ws.recv())
-            checks.equal("bystander: first event", ready.get("type"), "ready")
+            await opened(ws, checks, "bystander: first event")
             speaker = asyncio.create_task(speak(ws))
             try:
-                while end is None:
-                    message = await ws.recv()
-                    if isinstance(message, bytes):
-                        audio += message
-                        continue
-                    event = json.loads(message)
-                    if event["type"] == "text":
-                        texts.append(event["content"])
-                    elif event["type"] in ("turn_end", "error"):
-                        end = event
+                while not proxy.replies and not proxy.errors:
+                    message = proxy.receive(await ws.recv())
+                    if isinstance(message, AudioMessage):
+                        audio += message.pcm
             finally:
                 done.set()
                 await speaker
     except (TimeoutError, ConnectionClosed, OSError) as exc:
         checks.failures.append(f"bystander: round trip failed: {exc!r}")
         return
-    checks.equal("bystander: turn end", end, {"type": "turn_end", "reason": "complete"})
-    checks.that("bystander: reply text", "".join(texts).startswith("Turn 1: heard"), "".join(texts))
+    end = [TurnEndMessage(r.reason) for r in proxy.replies] + proxy.errors
+    checks.equal("bystander: turn end", end, [TurnEndMessage("complete")])
+    text = proxy.replies[0].text if proxy.replies else ""
+    checks.that("bystander: reply text", text.startswith("Turn 1: heard"), text)
     frequency = dominant_frequency_hz(bytes(audio)) if len(audio) > 3200 else 0.0
     checks.that("bystander: reply is its 440 Hz tone", abs(frequency - 440) < 5, f"{frequency:.0f} Hz")
     checks.that("bystander: upstream heard its utterance intact", heard(recorder, UTTERANCE))

@@ -7,7 +7,6 @@ runs in this process, so its record shows the ``/stop`` and the closed upstream 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 import signal
@@ -19,7 +18,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from tests.conftest import running_simulator
-from tests.faults.observe import UTTERANCE, Checks, Outcome, read_to_close, upstream_settled
+from tests.faults.observe import UTTERANCE, Checks, Outcome, opened, read_to_close, upstream_settled
 from tests.timing import within
 
 __all__ = ["GRACE_S", "proxy_process", "shutdown"]
@@ -71,7 +70,7 @@ async def shutdown(server: str) -> Outcome:
     async with running_simulator(chunk_delay_s=0.3, reply_chunks=10) as up, \
             proxy_process(server, up.url) as (proc, port):
         async with connect(f"ws://127.0.0.1:{port}/", open_timeout=within(5)) as ws:
-            checks.equal("first event", json.loads(await ws.recv())["type"], "ready")
+            await opened(ws, checks)
             for i in range(0, len(UTTERANCE), 640):
                 await ws.send(UTTERANCE[i:i + 640])  # at once: the proxy paces it
             async with asyncio.timeout(within(10)):
