@@ -11,6 +11,9 @@ higher ``reply_threshold`` *and* at least ``min_unexplained_share`` of its energ
 reply's own echo could be (:class:`~asgi_audio_proxy.vad.echo.EchoReference`): a phone on speaker
 hears the reply, which is speech too.
 
+The reply, as the proxy has sent it, is a :class:`~asgi_audio_proxy.reply_state.ReplyLifecycle`:
+playing from its start (or its first audio) until its end; the detector asks it, never a flag.
+
 Must not: do I/O, read a clock, or cut anything itself: the session acts on the events.
 """
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import BargeInConfig, BargeInPolicy  # kept here too: the VAD's settings, named where used
+from ..reply_state import ReplyLifecycle
 from .detector import DETECTOR_RATE_HZ, SpeechDetector, default_detector
 from .echo import EchoReference
 
@@ -86,8 +90,10 @@ class VoiceActivity:
         )
         self._unanalysed = bytearray()
         self._analysed_samples = 0
-        self._reply_open = False
-        self._cut_sent = False
+        self._reply = ReplyLifecycle("voice")  # as sent to the client
+        # a CutReply was asked for this reply: one is enough (the session cuts it, or finds it
+        # over); not the reply's phase, which moves only when the session's cut is sent
+        self._has_asked_cut = False
         # the current segment: where it began, its speech, its speech over a reply, the silence since
         self._run_start: int | None = None
         self._started = False
@@ -99,12 +105,13 @@ class VoiceActivity:
     @property
     def is_reply_playing(self) -> bool:
         """A reply has started and its audio (and echo) has not yet played out on the input clock."""
-        return self._reply_open or self._analysed_samples < self._echo.plays_until
+        return self._reply.is_playing or self._analysed_samples < self._echo.plays_until
 
     def reply_started(self) -> None:
         """The upstream began a reply: from now on, speech may cut it (policy ``voice``)."""
-        self._reply_open = True
-        self._cut_sent = False
+        if not self._reply.is_playing:
+            self._reply.start()
+        self._has_asked_cut = False
 
     def reply_audio(self, pcm: bytes, rate_hz: int) -> None:
         """Reply audio the proxy just sent to the client (PCM16 LE mono): the echo to expect.
@@ -113,8 +120,9 @@ class VoiceActivity:
         """
         if rate_hz <= 0:
             raise ValueError(f"rate_hz must be positive, not {rate_hz!r}")
-        if not self._reply_open:
+        if not self._reply.is_playing:
             self.reply_started()
+        self._reply.more()
         if self._config.policy != "off":
             self._echo.play(pcm, rate_hz, self._analysed_samples + len(self._unanalysed) // 2)
 
@@ -125,7 +133,12 @@ class VoiceActivity:
             cut: the reply was cut and the client told to drop what it had queued: only what
                 has already played can echo.
         """
-        self._reply_open = False
+        if self._reply.is_playing:  # else none was playing: nothing to end
+            if cut:
+                self._reply.cut()
+                self._reply.close()  # what was queued of it is dropped: nothing more of it plays
+            else:
+                self._reply.end()
         if cut:
             self._echo.cut(self._analysed_samples + len(self._unanalysed) // 2)
 
@@ -145,7 +158,7 @@ class VoiceActivity:
 
     def _decide(self, probability: float, frame: np.ndarray, start: int) -> list[VoiceEvent]:
         config = self._config
-        playing = self._reply_open or start < self._echo.plays_until
+        playing = self._reply.is_playing or start < self._echo.plays_until
         unexplained = self._echo.observe(frame, start)
         # hysteresis: a started segment goes on at a lower bar, so a word's quieter frames still count
         drop = _CONTINUE_THRESHOLD_DROP if self._started else 0.0
@@ -169,10 +182,10 @@ class VoiceActivity:
             if (
                 config.policy == "voice"
                 and playing
-                and not self._cut_sent
+                and not self._has_asked_cut
                 and self._reply_speech_ms >= config.min_speech_ms
             ):
-                self._cut_sent = True
+                self._has_asked_cut = True
                 events.append(CutReply(_ms(self._run_start)))
         elif self._run_start is not None:
             self._silence_ms += self._frame_ms

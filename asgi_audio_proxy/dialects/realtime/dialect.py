@@ -193,11 +193,12 @@ class RealtimeDialect:
                                    code="no_user_audio", event_id=event_id)
 
     def _on_response_cancel(self, event: Json, event_id: str | None) -> list[ClientEvent]:
-        reply, wanted = self._conversation.reply, event.get("response_id")
-        if reply is None or reply.is_cancelling or (wanted is not None and wanted != reply.response_id):
+        conversation, wanted = self._conversation, event.get("response_id")
+        reply = conversation.reply
+        if reply is None or conversation.is_cancelling or wanted not in (None, reply.response_id):
             raise RealtimeRequestError("Cancellation failed: no active response found",
                                        code="response_cancel_not_active", event_id=event_id)
-        reply.is_cancelling = True
+        conversation.cancel()
         return [StopReply("client")]
 
     def _on_conversation_item_truncate(self, event: Json, event_id: str | None) -> list[ClientEvent]:
@@ -237,7 +238,7 @@ class RealtimeDialect:
         events = self._start_reply() if conversation.reply is None else []
         reply = conversation.reply
         assert reply is not None
-        if reply.is_cancelling:
+        if conversation.is_cancelling:
             return events  # cancelled: nothing more of it goes out
         if isinstance(event, ReplyText):
             return [*events, reply.text(event.text)] if event.text else events

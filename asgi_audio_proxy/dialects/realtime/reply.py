@@ -3,9 +3,11 @@
 Owns: the ids and order of a response's events (``response.created`` → ``output_item.added`` →
 item added → ``content_part.added`` → deltas → audio done → transcript done →
 ``content_part.done`` → ``output_item.done`` → item done → ``response.done``), the user item a
-committed turn becomes, and the played length of each assistant item (for truncation).
-Events are built in GA names without ``event_id``; the dialect names and numbers them.
-Must not: encode audio, know the session's options beyond what it is given, or read a clock.
+committed turn becomes, the played length of each assistant item (for truncation), and the
+reply as sent (a :class:`~asgi_audio_proxy.reply_state.ReplyLifecycle`: playing, or cut by the
+client's ``response.cancel``, until its end goes out). Events are built in GA names without
+``event_id``; the dialect names and numbers them. Must not: encode audio, know the session's
+options beyond what it is given, or read a clock.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import OrderedDict
 from typing import Any, Literal
 
 from ...events import ReplyEnded
+from ...reply_state import ReplyLifecycle
 from .wire import IdSource, Protocol, RealtimeRequestError
 
 __all__ = ["Conversation", "Reply", "ResponseStatus", "outcome"]
@@ -33,7 +36,10 @@ class Conversation:
         self._ids = ids
         self._protocol = protocol
         self.last_item_id: str | None = None
+        #: the response in progress (playing, or cancelled and not yet ended): its ids and text
         self.reply: Reply | None = None
+        #: its phase; a cancelled one is cut: nothing more of it goes out
+        self.reply_state = ReplyLifecycle("realtime client")
         #: audio appended since the last commit, in milliseconds
         self.uncommitted_ms = 0.0
         #: a turn was committed and its reply has not started yet
@@ -74,6 +80,7 @@ class Conversation:
         if self.uncommitted_ms > 0:
             events += self.commit()  # the model ended the turn: that audio is the user's item
         self.is_reply_expected = False
+        self.reply_state.start()
         reply = self.reply = Reply(self._ids, self._protocol, previous_item_id=self.last_item_id,
                                    text_only=text_only, audio_format=audio_format, voice=voice)
         self.last_item_id = reply.item_id
@@ -85,7 +92,22 @@ class Conversation:
     def end_reply(self, status: ResponseStatus, details: dict[str, Any] | None) -> list[Event]:
         """The closing events of the reply in progress (none if there is none)."""
         reply, self.reply = self.reply, None
-        return reply.closing(status, details) if reply is not None else []
+        if reply is None:
+            return []
+        if self.reply_state.is_playing:
+            self.reply_state.end()
+        self.reply_state.close()
+        return reply.closing(status, details)
+
+    @property
+    def is_cancelling(self) -> bool:
+        """A ``response.cancel`` was passed on for the reply in progress: none of the rest goes out."""
+        return self.reply_state.is_cut
+
+    def cancel(self) -> None:
+        """The client cancelled the reply in progress (the caller checks there is one, not yet
+        cancelled)."""
+        self.reply_state.cut()
 
     def add_audio(self, item_id: str, ms: float) -> None:
         """Note ``ms`` of audio sent for assistant item ``item_id``."""
@@ -147,8 +169,6 @@ class Reply:
         self._audio_format = audio_format
         self._voice = voice
         self._transcript: list[str] = []
-        #: a ``response.cancel`` was sent on: nothing more of it goes out
-        self.is_cancelling = False
 
     @property
     def transcript(self) -> str:
