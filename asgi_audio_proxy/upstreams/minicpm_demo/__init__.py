@@ -12,7 +12,7 @@ from .adapter import DemoAdapter, minicpm_demo_upstream
 from .appends import MIN_INTERVAL, AppendBuffer, Outgoing
 from .handshake import DEFAULT_PATH, gateway_base, gateway_url
 from .kind import gateway_probe, minicpm_demo_kind
-from .replies import ReplyTracker, VoiceState
+from .replies import ReplyTracker
 from .settings import DemoSettings
 from .wire import (
     BUSY_CODES,
@@ -59,7 +59,6 @@ __all__ = [
     "ServerMessage",
     "SessionCreated",
     "Speech",
-    "VoiceState",
     "append_audio",
     "close_session",
     "ending_for",
