@@ -1,9 +1,10 @@
 """The package's own commands as a benchmark's processes: ``asgi-audio-proxy serve`` and
-``simulate``, each on a free loopback port.
+``simulate``, and a simulator built with room for a benchmark, each on a free loopback port.
 
 Owns: starting ``python -m asgi_audio_proxy.cli serve|simulate ... --port 0`` (the console
-script's own code), finding the port the process listens on, waiting until it answers HTTP, the
-URL a simulator announces, and stopping exactly that process by its pid
+script's own code) and ``python -m benchmarks.simulator_app``, finding the port the process
+listens on, waiting until it answers HTTP, the URL a simulator announces, and stopping exactly
+that process by its pid
 (:func:`benchmarks.procs.stop`). Must not: measure; callers read ``ServerProcess.process``.
 
 The port is read from the process's listening socket (psutil): a process given port 0 says
@@ -26,7 +27,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the environment
 
 from .procs import ServerProcess, child_env, python_command, stop
 
-__all__ = ["serve_command", "simulate_command"]
+__all__ = ["serve_command", "simulate_command", "simulator_app"]
 
 _START_TIMEOUT_S = 20.0
 #: what ``simulate`` prints first: ``asgi-audio-proxy: <which simulator> on <URL>``
@@ -72,6 +73,19 @@ def simulate_command(kind: str) -> Iterator[str]:
         reader.join(timeout=5.0)
         if popen.stderr:
             popen.stderr.close()
+
+
+@contextlib.contextmanager
+def simulator_app(target: str, url: str, **options: int) -> Iterator[str]:
+    """A simulator app class (``module:Class``) built with ``options``, until the block ends
+    (:mod:`benchmarks.simulator_app`); yields ``url`` with ``{address}`` filled in."""
+    argv = python_command("benchmarks.simulator_app", target, *(f"{k}={v}" for k, v in options.items()))
+    popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=None, text=True, env=child_env())
+    try:
+        proc = _serving(popen, target)
+        yield url.format(address=f"127.0.0.1:{proc.port}")
+    finally:
+        stop(popen)
 
 
 def _read_lines(popen: subprocess.Popen[str], lines: queue.Queue[str]) -> None:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .commands import serve_command, simulate_command
+from .commands import serve_command, simulate_command, simulator_app
 from .load import MAX_LATE_MS, MAX_LATE_P99_MS
 from .procs import cpu_seconds, server
 from .report import Row
@@ -70,25 +70,42 @@ def _simulate(kind: str) -> UpstreamStarter:
     return start
 
 
-#: kind name -> how to start its upstream server; a kind whose simulator ``asgi-audio-proxy
-#: simulate --kind`` plays needs no entry (see :func:`kinds_to_measure`) if that simulator
-#: holds many conversations at once (``minicpm``'s holds one: the benchmarks' runs per uid)
+def _app(target: str, capacity: str, url: str) -> UpstreamStarter:
+    """A simulator class (``module:Class``) with ``capacity`` (its keyword) set to the sessions;
+    ``url`` is where it serves, ``{address}`` its host and port."""
+
+    def start(sessions: int) -> contextlib.AbstractContextManager[str]:
+        return simulator_app(target, url, **{capacity: sessions})
+
+    return start
+
+
+#: kind name -> how to start its upstream server, with room for every session at once. A kind
+#: ``serve`` knows and ``asgi-audio-proxy simulate --kind`` plays needs no entry (see
+#: :func:`kinds_to_measure`) if that simulator holds as many conversations as the run has
+#: sessions; ``simulate`` builds each with its real server's capacity, hence these entries
 KIND_UPSTREAMS: dict[str, UpstreamStarter] = {
     "minicpm": _simulator,
     "realtime": _serve_in_front_of_the_simulator,
+    "vllm-duplex": _app("asgi_audio_proxy.simulator.vllm_duplex.app:DuplexSimulator", "max_sessions",
+                        "ws://{address}/v1/realtime"),
+    "minicpm-demo": _app("asgi_audio_proxy.simulator.minicpm_demo.app:GatewaySimulator", "workers",
+                         "http://{address}"),
 }
 
 
 def kinds_to_measure(simulated: Sequence[str] | None = None,
                      known: Sequence[str] | None = None) -> dict[str, UpstreamStarter]:
-    """:data:`KIND_UPSTREAMS`, then every other kind ``serve`` knows (``known``, by default
-    :data:`~asgi_audio_proxy.upstreams.registry.KIND_NAMES`) whose simulator ``asgi-audio-proxy
-    simulate --kind`` has (``simulated``, by default :func:`simulator_kinds`)."""
+    """Every kind ``serve`` knows (``known``, by default
+    :data:`~asgi_audio_proxy.upstreams.registry.KIND_NAMES`) that :data:`KIND_UPSTREAMS` has,
+    in its order, then those whose simulator ``asgi-audio-proxy simulate --kind`` has
+    (``simulated``, by default :func:`simulator_kinds`)."""
     from asgi_audio_proxy.upstreams.registry import KIND_NAMES
 
-    kinds = dict(KIND_UPSTREAMS)
+    names = KIND_NAMES if known is None else known
+    kinds = {name: start for name, start in KIND_UPSTREAMS.items() if name in names}
     for name in simulator_kinds() if simulated is None else simulated:
-        if name in (KIND_NAMES if known is None else known) and name not in kinds:
+        if name in names and name not in kinds:
             kinds[name] = _simulate(name)
     return kinds
 
@@ -120,6 +137,7 @@ class KindRun:
     front_cpu_s: float = 0.0
     cpu_ms_per_session_s: float = 0.0
     ratio_to_baseline: float | None = None
+    reply_audio_s_per_turn: float = 0.0
     talk: dict[str, Any] = field(default_factory=dict)
     valid: bool = True
     invalid_reasons: list[str] = field(default_factory=list)
@@ -140,6 +158,7 @@ def measure_kind(kind: str, start_upstream: UpstreamStarter, *, sessions: int, w
                                           window_s=window_s, meter=lambda: cpu_seconds(front.process)))
     run.front_cpu_s = round(figures.metered, 3)
     run.cpu_ms_per_session_s = round(figures.metered * 1000 / (window_s * max(figures.connected, 1)), 3)
+    run.reply_audio_s_per_turn = round(figures.reply_audio_s / max(figures.turns_total, 1), 2)
     run.talk = asdict(figures)
     _judge(run, figures)
     return run
@@ -183,8 +202,8 @@ def kind_rows(runs: dict[str, KindRun]) -> list[Row]:
     rows = []
     for kind, run in runs.items():
         is_base = kind == BASELINE_KIND
-        note = (f"turns in window {run.talk['turns_in_window']}; front serve CPU {run.front_cpu_s} s"
-                + ("; the baseline" if is_base else ""))
+        note = (f"turns in window {run.talk['turns_in_window']}, reply audio {run.reply_audio_s_per_turn} s "
+                f"per turn; front serve CPU {run.front_cpu_s} s" + ("; the baseline" if is_base else ""))
         if not (run.valid and base.valid):
             note = "INVALID: " + "; ".join(run.invalid_reasons + ([] if is_base else base.invalid_reasons))
         rows.append(Row(f"upstream kind {kind} vs {BASELINE_KIND}: serve CPU per session-second, "
@@ -200,11 +219,12 @@ def as_json(runs: dict[str, KindRun]) -> dict[str, Any]:
 
 def format_table(runs: dict[str, KindRun]) -> str:
     lines = [f"| kind | upstream | serve CPU ms per session-s | vs {BASELINE_KIND} | turns in window "
-             "| front CPU s | note |", "|---|---|---|---|---|---|---|"]
+             "| reply audio s per turn | front CPU s | note |", "|---|---|---|---|---|---|---|---|"]
     for kind, run in runs.items():
         note = "" if run.valid else "INVALID: " + "; ".join(run.invalid_reasons)
         lines.append(f"| {kind} | {run.upstream} | {run.cpu_ms_per_session_s} | {run.ratio_to_baseline} "
-                     f"| {run.talk['turns_in_window']} | {run.front_cpu_s} | {note} |")
+                     f"| {run.talk['turns_in_window']} | {run.reply_audio_s_per_turn} | {run.front_cpu_s} "
+                     f"| {note} |")
     return "\n".join(lines)
 
 

@@ -88,9 +88,10 @@ def test_a_kind_that_completes_no_turn_is_invalid_however_cheap() -> None:
 def test_a_kind_the_simulator_command_plays_is_measured_with_no_entry_of_its_own() -> None:
     parser = argparse.ArgumentParser()
     simulate = parser.add_subparsers().add_parser("simulate")
-    simulate.add_argument("--kind", choices=["minicpm", "vllm-duplex", "elsewhere"])
-    assert simulator_kinds(parser) == ("minicpm", "vllm-duplex", "elsewhere")
+    simulate.add_argument("--kind", choices=["minicpm", "another-kind", "elsewhere"])
+    assert simulator_kinds(parser) == ("minicpm", "another-kind", "elsewhere")
     assert simulator_kinds(argparse.ArgumentParser()) == ()
-    kinds = kinds_to_measure(simulator_kinds(parser), known=("minicpm", "realtime", "vllm-duplex"))
-    assert list(kinds) == ["minicpm", "realtime", "vllm-duplex"]  # "elsewhere": serve does not know it
+    kinds = kinds_to_measure(simulator_kinds(parser), known=("minicpm", "realtime", "another-kind"))
+    # the table's kinds serve knows, in order, then the simulator's; "elsewhere": serve does not know it
+    assert list(kinds) == ["minicpm", "realtime", "another-kind"]
     assert kinds["minicpm"] is KIND_UPSTREAMS["minicpm"], "the table's entry wins over the simulator's"
