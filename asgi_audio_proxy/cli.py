@@ -26,7 +26,7 @@ __all__ = ["main"]
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_LEVEL_ENV = ENV_PREFIX + "LOG_LEVEL"
 #: ``simulate --kind``: each simulated server and the port its real one listens on
-SIMULATOR_PORTS = {"minicpm": 32550, "minicpm-demo": 8006}
+SIMULATOR_PORTS = {"minicpm": 32550, "vllm-duplex": 8099, "minicpm-demo": 8006}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -54,6 +54,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    if args.kind == "vllm-duplex":
+        from .simulator.vllm_duplex import run_duplex_simulator
+
+        port = SIMULATOR_PORTS[args.kind] if args.port is None else args.port
+        print(f"asgi-audio-proxy: vLLM-Omni duplex simulator on ws://{args.host}:{port}/v1/realtime",
+              file=sys.stderr)
+        run_duplex_simulator(host=args.host, port=port)
+        return 0
     if args.kind == "minicpm-demo":
         from .simulator.minicpm_demo import run_gateway_simulator
 
@@ -189,17 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(serve)
     serve.set_defaults(run=_serve, subparser=serve)
 
-    simulate = sub.add_parser("simulate", help="run an upstream simulator (MiniCPM-o, its demo's gateway)",
+    simulate = sub.add_parser("simulate",
+                              help="run an upstream simulator (MiniCPM-o, its demo gateway, vLLM-Omni)",
                               description="A protocol-faithful stand-in for a model server: "
                                           "no GPU needed.")
     simulate.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     simulate.add_argument("--kind", choices=list(SIMULATOR_PORTS), default="minicpm",
                           help="the server to imitate: minicpm (the MiniCPM-o web-demo server; the "
-                               "default) or minicpm-demo (the MiniCPM-o-Demo gateway's "
-                               "/v1/realtime?mode=audio)")
+                               "default), vllm-duplex (vLLM-Omni's full-duplex /v1/realtime) or "
+                               "minicpm-demo (the MiniCPM-o-Demo gateway's /v1/realtime?mode=audio)")
     simulate.add_argument("--port", type=int, default=None,
-                          help="port (default: the server's own, 32550 for minicpm, 8006 for "
-                               "minicpm-demo)")
+                          help="port (default: the server's own, 32550 for minicpm, 8099 for "
+                               "vllm-duplex, 8006 for minicpm-demo)")
     simulate.add_argument("--version", choices=["2.6", "4.5"], default="2.6",
                           help="model server version to imitate (default 2.6: 24 kHz replies)")
     simulate.set_defaults(run=_simulate)
