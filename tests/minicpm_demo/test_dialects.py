@@ -217,3 +217,14 @@ async def test_the_gateways_time_limit_reaches_a_realtime_client_with_1013() -> 
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
     assert c.gw.sim.recorder.of("session.closed")[0]["reason"] == "timeout"
     c.check_frames()
+
+
+async def test_a_gateway_shutting_down_reaches_a_native_client_as_unavailable() -> None:
+    async with demo_chain() as c, ProxyClient(c.url("/audio_proxy")) as client:
+        c.gw.sim.close()
+        turn = await client.read_turn(10)
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.next_event()
+    assert turn.end is not None and (turn.end["error"], turn.end["code"]) == ("upstream_unavailable", 1011)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    c.check_frames()

@@ -209,3 +209,14 @@ def test_the_model_answers_every_append_once_and_stops_on_force_listen() -> None
     assert [type(o) for o in outs] == [Listened, Listened, Spoke, Spoke]
     assert model.is_speaking
     assert isinstance(model.step(quiet, force_listen=True), Listened) and not model.is_speaking
+
+
+async def test_a_gateway_going_away_closes_each_conversation_with_server_shutdown() -> None:
+    async with gateway() as gw, RawClient.open(gw.ws_url()) as client:
+        await client.start()
+        gw.sim.close()
+        ended = await client.next()
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.next()
+    assert ended == {"type": "session.closed", "reason": "server_shutdown"}
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001

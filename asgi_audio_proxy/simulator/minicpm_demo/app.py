@@ -11,8 +11,14 @@ replacing the one waiting (the older is dropped silently: the model always takes
 ``session.go_away`` ``go_away_s`` before the session cap and ``session.closed`` ``timeout`` at
 it (``max_session_s``; 600 s for audio, 300 s for video by default), ``session.closed``
 ``context_full`` once the KV cache reaches ``context_tokens``, ``stopped`` after the client's
-``session.close``. A frame that is not JSON text closes the socket with 1003; a violation of the
-schema is answered by an ``error`` event and the conversation goes on (:mod:`.wire`).
+``session.close``, ``server_shutdown`` (and 1001) when :meth:`GatewaySimulator.close` is called. A
+frame that is not JSON text closes the socket with 1003; a violation of the schema is answered by
+an ``error`` event and the conversation goes on (:mod:`.wire`, following the protocol's documents:
+the gateway's code passes unknown events and missing fields on to its worker, whose failure comes
+back as an ``error`` coded ``inference_failed``).
+
+``session.go_away`` and a client's own ``session_id`` follow the documents of commit 0e23eab;
+the gateway's later code sends no ``go_away`` (``go_away_s=None``) and names every session itself.
 
 The gateway at the commit read leaves its socket open after ``session.closed`` (uvicorn drops
 the connection when the handler returns); this simulator closes it with 1000, which a client
@@ -111,6 +117,8 @@ class GatewaySimulator:
         self.clock = clock
         self.recorder = GatewayRecorder()
         self._assigned: dict[str, asyncio.Future[int]] = {}
+        #: set by :meth:`close`: every live conversation ends with ``server_shutdown``
+        self.shutting_down = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -159,6 +167,11 @@ class GatewaySimulator:
 
     def assigned(self, ticket_id: str) -> asyncio.Future[int]:
         return self._assigned[ticket_id]
+
+    def close(self) -> None:
+        """The gateway is going away: each live conversation gets ``session.closed``
+        ``server_shutdown`` and a 1001 close."""
+        self.shutting_down.set()
 
     def leave(self, ticket_id: str, worker: int | None) -> None:
         """The client of ``ticket_id`` is gone: free its worker, or its place in the queue."""
@@ -233,6 +246,7 @@ class _Connection:
                 tg.create_task(self._receive_from_client())
                 tg.create_task(self._run_model())
                 tg.create_task(self._watch_time())
+                tg.create_task(self._watch_shutdown())
         except* _Ended:
             pass
 
@@ -297,9 +311,13 @@ class _Connection:
         await asyncio.sleep(cap_s)
         await self._end("timeout")
 
-    async def _end(self, reason: CloseReason) -> NoReturn:
+    async def _watch_shutdown(self) -> None:
+        await self._gw.shutting_down.wait()
+        await self._end("server_shutdown", status.WS_1001_GOING_AWAY)
+
+    async def _end(self, reason: CloseReason, code: int = status.WS_1000_NORMAL_CLOSURE) -> NoReturn:
         await self._send(closed(reason))
-        await self._close(status.WS_1000_NORMAL_CLOSURE)
+        await self._close(code)
 
     async def _send(self, text: str) -> None:
         async with self._send_lock:
