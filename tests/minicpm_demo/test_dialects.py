@@ -156,7 +156,7 @@ async def test_a_stop_mid_reply_cuts_it_within_100_ms_and_makes_the_model_listen
     second_text = next(t for t, m in arrivals if isinstance(m, str) and json.loads(m).get("content", "")
                        .startswith("Turn 2:"))
     late = [t - stopped_at for t, m in arrivals if isinstance(m, bytes) and stopped_at < t < second_text]
-    assert all(delay <= 0.1 for delay in late), late
+    assert all(delay <= within(0.1) for delay in late), late  # 100 ms on an idle machine
     # the model had more of the first reply to say: it was cut, not finished, and listened
     sent = c.gw.sim.recorder.sent
     first = next(i for i, e in enumerate(sent) if e["type"] == "response.output_audio.delta")
