@@ -3,7 +3,8 @@
 Owns: one Starlette WebSocket endpoint that gathers client audio into 200 ms pieces and forwards
 each as one raw binary frame to an upstream WebSocket (``/bench/raw`` of the load upstream),
 reading and discarding the acknowledgements. No WAV, base64, JSON, SSE or resampling. It sends
-the client one ``ready`` text frame, as the proxy does, so the load generator drives both alike.
+the client one ``ready`` text frame, as the proxy does (made once, by the native protocol's own
+encoder), so the load generator drives both alike.
 Must not: do anything the proxy's uplink could skip.
 """
 
@@ -18,9 +19,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from asgi_audio_proxy.dialects.native import NativeDialect
+from asgi_audio_proxy.events import Ready
+
 __all__ = ["bare_relay_app"]
 
 _PIECE_BYTES = 6_400  # 200 ms of 16 kHz PCM16
+#: what the proxy says first, word for word (no session behind it, no upstream version)
+_READY = NativeDialect(max_text_bytes=0).send(Ready(session_id="bare-relay", upstream_version=""))[0]
 
 
 def bare_relay_app(upstream_ws_url: str) -> Starlette:
@@ -31,7 +37,7 @@ def bare_relay_app(upstream_ws_url: str) -> Starlette:
         async with connect(f"{upstream_ws_url}/bench/raw", compression=None,
                            ping_interval=None) as upstream:
             drain = asyncio.create_task(_discard_acks(upstream))
-            await websocket.send_text('{"type":"ready"}')
+            await websocket.send_text(str(_READY))
             pending = bytearray()
             try:
                 while True:

@@ -7,8 +7,9 @@ when asked (the cross-check) a ``config`` that declares the session too. ``realt
 ``input_audio_buffer.append`` (base64 PCM16 24 kHz) per 20 ms. ``twilio``: ``connected`` and
 ``start`` (the declaration in ``customParameters``), then one ``media`` (base64 μ-law 8 kHz)
 per 20 ms, numbered as Twilio numbers them. The audio is silence (μ-law ``0xFF``): detectors
-and codecs cost the same on it, and no reply is asked for.
-Must not: schedule or time anything (the generator does), or import the proxy.
+and codecs cost the same on it, and no reply is asked for. What a native server says is read
+through the protocol's client half (:mod:`asgi_audio_proxy.dialects.native_client`).
+Must not: schedule or time anything (the generator does), or import the proxy's server side.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ import json
 from typing import Any, Literal
 
 from websockets.asyncio.client import ClientConnection
+
+from asgi_audio_proxy.dialects.native import ConfigControl
+from asgi_audio_proxy.dialects.native_client import (
+    BadProxyMessage,
+    ConfigAppliedMessage,
+    ErrorMessage,
+    ReadyMessage,
+    decode_message,
+    encode_control,
+)
 
 from .marker import FRAME_BYTES, declared_prompt, marked_frame
 
@@ -72,25 +83,37 @@ class ClientWire:
                           "mediaFormat": _TWILIO_FORMAT,
                           "customParameters": {"assistantPrompt": declared_prompt(self.index)}}}))
             return
-        first = json.loads(await ws.recv())
-        opened = "ready" if self.dialect == "native" else "session.created"
-        if first.get("type") != opened:
-            raise HandshakeFailed(f"first message {str(first)[:120]!r}")
-        if not self.declare:
-            return
         if self.dialect == "native":
-            await ws.send(json.dumps({"type": "config", "assistantPrompt": declared_prompt(self.index)}))
-            applied = "config_applied"
-        else:
-            await ws.send(json.dumps({"type": "session.update", "session": {
-                "type": "realtime", "instructions": declared_prompt(self.index)}}))
-            applied = "session.updated"
+            await self._open_native(ws)
+            return
+        first = json.loads(await ws.recv())
+        if first.get("type") != "session.created":
+            raise HandshakeFailed(f"first message {str(first)[:120]!r}")
+        await ws.send(json.dumps({"type": "session.update", "session": {
+            "type": "realtime", "instructions": declared_prompt(self.index)}}))
         while True:
             event = json.loads(await ws.recv())
-            if event.get("type") == applied:
+            if event.get("type") == "session.updated":
                 return
             if (error := self.error_of(event)) is not None:
                 raise HandshakeFailed(f"declaring the session: {error}")
+
+    async def _open_native(self, ws: ClientConnection) -> None:
+        try:
+            first = decode_message(await ws.recv())
+            if not isinstance(first, ReadyMessage):
+                raise HandshakeFailed(f"first message {first!r:.120}")
+            if not self.declare:
+                return
+            await ws.send(encode_control(ConfigControl({"assistantPrompt": declared_prompt(self.index)})))
+            while True:
+                message = decode_message(await ws.recv())
+                if isinstance(message, ConfigAppliedMessage):
+                    return
+                if isinstance(message, ErrorMessage):
+                    raise HandshakeFailed(f"declaring the session: {message.message[:200]}")
+        except BadProxyMessage as exc:
+            raise HandshakeFailed(str(exc)) from exc
 
     def frame(self, message: int, position: int, *, wants_reply: bool = False) -> str | bytes:
         """Frame ``position`` (0-9) of 200 ms message ``message``."""
@@ -108,12 +131,11 @@ class ClientWire:
                                      "timestamp": str(20 * (chunk - 1)), "payload": _ULAW_SILENCE}})
 
     def error_of(self, event: dict[str, Any]) -> str | None:
-        """The error an event reports, or ``None`` (Twilio is never sent one)."""
+        """The error a Realtime event reports, or ``None`` (Twilio is never sent one; a native
+        server's messages are read with the protocol's client half)."""
         if event.get("type") != "error":
             return None
-        if self.dialect == "realtime":
-            return str((event.get("error") or {}).get("message"))[:200]
-        return str(event.get("message"))[:200]
+        return str((event.get("error") or {}).get("message"))[:200]
 
 
 def client_wire(dialect: str, index: int, *, declare: bool = False) -> ClientWire:

@@ -27,16 +27,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import math
 import time
 from collections import defaultdict
 from typing import Any
 from urllib.parse import parse_qs
 
-import numpy as np
 from starlette.types import Message, Receive, Scope, Send
 
 from asgi_audio_proxy.audio import pcm16_to_wav
+from tests.signals import tone
 
 from .marker import read_declared, read_marker
 
@@ -53,8 +52,7 @@ _DATA_KEY = b'"data":"'
 
 
 def _reply_audio_b64() -> str:
-    t = np.arange(_REPLY_SAMPLES) / 24_000
-    pcm = (6000 * np.sin(2 * math.pi * 440 * t)).astype("<i2").tobytes()
+    pcm = tone(440, _REPLY_SAMPLES / 24_000, 24_000, amplitude=6000 / 32767)
     return base64.b64encode(pcm16_to_wav(pcm, 24_000)).decode("ascii")
 
 

@@ -19,7 +19,10 @@ last two declare their session in the assistant prompt (see :mod:`benchmarks.mar
 Protocol with the parent, one line each: the spec as JSON on stdin; ``READY <ok> <failed>`` on
 stdout once every session is open (its dialect's opening done: ``ready``, ``session.updated``,
 or ``start`` sent); ``GO <perf_counter>`` on stdin (the common start);
-the result as one JSON line on stdout. Must not: import the proxy (it is the client side).
+the result as one JSON line on stdout. A native server's frames are read through the protocol's
+client half (:mod:`asgi_audio_proxy.dialects.native_client`): a frame it does not have is a
+session error, which invalidates the run. Must not: import the proxy's server side (it is the
+client side).
 """
 
 from __future__ import annotations
@@ -36,6 +39,15 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from asgi_audio_proxy.dialects.native_client import (
+    AudioMessage,
+    BadProxyMessage,
+    ErrorMessage,
+    TextMessage,
+    TurnEndMessage,
+    decode_message,
+)
 
 from .dialect_wire import ClientWire, HandshakeFailed, client_wire
 from .marker import FRAMES_PER_MESSAGE
@@ -79,27 +91,35 @@ class _Session:
     async def read(self) -> None:
         """Read everything the server sends; reply audio is timed against the upstream's stamp."""
         try:
-            async for message in self.ws:
+            async for frame in self.ws:
                 now = time.perf_counter()
-                if isinstance(message, bytes):
-                    self.reply_frames += 1
-                    if self._stamps is not None:
-                        sent, arrived = self._stamps
-                        self.reply_e2e_ms.append((now - sent) * 1000)
-                        if arrived is not None:
-                            self.reply_ms.append((now - arrived) * 1000)
-                        self._stamps = None
+                if self.wire.dialect != "native":
+                    if isinstance(frame, str) and (
+                            error := self.wire.error_of(json.loads(frame))) is not None:
+                        self.errors.append(error)
                     continue
-                event = json.loads(message)
-                kind = event.get("type")
-                if kind == "text":
-                    self._stamps = _read_stamps(event["content"])
-                elif kind == "turn_end":
-                    self.turn_ends += 1
-                elif (error := self.wire.error_of(event)) is not None:
-                    self.errors.append(error)
+                match decode_message(frame):
+                    case AudioMessage():
+                        self._reply_audio(now)
+                    case TextMessage(text=text):
+                        self._stamps = _read_stamps(text)
+                    case TurnEndMessage():
+                        self.turn_ends += 1
+                    case ErrorMessage(message=message):
+                        self.errors.append(message[:200])
+        except BadProxyMessage as exc:
+            self.errors.append(f"session {self.index}: {exc}"[:200])
         except ConnectionClosed as exc:
             self.closed_code = exc.rcvd.code if exc.rcvd else None
+
+    def _reply_audio(self, now: float) -> None:
+        self.reply_frames += 1
+        if self._stamps is not None:
+            sent, arrived = self._stamps
+            self.reply_e2e_ms.append((now - sent) * 1000)
+            if arrived is not None:
+                self.reply_ms.append((now - arrived) * 1000)
+            self._stamps = None
 
 
 def _read_stamps(text: str) -> tuple[float, float | None] | None:

@@ -16,20 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
-import numpy as np
 from httpx_sse import EventSource
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.audio import b64decode_strict, wav_to_pcm16
 from asgi_audio_proxy.config import UpstreamOptions
+from asgi_audio_proxy.dialects.native import StopControl
+from asgi_audio_proxy.dialects.native_client import (
+    AudioMessage,
+    ProxyMessage,
+    ReadyMessage,
+    TurnEndMessage,
+    decode_message,
+    encode_control,
+)
 from asgi_audio_proxy.upstreams.minicpm.wire import (
     COMPLETIONS_BODY,
     audio_message,
@@ -37,6 +43,7 @@ from asgi_audio_proxy.upstreams.minicpm.wire import (
     make_uid,
     parse_reply_data,
 )
+from tests.signals import tone
 
 __all__ = ["TurnFigures", "barge_in", "first_audio_direct", "first_audio_proxy"]
 
@@ -47,10 +54,8 @@ _QUIET_S = 0.8  # after a reply, so the simulator's echo guard has lifted
 
 
 def _frames(seconds: float, amplitude: float) -> list[bytes]:
-    n = round(seconds / FRAME_S)
-    t = np.arange(n * 320) / 16_000
-    pcm = (amplitude * 32767 * np.sin(2 * math.pi * 440 * t)).astype("<i2").tobytes()
-    return [pcm[i * 640 : (i + 1) * 640] for i in range(n)]
+    pcm = tone(440, round(seconds / FRAME_S) * FRAME_S, amplitude=amplitude)
+    return [pcm[i : i + 640] for i in range(0, len(pcm), 640)]
 
 
 _SPEECH = _frames(_SPEECH_S, 0.3)
@@ -81,13 +86,16 @@ class _Pacer:
 
 async def _proxy_client(url: str) -> ClientConnection:
     ws = await connect(url, compression=None, max_queue=None)
-    first = json.loads(await ws.recv())
-    if first.get("type") != "ready":
+    first = decode_message(await ws.recv())
+    if not isinstance(first, ReadyMessage):
+        await ws.close()
         raise RuntimeError(f"proxy did not say ready: {first}")
     return ws
 
 
-_Inbox = asyncio.Queue[tuple[float, bytes | str]]
+#: what the proxy said, decoded, and when it arrived
+_Inbox = asyncio.Queue[tuple[float, ProxyMessage]]
+_STOP = encode_control(StopControl())
 
 
 @contextlib.asynccontextmanager
@@ -128,9 +136,9 @@ async def first_audio_proxy(url: str, turns: int) -> TurnFigures:
                 await ws.send(_SILENCE)
                 while not inbox.empty():
                     at, message = inbox.get_nowait()
-                    if isinstance(message, bytes) and first is None:
+                    if isinstance(message, AudioMessage) and first is None:
                         first = at
-                    elif isinstance(message, str) and json.loads(message).get("type") == "turn_end":
+                    elif isinstance(message, TurnEndMessage):
                         ended = True
                 await pacer.tick()
             if first is None:
@@ -199,14 +207,14 @@ async def barge_in(url: str, turns: int) -> TurnFigures:
                 await ws.send(_SILENCE)
                 while not inbox.empty():
                     at, message = inbox.get_nowait()
-                    if isinstance(message, bytes):
+                    if isinstance(message, AudioMessage):
                         pcm += 1
                         if stopped_at:
                             figures.pcm_between_stop_and_turn_end += 1
                         elif pcm == 2:
                             stopped_at = time.perf_counter()
-                            await ws.send('{"type":"stop"}')
-                    elif json.loads(message).get("type") == "turn_end" and stopped_at:
+                            await ws.send(_STOP)
+                    elif isinstance(message, TurnEndMessage) and stopped_at:
                         cut_at = at
                 await pacer.tick()
             if not cut_at:
@@ -216,7 +224,7 @@ async def barge_in(url: str, turns: int) -> TurnFigures:
             await _send_silence(ws, 1.5)  # the rest of the upstream's reply would arrive here
             while not inbox.empty():
                 _, message = inbox.get_nowait()
-                if isinstance(message, bytes):
+                if isinstance(message, AudioMessage):
                     figures.pcm_after_turn_end += 1
     return figures
 
@@ -228,9 +236,10 @@ async def _send_silence(ws: ClientConnection, seconds: float) -> None:
         await pacer.tick()
 
 
-async def _read_into(ws: ClientConnection, inbox: asyncio.Queue[tuple[float, bytes | str]]) -> None:
-    async for message in ws:
-        inbox.put_nowait((time.perf_counter(), message))
+async def _read_into(ws: ClientConnection, inbox: _Inbox) -> None:
+    """Decode each frame as it comes (one the protocol does not have ends the run, loudly)."""
+    async for frame in ws:
+        inbox.put_nowait((time.perf_counter(), decode_message(frame)))
 
 
 async def _discard(ws: ClientConnection) -> None:
