@@ -19,7 +19,7 @@ PURE = ["audio/wav.py", "audio/buffer.py", "audio/resample.py", "events.py", "co
         "dialects/native_messages.py", "upstreams/minicpm/wire.py",
         "upstreams/minicpm/replies.py", "upstreams/realtime/wire.py", "upstreams/realtime/handshake.py",
         "upstreams/realtime/replies.py", "upstreams/realtime/sendqueue.py", "upstreams/realtime/settings.py",
-        "pacing.py", "reply_state.py", "session/outbox.py",
+        "pacing.py", "reply_state.py", "session/outbox.py", "session/replies.py",
         "session/stats.py", "client/audio.py", "client/turns.py"]
 
 

@@ -3,7 +3,8 @@
 Owns: queueing events without ever blocking the reply path (the outbox drops the oldest reply
 audio for a slow reader, reports it once, and gives up with ``ClientTooSlow`` once a whole
 outbox's worth is lost), the writer loop (each event encoded by the connection's dialect as it
-goes out, reply audio paced to the dialect's ``playback_lead_ms``), barge-in (queued audio
+goes out, reply audio paced to the dialect's ``playback_lead_ms``), the reply as the client has
+been sent it (one :class:`~asgi_audio_proxy.reply_state.ReplyLifecycle`), barge-in (queued audio
 dropped at once), and the goodbye: flush, error event, close, all under a deadline.
 Must not: route, parse or decide when a session ends.
 """
@@ -20,6 +21,7 @@ from ..dialects.base import ClientDialect
 from ..dialects.connection import ClientConnection
 from ..errors import AudioProxyError, ClientGone, ClientTooSlow
 from ..events import ClientEvent, ErrorEvent, ReplyAudio, ReplyEnded, ReplyStarted, ServerEvent
+from ..reply_state import ReplyLifecycle
 from .outbox import Outbox
 from .stats import SessionStats
 
@@ -55,7 +57,8 @@ class ClientChannel:
         self._overflow_reported = False
         self._played_until = 0.0  # when the reply audio sent so far ends playing (paced dialects)
         self._cuts = 0  # bumped by every stop: a paced send in progress gives up its rest
-        self.reply_in_flight = False  # a reply started and its end has not been sent yet
+        #: the reply as sent: playing from its start going out until its end does
+        self.sent_reply = ReplyLifecycle("client")
 
     def emit(self, event: ServerEvent) -> None:
         """Queue an event; a slow client loses the oldest reply audio first.
@@ -87,7 +90,7 @@ class ClientChannel:
         """Stop a reply the upstream has finished but the client has not been sent all of (a
         paced client): its queued audio is dropped and its end becomes ``ending``. Returns
         whether there was one."""
-        if not self.reply_in_flight:
+        if not self.sent_reply.is_playing:
             return False
         self.drop_audio()
         if not self._outbox.cut_reply(ending):
@@ -149,11 +152,21 @@ class ClientChannel:
             self.drop_audio()  # whatever did not go out is counted, once
 
     async def _send(self, event: ServerEvent) -> None:
-        if isinstance(event, ReplyStarted):
-            self.reply_in_flight = True
-        elif isinstance(event, ReplyEnded):
-            self.reply_in_flight = False
+        if isinstance(event, ReplyStarted | ReplyEnded):
+            self._sending(event)
         for frame in self._dialect.send(event):
             await self._client.send(frame)
         if self._observer is not None:
             self._observer(event)
+
+    def _sending(self, event: ReplyStarted | ReplyEnded) -> None:
+        sent = self.sent_reply
+        if isinstance(event, ReplyStarted):
+            if not sent.is_playing:  # else the session has said its adapter is out of order
+                sent.start()
+        elif sent.is_playing:  # else its start never went out: it was cut before it began
+            if event.reason == "stopped":
+                sent.cut()
+                sent.close()  # its queued audio was dropped with the cut: nothing more of it goes
+            else:
+                sent.end()
