@@ -17,9 +17,10 @@ from .minicpm.kind import MINICPM
 __all__ = ["KIND_NAMES", "named_kind", "realtime_kind"]
 
 #: ``minicpm``: the MiniCPM-o web-demo server (``model_server.py``); ``realtime``: any server that
-#: speaks the OpenAI Realtime API (speech-to-speech, LocalAI, speaches, OpenAI, this proxy itself)
+#: speaks the OpenAI Realtime API (speech-to-speech, LocalAI, speaches, OpenAI, this proxy itself);
+#: ``vllm-duplex``: vLLM-Omni serving MiniCPM-o 4.5 full duplex (``/v1/realtime?duplex=1``)
 #: ``minicpm-demo``: the MiniCPM-o-Demo gateway (``gateway.py``) at ``/v1/realtime?mode=audio``
-KIND_NAMES = ("minicpm", "realtime", "minicpm-demo")
+KIND_NAMES = ("minicpm", "realtime", "vllm-duplex", "minicpm-demo")
 
 
 def realtime_kind(*, api_key: str | None = None, model: str | None = None, beta: bool = False,
@@ -55,6 +56,13 @@ def named_kind(name: str, *, api_key: str | None = None, model: str | None = Non
         return MINICPM.with_slots(slots)
     if name == "realtime":
         return realtime_kind(api_key=api_key, model=model, beta=beta, slots=slots or 1)
+    if name == "vllm-duplex":
+        for setting, value in (("API key", api_key), ("beta setting", beta)):
+            if value:
+                raise ValueError(f"the vllm-duplex kind takes no {setting}")
+        from .vllm_duplex import DEFAULT_SLOTS, vllm_duplex_kind
+
+        return vllm_duplex_kind(slots or DEFAULT_SLOTS, model=model)
     if name == "minicpm-demo":
         for setting, value in (("API key", api_key), ("model", model), ("beta setting", beta)):
             if value:

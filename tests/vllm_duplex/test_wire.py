@@ -1,0 +1,134 @@
+"""The vllm-duplex kind's pure parts: the URL, the client events, the parse of server events, the
+playback bookkeeping (fed by hand, time passed in), the settings and the packaged voice."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from asgi_audio_proxy.audio.wav import wav_to_pcm16
+from asgi_audio_proxy.config import UpstreamOptions
+from asgi_audio_proxy.events import ReplyAudio, ReplyEnded, ReplyStarted
+from asgi_audio_proxy.upstreams.realtime.wire import ReplyPart, ResponseDone
+from asgi_audio_proxy.upstreams.registry import KIND_NAMES, named_kind
+from asgi_audio_proxy.upstreams.vllm_duplex import (
+    Decision,
+    DuplexPlayback,
+    DuplexSession,
+    DuplexSettings,
+    SessionEnded,
+    default_reference_voice,
+    duplex_url,
+    parse_duplex_event,
+    session_update,
+)
+
+MODEL = "openbmb/MiniCPM-o-4_5"
+SECOND = bytes(48_000)  # 1 s of 24 kHz PCM16
+
+
+@pytest.mark.parametrize(("given", "dialled"), [
+    ("ws://gpu:8099/v1/realtime", "ws://gpu:8099/v1/realtime?duplex=1&model=m&autostart=0"),
+    ("http://gpu:8099", "ws://gpu:8099/v1/realtime?duplex=1&model=m&autostart=0"),
+    ("https://gpu/v1/duplex/", "wss://gpu/v1/duplex?duplex=1&model=m&autostart=0"),
+    ("ws://gpu:8099/v1/realtime?duplex=true&model=x&autostart=1",
+     "ws://gpu:8099/v1/realtime?duplex=true&model=x&autostart=0"),
+])
+def test_the_url_is_the_duplex_route_with_autostart_off(given: str, dialled: str) -> None:
+    assert duplex_url(given, "m") == dialled
+
+
+def test_a_url_of_another_scheme_is_refused_naming_the_kind() -> None:
+    with pytest.raises(ValueError, match="vllm-duplex"):
+        duplex_url("ftp://gpu/v1/realtime")
+
+
+def test_the_session_update_carries_the_voice_and_hands_turns_to_the_model() -> None:
+    voice = default_reference_voice()
+    options = UpstreamOptions(assistant_prompt="Be brief.")
+    update = json.loads(session_update(options, DuplexSettings(), voice))
+    session = update["session"]
+    assert update["type"] == "session.update" and session["model"] == MODEL
+    assert session["turn_detection"] is None and session["instructions"] == "Be brief."
+    assert (session["input_audio_format"], session["sample_rate_hz"]) == ("pcm16", 16_000)
+    assert session["audio"]["output"]["sample_rate_hz"] == 24_000
+    assert session["playback_commit_policy"] == "ack_only" and session["overlap_policy"] == "listen_only"
+    prefix, data = session["ref_audio"].split(",", 1)
+    assert prefix == "data:audio/wav;base64" and base64.b64decode(data) == voice
+
+
+def test_the_packaged_voice_is_a_second_of_16_khz_sound() -> None:
+    audio = wav_to_pcm16(default_reference_voice())
+    assert (audio.sample_rate_hz, len(audio.pcm)) == (16_000, 32_000)
+    assert max(abs(int.from_bytes(audio.pcm[i:i + 2], "little", signed=True))
+               for i in range(0, 32_000, 2)) > 1_000
+
+
+def test_server_events_are_read_with_their_sequence() -> None:
+    created = json.dumps({"type": "session.created", "server_event_seq": 1, "resume_token": "rt_1",
+                          "session": {"id": "duplex-1", "model": MODEL,
+                                      "capabilities": {"supports_session_resume": True}}})
+    assert parse_duplex_event(created) == (1, DuplexSession(True, "duplex-1", MODEL, "rt_1", True))
+    listen = json.dumps({"type": "response.listen", "server_event_seq": 7, "response": {}})
+    assert parse_duplex_event(listen) == (7, Decision(False, None))
+    expired = json.dumps({"type": "session.expired", "reason": "idle_ttl_expired"})
+    assert parse_duplex_event(expired) == (None, SessionEnded("session.expired", "idle_ttl_expired"))
+    delta = json.dumps({"type": "response.output_audio.delta", "server_event_seq": 9, "response_id": "r",
+                        "item_id": "i", "delta": base64.b64encode(SECOND).decode(), "sample_rate_hz": 24_000})
+    seq, part = parse_duplex_event(delta)
+    assert seq == 9 and part == ReplyPart(ReplyAudio(SECOND, 24_000), "r", "i")
+
+
+def test_a_stop_cancels_and_acknowledges_what_was_heard_and_a_voice_stop_barges_in() -> None:
+    for by_voice, first in ((False, {"type": "response.cancel", "response_id": "r1"}),
+                            (True, {"type": "barge_in"})):
+        playback = DuplexPlayback()
+        assert playback.route(ReplyPart(ReplyStarted(), "r1"), 10.0) == [ReplyStarted()]
+        playback.route(ReplyPart(ReplyAudio(SECOND, 24_000), "r1", "i1"), 10.0)
+        was_playing, messages = playback.cut(10.25, by_voice=by_voice)
+        assert was_playing and [json.loads(m) for m in messages] == [first, {
+            "type": "playback.ack", "played_ms": 250, "committed_ms": 250, "truncate": True,
+            "response_id": "r1"}]
+        assert playback.route(ResponseDone("r1", "cancelled", "client_cancelled"), 10.5) == []
+        assert playback.acks_due(12.0) == [] and playback.settle(12.0) == []  # acknowledged already
+
+
+def test_a_reply_is_acknowledged_as_it_plays_and_in_full_once_played_out() -> None:
+    playback = DuplexPlayback()
+    playback.route(ReplyPart(ReplyStarted(), "r1"), 0.0)
+    playback.route(ReplyPart(ReplyAudio(SECOND, 24_000), "r1", "i1"), 0.0)
+    playback.route(ReplyPart(ReplyAudio(SECOND, 24_000), "r1", "i1"), 0.5)
+    assert playback.acks_due(0.9) == []
+    [progress] = playback.acks_due(1.2)
+    assert json.loads(progress)["played_ms"] == 1200 and not json.loads(progress)["truncate"]
+    assert playback.route(ResponseDone("r1", "completed"), 1.3) == [ReplyEnded("complete")]
+    assert playback.acks_due(1.5) == []
+    [final] = playback.acks_due(2.0)
+    assert json.loads(final)["played_ms"] == 2000 and playback.acks_due(3.0) == []
+
+
+def test_the_servers_own_barge_in_ends_the_reply_as_a_voice_stop() -> None:
+    playback = DuplexPlayback()
+    playback.route(ReplyPart(ReplyStarted(), "r1"), 0.0)
+    assert playback.route(ResponseDone("r1", "cancelled", "barge_in"), 0.1) == [
+        ReplyEnded("stopped", stopped_by="voice")]
+
+
+def test_the_kind_is_named_and_takes_slots_and_a_model() -> None:
+    assert "vllm-duplex" in KIND_NAMES
+    kind = named_kind("vllm-duplex", slots=2, model="m-2")
+    assert (kind.name, kind.slots, kind.probe_while_leased) == ("vllm-duplex", 2, True)
+    assert isinstance(kind.settings, DuplexSettings) and kind.settings.model == "m-2"
+    assert named_kind("vllm-duplex").slots == 4
+    with pytest.raises(ValueError, match="API key"):
+        named_kind("vllm-duplex", api_key="k")
+
+
+@pytest.mark.parametrize(("field", "value"), [("model", "two words"), ("ref_audio", b"not a wav"),
+                                              ("heartbeat_interval_s", 0), ("resume_timeout_s", -1.0),
+                                              ("overlap_policy", "interrupt")])
+def test_a_bad_setting_is_refused_naming_it(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"invalid {field}="):
+        DuplexSettings(**{field: value})  # type: ignore[arg-type]
