@@ -1,9 +1,13 @@
-"""Settings: ``ProxyConfig`` (the operator's) and ``UpstreamOptions`` (the conversation's).
+"""Settings: ``ProxyConfig`` (the operator's), ``ConversationOptions`` and ``UpstreamOptions``
+(a conversation's).
 
-Owns: every tunable with its named default and validation (the voice barge-in detector's too,
-:class:`BargeInConfig`: the VAD package imports it from here, never the other way round), and
-the one typed parse of the client's camelCase ``config_data`` (``UPSTREAM_PROTOCOL.md`` section
-6). Must not: open sockets, read the environment, parse argv, or import the VAD package.
+Owns: every setting the kinds share, with its named default and validation (the voice barge-in
+detector's too, :class:`BargeInConfig`: the VAD package imports it from here, never the other way
+round); the original keywords a kind takes over (``chunk_duration``...: kept and forwarded, the
+kind's own rules checked by the kind); the neutral conversation options dialects produce and
+kinds map; and the one typed parse of the client's camelCase ``config_data``
+(``UPSTREAM_PROTOCOL.md`` section 6). Must not: open sockets, read the environment, parse argv,
+import the VAD package, or know a kind's own defaults.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ from urllib.parse import urlsplit
 
 from .audio.wav import CLIENT_SAMPLE_RATE_HZ, MESSAGE_SAMPLES
 
-__all__ = ["CLIENT_OPTION_KEYS", "BargeInConfig", "BargeInPolicy", "ProxyConfig", "UpstreamOptions"]
+__all__ = ["CLIENT_OPTION_KEYS", "PRESET_VOICES", "BargeInConfig", "BargeInPolicy", "ConversationOptions",
+           "ProxyConfig", "UpstreamOptions"]
 
 #: the model server's own default address (section 1)
 DEFAULT_UPSTREAM_URL = "http://127.0.0.1:32550"
-#: the original document's buffering: audio waits until 1 s has gathered
-DEFAULT_CHUNK_DURATION_S = 1.0
-#: the message length the upstream is built around (section 5.3)
+#: the length of the audio messages the audio layer cuts (200 ms: MiniCPM-o's, section 5.3)
 MESSAGE_DURATION_S = MESSAGE_SAMPLES / CLIENT_SAMPLE_RATE_HZ
+#: the original keywords whose values a kind takes over (the MiniCPM-o kind has all four);
+#: ``None`` leaves the kind's own setting
+FORWARDED_SETTINGS = ("chunk_duration", "ack_timeout_s", "reply_stall_timeout_s", "max_skipped_s")
 #: the official UI's end-of-speech setting: 0.2 s of speech in 1 s still counts as silence
 DEFAULT_VAD_THRESHOLD = 0.8
 DEFAULT_ASSISTANT_PROMPT = "Please answer the user briefly, in the reference voice's style."
@@ -32,10 +38,6 @@ DEFAULT_VOICE_CLONE_PROMPT = "Imitate the reference voice."
 DEFAULT_USE_AUDIO_PROMPT = 1
 #: a dead host should fail fast; a live one answers /init_options in milliseconds
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
-#: acks stall while the model prefills or generates (section 3.3); a GPU reply can take seconds
-DEFAULT_ACK_TIMEOUT_S = 30.0
-#: longest gap between two SSE events once a reply has started
-DEFAULT_REPLY_STALL_TIMEOUT_S = 30.0
 #: each teardown step (stop, close) gets this long before it is abandoned
 DEFAULT_CLOSE_TIMEOUT_S = 2.0
 #: 8 s of 16 kHz PCM16 in one frame is already far more than any real client sends at once
@@ -55,8 +57,6 @@ DEFAULT_IDLE_TIMEOUT_S = 60.0
 DEFAULT_MAX_LEAD_S = 10.0
 #: control messages are rare: a stop or a config now and then
 DEFAULT_MAX_TEXT_FRAMES_PER_S = 20.0
-#: the upstream acks ``skip`` while it replies; this much skipped audio with no reply is a fault
-DEFAULT_MAX_SKIPPED_S = 60.0
 #: how long live sessions get to finish when the server shuts down
 DEFAULT_SHUTDOWN_GRACE_S = 5.0
 #: what a refused client is told to wait before it tries again
@@ -70,6 +70,11 @@ DEFAULT_MAX_QUEUE_WAIT_S = 300.0
 CLIENT_OPTION_KEYS = frozenset(
     {"assistantPrompt", "audioFormat", "vadThreshold", "voiceClonePrompt", "useAudioPrompt"}
 )
+#: the voices the native ``useAudioPrompt`` numbers name (0: none, 1: the default, 2, 3: presets)
+PRESET_VOICES = {"none": 0, "default": 1, "female": 2, "male": 3}
+_PRESET_NAMES = {number: name for name, number in PRESET_VOICES.items()}
+#: a reference voice longer than this is a file, not a voice sample
+MAX_REFERENCE_BYTES = 4 * 1024 * 1024
 
 
 BargeInPolicy = Literal["off", "control", "voice"]
@@ -143,8 +148,66 @@ class BargeInConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConversationOptions:
+    """What a conversation asks of the model, in no kind's words: dialects produce it, and each
+    upstream kind maps it onto its own wire (``UpstreamKind.map_options``). ``None``: what the
+    operator and the kind give.
+
+    Attributes:
+        instructions: the system prompt (Realtime ``instructions``, native ``assistantPrompt``).
+        voice: a voice by name: a server's own (``alloy``), or a preset of the native protocol
+            (:data:`PRESET_VOICES`); a kind that has no such voice keeps its own.
+        reference_audio: PCM16 mono of a voice to imitate, at ``reference_rate_hz``.
+        reference_rate_hz: the rate of ``reference_audio``.
+        vad_threshold: how sure of the end of speech the server's VAD must be, in (0, 1).
+    """
+
+    instructions: str | None = None
+    voice: str | None = None
+    reference_audio: bytes | None = None
+    reference_rate_hz: int = CLIENT_SAMPLE_RATE_HZ
+    vad_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.instructions is None or isinstance(self.instructions, str), "instructions",
+               self.instructions, "None or a string")
+        _check(self.voice is None or (isinstance(self.voice, str) and bool(self.voice.strip())),
+               "voice", self.voice, "None or a voice name")
+        _check(self.reference_audio is None or (isinstance(self.reference_audio, bytes)
+                                                and 0 < len(self.reference_audio) <= MAX_REFERENCE_BYTES
+                                                and len(self.reference_audio) % 2 == 0),
+               "reference_audio", "<bytes>" if isinstance(self.reference_audio, bytes)
+               else self.reference_audio, f"None or PCM16 of at most {MAX_REFERENCE_BYTES} bytes")
+        _check(type(self.reference_rate_hz) is int and 8_000 <= self.reference_rate_hz <= 48_000,
+               "reference_rate_hz", self.reference_rate_hz, "a whole number of Hz from 8000 to 48000")
+        _check(self.vad_threshold is None or (_is_number(self.vad_threshold)
+                                              and 0 < self.vad_threshold < 1),
+               "vad_threshold", self.vad_threshold, "None or a number between 0 and 1 exclusive")
+
+    @property
+    def preset(self) -> int | None:
+        """``voice`` as a native ``useAudioPrompt`` number, if it names a preset."""
+        return PRESET_VOICES.get(self.voice) if self.voice is not None else None
+
+    def native_keys(self) -> dict[str, Any]:
+        """The native protocol's camelCase keys these options stand for (what a ``config``
+        message would say); a voice that is no preset, and the reference audio, have none."""
+        keys: dict[str, Any] = {}
+        if self.instructions is not None:
+            keys["assistantPrompt"] = self.instructions
+        if self.vad_threshold is not None:
+            keys["vadThreshold"] = self.vad_threshold
+        if self.preset is not None:
+            keys["useAudioPrompt"] = self.preset
+        return keys
+
+
+@dataclass(frozen=True, kw_only=True)
 class UpstreamOptions:
-    """The five option keys the upstream looks up (sections 2.2, 5.6 and 6), always sent whole.
+    """A conversation's options in the native protocol's terms: its camelCase keys (MiniCPM-o's
+    five, sections 2.2, 5.6 and 6), the operator's defaults with what the client may set applied.
+    Every kind gets them; :attr:`conversation` is their neutral view, which each kind maps onto its
+    own wire (the MiniCPM-o kind also reads the keys only it has).
 
     Attributes:
         assistant_prompt: ``assistantPrompt``; 2.6 puts it after the reference voice.
@@ -188,6 +251,15 @@ class UpstreamOptions:
         changes = {_SNAKE[key]: value for key, value in config_data.items()}
         return replace(self, **changes)
 
+    @property
+    def conversation(self) -> ConversationOptions:
+        """These options in no kind's words: the prompt, the preset voice by name (``None`` for
+        the default one, which every kind has its own of) and the VAD threshold."""
+        voice = None if self.use_audio_prompt == DEFAULT_USE_AUDIO_PROMPT else _PRESET_NAMES[
+            self.use_audio_prompt]
+        return ConversationOptions(instructions=self.assistant_prompt, voice=voice,
+                                   vad_threshold=self.vad_threshold)
+
     def to_upstream(self) -> dict[str, Any]:
         """The ``options`` object of ``/init_options``, all five keys (section 5.6)."""
         return {
@@ -215,14 +287,18 @@ class ProxyConfig:
     Attributes:
         upstream_url: base URL of the model server (``http://host:port``; a kind reached over
             WebSocket may take ``ws://host:port/path``); the pool's kind checks its scheme.
-        chunk_duration: seconds of audio gathered before it goes upstream; a positive multiple
-            of 0.2 s. Messages are always 200 ms whatever this is (section 5.3).
+        chunk_duration: forwarded to the upstream kind (the MiniCPM-o kind's
+            ``MiniCPMSettings.chunk_duration``: seconds of audio gathered before it goes
+            upstream, a multiple of 0.2 s; its default is 0.2); ``None``, the default, leaves
+            the kind's own. A kind without such a setting ignores it.
         options: the upstream options; a client may override ``client_option_keys`` of them.
         client_option_keys: which camelCase keys a client's ``config`` message may set: any
             iterable of them, stored as a ``frozenset``.
         connect_timeout_s: reaching the upstream (HTTP connect, WebSocket handshake).
-        ack_timeout_s: waiting for one acknowledgement of an audio message.
-        reply_stall_timeout_s: longest silence of the SSE stream once a reply has started.
+        ack_timeout_s: forwarded as ``chunk_duration`` is (MiniCPM-o: waiting for one
+            acknowledgement of an audio message).
+        reply_stall_timeout_s: forwarded (MiniCPM-o: the longest silence of the reply stream
+            once a reply has started).
         close_timeout_s: each teardown step.
         max_message_bytes: largest client frame; a larger one ends the session with 1009.
         max_text_bytes: largest control (text) frame; a larger one gets an error event.
@@ -238,8 +314,8 @@ class ProxyConfig:
             upstream no faster than real time (the upstream's VAD needs it); a client more than
             this far ahead gets an error event and close 1008.
         max_text_frames_per_s: control messages per second (burst of as many); over it: 1008.
-        max_skipped_s: audio the upstream may skip in a row (``skip`` acks) with no reply
-            coming; past it the upstream is taken as stuck (``UpstreamError``, 1011).
+        max_skipped_s: forwarded (MiniCPM-o: audio the server may skip in a row with no
+            reply coming before it is taken as stuck).
         max_sessions: live sessions this proxy admits (``None``: no limit); over it the
             handshake is refused with 503 and ``Retry-After`` (or close 1013).
         max_sessions_per_client: live sessions per client address (``None``: no limit); over
@@ -261,12 +337,12 @@ class ProxyConfig:
     """
 
     upstream_url: str = DEFAULT_UPSTREAM_URL
-    chunk_duration: float = DEFAULT_CHUNK_DURATION_S
+    chunk_duration: float | None = None
     options: UpstreamOptions = field(default_factory=UpstreamOptions)
     client_option_keys: Collection[str] = CLIENT_OPTION_KEYS
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
-    ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S
-    reply_stall_timeout_s: float = DEFAULT_REPLY_STALL_TIMEOUT_S
+    ack_timeout_s: float | None = None
+    reply_stall_timeout_s: float | None = None
     close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
@@ -276,7 +352,7 @@ class ProxyConfig:
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     max_lead_s: float = DEFAULT_MAX_LEAD_S
     max_text_frames_per_s: float = DEFAULT_MAX_TEXT_FRAMES_PER_S
-    max_skipped_s: float = DEFAULT_MAX_SKIPPED_S
+    max_skipped_s: float | None = None
     max_sessions: int | None = None
     max_sessions_per_client: int | None = None
     allowed_origins: Sequence[str] | None = None
@@ -301,19 +377,17 @@ class ProxyConfig:
         url = urlsplit(self.upstream_url)
         _check(url.scheme in ("http", "https", "ws", "wss") and bool(url.hostname), "upstream_url",
                self.upstream_url, "an http(s):// or ws(s):// URL with a host (its kind may take fewer)")
-        messages = self.chunk_duration / MESSAGE_DURATION_S if _is_number(self.chunk_duration) else 0
-        _check(messages >= 1 - 1e-9 and math.isclose(messages, round(messages), abs_tol=1e-6),
-               "chunk_duration", self.chunk_duration, "a positive multiple of 0.2 seconds")
         _check(isinstance(self.options, UpstreamOptions), "options", self.options)
         _check(CLIENT_OPTION_KEYS.issuperset(self.client_option_keys), "client_option_keys",
                sorted(self.client_option_keys), f"a subset of {sorted(CLIENT_OPTION_KEYS)}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name.endswith("_s") or f.name.endswith("_bytes"):
+            if f.name in FORWARDED_SETTINGS:  # the kind checks its own rules when it takes them
+                _check(value is None or (_is_number(value) and 0 < value < math.inf), f.name, value,
+                       "None or a positive finite number")
+            elif f.name.endswith("_s") or f.name.endswith("_bytes"):
                 _check(_is_number(value) and 0 < value < math.inf, f.name, value,
                        "a positive finite number")
-        _check(self.max_buffered_s >= self.chunk_duration, "max_buffered_s", self.max_buffered_s,
-               f"at least chunk_duration ({self.chunk_duration})")
         for name in ("max_sessions", "max_sessions_per_client"):
             value = getattr(self, name)
             _check(value is None or (type(value) is int and value >= 1), name, value,
@@ -332,15 +406,10 @@ class ProxyConfig:
         return self.barge_in
 
     @property
-    def release_messages(self) -> int:
-        """How many 200 ms messages make one ``chunk_duration``."""
-        return round(self.chunk_duration / MESSAGE_DURATION_S)
-
-    @property
-    def upstream_ws_url(self) -> str:
-        """The upstream's WebSocket base, ``ws(s)://host:port`` plus any path prefix."""
-        scheme = "wss" if self.upstream_url.startswith("https") else "ws"
-        return scheme + self.upstream_url.rstrip("/")[self.upstream_url.index(":"):]
+    def forwarded_settings(self) -> dict[str, float]:
+        """The original keywords set here (``chunk_duration``...), for the kind to take over."""
+        return {name: value for name in FORWARDED_SETTINGS
+                if (value := getattr(self, name)) is not None}
 
     def client_options(self, config_data: Mapping[str, Any] | None) -> UpstreamOptions:
         """Options for one conversation: ``options`` with the client's allowed keys applied.

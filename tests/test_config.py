@@ -7,24 +7,23 @@ import pytest
 from asgi_audio_proxy.config import ProxyConfig, UpstreamOptions
 
 
-def test_defaults_follow_the_original_document() -> None:
+def test_defaults_leave_the_kinds_settings_to_the_kind() -> None:
     config = ProxyConfig()
     assert config.upstream_url == "http://127.0.0.1:32550"
-    assert config.chunk_duration == 1.0
-    assert config.release_messages == 5
-    assert config.upstream_ws_url == "ws://127.0.0.1:32550"
+    assert config.chunk_duration is None and config.ack_timeout_s is None
+    assert config.forwarded_settings == {}
 
 
-@pytest.mark.parametrize(("duration", "messages"), [(0.2, 1), (0.4, 2), (0.6, 3), (2.0, 10)])
-def test_chunk_duration_sets_how_many_200ms_messages_wait(duration: float, messages: int) -> None:
-    assert ProxyConfig(chunk_duration=duration).release_messages == messages
+def test_the_original_keywords_are_kept_and_forwarded_to_the_kind() -> None:
+    config = ProxyConfig(chunk_duration=0.4, max_skipped_s=5.0)
+    assert config.chunk_duration == 0.4
+    assert config.forwarded_settings == {"chunk_duration": 0.4, "max_skipped_s": 5.0}
 
 
 @pytest.mark.parametrize(("field", "value"), [
-    ("chunk_duration", 0.3), ("chunk_duration", 0), ("chunk_duration", -0.2),
-    ("chunk_duration", float("nan")), ("upstream_url", "ftp://x"), ("upstream_url", "127.0.0.1:32550"),
+    ("chunk_duration", 0), ("chunk_duration", -0.2), ("chunk_duration", float("nan")),
+    ("upstream_url", "ftp://x"), ("upstream_url", "127.0.0.1:32550"),
     ("connect_timeout_s", 0), ("ack_timeout_s", float("inf")), ("max_message_bytes", -1),
-    ("max_buffered_s", 0.2),
 ])
 def test_bad_values_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):

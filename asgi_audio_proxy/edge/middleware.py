@@ -48,7 +48,8 @@ class AudioProxy:
     ``/audio_proxy/``), or serve it alone.
 
     Args:
-        config: the proxy's settings; defaults throughout when omitted.
+        config: the proxy's settings; defaults throughout when omitted. What it forwards to the
+            kind under the original keywords (``chunk_duration``...) is applied to ``kind`` here.
         http_client: a client to share with the app (not closed by the proxy); one is made
             otherwise, and closed by :meth:`aclose` or at lifespan shutdown.
         on_session_end: called with each session's :class:`SessionStats`.
@@ -65,7 +66,8 @@ class AudioProxy:
             :mod:`asgi_audio_proxy.dialects`).
         kind: the kind of model server behind it (:data:`~asgi_audio_proxy.upstreams.minicpm.MINICPM`,
             the MiniCPM-o web-demo server, by default; ``realtime_kind(...)`` for a server that
-            speaks OpenAI Realtime): its adapter, health probe and slots per server. A mixed pool
+            speaks OpenAI Realtime): its adapter, health probe, slots per server and settings
+            (MiniCPM-o's gathers 0.2 s of audio before it goes upstream). A mixed pool
             (``leaser=UpstreamPool([UpstreamServer(url, kind), ...])``) names each server's own.
         upstream_factory: an adapter factory to use instead of the kind's (custom wiring).
         admit: checks what a client says after the handshake, where a dialect has that (a
@@ -84,6 +86,7 @@ class AudioProxy:
                  upstream_factory: UpstreamFactory | None = None,
                  admit: ParameterCheck | None = None) -> None:
         self.config = config or ProxyConfig()
+        kind = kind.configured(self.config)  # a bad forwarded value is refused here, not later
         self.kind = kind if upstream_factory is None else replace(kind, factory=upstream_factory)
         self.admit = admit
         self.authenticate = authenticate

@@ -183,9 +183,10 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting(name="barge_in", parse=_barge_in, default="control", metavar="POLICY",
             help="how a client interrupts a reply: off, control (a stop message, or a Realtime "
                  "response.cancel) or voice (speaking over it; the vad extra makes it accurate)"),
-    Setting(name="chunk_duration", parse=_seconds, default=1.0, metavar="SECONDS",
-            help="audio gathered before it goes upstream, a multiple of 0.2 (messages are "
-                 "always 200 ms)"),
+    Setting(name="chunk_duration", parse=_seconds, metavar="SECONDS",
+            default_text="the minicpm kind's: 0.2",
+            help="audio gathered before it goes to a minicpm upstream, a multiple of 0.2 "
+                 "(messages are always 200 ms; more only delays the reply)"),
     Setting(name="max_sessions", parse=_whole(1), metavar="N",
             default_text="no limit",
             help="live sessions admitted at once, queued ones included; more get 503"),
@@ -222,7 +223,7 @@ class ServeSettings:
     realtime_path: str
     twilio_path: str
     barge_in: str
-    chunk_duration: float
+    chunk_duration: float | None
     max_sessions: int | None
     allow_origin: tuple[str, ...] | None
     token_file: Path | None

@@ -27,7 +27,8 @@ from ..pool.pool import UpstreamPool
 from ..session.session import ProxySession
 from ..session.stats import SessionStats
 from ..upstreams.kind import UpstreamKind, new_http_client
-from ..upstreams.minicpm.kind import MINICPM
+from ..upstreams.minicpm.kind import MINICPM, minicpm_kind
+from ..upstreams.minicpm.settings import DOCUMENT_CHUNK_DURATION_S, MiniCPMSettings
 from .connection import StarletteClient, as_client
 
 __all__ = ["VoiceClient", "shared_pool"]
@@ -36,6 +37,8 @@ logger = logging.getLogger("asgi_audio_proxy.voice_client")
 #: one pool per model server and event loop (a pool's locks and tasks belong to one loop)
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, UpstreamPool]] = (
     weakref.WeakKeyDictionary())
+#: the MiniCPM-o kind as the original document has it: audio waits until 1 s has gathered
+_DOCUMENT_KIND = minicpm_kind(MiniCPMSettings(chunk_duration=DOCUMENT_CHUNK_DURATION_S))
 
 
 def shared_pool(config: ProxyConfig, kind: UpstreamKind = MINICPM) -> UpstreamPool:
@@ -67,20 +70,21 @@ class VoiceClient:
         config: further settings; its ``upstream_url`` is replaced by host and port (or ``url``).
         leaser: hands out the upstream (a pool with a shared store across processes); the
             process-wide pool of this server by default.
-        kind: the kind of model server (MiniCPM-o's web-demo server by default).
+        kind: the kind of model server (MiniCPM-o's web-demo server by default, with the
+            original document's 1 s ``chunk_duration``; ``config`` may forward another).
         url: the server's whole URL instead of host and port, for kinds reached at a path
             (``ws://127.0.0.1:8000/v1/realtime``).
     """
 
     def __init__(self, server_host: str = "127.0.0.1", server_port: int = 32550, *,
                  config: ProxyConfig | None = None, leaser: UpstreamLeaser | None = None,
-                 kind: UpstreamKind = MINICPM, url: str | None = None) -> None:
+                 kind: UpstreamKind = _DOCUMENT_KIND, url: str | None = None) -> None:
         self.server_host = server_host
         self.server_port = server_port
         host = f"[{server_host}]" if ":" in server_host else server_host
-        self.kind = kind
         self.config = replace(config or ProxyConfig(),
                               upstream_url=kind.check_url(url or f"http://{host}:{server_port}"))
+        self.kind = kind.configured(self.config)
         self.leaser = leaser
         #: shared by every conversation of this client; close it with ``await http_client.aclose()``
         self.http_client = new_http_client()

@@ -15,13 +15,16 @@ import functools
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from ..config import ConversationOptions, ProxyConfig
 from .base import UpstreamFactory
 
-__all__ = ["HealthProbe", "UpstreamKind", "http_probe", "new_http_client", "origin_probe"]
+__all__ = ["HealthProbe", "OptionsMapping", "UpstreamKind", "http_probe", "new_http_client",
+           "origin_probe"]
 
 #: ``probe(http_client, url, timeout_s)``: ``None`` when the server at ``url`` is up, else why not
 HealthProbe = Callable[[httpx.AsyncClient, str, float], Awaitable[str | None]]
@@ -89,6 +92,13 @@ def _http_url(url: str) -> str:
     return {"ws": "http", "wss": "https"}.get(scheme, scheme) + "://" + rest.rstrip("/")
 
 
+@runtime_checkable
+class OptionsMapping(Protocol):
+    """Settings that say what a conversation's neutral options become on their kind's wire."""
+
+    def map_options(self, conversation: ConversationOptions) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class UpstreamKind:
     """One kind of model server.
@@ -102,7 +112,12 @@ class UpstreamKind:
         probe_while_leased: whether a server may be probed while it holds a conversation; the
             MiniCPM-o server answers nothing, its health route included, while its model runs.
         schemes: the URL schemes its servers are given by.
-        settings: the kind's own settings, for display and introspection (the factory has them).
+        settings: the kind's own settings, for display and introspection (the factory has them);
+            when they are an :class:`OptionsMapping`, they say how neutral options map onto the
+            kind (:meth:`map_options`).
+        adopt: makes the kind a ``ProxyConfig`` asks for: its settings with what the config
+            forwards under the original keywords (``chunk_duration``...) applied; ``None``: the
+            kind takes none of them. See :meth:`configured`.
     """
 
     name: str
@@ -112,6 +127,7 @@ class UpstreamKind:
     probe_while_leased: bool = True
     schemes: tuple[str, ...] = ("http", "https")
     settings: object = None
+    adopt: Callable[[UpstreamKind, ProxyConfig], UpstreamKind] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").isalnum():
@@ -124,6 +140,26 @@ class UpstreamKind:
     def with_slots(self, slots: int | None) -> UpstreamKind:
         """The same kind with ``slots`` per server (``None``: unchanged)."""
         return self if slots is None or slots == self.slots else replace(self, slots=slots)
+
+    def configured(self, config: ProxyConfig) -> UpstreamKind:
+        """This kind with what ``config`` forwards to it (``ProxyConfig(chunk_duration=...)``)
+        applied, so a bad value is refused now rather than when a conversation opens.
+
+        Raises:
+            ValueError: a forwarded value this kind cannot take (names it).
+        """
+        return self if self.adopt is None else self.adopt(self, config)
+
+    def map_options(self, conversation: ConversationOptions) -> dict[str, Any]:
+        """What ``conversation`` becomes on this kind's wire (MiniCPM-o: the ``/init_options``
+        body; Realtime: the ``session.update`` fields), as its settings say.
+
+        Raises:
+            NotImplementedError: the kind's settings do not say.
+        """
+        if not isinstance(self.settings, OptionsMapping):
+            raise NotImplementedError(f"the {self.name} kind does not say how options map onto it")
+        return self.settings.map_options(conversation)
 
     def check_url(self, url: str) -> str:
         """``url`` without a trailing slash, if this kind is reached by its scheme and it names a

@@ -22,6 +22,7 @@ from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.session.session import ProxySession
 from asgi_audio_proxy.session.stats import SessionStats
 from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter
+from asgi_audio_proxy.upstreams.minicpm.settings import MiniCPMSettings
 from asgi_audio_proxy.upstreams.minicpm.wire import Ack
 from tests.conftest import running_simulator
 from tests.fakes import FakeClient, FakeUpstream
@@ -109,7 +110,8 @@ def test_accounting_identity_holds_for_any_frames_and_acks(data: bytes, sizes: l
         if len(frame) > CONFIG.max_message_bytes:
             break
         accepted += len(frame)
-    releasable = accepted // (CONFIG.release_messages * MESSAGE_BYTES) * CONFIG.release_messages
+    release = MiniCPMSettings().forwarded(CONFIG).release_messages  # what the adapter gathers
+    releasable = accepted // (release * MESSAGE_BYTES) * release
     stats, upstream = asyncio.run(run_session(frames, script, min(leave_after, releasable)))
     assert stats.balanced, stats.summary()
     assert stats.received_bytes <= len(data)

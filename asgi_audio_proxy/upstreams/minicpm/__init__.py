@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from .adapter import COMMIT_SILENCE_S, MiniCPMAdapter, minicpm_adapter
+from .adapter import COMMIT_SILENCE_S, MiniCPMAdapter, minicpm_adapter, minicpm_upstream
 from .kind import MINICPM, minicpm_kind
 from .replies import ReplyRouter, ReplyStats
+from .settings import MiniCPMSettings
 from .transport import BodyClosed, MiniCPMTransport, Transport, TransportItem
 from .wire import (
     COMPLETIONS_BODY,
@@ -17,6 +18,7 @@ from .wire import (
     audio_message,
     init_options_body,
     make_uid,
+    minicpm_options,
     parse_ack,
     parse_reply_data,
     parse_version,
@@ -29,6 +31,7 @@ __all__ = [
     "Ack",
     "BodyClosed",
     "MiniCPMAdapter",
+    "MiniCPMSettings",
     "MiniCPMTransport",
     "ReplyError",
     "ReplyMessage",
@@ -43,6 +46,8 @@ __all__ = [
     "make_uid",
     "minicpm_adapter",
     "minicpm_kind",
+    "minicpm_options",
+    "minicpm_upstream",
     "parse_ack",
     "parse_reply_data",
     "parse_version",

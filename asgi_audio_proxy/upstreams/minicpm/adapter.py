@@ -1,11 +1,12 @@
 """The MiniCPM-o adapter: the upstream seam over the web-demo model server's protocol.
 
 Owns: the server's rules, so nothing above the seam knows them: 200 ms WAV messages released
-every ``chunk_duration`` (section 5.3), real-time pacing (its VAD needs it), the pipelined sender
-and its acknowledgements turned into audio outcomes (``done`` = sent, ``skip`` = skipped, an
-error = rejected; 3.3), the upstream stuck skipping, replies through :class:`.ReplyRouter`,
-the hold after a stop (audio waits until the next ``/completions`` is open, so the model hears
-what interrupted it; section 8), manual turns ended with silence, and option names.
+every ``chunk_duration`` of the kind's :class:`.MiniCPMSettings` (section 5.3), real-time pacing
+(its VAD needs it), the pipelined sender and its acknowledgements turned into audio outcomes
+(``done`` = sent, ``skip`` = skipped, an error = rejected; 3.3), the upstream stuck skipping,
+replies through :class:`.ReplyRouter`, the hold after a stop (audio waits until the next
+``/completions`` is open, so the model hears what interrupted it; section 8), manual turns ended
+with silence, and option names.
 Must not: know the client, or let a library exception out (the transport translates them).
 """
 
@@ -21,16 +22,17 @@ import httpx
 
 from ...audio.buffer import ChunkBuffer
 from ...audio.wav import CLIENT_SAMPLE_RATE_HZ, MESSAGE_BYTES
-from ...config import MESSAGE_DURATION_S, ProxyConfig, UpstreamOptions
+from ...config import ProxyConfig, UpstreamOptions
 from ...errors import UpstreamError
 from ...events import AudioOutcome
 from ...pacing import Pacer
-from ..base import Emit
+from ..base import Emit, UpstreamFactory
 from .replies import ReplyRouter
+from .settings import MESSAGE_DURATION_S, MiniCPMSettings
 from .transport import BodyClosed, MiniCPMTransport, Transport
 from .wire import ack_error
 
-__all__ = ["COMMIT_SILENCE_S", "MiniCPMAdapter", "minicpm_adapter"]
+__all__ = ["COMMIT_SILENCE_S", "MiniCPMAdapter", "minicpm_adapter", "minicpm_upstream"]
 
 logger = logging.getLogger("asgi_audio_proxy.upstream")
 #: the server ends a turn once speech in the last second drops under its threshold: 1.2 s of
@@ -49,20 +51,23 @@ class MiniCPMAdapter:
         http_client: the proxy's shared client; never closed here.
         log: a session-tagged logger.
         transport: the server's calls (a :class:`.MiniCPMTransport` by default; tests inject one).
+        settings: the kind's settings (its defaults when omitted); what ``config`` forwards
+            under the original keywords (``chunk_duration``...) is applied over them.
     """
 
     def __init__(self, config: ProxyConfig, http_client: httpx.AsyncClient | None = None,
                  log: logging.LoggerAdapter[logging.Logger] | None = None, *,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None, settings: MiniCPMSettings | None = None) -> None:
         self._config = config
+        self.settings = (settings or MiniCPMSettings()).forwarded(config)
         self._log = log or logging.LoggerAdapter(logger, {})
         if transport is None:
             if http_client is None:
                 raise ValueError("MiniCPMAdapter needs an http_client or a transport")
-            transport = MiniCPMTransport(config, http_client, self._log)
+            transport = MiniCPMTransport(config, http_client, self._log, settings=self.settings)
         self._transport = transport
-        self._buffer = ChunkBuffer(config.release_messages)
-        self._pacer = Pacer(MESSAGE_DURATION_S, config.chunk_duration)
+        self._buffer = ChunkBuffer(self.settings.release_messages)
+        self._pacer = Pacer(MESSAGE_DURATION_S, self.settings.chunk_duration)
         self._router = ReplyRouter()
         # back-pressure: a full queue makes send_audio wait, so the client is no longer read
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(
@@ -189,7 +194,7 @@ class MiniCPMAdapter:
         if self._router.has_open_reply:
             return  # half duplex: audio during a reply is skipped by design
         self._skipped_run_s += nbytes / MESSAGE_BYTES * MESSAGE_DURATION_S
-        if self._skipped_run_s > self._config.max_skipped_s:
+        if self._skipped_run_s > self.settings.max_skipped_s:
             raise UpstreamError(f"the upstream skipped {self._skipped_run_s:.0f} s of audio in a "
                                 "row with no reply: it is stuck")
 
@@ -205,7 +210,19 @@ class MiniCPMAdapter:
                 emit(event)
 
 
+def minicpm_upstream(settings: MiniCPMSettings) -> UpstreamFactory:
+    """The :data:`~asgi_audio_proxy.upstreams.base.UpstreamFactory` of a MiniCPM-o kind with
+    ``settings`` (what a session's ``ProxyConfig`` forwards is applied over them)."""
+
+    def factory(url: str, config: ProxyConfig, http_client: httpx.AsyncClient,
+                log: logging.LoggerAdapter[logging.Logger]) -> MiniCPMAdapter:
+        return MiniCPMAdapter(replace(config, upstream_url=url), http_client, log, settings=settings)
+
+    return factory
+
+
 def minicpm_adapter(url: str, config: ProxyConfig, http_client: httpx.AsyncClient,
                     log: logging.LoggerAdapter[logging.Logger]) -> MiniCPMAdapter:
-    """The default :data:`~asgi_audio_proxy.upstreams.base.UpstreamFactory`: MiniCPM-o at ``url``."""
+    """The default :data:`~asgi_audio_proxy.upstreams.base.UpstreamFactory`: MiniCPM-o at ``url``
+    with the kind's default settings."""
     return MiniCPMAdapter(replace(config, upstream_url=url), http_client, log)

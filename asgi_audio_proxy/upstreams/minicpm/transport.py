@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ...config import ProxyConfig, UpstreamOptions
 from ...errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout, UpstreamUnavailable
+from .settings import MiniCPMSettings, upstream_ws_url
 from .wire import (
     COMPLETIONS_BODY,
     Ack,
@@ -71,14 +72,18 @@ class MiniCPMTransport:
     """One conversation with a MiniCPM-o model server.
 
     Args:
-        config: the proxy's settings (URL, timeouts).
+        config: the proxy's settings (URL, connect and close timeouts).
         http_client: the proxy's shared client; never closed here.
         log: a session-tagged logger.
+        settings: the kind's settings (acknowledgement and reply-stall timeouts); its defaults
+            when omitted, with what ``config`` forwards applied over them.
     """
 
     def __init__(self, config: ProxyConfig, http_client: httpx.AsyncClient,
-                 log: logging.LoggerAdapter[logging.Logger] | None = None) -> None:
+                 log: logging.LoggerAdapter[logging.Logger] | None = None, *,
+                 settings: MiniCPMSettings | None = None) -> None:
         self._config = config
+        self._settings = (settings or MiniCPMSettings()).forwarded(config)
         self._http = http_client
         self._log = log or logging.LoggerAdapter(logger, {})
         self.uid = make_uid()
@@ -98,7 +103,7 @@ class MiniCPMTransport:
         """
         await self.set_options(options)
         self._body = await self._open_completions()
-        url = f"{self._config.upstream_ws_url}/ws/stream?uid={self.uid}"
+        url = f"{upstream_ws_url(self._config.upstream_url)}/ws/stream?uid={self.uid}"
         async with self._translated("WebSocket connect"):
             self._ws = await connect(url, open_timeout=self._config.connect_timeout_s,
                                      close_timeout=self._config.close_timeout_s,
@@ -128,11 +133,11 @@ class MiniCPMTransport:
         while True:
             nbytes = await self._in_flight.get()
             try:
-                async with asyncio.timeout(self._config.ack_timeout_s):
+                async with asyncio.timeout(self._settings.ack_timeout_s):
                     raw = await ws.recv()
             except TimeoutError as exc:
                 raise UpstreamTimeout(
-                    f"no acknowledgement within {self._config.ack_timeout_s} s") from exc
+                    f"no acknowledgement within {self._settings.ack_timeout_s} s") from exc
             except ConnectionClosed as exc:
                 raise _closed_error(exc) from exc
             yield nbytes, parse_ack(raw)
@@ -152,14 +157,14 @@ class MiniCPMTransport:
                 while True:
                     try:
                         # before the reply starts the body waits for end of speech: no deadline
-                        deadline = self._config.reply_stall_timeout_s if started else None
+                        deadline = self._settings.reply_stall_timeout_s if started else None
                         async with asyncio.timeout(deadline), self._translated("SSE read"):
                             event = await anext(sse)
                     except StopAsyncIteration:
                         break
                     except TimeoutError as exc:
                         raise UpstreamTimeout("the reply stream stalled for "
-                                              f"{self._config.reply_stall_timeout_s} s") from exc
+                                              f"{self._settings.reply_stall_timeout_s} s") from exc
                     started = True
                     if event.data:
                         yield parse_reply_data(event.data)

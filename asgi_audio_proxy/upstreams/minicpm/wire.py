@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ...audio.wav import pcm16_to_wav
-from ...config import UpstreamOptions
+from ...config import ConversationOptions, UpstreamOptions
 from ...errors import UpstreamError, UpstreamProtocolError
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "audio_message",
     "init_options_body",
     "make_uid",
+    "minicpm_options",
     "parse_ack",
     "parse_reply_data",
     "parse_version",
@@ -55,13 +56,38 @@ def audio_message(pcm: bytes, uid: str, timestamp_ms: int) -> str:
                       separators=(",", ":"))
 
 
-def init_options_body(options: UpstreamOptions) -> dict[str, Any]:
-    """The ``/init_options`` body, with all five option keys (section 5.6)."""
-    content = [
-        {"type": "input_audio", "input_audio": {"data": "", "format": options.audio_format}},
-        {"type": "options", "options": options.to_upstream()},
-    ]
+def minicpm_options(conversation: ConversationOptions, base: UpstreamOptions | None = None
+                    ) -> dict[str, Any]:
+    """The ``/init_options`` body that neutral options map to, all five keys (sections 2.2, 5.6).
+
+    ``instructions`` → ``assistant_prompt``; a preset voice (``default``, ``female``...) →
+    ``use_audio_prompt`` (the server has presets only: another name keeps ``base``'s);
+    ``reference_audio`` → ``input_audio.data`` as a WAV file (2.6 and 4.5 store it and use
+    neither: the voice still comes from the preset); ``vad_threshold`` → ``vad_threshold``. What
+    ``conversation`` leaves ``None``, and the keys only this server has (``voice_clone_prompt``,
+    ``hd_video``, ``audio_format``), come from ``base`` (the defaults when omitted).
+    """
+    base = base or UpstreamOptions()
+    preset = conversation.preset
+    options = replace(
+        base,
+        assistant_prompt=base.assistant_prompt if conversation.instructions is None
+        else conversation.instructions,
+        use_audio_prompt=base.use_audio_prompt if preset is None else preset,
+        vad_threshold=base.vad_threshold if conversation.vad_threshold is None
+        else conversation.vad_threshold)
+    audio = {"data": "", "format": options.audio_format}
+    if conversation.reference_audio is not None:
+        wav = pcm16_to_wav(conversation.reference_audio, conversation.reference_rate_hz)
+        audio = {"data": base64.b64encode(wav).decode("ascii"), "format": "wav"}
+    content = [{"type": "input_audio", "input_audio": audio},
+               {"type": "options", "options": options.to_upstream()}]
     return {"messages": [{"role": "user", "content": content}]}
+
+
+def init_options_body(options: UpstreamOptions) -> dict[str, Any]:
+    """The ``/init_options`` body of a conversation's options, all five keys (section 5.6)."""
+    return minicpm_options(options.conversation, options)
 
 
 def parse_version(payload: Any) -> str:
