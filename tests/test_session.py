@@ -12,6 +12,16 @@ import pytest
 
 from asgi_audio_proxy.audio import MESSAGE_BYTES, pcm16_to_wav
 from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.dialects.native_client import (
+    AudioMessage,
+    ConfigAppliedMessage,
+    ErrorMessage,
+    ProxyMessage,
+    ReadyMessage,
+    TextMessage,
+    TurnEndMessage,
+    decode_message,
+)
 from asgi_audio_proxy.errors import UpstreamProtocolError, UpstreamUnavailable
 from asgi_audio_proxy.session.session import ProxySession, SessionState
 from asgi_audio_proxy.session.stats import SessionStats
@@ -36,8 +46,7 @@ class Harness:
 
     async def __aenter__(self) -> Harness:
         self.task = asyncio.create_task(self.session.run())
-        ready = await self.next_json()
-        assert ready["type"] == "ready" and ready["upstream_version"] == "2.6"
+        assert await self.next_message() == ReadyMessage(self.session.id, "2.6")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -51,11 +60,11 @@ class Harness:
         async with asyncio.timeout(within(5)):
             return await self.client.outgoing.get()
 
-    async def next_json(self) -> dict[str, object]:
-        message = await self.next()
-        assert isinstance(message, str), f"expected a text message, got {len(message)} bytes"
-        result: dict[str, object] = json.loads(message)
-        return result
+    async def next_message(self) -> ProxyMessage:
+        """The next event the client got, decoded by the native protocol's client half."""
+        message = decode_message(await self.next())
+        assert not isinstance(message, AudioMessage), f"expected an event, got {len(message.pcm)} bytes"
+        return message
 
     async def finish(self) -> SessionStats:
         assert self.task is not None
@@ -86,13 +95,12 @@ async def test_reply_is_routed_and_echo_is_not_played() -> None:
     echo = base64.b64encode(pcm16_to_wav(tone(300, 1.0))).decode()
     async with Harness() as h:
         h.upstream.push_reply(["Hello", " world"], reply, echo)
-        got = [await h.next()]
-        while not (isinstance(got[-1], str) and "turn_end" in got[-1]):
-            got.append(await h.next())
-    texts = [json.loads(m) for m in got if isinstance(m, str)]
-    assert texts == [{"type": "text", "content": "Hello"}, {"type": "text", "content": " world"},
-                     {"type": "turn_end", "reason": "complete"}]
-    audio = b"".join(m for m in got if isinstance(m, bytes))
+        got = [decode_message(await h.next())]
+        while not isinstance(got[-1], TurnEndMessage):
+            got.append(decode_message(await h.next()))
+    events = [m for m in got if not isinstance(m, AudioMessage)]
+    assert events == [TextMessage("Hello"), TextMessage(" world"), TurnEndMessage("complete")]
+    audio = b"".join(m.pcm for m in got if isinstance(m, AudioMessage))
     assert dominant_frequency_hz(audio) == pytest.approx(440, abs=5)  # not the 300 Hz echo
 
 
@@ -102,8 +110,8 @@ async def test_bad_control_frames_cost_an_error_event_and_the_session_goes_on() 
                             ('{"type": "dance"}', "bad_payload"), ("x" * 10_000, "bad_payload"),
                             ('{"type": "config", "vadThreshold": 2}', "bad_payload")]:
             h.client.feed(frame)
-            event = await h.next_json()
-            assert event["type"] == "error" and event["error"] == kind, event
+            event = await h.next_message()
+            assert isinstance(event, ErrorMessage) and event.kind == kind, event
         assert h.session.state is SessionState.STREAMING
         h.client.feed(bytes(MESSAGE_BYTES))
         async with asyncio.timeout(within(5)):
@@ -113,40 +121,40 @@ async def test_bad_control_frames_cost_an_error_event_and_the_session_goes_on() 
 async def test_config_before_audio_reaches_the_upstream_and_after_audio_is_refused() -> None:
     async with Harness() as h:
         h.client.feed(json.dumps({"type": "config", "vadThreshold": 0.5, "assistantPrompt": "Hi"}))
-        assert await h.next_json() == {"type": "config_applied"}
+        assert await h.next_message() == ConfigAppliedMessage()
         assert h.upstream.options[-1].vad_threshold == 0.5
         assert h.upstream.options[-1].assistant_prompt == "Hi"
         h.client.feed(bytes(MESSAGE_BYTES), json.dumps({"type": "config", "vadThreshold": 0.6}))
-        event = await h.next_json()
-        assert event["type"] == "error" and "before the first audio" in str(event["message"])
+        event = await h.next_message()
+        assert isinstance(event, ErrorMessage) and "before the first audio" in event.message
 
 
 async def test_stop_cuts_the_reply_at_once_and_tells_the_upstream() -> None:
     reply = base64.b64encode(pcm16_to_wav(tone(440, 0.5, 24_000), 24_000)).decode()
     async with Harness() as h:
         h.upstream.push(ReplyMessage("assistant:\n", None, 0), ReplyMessage("one", reply, 1))
-        assert (await h.next_json())["content"] == "one"
+        assert await h.next_message() == TextMessage("one")
         assert isinstance(await h.next(), bytes)
         h.client.feed('{"type": "stop"}')
-        assert await h.next_json() == {"type": "turn_end", "reason": "stopped"}
+        assert await h.next_message() == TurnEndMessage("stopped")
         assert h.upstream.stops == 1
         # the upstream goes on (its /stop is late); none of it reaches the client
         h.upstream.push(ReplyMessage("two", reply, 2), ReplyMessage("\n<end>", None, 3), BodyClosed())
         h.upstream.push(ReplyMessage("assistant:\n", None, 10), ReplyMessage("next turn", None, 11))
-        assert (await h.next_json()) == {"type": "text", "content": "next turn"}
+        assert await h.next_message() == TextMessage("next turn")
 
 
 async def test_stop_with_no_reply_playing_does_not_touch_the_upstream() -> None:
     async with Harness() as h:
         h.client.feed('{"type": "stop"}', '{"type": "nope"}')
-        assert (await h.next_json())["type"] == "error"  # answered in order: stop said nothing
+        assert isinstance(await h.next_message(), ErrorMessage)  # answered in order: stop said nothing
         assert h.upstream.stops == 0
 
 
 async def test_client_leaving_mid_reply_stops_the_upstream() -> None:
     async with Harness() as h:
         h.upstream.push(ReplyMessage("assistant:\n", None, 0), ReplyMessage("one", None, 1))
-        await h.next_json()
+        await h.next_message()
         h.client.feed(None)
         stats = await h.finish()
     assert h.upstream.stops == 1 and h.upstream.closed
@@ -160,9 +168,9 @@ async def test_upstream_failure_sends_an_error_event_then_closes_with_its_code(
         error: Exception, code: int) -> None:
     async with Harness() as h:
         h.upstream.push(error)
-        event = await h.next_json()
+        event = await h.next_message()
         stats = await h.finish()
-    assert event["type"] == "error" and event["code"] == code
+    assert isinstance(event, ErrorMessage) and event.code == code
     assert h.client.close_code == code == stats.close_code
 
 
@@ -170,9 +178,7 @@ async def test_upstream_connect_failure_is_reported_before_ready() -> None:
     h = Harness()
     h.upstream.connect_error = UpstreamUnavailable("cannot reach the upstream")
     stats = await h.session.run()
-    event = json.loads(await h.next())  # type: ignore[arg-type]
-    assert event == {"type": "error", "error": "upstream_unavailable", "code": 1011,
-                     "message": "cannot reach the upstream"}
+    assert await h.next_message() == ErrorMessage("upstream_unavailable", 1011, "cannot reach the upstream")
     assert h.client.close_code == 1011 == stats.close_code
     await h.http.aclose()
 
@@ -182,8 +188,9 @@ async def test_an_upstream_silent_through_the_handshake_is_a_timeout_not_a_bug()
     h.upstream.connect_hangs = True
     async with asyncio.timeout(within(5)):
         stats = await h.session.run()
-    event = json.loads(await h.next())  # type: ignore[arg-type]
-    assert event["error"] == "upstream_timeout" and event["code"] == 1011, event
+    event = await h.next_message()
+    assert isinstance(event, ErrorMessage), event
+    assert (event.kind, event.code) == ("upstream_timeout", 1011), event
     assert h.client.close_code == 1011 == stats.close_code
     await h.http.aclose()
 
@@ -192,18 +199,19 @@ async def test_uid_takeover_ack_ends_the_session() -> None:
     async with Harness() as h:
         h.upstream.ack_reason, h.upstream.ack_error = None, "UID changed in stream"
         h.client.feed(bytes(MESSAGE_BYTES))
-        event = await h.next_json()
+        event = await h.next_message()
         stats = await h.finish()
-    assert event["code"] == 1011 and "took over" in str(event["message"])
+    assert isinstance(event, ErrorMessage) and event.code == 1011 and "took over" in event.message
     assert stats.dropped_bytes["upstream_rejected"] == MESSAGE_BYTES and stats.balanced
 
 
 async def test_oversized_frame_closes_with_1009() -> None:
     async with Harness(ProxyConfig(chunk_duration=0.2, max_message_bytes=1000)) as h:
         h.client.feed(bytes(1002))
-        event = await h.next_json()
+        event = await h.next_message()
         stats = await h.finish()
-    assert event["error"] == "message_too_big" and h.client.close_code == 1009
+    assert isinstance(event, ErrorMessage) and event.kind == "message_too_big", event
+    assert h.client.close_code == 1009
     assert stats.dropped_bytes["oversize"] == 1002 and stats.balanced
 
 
@@ -211,10 +219,9 @@ async def test_a_bug_is_logged_once_with_traceback_and_closes_1011(
         caplog: pytest.LogCaptureFixture) -> None:
     async with Harness() as h:
         h.upstream.push(ZeroDivisionError("oops"))
-        event = await h.next_json()
+        event = await h.next_message()
         await h.finish()
-    assert event == {"type": "error", "error": "internal_error", "code": 1011,
-                     "message": "internal error in the proxy"}
+    assert event == ErrorMessage("internal_error", 1011, "internal error in the proxy")
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is not None
     assert f"[session {h.session.id}]" in errors[0].getMessage()
@@ -224,7 +231,7 @@ async def test_every_log_line_carries_the_session_id(caplog: pytest.LogCaptureFi
     caplog.set_level(logging.DEBUG, logger="asgi_audio_proxy")
     async with Harness() as h:
         h.client.feed("bad")
-        await h.next_json()
+        await h.next_message()
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("asgi_audio_proxy")]
     assert lines and all(f"[session {h.session.id}]" in line for line in lines)
     assert any("closed: code 1000" in line for line in lines)
@@ -259,7 +266,7 @@ async def test_held_frames_are_replayed_and_a_lost_lease_ends_the_session() -> N
         async with asyncio.timeout(within(5)):
             await h.upstream.chunk_arrived.wait()  # the frame held while queued went upstream
         lease.lost.set()
-        event = await h.next_json()
+        event = await h.next_message()
         stats = await h.finish()
-    assert event["error"] == "upstream_error" and "lease" in str(event["message"])
+    assert isinstance(event, ErrorMessage) and event.kind == "upstream_error" and "lease" in event.message
     assert stats.close_code == 1011 and lease.released == [True]
