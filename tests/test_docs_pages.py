@@ -459,3 +459,20 @@ async def upstream_kinds(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     async with box.serving("asgi-audio-proxy serve --upstreams-file pool.toml", LISTENING, cwd=tmp,
                            env={"GPU2_KEY": "sk-any"}):
         await ready(box, "ws://127.0.0.1:8001/audio_proxy")
+
+
+DUPLEX_SERVER = (UPSTREAMS, "vllm-omni serve openbmb/MiniCPM-o-4_5 --omni --deploy-config "
+                            "vllm_omni/deploy/minicpmo_4_5.yaml \\")
+HANDLERS.cannot_run(DUPLEX_SERVER, "vLLM-Omni's own server needs a GPU and vllm; the next block's "
+                                   "simulator stands in for it, and is run")
+DUPLEX_PROXY = (UPSTREAMS, "asgi-audio-proxy simulate --kind vllm-duplex --port 8099")
+
+
+@HANDLERS.runs(DUPLEX_PROXY)
+async def vllm_duplex_kind(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
+    """The duplex simulator on :8099 and the proxy of the vllm-duplex kind in front of it: a
+    client is ready (its conversation opened on the simulator, voice and all)."""
+    simulate, proxy = blocks[DUPLEX_PROXY].commands()
+    await (await box.start(simulate)).line(LISTENING)
+    async with box.serving(proxy, LISTENING):
+        await ready(box, "ws://127.0.0.1:8001/audio_proxy")
