@@ -126,20 +126,28 @@ async def test_a_phone_call_has_two_turns() -> None:
 
 
 async def test_a_stop_mid_reply_cuts_it_within_100_ms_and_makes_the_model_listen() -> None:
-    async with demo_chain() as c, ProxyClient(c.url("/audio_proxy")) as client:
+    # the model takes 0.5 s per append: the stop comes while a piece of the reply is being made
+    async with demo_chain(sim={"step_s": 0.5}) as c, ProxyClient(c.url("/audio_proxy")) as client:
         loop = asyncio.get_running_loop()
         arrivals: list[tuple[float, Any]] = []
-        stopped_at = 0.0
+        stopped_at: list[float] = []
+        recorder = c.gw.sim.recorder
 
-        async def read_until_turn(n: int) -> None:
-            nonlocal stopped_at
+        async def stop_while_the_next_piece_is_made() -> None:
+            [session] = recorder.sessions
+            taken = len(recorder.appends[session])
+            await recorder.wait_for(lambda r: len(r.appends[session]) > taken, timeout=within(5))
+            await client.conn.send(json.dumps({"type": "stop"}))
+            stopped_at.append(loop.time())
+
+        async def read_until_turn(n: int, tg: asyncio.TaskGroup) -> None:
+            stopping = None
             async with asyncio.timeout(within(25)):
                 while True:
                     message = await client.conn.recv()
                     arrivals.append((loop.time(), message))
-                    if isinstance(message, bytes) and not stopped_at:
-                        await client.conn.send(json.dumps({"type": "stop"}))
-                        stopped_at = loop.time()
+                    if isinstance(message, bytes) and stopping is None:
+                        stopping = tg.create_task(stop_while_the_next_piece_is_made())
                     elif isinstance(message, str) and json.loads(message)["type"] == "turn_end":
                         n -= 1
                         if n == 0:
@@ -148,20 +156,21 @@ async def test_a_stop_mid_reply_cuts_it_within_100_ms_and_makes_the_model_listen
         async with asyncio.TaskGroup() as tg:
             tg.create_task(client.send_paced(tone(440, 3.0) + silence(1.4) + silence(2.0)
                                              + tone(660, 1.0) + silence(1.4)))
-            tg.create_task(read_until_turn(2))
-        await c.gw.sim.recorder.wait_for(lambda r: sum(r.force_listens.values()) >= 1, timeout=within(5))
+            tg.create_task(read_until_turn(2, tg))
+        await recorder.wait_for(lambda r: sum(r.force_listens.values()) >= 1, timeout=within(5))
     events = [json.loads(m) for _, m in arrivals if isinstance(m, str)]
     ends = [e for e in events if e["type"] == "turn_end"]
     assert [e["reason"] for e in ends] == ["stopped", "complete"]
+    [stop] = stopped_at
     second_text = next(t for t, m in arrivals if isinstance(m, str) and json.loads(m).get("content", "")
                        .startswith("Turn 2:"))
-    late = [t - stopped_at for t, m in arrivals if isinstance(m, bytes) and stopped_at < t < second_text]
+    late = [t - stop for t, m in arrivals if isinstance(m, bytes) and stop < t < second_text]
     assert all(delay <= within(0.1) for delay in late), late  # 100 ms on an idle machine
-    # the model had more of the first reply to say: it was cut, not finished, and listened
-    sent = c.gw.sim.recorder.sent
-    first = next(i for i, e in enumerate(sent) if e["type"] == "response.output_audio.delta")
-    assert not sent[first]["end_of_turn"] and sent[first]["text"].startswith("Turn 1:")
-    assert "response.listen" in [e["type"] for e in sent[first + 1:first + 3]]
+    # the model made a second piece of the first reply after the stop: none of it was played
+    deltas = recorder.of("response.output_audio.delta")
+    assert [d["audio"] for d in deltas[:2]] == [12_000, 24_000] and not deltas[1]["end_of_turn"]
+    heard = sum(len(m) for t, m in arrivals if isinstance(m, bytes) and t < second_text)
+    assert heard == 16_000  # the first piece alone: 0.5 s at 16 kHz
     frames = c.check_frames()
     assert sum(1 for f in frames if f.get("force_listen")) == 1
 

@@ -279,6 +279,7 @@ class _Connection:
             elif isinstance(parsed, Append):
                 if self._pending is not None:
                     self._rec.dropped += 1  # too fast: the model takes the newest
+                    self._rec.changed()
                 self._pending = parsed
                 self._has_pending.set()
 
@@ -292,6 +293,7 @@ class _Connection:
             self._rec.appends[self.session_id].append(append.samples)
             if append.force_listen:
                 self._rec.force_listens[self.session_id] += 1
+            self._rec.changed()
             await asyncio.sleep(self._gw.step_s)  # the model's time for one append
             out = self._model.step(append.samples, append.force_listen)
             if isinstance(out, Listened):
