@@ -3,9 +3,10 @@
 Owns: the session object a client sees in ``session.created`` / ``session.updated``, kept in
 the GA shape and rendered flat for beta clients; the deep merge of a partial update (unknown
 fields ignored, an explicit ``null`` kept: ``turn_detection: null`` means manual turns); the
-validation the real API does on the fields this proxy acts on; and the mapping to the
-library's option names (``instructions`` → ``assistantPrompt``, ``turn_detection.threshold``
-→ ``vadThreshold``, ``voice`` → ``useAudioPrompt``). Must not: build events or know ids.
+validation the real API does on the fields this proxy acts on; and what the session asks for
+as neutral :class:`~asgi_audio_proxy.config.ConversationOptions` (``instructions``, the voice by
+name, ``turn_detection.threshold``), which the library's option names follow from. Must not:
+build events or know ids.
 
 Fields the model cannot honour are accepted and shown as what is in effect: ``tools`` stays
 ``[]``, ``transcription``, ``noise_reduction``, ``prompt`` and ``include`` stay ``null``.
@@ -18,13 +19,14 @@ import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from ...config import ProxyConfig
+from ...config import ConversationOptions, ProxyConfig
 from .wire import Protocol, RealtimeRequestError
 
 __all__ = [
     "FORMAT_RATES_HZ",
     "audio_format",
     "beta_format",
+    "conversation_options",
     "initial_session",
     "is_manual",
     "is_text_only",
@@ -37,9 +39,6 @@ __all__ = [
 FORMAT_RATES_HZ = {"audio/pcm": 24_000, "audio/pcmu": 8_000, "audio/pcma": 8_000}
 _BETA_FORMATS = {"pcm16": "audio/pcm", "g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}
 _GA_FORMATS = {ga: beta for beta, ga in _BETA_FORMATS.items()}
-#: MiniCPM-o's preset voices (``useAudioPrompt``); any other voice name keeps the proxy's
-_VOICES = {"none": 0, "default": 1, "female": 2, "male": 3}
-_VOICE_NAMES = {number: name for name, number in _VOICES.items()}
 #: what each kind of turn detection may carry; fields of the other kind are dropped
 _TURN_FIELDS = {
     "server_vad": {"type", "threshold", "prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms",
@@ -55,16 +54,16 @@ _THRESHOLD_RANGE = (0.01, 0.99)
 def initial_session(config: ProxyConfig, *, session_id: str, model: str) -> dict[str, Any]:
     """The session before any update: the proxy's own options in Realtime terms (GA shape)."""
     pcm = {"type": "audio/pcm", "rate": 24_000}
+    own = config.options.conversation
     return {
         "type": "realtime", "object": "realtime.session", "id": session_id, "model": model,
-        "output_modalities": ["audio"], "instructions": config.options.assistant_prompt,
+        "output_modalities": ["audio"], "instructions": own.instructions,
         "tools": [], "tool_choice": "auto", "max_output_tokens": "inf", "tracing": None,
         "truncation": "auto", "prompt": None, "include": None,
         "audio": {
             "input": {"format": dict(pcm), "transcription": None, "noise_reduction": None,
-                      "turn_detection": _turn_defaults("server_vad", config.options.vad_threshold)},
-            "output": {"format": dict(pcm), "speed": 1.0,
-                       "voice": _VOICE_NAMES.get(config.options.use_audio_prompt, "default")},
+                      "turn_detection": _turn_defaults("server_vad", own.vad_threshold)},
+            "output": {"format": dict(pcm), "speed": 1.0, "voice": own.voice or "default"},
         },
     }
 
@@ -237,17 +236,25 @@ def is_text_only(session: Mapping[str, Any]) -> bool:
     return "audio" not in session["output_modalities"]
 
 
-def library_options(session: Mapping[str, Any]) -> dict[str, Any]:
-    """The library's options (``ProxyConfig`` names) that ``session`` stands for."""
-    options: dict[str, Any] = {"assistantPrompt": session["instructions"]}
+def conversation_options(session: Mapping[str, Any]) -> ConversationOptions:
+    """What ``session`` asks of the model, in no kind's words: its instructions, its voice by
+    name (a ``{"id": ...}`` voice by its id) and its VAD threshold (kept inside (0, 1))."""
     turn = session["audio"]["input"]["turn_detection"]
+    threshold = None
     if turn is not None and _is_number(turn.get("threshold")):
         low, high = _THRESHOLD_RANGE
-        options["vadThreshold"] = min(max(float(turn["threshold"]), low), high)
+        threshold = min(max(float(turn["threshold"]), low), high)
     voice = session["audio"]["output"]["voice"]
-    if isinstance(voice, str) and voice in _VOICES:
-        options["useAudioPrompt"] = _VOICES[voice]
-    return options
+    name = voice if isinstance(voice, str) else voice.get("id")
+    return ConversationOptions(instructions=session["instructions"],
+                               voice=name if isinstance(name, str) and name.strip() else None,
+                               vad_threshold=threshold)
+
+
+def library_options(session: Mapping[str, Any]) -> dict[str, Any]:
+    """The library's options (the native protocol's names) that ``session`` stands for: its
+    :func:`conversation_options` as far as those names reach (a voice only if it is a preset)."""
+    return conversation_options(session).native_keys()
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:

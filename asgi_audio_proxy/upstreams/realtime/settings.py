@@ -1,15 +1,18 @@
 """The Realtime upstream's settings: one frozen value per kind of server, chosen by the operator.
 
 Owns: :class:`RealtimeSettings` with its named defaults and validation (a ``ValueError`` that
-names the field and the value). Must not: open sockets, read the environment, or know a
-conversation's options (those come as ``UpstreamOptions`` at connect).
+names the field and the value), and how a conversation's neutral options map onto a
+``session.update`` (:meth:`RealtimeSettings.map_options`). Must not: open sockets, read the
+environment, or hold a conversation's options (those come as ``UpstreamOptions`` at connect).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from ...config import ConversationOptions
 
 __all__ = ["RealtimeSettings", "TurnDetection"]
 
@@ -80,6 +83,24 @@ class RealtimeSettings:
             value = getattr(self, name)
             _check(isinstance(value, int | float) and not isinstance(value, bool)
                    and 0 < value < math.inf, name, value, "a positive finite number of seconds")
+
+    def map_options(self, conversation: ConversationOptions) -> dict[str, Any]:
+        """The ``session.update`` fields neutral options map to, by their names in both shapes
+        (``session_update`` puts ``voice`` where GA or beta keeps it).
+
+        ``instructions`` → ``instructions``; the conversation's voice, else :attr:`voice` (else
+        none: the server's own) → ``voice``, by name as the server knows it. Not mapped: the
+        reference audio (the protocol takes voices by name only) and ``vad_threshold``
+        (MiniCPM-o's is the share of the last second that must be silence; a Realtime server's
+        ``threshold`` is a speech probability: the server's VAD keeps its own).
+        """
+        fields: dict[str, Any] = {}
+        if conversation.instructions is not None:
+            fields["instructions"] = conversation.instructions
+        voice = conversation.voice or self.voice
+        if voice is not None:
+            fields["voice"] = voice
+        return fields
 
 
 def _is_token(value: str) -> bool:

@@ -66,8 +66,9 @@ _RATE_RANGE_HZ = (8_000, 48_000)
 def session_update(options: UpstreamOptions, settings: RealtimeSettings) -> str:
     """The ``session.update`` that opens a conversation or changes its options.
 
-    ``instructions`` is the conversation's ``assistant_prompt``; audio is PCM16 both ways (at
-    ``input_rate_hz`` in, 24 kHz out); the voice is ``settings.voice`` when set. Turn detection:
+    The conversation's part (``instructions``, ``voice``) is what
+    :meth:`~.settings.RealtimeSettings.map_options` maps its neutral options to; audio is PCM16
+    both ways (at ``input_rate_hz`` in, 24 kHz out). Turn detection:
     the server's VAD, made to create the reply but never to cut one (barge-in is the proxy's:
     its policy decides, and a cut comes as ``response.cancel``), or none (``proxy``).
     """
@@ -76,19 +77,20 @@ def session_update(options: UpstreamOptions, settings: RealtimeSettings) -> str:
                                         "interrupt_response": False}
     else:
         turns = None
+    mapped = settings.map_options(options.conversation)
     session: dict[str, Any]
     if settings.beta:
-        session = {"modalities": ["text", "audio"], "instructions": options.assistant_prompt,
+        session = {"modalities": ["text", "audio"], "instructions": mapped.get("instructions", ""),
                    "input_audio_format": "pcm16", "output_audio_format": "pcm16",
                    "turn_detection": turns}
-        if settings.voice is not None:
-            session["voice"] = settings.voice
+        if "voice" in mapped:
+            session["voice"] = mapped["voice"]
     else:
         output: dict[str, Any] = {"format": {"type": "audio/pcm", "rate": OUTPUT_RATE_HZ}}
-        if settings.voice is not None:
-            output["voice"] = settings.voice
+        if "voice" in mapped:
+            output["voice"] = mapped["voice"]
         session = {"type": "realtime", "output_modalities": ["audio"],
-                   "instructions": options.assistant_prompt,
+                   "instructions": mapped.get("instructions", ""),
                    "audio": {"input": {"format": {"type": "audio/pcm", "rate": settings.input_rate_hz},
                                        "turn_detection": turns},
                              "output": output}}
