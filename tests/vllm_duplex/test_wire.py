@@ -9,7 +9,7 @@ import json
 import pytest
 
 from asgi_audio_proxy.audio.wav import wav_to_pcm16
-from asgi_audio_proxy.config import UpstreamOptions
+from asgi_audio_proxy.config import ConversationOptions, UpstreamOptions
 from asgi_audio_proxy.events import ReplyAudio, ReplyEnded, ReplyStarted
 from asgi_audio_proxy.upstreams.realtime.wire import ReplyPart, ResponseDone
 from asgi_audio_proxy.upstreams.registry import KIND_NAMES, named_kind
@@ -48,7 +48,7 @@ def test_a_url_of_another_scheme_is_refused_naming_the_kind() -> None:
 def test_the_session_update_carries_the_voice_and_hands_turns_to_the_model() -> None:
     voice = default_reference_voice()
     options = UpstreamOptions(assistant_prompt="Be brief.")
-    update = json.loads(session_update(options, DuplexSettings(), voice))
+    update = json.loads(session_update(options, DuplexSettings()))
     session = update["session"]
     assert update["type"] == "session.update" and session["model"] == MODEL
     assert session["turn_detection"] is None and session["instructions"] == "Be brief."
@@ -57,6 +57,15 @@ def test_the_session_update_carries_the_voice_and_hands_turns_to_the_model() -> 
     assert session["playback_commit_policy"] == "ack_only" and session["overlap_policy"] == "listen_only"
     prefix, data = session["ref_audio"].split(",", 1)
     assert prefix == "data:audio/wav;base64" and base64.b64decode(data) == voice
+
+
+def test_a_conversations_own_reference_voice_wins_over_the_kinds() -> None:
+    settings = DuplexSettings(ref_audio=default_reference_voice())
+    mapped = settings.map_options(ConversationOptions(reference_audio=bytes(16_000), reference_rate_hz=8_000))
+    wav = base64.b64decode(mapped["ref_audio"].split(",", 1)[1])
+    assert (wav_to_pcm16(wav).sample_rate_hz, len(wav_to_pcm16(wav).pcm)) == (8_000, 16_000)
+    assert "instructions" not in mapped
+    assert settings.map_options(ConversationOptions(instructions="Hi"))["instructions"] == "Hi"
 
 
 def test_the_packaged_voice_is_a_second_of_16_khz_sound() -> None:

@@ -42,7 +42,6 @@ from ..realtime.wire import (
 from .link import DuplexLink
 from .playback import DuplexPlayback
 from .settings import DuplexSettings
-from .voice import default_reference_voice
 from .wire import (
     INPUT_RATE_HZ,
     Decision,
@@ -114,9 +113,8 @@ class DuplexAdapter:
             UpstreamProtocolError: the server refused the session (``ref_audio_required``...).
             UpstreamTimeout, UpstreamUnavailable.
         """
-        voice = self._settings.ref_audio or default_reference_voice()
         await self._link.open()
-        await self._link.send(session_update(options, self._settings, voice))
+        await self._link.send(session_update(options, self._settings))
         timeout_s = self._settings.connect_timeout_s
         try:
             async with asyncio.timeout(timeout_s):

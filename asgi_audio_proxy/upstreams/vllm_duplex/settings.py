@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from ...audio.wav import pcm16_to_wav
+from ...config import ConversationOptions
+from .voice import default_reference_voice, wav_data_url
 
 __all__ = ["DuplexSettings", "OverlapPolicy"]
 
@@ -79,6 +83,24 @@ class DuplexSettings:
                      "resume_timeout_s"):
             value = getattr(self, name)
             _check(_positive(value), name, value, "a positive finite number of seconds")
+
+    def map_options(self, conversation: ConversationOptions) -> dict[str, Any]:
+        """The ``session.update`` fields neutral options map to.
+
+        ``instructions`` → ``instructions``; the conversation's reference audio (else
+        :attr:`ref_audio`, else the packaged voice) → ``ref_audio``, a WAV data URL. Not mapped:
+        a voice by name (MiniCPM-o's duplex session clones ``ref_audio`` only) and
+        ``vad_threshold`` (the model owns the turns: there is no VAD to tune).
+        """
+        fields: dict[str, Any] = {}
+        if conversation.instructions is not None:
+            fields["instructions"] = conversation.instructions
+        if conversation.reference_audio is not None:
+            wav = pcm16_to_wav(conversation.reference_audio, conversation.reference_rate_hz)
+        else:
+            wav = self.ref_audio or default_reference_voice()
+        fields["ref_audio"] = wav_data_url(wav)
+        return fields
 
     def __repr__(self) -> str:  # the voice is kilobytes: its size only
         voice = f"<{len(self.ref_audio)} bytes>" if self.ref_audio else None

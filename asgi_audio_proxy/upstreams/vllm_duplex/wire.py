@@ -21,7 +21,6 @@ from ...config import UpstreamOptions
 from ...errors import UpstreamProtocolError
 from ..realtime.wire import ServerMessage, parse_server_event
 from .settings import DuplexSettings
-from .voice import wav_data_url
 
 __all__ = [
     "INPUT_RATE_HZ",
@@ -76,20 +75,22 @@ def duplex_url(url: str, model: str | None = None) -> str:
 
 # -- client events ------------------------------------------------------------------------------
 
-def session_update(options: UpstreamOptions, settings: DuplexSettings, ref_audio: bytes) -> str:
+def session_update(options: UpstreamOptions, settings: DuplexSettings) -> str:
     """The ``session.update`` that opens a duplex session: model-owned turns (no server VAD),
-    PCM16 at 16 kHz in and 24 kHz out, the reference voice, playback history as acknowledged."""
+    PCM16 at 16 kHz in and 24 kHz out, playback history as acknowledged, and the conversation's
+    part (its instructions and reference voice) as :meth:`.DuplexSettings.map_options` maps it."""
+    mapped = settings.map_options(options.conversation)
     return _dump({"type": "session.update", "session": {
         "model": settings.model,
         "modalities": ["audio", "text"],
-        "instructions": options.assistant_prompt,
+        "instructions": mapped.get("instructions", ""),
         "input_audio_format": "pcm16",
         "output_audio_format": "pcm16",
         "sample_rate_hz": INPUT_RATE_HZ,
         "audio": {"input": {"sample_rate_hz": INPUT_RATE_HZ},
                   "output": {"sample_rate_hz": OUTPUT_RATE_HZ}},
         "turn_detection": None,
-        "ref_audio": wav_data_url(ref_audio),
+        "ref_audio": mapped["ref_audio"],
         "overlap_policy": settings.overlap_policy,
         "playback_commit_policy": "ack_only",
         "extra_body": {"auto_response": True, "force_listen_count": 0},
@@ -98,7 +99,8 @@ def session_update(options: UpstreamOptions, settings: DuplexSettings, ref_audio
 
 def instructions_update(options: UpstreamOptions) -> str:
     """A later ``session.update``: only what a conversation may change (the voice may not)."""
-    return _dump({"type": "session.update", "session": {"instructions": options.assistant_prompt}})
+    instructions = options.conversation.instructions
+    return _dump({"type": "session.update", "session": {"instructions": instructions or ""}})
 
 
 def barge_in() -> str:
