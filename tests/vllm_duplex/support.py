@@ -8,9 +8,7 @@ it. ``d.sim`` is the simulator (its recorder, its faults), ``d.ended`` the sessi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,15 +19,13 @@ from asgi_audio_proxy.dialects.twilio import twilio_dialect
 from asgi_audio_proxy.edge.middleware import AudioProxyMiddleware
 from asgi_audio_proxy.simulator.vllm_duplex import DuplexSimulator
 from asgi_audio_proxy.upstreams.vllm_duplex import vllm_duplex_kind
-from tests.clients import ProxyClient
 from tests.dialects.test_realtime_sdk import not_found
 from tests.servers import serve_uvicorn
 from tests.test_dialect_seam import Ended
-from tests.timing import within
 
 from .peer import running_duplex_simulator
 
-__all__ = ["DuplexProxy", "arrive", "duplex_proxy", "next_event", "until_ready"]
+__all__ = ["DuplexProxy", "duplex_proxy"]
 
 
 @dataclass
@@ -60,28 +56,3 @@ async def duplex_proxy(*, sim: dict[str, Any] | None = None, slots: int = 4,
                 yield DuplexProxy(up.sim, port, ended)
         finally:
             await middleware.proxy.aclose()
-
-
-async def arrive(url: str) -> tuple[ProxyClient, dict[str, Any]]:
-    """A native client, connected, with its first event (``ready`` or ``queued``) as JSON; the
-    caller leaves with ``await client.__aexit__()``."""
-    client = ProxyClient(url, expect_ready=False)
-    await client.__aenter__()
-    return client, await next_event(client)
-
-
-async def next_event(client: ProxyClient, timeout_s: float = 10) -> dict[str, Any]:
-    """The client's next event as JSON (a text frame; audio fails the test)."""
-    async with asyncio.timeout(within(timeout_s)):
-        frame = await client.conn.recv()
-    assert isinstance(frame, str), f"expected an event, got {len(frame)} bytes"
-    event: dict[str, Any] = json.loads(frame)
-    return event
-
-
-async def until_ready(client: ProxyClient) -> list[dict[str, Any]]:
-    """The events up to ``ready`` (queue updates), ``ready`` left out."""
-    seen = []
-    while (event := await next_event(client, 20))["type"] != "ready":
-        seen.append(event)
-    return seen

@@ -13,21 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.clients import FRAME_BYTES, ProxyClient
+from asgi_audio_proxy.dialects.native import StopControl
+from asgi_audio_proxy.dialects.native_client import (
+    AudioMessage,
+    ErrorMessage,
+    ProxyMessage,
+    QueuedMessage,
+    ReadyMessage,
+    TurnEndMessage,
+    encode_control,
+)
+from tests.clients import FRAME_BYTES, ProxyClient, arrive
 from tests.realtime_upstream.support import Microphone
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
 from tests.vad.speech import SpeechBank, espeak_missing_reason, to_pcm
 
-from .support import arrive, duplex_proxy, until_ready
+from .support import duplex_proxy
 
 UTTERANCE = tone(440, 1.0) + silence(0.6)
 needs_speech = pytest.mark.skipif(espeak_missing_reason() is not None, reason=espeak_missing_reason() or "")
@@ -39,35 +47,35 @@ async def test_a_stop_mid_reply_cuts_the_audio_interrupts_the_model_and_acknowle
         sending = asyncio.create_task(client.send_paced(UTTERANCE))
         received = 0
         async with asyncio.timeout(within(15)):  # the first reply audio, then a stop at once
-            while not isinstance(frame := await client.conn.recv(), bytes):
+            while not isinstance(message := (await client.next_frame(15))[1], AudioMessage):
                 pass
-        received += len(frame)
-        await client.conn.send(json.dumps({"type": "stop"}))
+        received += len(message.pcm)
+        await client.conn.send(encode_control(StopControl()))
         stopped_at = loop.time()
         late: list[float] = []
-        events: list[dict[str, Any]] = []
+        events: list[ProxyMessage] = []
         with contextlib.suppress(TimeoutError):  # the reply had 3 s to go, a second at a time
             async with asyncio.timeout(within(1.5)):
                 while True:
-                    frame = await client.conn.recv()
-                    if isinstance(frame, bytes):
-                        received += len(frame)
+                    _, message = await client.next_frame(1.5)
+                    if isinstance(message, AudioMessage):
+                        received += len(message.pcm)
                         late += [loop.time() - stopped_at] if loop.time() - stopped_at > 0.1 else []
                     else:
-                        events.append(json.loads(frame))
+                        events.append(message)
         await sending
         [sid] = d.session_ids
         await d.sim.recorder.wait_for(lambda r: bool(r.acks), timeout=within(5))
         acks = list(d.sim.recorder.acks)
         second = await client.say(tone(660, 1.0) + silence(0.6))
     assert late == []  # no reply audio reached the client 100 ms after its stop
-    assert {"type": "turn_end", "reason": "stopped"} in events
+    assert TurnEndMessage("stopped") in events
     [ack] = acks
     assert ack["truncate"] is True and 0 <= ack["played_ms"] <= received / 32  # never more than it got
     [cancel] = [e for _, e in d.sim.recorder.received if e["type"] == "response.cancel"]
     assert cancel["response_id"] == ack["response_id"]
     assert d.sim.recorder.interruptions == [(sid, "response.cancel")]
-    assert second.end == {"type": "turn_end", "reason": "complete"} and second.text.startswith("Turn 2:")
+    assert second.ending == TurnEndMessage("complete") and second.text.startswith("Turn 2:")
     assert dominant_frequency_hz(bytes(second.audio)) == pytest.approx(660, abs=5)
 
 
@@ -77,13 +85,13 @@ async def test_four_slots_five_clients_four_served_one_queued_never_five_on_the_
         for _ in range(5):
             arrivals.append(await arrive(d.url("/audio_proxy")))
             stack.push_async_callback(arrivals[-1][0].__aexit__)
-        assert [e["type"] for _, e in arrivals] == ["ready"] * 4 + ["queued"]
+        assert [type(e) for _, e in arrivals] == [ReadyMessage] * 4 + [QueuedMessage]
         assert d.sim.recorder.live == 4 and d.sim.recorder.refused == 0
         served = arrivals[1][0]
         assert (await served.say(UTTERANCE)).text.startswith("Turn 1:")
         await arrivals[0][0].__aexit__()
         last = arrivals[4][0]
-        assert all(e["type"] == "queued" for e in await until_ready(last))
+        await last.queued_then_ready(20)
         assert (await last.say(UTTERANCE)).text.startswith("Turn 1:")
     assert d.sim.recorder.most_live == 4 and len(d.sim.recorder.opened) == 5
 
@@ -100,9 +108,9 @@ async def test_a_dropped_socket_is_resumed_and_the_client_sees_nothing(drop_at: 
         second = await client.say(tone(660, 1.0) + silence(0.6))
         await d.sim.recorder.wait_for(lambda r: r.resumed == [sid], timeout=within(5))
     for n, turn in enumerate((first, second)):
-        assert turn.end == {"type": "turn_end", "reason": "complete"}, turn.events
+        assert turn.ending == TurnEndMessage("complete"), turn.messages
         assert turn.text.startswith(f"Turn {n + 1}:")
-        assert not [e for e in turn.events if e.get("type") == "error"]
+        assert not [m for m in turn.messages if isinstance(m, ErrorMessage)]
     assert dominant_frequency_hz(bytes(second.audio)) == pytest.approx(660, abs=5)
     assert d.sim.recorder.drops == 1 and d.sim.recorder.opened == [sid]
 
@@ -113,16 +121,14 @@ async def test_a_session_the_server_cannot_resume_ends_with_an_error_that_says_s
             await client.say(UTTERANCE)
             await d.sim.drop(forget=True)  # as if its grace had run out before the resume
             async with asyncio.timeout(within(10)):
-                while not isinstance(message := await client.conn.recv(), str) or \
-                        json.loads(message)["type"] != "error":
+                while not isinstance(error := (await client.next_frame(10))[1], ErrorMessage):
                     pass
-            error = json.loads(message)
             with pytest.raises(ConnectionClosed) as closed:
                 await client.conn.recv()
         # a conversation of the server ended, not the server: the next client is served at once
         async with ProxyClient(d.url("/audio_proxy")) as again:
             assert (await again.say(UTTERANCE)).text.startswith("Turn 1:")
-    assert "could not be resumed" in error["message"] and "session_resume_expired" in error["message"]
+    assert "could not be resumed" in error.message and "session_resume_expired" in error.message
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
 
 
@@ -135,17 +141,17 @@ async def test_speech_over_a_reply_barges_in_and_acknowledges_what_played(tmp_pa
         mic = Microphone(client.conn.send, 16_000, FRAME_BYTES)
         mic.say(tone(440, 1.0) + silence(0.6))
         streaming = tg.create_task(mic.stream())
-        messages: list[Any] = []
+        messages: list[ProxyMessage] = []
         received = 0
         async with asyncio.timeout(within(20)):
-            while not (messages and messages[-1] == {"type": "turn_end", "reason": "stopped"}):
-                message = await client.conn.recv()
-                if isinstance(message, bytes):
+            while not (messages and messages[-1] == TurnEndMessage("stopped")):
+                _, message = await client.next_frame(20)
+                if isinstance(message, AudioMessage):
                     if not received:
                         asyncio.get_running_loop().call_later(0.4, mic.say, words + silence(1.0))
-                    received += len(message)
+                    received += len(message.pcm)
                     continue
-                messages.append(json.loads(message))
+                messages.append(message)
         await d.sim.recorder.wait_for(lambda r: bool(r.interruptions and r.acks), timeout=within(5))
         streaming.cancel()
     [sid] = d.session_ids

@@ -11,13 +11,14 @@ from __future__ import annotations
 import pytest
 
 from asgi_audio_proxy.audio.g711 import ulaw_to_pcm16
+from asgi_audio_proxy.dialects.native_client import ReadyMessage, TurnEndMessage
 from tests.clients import ProxyClient
 from tests.dialects.test_realtime_sdk import sdk_connection
 from tests.dialects.twilio_peer import TwilioPeer
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
 
-from .support import duplex_proxy, next_event
+from .support import duplex_proxy
 
 #: a turn at 16 kHz: a second of sound, then quiet (the proxy's silence covers the rest)
 UTTERANCE = tone(440, 1.0) + silence(0.6)
@@ -26,14 +27,15 @@ UTTERANCE = tone(440, 1.0) + silence(0.6)
 async def test_a_native_client_has_two_turns() -> None:
     async with duplex_proxy(kind={"heartbeat_interval_s": 0.3}) as d:
         async with ProxyClient(d.url("/audio_proxy"), expect_ready=False) as client:
-            assert (await next_event(client))["upstream_version"] == "openbmb/MiniCPM-o-4_5"
+            ready = await client.next_message()
+            assert isinstance(ready, ReadyMessage) and ready.upstream_version == "openbmb/MiniCPM-o-4_5"
             turns = [await client.say(UTTERANCE), await client.say(tone(660, 1.0) + silence(0.6))]
         [stats] = await d.ended.wait(1)
         await d.sim.recorder.wait_for(lambda r: len(r.closed) == 1, timeout=within(5))
     recorder = d.sim.recorder
     [sid] = d.session_ids
     for n, (turn, freq) in enumerate(zip(turns, (440, 660), strict=True)):
-        assert turn.end == {"type": "turn_end", "reason": "complete"}
+        assert turn.ending == TurnEndMessage("complete")
         assert turn.text.startswith(f"Turn {n + 1}: heard 1."), turn.text
         assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(freq, abs=5)
         assert abs(len(turn.audio) - 32_000) <= 320  # one second of reply at 16 kHz (and the
