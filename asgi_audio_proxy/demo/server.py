@@ -28,6 +28,7 @@ from ..dialects.realtime import realtime_dialect
 from ..dialects.twilio import twilio_dialect
 from ..edge.middleware import AudioProxyMiddleware
 from ..simulator.app import UpstreamSimulator
+from ..simulator.vllm_duplex import DuplexSimulator
 from ..upstreams.kind import UpstreamKind, new_http_client
 from ..upstreams.minicpm.kind import MINICPM
 from ..vad.bargein import BargeInPolicy
@@ -40,6 +41,9 @@ logger = logging.getLogger("asgi_audio_proxy.demo")
 DEMO_PAGE_DIR = Path(__file__).with_name("page")
 PROXY_PATH = "/audio_proxy"
 SIMULATOR_PREFIX = "/upstream"
+#: the kinds the demo has a simulator for, mounted at SIMULATOR_PREFIX when no upstream is given
+DUPLEX_KIND = "vllm-duplex"
+SIMULATED_KINDS = (MINICPM.name, DUPLEX_KIND)
 REALTIME_PATH = "/v1/realtime"
 TWILIO_PATH = "/twilio"
 #: the built-in simulator replies at about a GPU's pace (a 0.5 s chunk every 0.4 s), so a reply
@@ -54,7 +58,7 @@ DEMO_CHUNK_DURATION_S = 0.2
 SHUTDOWN_GRACE_S = 2
 
 
-def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = None,
+def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | DuplexSimulator | None = None,
                    chunk_duration: float = DEMO_CHUNK_DURATION_S,
                    barge_in: BargeInPolicy = DEMO_BARGE_IN,
                    kind: UpstreamKind = MINICPM) -> ASGIApp:
@@ -67,7 +71,8 @@ def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | None = N
         simulator: a simulator to mount at ``/upstream``, or ``None`` for a real upstream.
         chunk_duration: the proxy's ``chunk_duration``.
         barge_in: how a reply is interrupted (talking over it, by default).
-        kind: what the model server is (the simulator plays the MiniCPM-o web-demo server).
+        kind: what the model server is (the simulator plays the MiniCPM-o web-demo server, or
+            vLLM-Omni's duplex server for the ``vllm-duplex`` kind).
     """
     http_client = new_http_client()
 
@@ -157,22 +162,23 @@ class DemoServer:
         host: address to bind.
         port: port to bind; 0 picks a free one.
         upstream_url: a real model server, or ``None`` to mount a simulator.
-        simulator: the simulator to mount when ``upstream_url`` is ``None`` (a default one else).
+        simulator: the simulator to mount when ``upstream_url`` is ``None`` (a default one else:
+            vLLM-Omni's duplex server for the ``vllm-duplex`` kind, else MiniCPM-o's).
         chunk_duration: the proxy's ``chunk_duration``.
         log_level: uvicorn's log level.
-        kind: what the real model server is (the mounted simulator is always MiniCPM-o's).
+        kind: what the model server is.
 
     Raises:
-        ValueError: a kind other than MiniCPM-o's with no ``upstream_url`` to reach it at.
+        ValueError: a kind with no simulator of its own (``realtime``) and no ``upstream_url``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8001, *, upstream_url: str | None = None,
-                 simulator: UpstreamSimulator | None = None,
+                 simulator: UpstreamSimulator | DuplexSimulator | None = None,
                  chunk_duration: float = DEMO_CHUNK_DURATION_S, log_level: str = "warning",
                  barge_in: BargeInPolicy = DEMO_BARGE_IN, kind: UpstreamKind = MINICPM) -> None:
-        if upstream_url is None and kind.name != MINICPM.name:
+        if upstream_url is None and kind.name not in SIMULATED_KINDS:
             raise ValueError(f"a {kind.name} upstream needs its URL (--upstream URL); the built-in "
-                             "simulator plays the MiniCPM-o server only")
+                             f"simulators play {' and '.join(SIMULATED_KINDS)} servers only")
         self._sock = _bind(host, port)
         self.port: int = self._sock.getsockname()[1]
         local = f"{_loopback(host)}:{self.port}"
@@ -180,8 +186,13 @@ class DemoServer:
         self.proxy_url = f"ws://{local}{PROXY_PATH}"
         self.realtime_url = f"ws://{local}{REALTIME_PATH}"
         self.twilio_url = f"ws://{local}{TWILIO_PATH}"
-        self.simulator = None if upstream_url else (simulator or UpstreamSimulator(
-            first_chunk_delay_s=DEMO_FIRST_CHUNK_S, chunk_delay_s=DEMO_CHUNK_PACE_S))
+        self.simulator: UpstreamSimulator | DuplexSimulator | None = None
+        if upstream_url is None and kind.name == DUPLEX_KIND:  # its WebSocket route, below the mount
+            self.simulator = simulator or DuplexSimulator(max_sessions=kind.slots)
+            upstream_url = f"ws://{local}{SIMULATOR_PREFIX}/v1/realtime"
+        elif upstream_url is None:
+            self.simulator = simulator or UpstreamSimulator(first_chunk_delay_s=DEMO_FIRST_CHUNK_S,
+                                                            chunk_delay_s=DEMO_CHUNK_PACE_S)
         self.upstream_url = upstream_url or f"http://{local}{SIMULATOR_PREFIX}"
         app = build_demo_app(self.upstream_url, simulator=self.simulator,
                              chunk_duration=chunk_duration, barge_in=barge_in, kind=kind)
