@@ -9,7 +9,6 @@ opening ``session.update``, with a voice), ``peer.append(pcm)`` in 100 ms append
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -21,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from asgi_audio_proxy.audio.wav import pcm16_to_wav
 from asgi_audio_proxy.simulator.vllm_duplex import DuplexSimulator
+from tests.clients import next_json
 from tests.servers import serve_uvicorn
 from tests.timing import within
 
@@ -75,8 +75,7 @@ class DuplexPeer:
             await self.send({"type": "input_audio_buffer.append", "audio": chunk})
 
     async def next(self, timeout_s: float = 10) -> dict[str, Any]:
-        async with asyncio.timeout(within(timeout_s)):
-            event: dict[str, Any] = json.loads(await self.conn.recv())
+        event = await next_json(self.conn, timeout_s)
         self.events.append(event)
         return event
 
