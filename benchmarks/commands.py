@@ -35,16 +35,18 @@ _ANNOUNCED = re.compile(r"asgi-audio-proxy: .* on (?P<scheme>\w+)://[^/\s]+(?P<p
 
 
 @contextlib.contextmanager
-def serve_command(kind: str, upstream_url: str, *, slots: int,
+def serve_command(kind: str, upstream_url: str, *extra: str, slots: int,
                   chunk_duration_s: float = 0.2) -> Iterator[ServerProcess]:
-    """``asgi-audio-proxy serve --upstream-kind KIND --upstream URL --slots N`` until the block ends.
+    """``asgi-audio-proxy serve --upstream-kind KIND --upstream URL --slots N [EXTRA]`` until the
+    block ends.
 
     Logging is at ``warning``: at ``info`` every upstream HTTP request is a log line (httpx), a
     cost of the log, and of the ``minicpm`` kind's wire only.
     """
     argv = python_command("asgi_audio_proxy.cli", "--log-level", "warning", "serve",
                           "--upstream-kind", kind, "--upstream", upstream_url, "--slots", str(slots),
-                          "--host", "127.0.0.1", "--port", "0", "--chunk-duration", f"{chunk_duration_s:g}")
+                          "--host", "127.0.0.1", "--port", "0", "--chunk-duration", f"{chunk_duration_s:g}",
+                          *extra)
     popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=None, text=True, env=child_env())
     try:
         yield _serving(popen, f"serve --upstream-kind {kind}")

@@ -33,7 +33,7 @@ from .commands import serve_command, simulate_command, simulator_app
 from .load import MAX_LATE_MS, MAX_LATE_P99_MS
 from .procs import cpu_seconds, server
 from .report import Row
-from .talkers import TalkFigures, run_talkers
+from .talkers import TURN_TIMEOUT_S, TalkFigures, run_talkers
 
 __all__ = ["BASELINE_KIND", "KIND_UPSTREAMS", "KindRun", "as_json", "kind_rows", "kinds_to_measure",
            "main", "measure_kinds", "simulator_kinds"]
@@ -56,8 +56,14 @@ def _simulator(sessions: int) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _serve_in_front_of_the_simulator(sessions: int) -> Iterator[str]:
-    """Another proxy's ``/v1/realtime``, that proxy in front of the simulator."""
-    with _simulator(sessions) as url, serve_command("minicpm", url, slots=sessions) as back:
+    """Another proxy's ``/v1/realtime``, that proxy in front of the simulator.
+
+    Its barge-in is off: under ``control`` each of its Realtime sessions runs the voice detector
+    for ``speech_started`` (1.5 % of a core per session, docs/benchmarks.md), and with 20 of them
+    on two cores that upstream fell behind and stopped answering, which is not the front's cost.
+    """
+    with _simulator(sessions) as url, serve_command("minicpm", url, "--barge-in", "off",
+                                                    slots=sessions) as back:
         yield back.ws_url + "/v1/realtime"
 
 
@@ -172,6 +178,9 @@ def _judge(run: KindRun, figures: TalkFigures) -> None:
         run.invalidate(f"the {run.kind} kind completed no turn in the {run.window_s:g} s window "
                        f"({figures.turns_total} turns ended in all, {figures.unanswered_turns} "
                        "without a reply)")
+    elif figures.unanswered_turns:  # a kind that answers some turns only does less work
+        run.invalidate(f"{figures.unanswered_turns} of {figures.turns_total} turns got no reply "
+                       f"(within {TURN_TIMEOUT_S:g} s of the utterance, or not a complete one)")
     late = figures.late_ms
     if late.get("p99", 0.0) > MAX_LATE_P99_MS or late.get("max", 0.0) > MAX_LATE_MS:
         run.invalidate(f"load generator fell behind (late p99 {late.get('p99')} ms, "

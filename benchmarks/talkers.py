@@ -69,6 +69,7 @@ class TalkFigures:
 
     Attributes:
         turns_in_window: turns that ended ``complete`` with reply audio inside the window.
+        turns_by_session: the same, session by session.
         unanswered_turns: turns that ended without reply audio, or not at all in time.
         metered: the meter's reading at the window's end minus at its start.
     """
@@ -79,6 +80,7 @@ class TalkFigures:
     connected: int = 0
     connect_failures: list[str] = field(default_factory=list)
     turns_in_window: int = 0
+    turns_by_session: list[int] = field(default_factory=list)
     turns_total: int = 0
     unanswered_turns: int = 0
     reply_audio_s: float = 0.0
@@ -108,8 +110,9 @@ class _Clock:
 class _Talker:
     """One session: a sender that takes turns and a reader that follows them."""
 
-    def __init__(self, ws: ClientConnection, clock: _Clock, window: tuple[float, float],
+    def __init__(self, index: int, ws: ClientConnection, clock: _Clock, window: tuple[float, float],
                  figures: TalkFigures, late_s: list[float]) -> None:
+        self.index = index
         self.ws = ws
         self.clock = clock
         self.window = window
@@ -192,6 +195,7 @@ class _Talker:
             self.figures.unanswered_turns += 1
         elif self.window[0] <= now < self.window[1]:
             self.figures.turns_in_window += 1
+            self.figures.turns_by_session[self.index] += 1
 
 
 async def _open(url: str, index: int, gate: asyncio.Semaphore) -> ClientConnection | str:
@@ -240,7 +244,8 @@ async def run_talkers(url: str, sessions: int, *, warmup_s: float, window_s: flo
     start = time.perf_counter() + _START_MARGIN_S
     window = (start + warmup_s, start + warmup_s + window_s)
     late_s: list[float] = []
-    talkers = [_Talker(ws, _Clock(start + FRAME_S * g / sessions, window[1] + _TAIL_S), window,
+    figures.turns_by_session = [0] * len(connections)
+    talkers = [_Talker(g, ws, _Clock(start + FRAME_S * g / sessions, window[1] + _TAIL_S), window,
                        figures, late_s) for g, ws in enumerate(connections)]
     try:
         async with asyncio.TaskGroup() as tg:

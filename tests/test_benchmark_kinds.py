@@ -65,9 +65,9 @@ def test_each_kind_completes_turns_through_its_own_serve(tmp_path: Path) -> None
     assert "| kind |" in done.stdout and "realtime" in done.stdout
 
 
-def _figures(turns_in_window: int) -> TalkFigures:
+def _figures(turns_in_window: int, unanswered_turns: int = 0) -> TalkFigures:
     return TalkFigures(sessions=2, warmup_s=1, window_s=5, connected=2, turns_in_window=turns_in_window,
-                       turns_total=3, late_ms={"p99": 1.0, "max": 2.0})
+                       turns_total=3, unanswered_turns=unanswered_turns, late_ms={"p99": 1.0, "max": 2.0})
 
 
 def test_a_kind_that_completes_no_turn_is_invalid_however_cheap() -> None:
@@ -83,6 +83,16 @@ def test_a_kind_that_completes_no_turn_is_invalid_however_cheap() -> None:
     runs["minicpm"].talk = runs["realtime"].talk = {"turns_in_window": 0}
     rows = {row.figure.split(":")[0]: row for row in kind_rows(runs)}
     assert rows["upstream kind realtime vs minicpm"].note.startswith("INVALID: the realtime kind")
+
+
+def test_a_kind_that_answers_only_some_turns_is_invalid() -> None:
+    from benchmarks.kinds import _judge
+
+    run = KindRun(kind="realtime", target="serve --upstream-kind realtime", upstream="", sessions=2,
+                  window_s=5)
+    _judge(run, _figures(2, unanswered_turns=1))
+    assert run.invalid_reasons == ["1 of 3 turns got no reply (within 10 s of the utterance, or not a "
+                                   "complete one)"]
 
 
 def test_a_kind_the_simulator_command_plays_is_measured_with_no_entry_of_its_own() -> None:
