@@ -67,19 +67,6 @@ async def simulators(n: int) -> AsyncIterator[list[Upstream]]:
         yield [await stack.enter_async_context(running_simulator()) for _ in range(n)]
 
 
-async def connect(url: str) -> tuple[ProxyClient, dict[str, Any]]:
-    """:func:`tests.clients.arrive`, the first event as its JSON object (for tests that still
-    read events so)."""
-    client = ProxyClient(url, expect_ready=False)
-    await client.__aenter__()
-    return client, await client.next_event()
-
-
-async def queued_then_ready(client: ProxyClient) -> list[int]:
-    """:meth:`tests.clients.ProxyClient.queued_then_ready` (for tests that still import it here)."""
-    return await client.queued_then_ready()
-
-
 async def test_two_upstreams_five_clients_two_live_three_queued_served_in_order() -> None:
     async with simulators(2) as ups, pooled_proxy([u.url for u in ups]) as (pool, url):
         arrivals = [await arrive(url) for _ in range(5)]
