@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -97,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    started = time.monotonic()
     figures = measure_chunk_durations(args.turns, log)
-    print(format_table(chunk_rows(figures), 0.0))
+    table = format_table(chunk_rows(figures), 0.0).rsplit("\n\n", 1)[0]  # not the suite's footer
+    print(f"{table}\n\n(baseline: chunk_duration {BASELINE_S:g} s, measured in the same run; "
+          f"run took {time.monotonic() - started:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"turns": args.turns, "chunk_duration": as_json(figures)}, f, indent=1)
