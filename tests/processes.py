@@ -1,13 +1,17 @@
-"""Stopping a process a test started, so that none outlives its test."""
+"""Stopping a process a test started, so that none outlives its test: :func:`stop` for an asyncio
+subprocess, :func:`stop_group` for a process group started with ``subprocess.Popen``."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+from typing import Any
 
 from tests.timing import within
 
-__all__ = ["stop"]
+__all__ = ["stop", "stop_group"]
 
 
 async def stop(proc: asyncio.subprocess.Process, signum: int = signal.SIGTERM, timeout_s: float = 15) -> int:
@@ -26,3 +30,14 @@ async def stop(proc: asyncio.subprocess.Process, signum: int = signal.SIGTERM, t
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def stop_group(proc: subprocess.Popen[Any], timeout_s: float = 15) -> None:
+    """SIGTERM to the process group ``proc`` leads (it was started with ``start_new_session``), and
+    wait for it; SIGKILL to the group if it has not ended within ``timeout_s`` (scaled)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(within(timeout_s))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

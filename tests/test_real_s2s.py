@@ -17,7 +17,6 @@ import json
 import os
 import pathlib
 import re
-import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -31,10 +30,12 @@ from asgi_audio_proxy.dialects.native_client import TurnEndMessage
 from tests.clients import ProxyClient, at_real_time
 from tests.dialects.realtime_support import GA_EVENTS
 from tests.dialects.twilio_peer import TwilioPeer
+from tests.processes import stop_group
+from tests.servers import free_port
 from tests.signals import dominant_frequency_hz, silence
 from tests.test_one_conversation import command
 from tests.test_one_conversation import process as proxy_process
-from tests.test_real_upstream import free_port, wait_until_serving
+from tests.test_real_upstream import wait_until_serving
 from tests.timing import within
 from tests.vad.speech import RATE_HZ, SpeechBank, espeak_missing_reason, to_pcm
 
@@ -73,12 +74,7 @@ def kit(port: int, log: pathlib.Path, **env: str) -> Iterator[None]:
     try:
         yield
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(within(15))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +19,7 @@ import pytest
 
 from asgi_audio_proxy.dialects.native_client import TurnEndMessage
 from tests.clients import ProxyClient, at_real_time
+from tests.processes import stop_group
 from tests.servers import free_port
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
@@ -40,12 +40,7 @@ def process(*argv: str, env: dict[str, str] | None = None) -> Iterator[subproces
     try:
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(within(15))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 async def wait_until_serving(url: str, timeout_s: float) -> None:
