@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from asgi_audio_proxy.audio import pcm16_to_wav
+from asgi_audio_proxy.audio import pcm16_to_wav, wav_to_pcm16
+from asgi_audio_proxy.config import ConversationOptions
 from asgi_audio_proxy.errors import (
     ContextFull,
     UpstreamBusy,
@@ -48,11 +49,21 @@ UNIT = 32_000  # 1 s of 16 kHz PCM16
 
 def test_client_events_are_exactly_what_the_schema_allows() -> None:
     wav = pcm16_to_wav(tone(220, 0.5))
-    for frame in (session_update("Be brief."), session_update("", wav, wav), append_audio(tone(440, 1.0)),
+    voiced = DemoSettings(ref_audio=wav, tts_ref_audio=wav)
+    plain = DemoSettings().map_options(ConversationOptions(instructions="Be brief."))
+    cloned = voiced.map_options(ConversationOptions(reference_audio=tone(220, 0.5, 8_000),
+                                                    reference_rate_hz=8_000))
+    for frame in (session_update(plain), session_update(cloned), append_audio(tone(440, 1.0)),
                   append_audio(bytes(UNIT), force_listen=True), close_session()):
         check_client(frame)
-    assert json.loads(session_update(""))["session"]["instructions"]  # the schema wants one
+    assert plain == {"instructions": "Be brief."}
+    assert cloned["instructions"] == "You are a helpful assistant."  # the schema wants one
+    assert cloned["tts_ref_audio"] == base64.b64encode(wav).decode()
+    reference = wav_to_pcm16(base64.b64decode(cloned["ref_audio"]))  # the conversation's own voice
+    assert reference.sample_rate_hz == 16_000 and abs(reference.duration_s - 0.5) < 0.01
     assert "force_listen" not in json.loads(append_audio(bytes(UNIT)))
+    with pytest.raises(ValueError, match="instructions"):
+        session_update({"ref_audio": "AAAA"})
 
 
 def test_an_append_is_float32_and_speech_comes_back_as_pcm16() -> None:

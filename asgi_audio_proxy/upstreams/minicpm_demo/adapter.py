@@ -2,7 +2,8 @@
 
 Owns: one conversation as a client of ``/v1/realtime?mode=audio``: the queue phase at connect (a
 gateway that queues the conversation refuses it for now: ``UpstreamBusy``, so the client waits in
-the proxy's own queue, the only one it sees), the session update and its answer, client audio
+the proxy's own queue, the only one it sees), the session update (the conversation's options as
+:meth:`.DemoSettings.map_options` maps them) and its answer, client audio
 sent as whole float32 appends at the model's pace with silence while the client says nothing
 (:mod:`.appends`), replies through :class:`.ReplyTracker`, a stop as ``force_listen`` on the next
 append, the gateway's ends (``session.closed``: its time limit, a full context, a shutdown) and
@@ -119,8 +120,7 @@ class DemoAdapter:
                     pass
         except TimeoutError:
             self._log.debug("no queue events from the gateway; sending the session update")
-        await self._transport.send(session_update(options.assistant_prompt, self._settings.ref_audio,
-                                                  self._settings.tts_ref_audio))
+        await self._transport.send(session_update(self._settings.map_options(options.conversation)))
         timeout_s = self._settings.connect_timeout_s
         try:
             async with asyncio.timeout(timeout_s):

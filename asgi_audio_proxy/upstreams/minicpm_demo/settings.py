@@ -1,16 +1,21 @@
 """The ``minicpm-demo`` upstream's settings: one frozen value per gateway, chosen by the operator.
 
 Owns: :class:`DemoSettings` with its named defaults and validation (a ``ValueError`` naming the
-field and the value). Must not: open sockets, read files or the environment, or know a
-conversation's options (those come as ``UpstreamOptions`` at connect).
+field and the value), and what a conversation's neutral options become in the gateway's
+``session.update`` (:meth:`DemoSettings.map_options`). Must not: open sockets, read files or the
+environment, or hold a conversation's options (those come as ``UpstreamOptions`` at connect).
 """
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
-from ...audio.wav import AudioFormatError, wav_to_pcm16
+from ...audio.resample import Resampler
+from ...audio.wav import AudioFormatError, pcm16_to_wav, wav_to_pcm16
+from ...config import ConversationOptions
 
 __all__ = ["DemoSettings"]
 
@@ -28,6 +33,8 @@ DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_CLOSE_TIMEOUT_S = 2.0
 #: what the gateway's reference voices are: WAV at 16 kHz
 REF_AUDIO_RATE_HZ = 16_000
+#: the gateway's default system prompt, sent when the conversation has none (the schema wants one)
+DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 #: a reference voice longer than this is a mistake (the model wants a few seconds)
 MAX_REF_AUDIO_BYTES = 2 * 30 * REF_AUDIO_RATE_HZ + 44
 
@@ -70,10 +77,37 @@ class DemoSettings:
                 _check(isinstance(wav, bytes) and _is_16k_wav(wav), name, f"<{len(wav)} bytes>",
                        f"a mono 16 kHz WAV file of at most {MAX_REF_AUDIO_BYTES} bytes")
 
+    def map_options(self, conversation: ConversationOptions) -> dict[str, Any]:
+        """The ``session.update``'s ``session`` fields neutral options map to.
+
+        ``instructions`` → ``instructions`` (else the gateway's own default: the field is
+        required); the conversation's reference audio (resampled to 16 kHz), else
+        :attr:`ref_audio` → ``ref_audio``, base64 WAV; :attr:`tts_ref_audio` → ``tts_ref_audio``.
+        Not mapped: a voice by name (the gateway clones reference audio only) and
+        ``vad_threshold`` (the model owns the turns: there is no VAD to tune).
+        """
+        fields: dict[str, Any] = {"instructions": conversation.instructions or DEFAULT_INSTRUCTIONS}
+        voice = self.ref_audio
+        if conversation.reference_audio is not None:
+            voice = _wav_16k(conversation.reference_audio, conversation.reference_rate_hz)
+        for key, wav in (("ref_audio", voice), ("tts_ref_audio", self.tts_ref_audio)):
+            if wav is not None:
+                fields[key] = base64.b64encode(wav).decode("ascii")
+        return fields
+
     @property
     def append_samples(self) -> int:
         """Samples of 16 kHz audio in one append."""
         return round(self.append_s * REF_AUDIO_RATE_HZ)
+
+
+def _wav_16k(pcm: bytes, rate_hz: int) -> bytes:
+    if rate_hz != REF_AUDIO_RATE_HZ:  # whole, so the filter's delay is cut from its start
+        resampler = Resampler(rate_hz, REF_AUDIO_RATE_HZ)
+        delay = round(resampler.delay_s * REF_AUDIO_RATE_HZ)
+        wanted = len(pcm) // 2 * REF_AUDIO_RATE_HZ // rate_hz
+        pcm = (resampler.feed(pcm) + resampler.flush())[2 * delay:2 * (delay + wanted)]
+    return pcm16_to_wav(pcm, REF_AUDIO_RATE_HZ)
 
 
 def _is_16k_wav(wav: bytes) -> bool:

@@ -86,20 +86,20 @@ INPUT_RATE_HZ = 16_000
 OUTPUT_RATE_HZ = 24_000
 #: ``error`` codes after which the gateway closes with 1013: no worker for us now
 BUSY_CODES = frozenset({"queue_full", "worker_busy", "worker_connect_failed", "service_unavailable"})
-#: the gateway's default system prompt, used when the conversation has none (the schema wants one)
-DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
+#: the ``session`` fields of a ``session.update`` the schema lists for an audio conversation
+_SESSION_FIELDS = ("instructions", "ref_audio", "tts_ref_audio")
 
 
 # -- client events ------------------------------------------------------------------------------
 
-def session_update(instructions: str, ref_audio: bytes | None = None,
-                   tts_ref_audio: bytes | None = None) -> str:
-    """``session.update``: the system prompt, and the reference voices (16 kHz WAV) when given."""
-    session: dict[str, Any] = {"instructions": instructions or DEFAULT_INSTRUCTIONS}
-    for key, wav in (("ref_audio", ref_audio), ("tts_ref_audio", tts_ref_audio)):
-        if wav is not None:
-            session[key] = base64.b64encode(wav).decode("ascii")
-    return _dump({"type": EVENT_NAMES["configure"], "session": session})
+def session_update(session: Mapping[str, Any]) -> str:
+    """``session.update`` with ``session``'s fields (``instructions``, and ``ref_audio`` and
+    ``tts_ref_audio`` when set, as :meth:`.DemoSettings.map_options` makes them): those the schema
+    lists, and no other."""
+    fields = {key: session[key] for key in _SESSION_FIELDS if session.get(key) is not None}
+    if not fields.get("instructions"):
+        raise ValueError("a session.update needs instructions (the schema requires them)")
+    return _dump({"type": EVENT_NAMES["configure"], "session": fields})
 
 
 def append_audio(pcm: bytes, *, force_listen: bool = False) -> str:
