@@ -93,6 +93,8 @@ async def test_talking_over_a_reply_cancels_it_as_turn_detected(tmp_path: Path) 
     cancelled_id = dones[0]["id"]
     cut_at = next(i for i, e in enumerate(events) if e["type"] == "response.done")
     assert not [e for e in events[cut_at + 1:] if e.get("response_id") == cancelled_id]
-    started = [e for e in events if e["type"] == "input_audio_buffer.speech_started"]
+    # the speech that cut the first reply (the turn it answered was bracketed before it)
+    first_reply = next(i for i, e in enumerate(events) if e["type"] == "response.created")
+    started = [e for e in events[first_reply:] if e["type"] == "input_audio_buffer.speech_started"]
     assert started and started[0]["item_id"]
     assert 0 <= started[0]["audio_start_ms"] - spoke_at_ms[0] < 300, (started, spoke_at_ms)

@@ -37,11 +37,21 @@ def test_unknown_event_type_names_the_param_and_the_event(rec: Recorder) -> None
     assert "Supported values are" in error["message"]
 
 
-@pytest.mark.parametrize("kind", ["conversation.item.create", "conversation.item.delete",
-                                  "conversation.item.retrieve", "output_audio_buffer.clear"])
-def test_events_the_model_cannot_honour_are_refused_clearly(rec: Recorder, kind: str) -> None:
-    error = rejected(rec, client(kind, item_id="x"))
+def test_output_audio_buffer_clear_is_for_webrtc_only(rec: Recorder) -> None:
+    error = rejected(rec, client("output_audio_buffer.clear"))
     assert (error["code"], error["param"]) == ("unsupported_event", "type")
+
+
+@pytest.mark.parametrize(("kind", "code"), [("conversation.item.delete", "item_delete_invalid_item_id"),
+                                            ("conversation.item.retrieve", "item_retrieve_invalid_item_id")])
+def test_unknown_items_are_refused_as_the_api_does(rec: Recorder, kind: str, code: str) -> None:
+    error = rejected(rec, client(kind, item_id="x"))
+    assert (error["code"], error["param"]) == (code, "item_id")
+
+
+def test_an_item_without_an_item_is_refused(rec: Recorder) -> None:
+    error = rejected(rec, client("conversation.item.create"))
+    assert (error["code"], error["param"]) == ("missing_required_parameter", "item")
 
 
 def test_base64_that_is_not(rec: Recorder) -> None:

@@ -95,10 +95,14 @@ def test_manual_turns_commit_drives_the_turn() -> None:
     rec.receive(append(tone(440, 0.2, 24_000)))
     frames, commit = rec.receive(client("input_audio_buffer.commit"))
     assert isinstance(frames, DialectFrames) and commit == CommitInput()
-    assert rec.receive(client("response.create")) == []  # the committed turn's reply is coming
+    [created] = rec.receive(client("response.create"))  # the committed turn's reply is coming
+    assert isinstance(created, DialectFrames)
+    rec.receive(append(tone(440, 0.2, 24_000)))  # the app streams on: no commit of its own
+    rec.send(SpeechStarted(audio_start_ms=300))
     rec.send(ReplyStarted())
     assert types(rec.events)[-len(USER_TURN) - 4:] == [*USER_TURN, *GA_REPLY[:4]]
     assert types(rec.events).count("input_audio_buffer.committed") == 1
+    assert not [name for name in types(rec.events) if name.startswith("input_audio_buffer.speech")]
 
 
 def test_clear_drops_uncommitted_audio() -> None:
@@ -110,12 +114,15 @@ def test_clear_drops_uncommitted_audio() -> None:
     assert rejected(rec, client("input_audio_buffer.commit"))["code"] == "input_audio_buffer_commit_empty"
 
 
-def test_response_create_while_active_is_an_error_and_with_no_audio_too() -> None:
+def test_response_create_while_active_is_an_error_and_with_no_audio_a_failed_response() -> None:
     rec = Recorder(dialect())
     rec.send(Ready("sess", "2.6"))
-    assert rejected(rec, client("response.create"))["code"] == "no_user_audio"
+    rec.receive(client("response.create"))
+    assert types(rec.events)[-2:] == ["response.created", "response.done"]
+    failed = rec.events[-1]["response"]
+    assert (failed["status"], failed["status_details"]["error"]["code"]) == ("failed", "no_user_audio")
     rec.receive(append(tone(440, 0.2, 24_000)))
-    assert isinstance(rec.receive(client("response.create"))[-1], CommitInput)
+    assert CommitInput() in rec.receive(client("response.create"))
     rec.send(ReplyStarted())
     error = rejected(rec, client("response.create", event_id="evt_9"))
     assert (error["code"], error["event_id"]) == ("conversation_already_has_active_response", "evt_9")

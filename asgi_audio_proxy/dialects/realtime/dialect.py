@@ -1,15 +1,19 @@
 """The OpenAI Realtime dialect: one connection's events in, neutral events out, and back.
 
 Owns: what each Realtime client event means to the proxy (audio appended, a turn committed or
-cleared, a response cancelled, the session updated) and what each neutral server event becomes
-on the wire, with the state that needs (the effective session, the reply in progress, the user
-item being spoken, updates waiting for their acknowledgement). Must not: await, touch a socket,
-read a clock, or know the upstream.
+cleared, a response asked for or cancelled, an item created, retrieved or deleted, the session
+updated) and what each neutral server event becomes on the wire, with the state that needs (the
+effective session, options the model can take only at the start, the reply in progress, the
+user item being spoken, updates waiting for their acknowledgement). A request the model cannot
+answer is a response that fails with its reason, never a bare ``error``. Must not: await, touch
+a socket, read a clock, or know the upstream.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from array import array
 from collections import deque
 from typing import Any
 
@@ -37,6 +41,7 @@ from ...events import (
 from ..base import Frame
 from . import session_config as sc
 from .codec import InputDecoder, OutputEncoder, pcm_ms
+from .items import client_item, spoken_audio, text_for_instructions
 from .reply import Conversation, Event, outcome
 from .wire import (
     IdSource,
@@ -52,6 +57,7 @@ from .wire import (
 __all__ = ["RealtimeDialect", "max_event_chars"]
 
 Json = dict[str, Any]
+logger = logging.getLogger("asgi_audio_proxy.dialects.realtime")
 
 #: the real API commits no less than this much audio
 MIN_COMMIT_MS = 100.0
@@ -59,6 +65,10 @@ MIN_COMMIT_MS = 100.0
 _JSON_OVERHEAD_CHARS = 1024
 #: errors the session may answer a ``Configure`` with (a bad or refused option)
 _CONFIG_ERROR_KINDS = ("bad_payload", "policy_violation")
+#: committed audio whose loudest sample stays under this is silence: the model will not answer
+#: it (about -40 dBFS; a voice, even quiet, peaks far above)
+SILENCE_PEAK = 328
+_INSTRUCTIONS = "assistantPrompt"
 
 
 def max_event_chars(config: ProxyConfig) -> int:
@@ -96,6 +106,13 @@ class RealtimeDialect:
         self._raised = RaisedErrors()
         self._encoder = OutputEncoder()
         self._max_chars = max_event_chars(config)
+        self._conversation.manual = sc.is_manual(self._session)
+        self._heard_audio = False  # once the model has heard audio, its options are fixed
+        self._deferred: dict[str, Any] = {}  # options asked for after that, not applied
+        self._folded: list[str] = []  # system and developer items' text, after the instructions
+        self._peak = 0  # loudest sample appended since the last commit
+        self._silent_commit = False  # the last commit held only silence, and nothing came since
+        self._item_audio = False  # audio items were spoken to the model since the last reply
 
     @property
     def output_rate_hz(self) -> int:
@@ -139,8 +156,12 @@ class RealtimeDialect:
                                        event_id=event_id) from exc
         if not pcm:
             return []
-        self._conversation.appended(pcm_ms(len(pcm), rate))
-        return [AudioIn(pcm, rate, wire_bytes=len(audio) * 3 // 4)]
+        self._heard_audio = True
+        self._peak = max(self._peak, _peak(pcm))
+        self._silent_commit = False
+        ended = self._conversation.appended(pcm_ms(len(pcm), rate))
+        heard: list[ClientEvent] = [AudioIn(pcm, rate, wire_bytes=len(audio) * 3 // 4)]
+        return [*heard, DialectFrames(tuple(self._frames(ended)))] if ended else heard
 
     def _on_input_audio_buffer_commit(self, event: Json, event_id: str | None) -> list[ClientEvent]:
         have_ms = self._conversation.uncommitted_ms
@@ -151,18 +172,19 @@ class RealtimeDialect:
                 code="input_audio_buffer_commit_empty", event_id=event_id)
         frames = self._frames(self._conversation.commit())
         self._conversation.is_reply_expected = True
+        self._silent_commit, self._peak = self._peak < SILENCE_PEAK and not self._item_audio, 0
         return [DialectFrames(tuple(frames)), CommitInput()]
 
     def _on_input_audio_buffer_clear(self, event: Json, event_id: str | None) -> list[ClientEvent]:
         self._conversation.clear()
+        self._peak = 0
         self._decoder.reset()
         return [ClearInput(), DialectFrames(tuple(self._frames([{"type": "input_audio_buffer.cleared"}])))]
 
     def _on_session_update(self, event: Json, event_id: str | None) -> list[ClientEvent]:
         new = sc.merge_update(self._session, event.get("session"), self.protocol, event_id)
-        options = sc.library_options(new)
-        changed = {key: value for key, value in options.items() if self._wanted.get(key) != value}
-        if "assistantPrompt" in changed and "assistantPrompt" not in self._config.client_option_keys:
+        changed = self._changed_options(new)
+        if _INSTRUCTIONS in changed and _INSTRUCTIONS not in self._config.client_option_keys:
             raise RealtimeRequestError("This server does not let clients set 'instructions'.",
                                        param="session.instructions", code="unsupported_parameter",
                                        event_id=event_id)
@@ -170,36 +192,167 @@ class RealtimeDialect:
         changed = {key: value for key, value in changed.items() if key in self._config.client_option_keys}
         if sc.audio_format(new, "input") != sc.audio_format(self._session, "input"):
             self._decoder.reset()
+        if changed and self._heard_audio:
+            new = self._keep_fixed(new, changed)
+            changed = {}
         self._session = new
+        self._conversation.manual = sc.is_manual(new)
         if not changed:
             return [DialectFrames(tuple(self._frames([self._session_event("session.updated")])))]
         self._wanted.update(changed)
         self._pending.append({"event_id": event_id, "options": changed})
         return [Configure(changed, acknowledge=True)]
 
+    def _changed_options(self, session: Json) -> dict[str, Any]:
+        """The library options ``session`` (with the folded items' text) asks for that differ
+        from what the upstream has or is getting."""
+        options = sc.library_options(session)
+        if self._folded:
+            own = options.get(_INSTRUCTIONS)
+            options[_INSTRUCTIONS] = "\n\n".join([own, *self._folded] if own else self._folded)
+        return {key: value for key, value in options.items() if self._wanted.get(key) != value}
+
+    def _keep_fixed(self, new: Json, changed: dict[str, Any]) -> Json:
+        """``new`` with the fields the model takes only before it hears audio kept as they are
+        in effect (MiniCPM-o fixes its prompt, voice and VAD threshold at the start): the
+        change is remembered, logged, and not applied on this connection."""
+        self._deferred.update(changed)
+        logger.info("options %s asked for after the first audio: MiniCPM-o takes them at the "
+                    "start only; not applied", sorted(changed))
+        old = self._session
+        new["instructions"] = old["instructions"]
+        new["audio"]["output"]["voice"] = old["audio"]["output"]["voice"]
+        turn, was = new["audio"]["input"]["turn_detection"], old["audio"]["input"]["turn_detection"]
+        if turn is not None and "threshold" in turn:
+            turn["threshold"] = (was or {}).get("threshold", turn["threshold"])
+        return new
+
     def _on_response_create(self, event: Json, event_id: str | None) -> list[ClientEvent]:
-        if self._conversation.reply is not None:
+        conversation = self._conversation
+        active = conversation.reply or conversation.requested
+        if active is not None:
             raise RealtimeRequestError(
                 "Conversation already has an active response in progress: "
-                f"{self._conversation.reply.response_id}. "
+                f"{active.response_id}. "
                 "Wait until the response is finished before creating a new one.",
                 code="conversation_already_has_active_response", event_id=event_id)
-        if self._conversation.is_reply_expected:
-            return []  # the committed turn's reply is on its way: this asks for it again
-        if self._conversation.uncommitted_ms >= MIN_COMMIT_MS:
-            return self._on_input_audio_buffer_commit(event, event_id)
-        raise RealtimeRequestError("The model behind this server replies to user audio only: append "
-                                   "audio (and commit it when turn_detection is null) first.",
-                                   code="no_user_audio", event_id=event_id)
+        params = event.get("response")
+        params = params if isinstance(params, dict) else {}
+        metadata = params.get("metadata")
+        if metadata is not None and not (isinstance(metadata, dict)
+                                         and all(isinstance(v, str) for v in metadata.values())):
+            raise RealtimeRequestError("Invalid type for 'response.metadata': expected an object of "
+                                       "strings.", param="response.metadata", event_id=event_id)
+        ignored = sorted(set(params) - {"metadata", "output_modalities", "modalities"})
+        if ignored:
+            logger.info("response.create parameters %s are not honoured by this model", ignored)
+        modalities = params.get("output_modalities", params.get("modalities"))
+        text_only = sc.is_text_only(self._session) if not isinstance(modalities, list) or not modalities \
+            else "audio" not in modalities
+        before: list[ClientEvent] = []
+        failure: tuple[str, str] | None = None
+        if self._item_audio:
+            self._item_audio, conversation.is_reply_expected = False, True
+            before = [CommitInput()]  # the audio items end a turn: the model answers them
+        elif not conversation.is_reply_expected:
+            if conversation.uncommitted_ms >= MIN_COMMIT_MS:
+                before = self._on_input_audio_buffer_commit(event, event_id)
+            else:
+                failure = ("no_user_audio", "The model behind this server replies to user audio only, "
+                           "and there is none to answer: append audio (and commit it when "
+                           "turn_detection is null) first.")
+        if failure is None and self._silent_commit:
+            conversation.is_reply_expected = False
+            failure = ("input_audio_silent", "The audio to answer is silence: the model does not "
+                       "reply to it.")
+        opened = conversation.request(text_only=text_only, audio_format=self._audio_format(),
+                                      voice=self._voice(), metadata=metadata)
+        if failure is not None:
+            logger.info("response.create failed: %s", failure[0])
+            opened += conversation.fail_requested(*failure)
+        return [*before, DialectFrames(tuple(self._frames(opened)))]
 
     def _on_response_cancel(self, event: Json, event_id: str | None) -> list[ClientEvent]:
         conversation, wanted = self._conversation, event.get("response_id")
         reply = conversation.reply
+        requested = conversation.requested
+        if reply is None and requested is not None and wanted in (None, requested.response_id):
+            # not started yet: it ends now; a reply the model starts anyway is a response of its own
+            conversation.is_reply_expected = False
+            done = requested.done("cancelled", {"type": "cancelled", "reason": "client_cancelled"}, [])
+            conversation.requested = None
+            return [DialectFrames(tuple(self._frames([done])))]
         if reply is None or conversation.is_cancelling or wanted not in (None, reply.response_id):
             raise RealtimeRequestError("Cancellation failed: no active response found",
                                        code="response_cancel_not_active", event_id=event_id)
         conversation.cancel()
         return [StopReply("client")]
+
+    def _on_conversation_item_create(self, event: Json, event_id: str | None) -> list[ClientEvent]:
+        item = client_item(event, self._ids.new("item"), event_id)
+        conversation = self._conversation
+        conversation.items.add(item)
+        previous, conversation.last_item_id = conversation.last_item_id, item["id"]
+        acked = [{"type": "conversation.item.added", "item": item, "previous_item_id": previous},
+                 {"type": "conversation.item.done", "item": item, "previous_item_id": previous}]
+        events: list[ClientEvent] = [DialectFrames(tuple(self._frames(acked)))]
+        text, audio = text_for_instructions(event), spoken_audio(event)
+        if text is not None:
+            events += self._fold(text)
+        elif audio:
+            events += self._speak(audio, event_id)
+        else:
+            logger.info("conversation item %s (%s %s) kept but not used: the model takes audio, "
+                        "and system or developer text", item["id"], item["type"], item.get("role"))
+        return events
+
+    def _fold(self, text: str) -> list[ClientEvent]:
+        """System or developer text: the model takes it after the session's instructions."""
+        self._folded.append(text)
+        changed = self._changed_options(self._session)
+        if _INSTRUCTIONS not in changed:
+            return []
+        if _INSTRUCTIONS not in self._config.client_option_keys or self._heard_audio:
+            logger.info("a system item's text is not applied: %s", "the model already heard audio"
+                        if self._heard_audio else "this server keeps its instructions")
+            return []
+        self._wanted[_INSTRUCTIONS] = changed[_INSTRUCTIONS]
+        return [Configure({_INSTRUCTIONS: changed[_INSTRUCTIONS]}, acknowledge=False)]
+
+    def _speak(self, audio: list[str], event_id: str | None) -> list[ClientEvent]:
+        """A user item's audio: spoken to the model, as appended audio is (its own decoder: an
+        item is whole)."""
+        fmt, decoder, spoken = sc.audio_format(self._session, "input"), InputDecoder(), []
+        for data in audio:
+            try:
+                pcm, rate = decoder.decode(data, fmt)
+            except ValueError as exc:
+                raise RealtimeRequestError(f"Invalid 'item.content.audio': {exc}.", event_id=event_id,
+                                           param="item.content") from exc
+            if pcm:
+                spoken.append(AudioIn(pcm, rate, wire_bytes=len(data) * 3 // 4))
+        if spoken:
+            self._heard_audio = self._item_audio = True
+            self._silent_commit = False
+        return list(spoken)
+
+    def _on_conversation_item_retrieve(self, event: Json, event_id: str | None) -> list[ClientEvent]:
+        item = self._conversation.items.get(event.get("item_id"))
+        if item is None:
+            raise RealtimeRequestError(f"Item with item_id not found: {event.get('item_id')!s:.64}",
+                                       code="item_retrieve_invalid_item_id", param="item_id",
+                                       event_id=event_id)
+        return [DialectFrames(tuple(self._frames([{"type": "conversation.item.retrieved", "item": item}])))]
+
+    def _on_conversation_item_delete(self, event: Json, event_id: str | None) -> list[ClientEvent]:
+        item_id = event.get("item_id")
+        if not self._conversation.items.delete(item_id):
+            raise RealtimeRequestError(f"Item with item_id not found: {item_id!s:.64}",
+                                       code="item_delete_invalid_item_id", param="item_id",
+                                       event_id=event_id)
+        # the model keeps what it heard: the item leaves the conversation's record only
+        deleted = {"type": "conversation.item.deleted", "item_id": item_id}
+        return [DialectFrames(tuple(self._frames([deleted])))]
 
     def _on_conversation_item_truncate(self, event: Json, event_id: str | None) -> list[ClientEvent]:
         truncated = self._conversation.truncate(event, event_id)
@@ -220,13 +373,10 @@ class RealtimeDialect:
             return self._frames([self._session_event("session.updated")])
         if isinstance(event, ErrorEvent):
             return self._frames(self._error(event))
-        if isinstance(event, SpeechStarted | SpeechStopped):
-            item_id = self._conversation.input_item_id()
-            if isinstance(event, SpeechStarted):
-                kind, key, ms = "input_audio_buffer.speech_started", "audio_start_ms", event.audio_start_ms
-            else:
-                kind, key, ms = "input_audio_buffer.speech_stopped", "audio_end_ms", event.audio_end_ms
-            return self._frames([{"type": kind, key: ms, "item_id": item_id}])
+        if isinstance(event, SpeechStarted):
+            return self._frames(self._conversation.speech(True, event.audio_start_ms))
+        if isinstance(event, SpeechStopped):
+            return self._frames(self._conversation.speech(False, event.audio_end_ms))
         if isinstance(event, ReplyStarted):
             return self._frames(self._start_reply())
         return self._frames(self._reply_event(event))
@@ -250,12 +400,17 @@ class RealtimeDialect:
         return events + [reply.audio(delta) for delta in deltas]
 
     def _start_reply(self) -> list[Event]:
+        self._peak, self._silent_commit, self._item_audio = 0, False, False
+        return self._conversation.start_reply(text_only=sc.is_text_only(self._session),
+                                              audio_format=self._audio_format(), voice=self._voice())
+
+    def _audio_format(self) -> Any:
         fmt = self._session["audio"]["output"]["format"]
+        return fmt if self.protocol == "ga" else sc.beta_format(fmt["type"])
+
+    def _voice(self) -> str:
         voice = self._session["audio"]["output"]["voice"]
-        return self._conversation.start_reply(
-            text_only=sc.is_text_only(self._session),
-            audio_format=fmt if self.protocol == "ga" else sc.beta_format(fmt["type"]),
-            voice=voice if isinstance(voice, str) else voice["id"])
+        return voice if isinstance(voice, str) else str(voice["id"])
 
     def _error(self, event: ErrorEvent) -> list[Event]:
         error = self._raised.take(event.message)
@@ -270,7 +425,10 @@ class RealtimeDialect:
             error = error_payload(event.message, error_type="server_error" if server_side
                                   else "invalid_request_error", code=event.kind, event_id=event_id)
         ended = outcome(ReplyEnded("interrupted"))
-        events = self._conversation.end_reply(*ended) if event.fatal else []
+        events = []
+        if event.fatal:
+            events = self._conversation.end_reply(*ended)
+            events += self._conversation.fail_requested("upstream_interrupted", event.message)
         return [*events, {"type": "error", "error": error}]
 
     def _session_event(self, kind: str) -> Event:
@@ -287,3 +445,9 @@ class RealtimeDialect:
             if name is not None:
                 frames.append(dump({**event, "type": name, "event_id": self._ids.new("event")}))
         return frames
+
+
+def _peak(pcm: bytes) -> int:
+    """The loudest sample of PCM16 (native order: the machines this runs on are little-endian)."""
+    samples = array("h", pcm)
+    return max(max(samples), -min(samples)) if samples else 0

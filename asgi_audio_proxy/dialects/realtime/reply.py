@@ -2,9 +2,12 @@
 
 Owns: the ids and order of a response's events (``response.created`` → ``output_item.added`` →
 item added → ``content_part.added`` → deltas → audio done → transcript done →
-``content_part.done`` → ``output_item.done`` → item done → ``response.done``), the user item a
-committed turn becomes, the played length of each assistant item (for truncation), and the
-reply as sent (a :class:`~asgi_audio_proxy.reply_state.ReplyLifecycle`: playing, or cut by the
+``content_part.done`` → ``output_item.done`` → item done → ``response.done``), a response the
+client asked for (``response.created`` at once, its ``metadata`` echoed; failed with its reason
+when the model cannot or does not answer it), the user item a committed turn becomes, bracketed
+by ``speech_started`` / ``speech_stopped`` when turn detection is on (none at all when it is
+off), the items kept for retrieval, the played length of each assistant item (for truncation),
+and the reply as sent (a :class:`~asgi_audio_proxy.reply_state.ReplyLifecycle`: playing, or cut by the
 client's ``response.cancel``, until its end goes out). Events are built in GA names without
 ``event_id``; the dialect names and numbers them. Must not: encode audio, know the session's
 options beyond what it is given, or read a clock.
@@ -18,14 +21,18 @@ from typing import Any, Literal
 
 from ...events import ReplyEnded
 from ...reply_state import ReplyLifecycle
+from .items import ItemStore
 from .wire import IdSource, Protocol, RealtimeRequestError
 
-__all__ = ["Conversation", "Reply", "ResponseStatus", "outcome"]
+__all__ = ["REPLY_WAIT_MS", "Conversation", "Reply", "ResponseStatus", "outcome"]
 
 Event = dict[str, Any]
 ResponseStatus = Literal["completed", "cancelled", "failed", "incomplete"]
 #: assistant items remembered for ``conversation.item.truncate`` (older ones: unknown item)
 _REMEMBERED_ITEMS = 64
+#: a response asked for ends as failed if the model has not started it after this much more
+#: client audio (clients stream their microphone, silence included, so it runs as a clock)
+REPLY_WAIT_MS = 8000.0
 
 
 class Conversation:
@@ -44,7 +51,17 @@ class Conversation:
         self.uncommitted_ms = 0.0
         #: a turn was committed and its reply has not started yet
         self.is_reply_expected = False
+        #: ``turn_detection: null``: no speech events, and only the client commits
+        self.manual = False
+        #: the items of the conversation, for retrieval
+        self.items = ItemStore()
+        #: a response the client asked for (``response.created`` sent), not started by the model
+        self.requested: Reply | None = None
+        self._requested_at_ms = 0.0
+        #: client audio appended since the connection opened, in milliseconds
+        self.audio_ms = 0.0
         self._input_item_id: str | None = None
+        self._speech: list[str] = []  # the speech events sent for the user item being spoken
         self._audio_ms: OrderedDict[str, float] = OrderedDict()
 
     def input_item_id(self) -> str:
@@ -52,37 +69,86 @@ class Conversation:
         self._input_item_id = self._input_item_id or self._ids.new("item")
         return self._input_item_id
 
-    def appended(self, ms: float) -> None:
-        """Note ``ms`` of user audio appended."""
+    def appended(self, ms: float) -> list[Event]:
+        """Note ``ms`` of user audio appended; returns the end of a response asked for that the
+        model has not started within :data:`REPLY_WAIT_MS` of audio (else nothing)."""
         self.uncommitted_ms += ms
+        self.audio_ms += ms
         self.input_item_id()
+        if self.requested is not None and self.audio_ms - self._requested_at_ms > REPLY_WAIT_MS:
+            self.is_reply_expected = False
+            return self.fail_requested("reply_timeout", "The model did not start a reply within "
+                                       f"{REPLY_WAIT_MS / 1000:g} s of audio after it was asked for.")
+        return []
+
+    def speech(self, started: bool, ms: int) -> list[Event]:
+        """A speech event of the voice detector for the user item being spoken: none in manual
+        turns, and a stop only after its start."""
+        kind = "input_audio_buffer.speech_started" if started else "input_audio_buffer.speech_stopped"
+        if self.manual or (kind in self._speech) or (not started and not self._speech):
+            return []
+        self._speech.append(kind)
+        key = "audio_start_ms" if started else "audio_end_ms"
+        return [{"type": kind, key: ms, "item_id": self.input_item_id()}]
 
     def clear(self) -> None:
         """Forget the audio appended since the last commit."""
-        self.uncommitted_ms, self._input_item_id = 0.0, None
+        self.uncommitted_ms, self._input_item_id, self._speech = 0.0, None, []
 
     def commit(self) -> list[Event]:
-        """The events of the user turn being committed: committed, item added, item done."""
+        """The events of the user turn being committed: committed, item added, item done; with
+        turn detection on, after the speech events the detector did not give (the model heard
+        the turn end, so it was speech)."""
+        bracket = []
+        if not self.manual:
+            bracket = [*self.speech(True, math.floor(self.audio_ms - self.uncommitted_ms)),
+                       *self.speech(False, math.floor(self.audio_ms))]
         item_id = self.input_item_id()
         self.clear()
         item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user",
                 "status": "completed", "content": [{"type": "input_audio", "transcript": None}]}
+        self.items.add(item)
         previous, self.last_item_id = self.last_item_id, item_id
         return [
+            *bracket,
             {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous},
             {"type": "conversation.item.added", "item": item, "previous_item_id": previous},
             {"type": "conversation.item.done", "item": item, "previous_item_id": previous},
         ]
 
+    def request(self, *, text_only: bool, audio_format: Any, voice: str,
+                metadata: Any = None) -> list[Event]:
+        """The client's ``response.create``: the response exists now (``response.created``);
+        the model's next reply fills it."""
+        reply = self.requested = Reply(self._ids, self._protocol, previous_item_id=None,
+                                       text_only=text_only, audio_format=audio_format, voice=voice,
+                                       metadata=metadata)
+        self._requested_at_ms = self.audio_ms
+        return [reply.created()]
+
+    def fail_requested(self, code: str, message: str) -> list[Event]:
+        """The end of the response asked for, failed for ``code`` (none if there is none)."""
+        reply, self.requested = self.requested, None
+        if reply is None:
+            return []
+        error = {"type": "invalid_request_error", "code": code, "message": message}
+        return [reply.done("failed", {"type": "failed", "error": error}, [])]
+
     def start_reply(self, *, text_only: bool, audio_format: Any, voice: str) -> list[Event]:
-        """A new response (after the user turn it answers, committed now if it was not)."""
+        """A new response (after the user turn it answers, committed now if it was not, unless
+        the client commits turns itself): the one asked for, if the client asked."""
         events = self.end_reply("completed", None) if self.reply is not None else []
-        if self.uncommitted_ms > 0:
+        if self.uncommitted_ms > 0 and not self.manual:
             events += self.commit()  # the model ended the turn: that audio is the user's item
         self.is_reply_expected = False
         self.reply_state.start()
-        reply = self.reply = Reply(self._ids, self._protocol, previous_item_id=self.last_item_id,
-                                   text_only=text_only, audio_format=audio_format, voice=voice)
+        reply, self.requested = self.requested, None
+        if reply is None:
+            reply = Reply(self._ids, self._protocol, previous_item_id=None, text_only=text_only,
+                          audio_format=audio_format, voice=voice)
+            events.append(reply.created())
+        reply.previous_item_id = self.last_item_id
+        self.reply = reply
         self.last_item_id = reply.item_id
         self._audio_ms[reply.item_id] = 0.0
         while len(self._audio_ms) > _REMEMBERED_ITEMS:
@@ -97,7 +163,9 @@ class Conversation:
         if self.reply_state.is_playing:
             self.reply_state.end()
         self.reply_state.close()
-        return reply.closing(status, details)
+        events = reply.closing(status, details)
+        self.items.add(events[-1]["response"]["output"][0])
+        return events
 
     @property
     def is_cancelling(self) -> bool:
@@ -159,28 +227,36 @@ class Reply:
     """One response: its ids, its transcript so far, and its events."""
 
     def __init__(self, ids: IdSource, protocol: Protocol, *, previous_item_id: str | None,
-                 text_only: bool, audio_format: Any, voice: Any) -> None:
+                 text_only: bool, audio_format: Any, voice: Any, metadata: Any = None) -> None:
         self.response_id = ids.new("resp")
         self.item_id = ids.new("item")
         self._conversation_id = ids.new("conv")
         self._protocol = protocol
-        self._previous_item_id = previous_item_id
+        self.previous_item_id = previous_item_id
         self.text_only = text_only
         self._audio_format = audio_format
         self._voice = voice
+        self._metadata = metadata
         self._transcript: list[str] = []
 
     @property
     def transcript(self) -> str:
         return "".join(self._transcript)
 
+    def created(self) -> Event:
+        """``response.created``."""
+        return {"type": "response.created", "response": self._response("in_progress", None, [])}
+
+    def done(self, status: ResponseStatus, details: dict[str, Any] | None, output: list[Any]) -> Event:
+        """``response.done``."""
+        return {"type": "response.done", "response": self._response(status, details, output)}
+
     def opening(self) -> list[Event]:
-        """``response.created`` through ``content_part.added``."""
+        """``response.output_item.added`` through ``content_part.added``."""
         item = self._item("in_progress", [])
         return [
-            {"type": "response.created", "response": self._response("in_progress", None, [])},
             {"type": "response.output_item.added", **self._ids(item=False), "item": item},
-            {"type": "conversation.item.added", "item": item, "previous_item_id": self._previous_item_id},
+            {"type": "conversation.item.added", "item": item, "previous_item_id": self.previous_item_id},
             {"type": "response.content_part.added", **self._ids(), "part": self._part("")},
         ]
 
@@ -208,8 +284,8 @@ class Reply:
             *events,
             {"type": "response.content_part.done", **self._ids(), "part": self._part(text)},
             {"type": "response.output_item.done", **self._ids(item=False), "item": item},
-            {"type": "conversation.item.done", "item": item, "previous_item_id": self._previous_item_id},
-            {"type": "response.done", "response": self._response(status, details, [item])},
+            {"type": "conversation.item.done", "item": item, "previous_item_id": self.previous_item_id},
+            self.done(status, details, [item]),
         ]
 
     def _ids(self, *, item: bool = True) -> dict[str, Any]:
@@ -234,7 +310,7 @@ class Reply:
     def _response(self, status: str, details: dict[str, Any] | None, output: list[Any]) -> dict[str, Any]:
         response: dict[str, Any] = {
             "id": self.response_id, "object": "realtime.response", "status": status,
-            "status_details": details, "output": output, "usage": None, "metadata": None,
+            "status_details": details, "output": output, "usage": None, "metadata": self._metadata,
             "max_output_tokens": "inf",
         }
         modalities = ["text"] if self.text_only else ["audio"]
