@@ -100,9 +100,10 @@ def _demo(args: argparse.Namespace) -> int:
         kind = named_kind(args.upstream_kind, api_key=args.upstream_api_key, model=args.upstream_model)
         if args.upstream is not None:
             kind.check_url(args.upstream)
-        if args.upstream is None and args.upstream_kind not in ("minicpm", "vllm-duplex"):
-            raise ValueError(f"--upstream-kind {args.upstream_kind} needs --upstream URL: the "
-                             "built-in simulators play the MiniCPM-o and vLLM-Omni duplex servers only")
+        if args.upstream is None and args.upstream_kind not in ("minicpm", "vllm-duplex", "minicpm-demo"):
+            raise ValueError(f"--upstream-kind {args.upstream_kind} needs --upstream URL: the built-in "
+                             "simulators play the MiniCPM-o, vLLM-Omni duplex and MiniCPM-o-Demo "
+                             "servers only")
     except ValueError as exc:
         args.fail(str(exc))
     run_demo(args.host, args.port, upstream_url=args.upstream, chunk_duration=args.chunk_duration,
@@ -232,8 +233,9 @@ def _add_demo_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
                            "built-in simulator, which answers with what it heard)")
     demo.add_argument("--upstream-kind", default="minicpm", choices=KIND_NAMES,
                       help="what --upstream is: minicpm (the MiniCPM-o web-demo server; the "
-                           "default), realtime (any server that speaks the OpenAI Realtime API) or "
-                           "vllm-duplex (vLLM-Omni's full duplex; without --upstream, its simulator)")
+                           "default), realtime (any server that speaks the OpenAI Realtime API), "
+                           "vllm-duplex (vLLM-Omni's full duplex) or minicpm-demo (the MiniCPM-o-Demo "
+                           "gateway); without --upstream, the kind's simulator")
     demo.add_argument("--upstream-api-key", default=None, metavar="KEY",
                       help="a realtime server's API key (Authorization: Bearer KEY)")
     demo.add_argument("--upstream-model", default=None, metavar="MODEL",

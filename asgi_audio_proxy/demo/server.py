@@ -28,6 +28,7 @@ from ..dialects.realtime import realtime_dialect
 from ..dialects.twilio import twilio_dialect
 from ..edge.middleware import AudioProxyMiddleware
 from ..simulator.app import UpstreamSimulator
+from ..simulator.minicpm_demo import GatewaySimulator
 from ..simulator.vllm_duplex import DuplexSimulator
 from ..upstreams.kind import UpstreamKind, new_http_client
 from ..upstreams.minicpm.kind import MINICPM
@@ -43,7 +44,11 @@ PROXY_PATH = "/audio_proxy"
 SIMULATOR_PREFIX = "/upstream"
 #: the kinds the demo has a simulator for, mounted at SIMULATOR_PREFIX when no upstream is given
 DUPLEX_KIND = "vllm-duplex"
-SIMULATED_KINDS = (MINICPM.name, DUPLEX_KIND)
+GATEWAY_KIND = "minicpm-demo"
+SIMULATED_KINDS = (MINICPM.name, DUPLEX_KIND, GATEWAY_KIND)
+#: the gateway simulator's model takes a GPU's time for each second of audio
+DEMO_GATEWAY_STEP_S = 0.2
+_Simulator = UpstreamSimulator | DuplexSimulator | GatewaySimulator
 REALTIME_PATH = "/v1/realtime"
 TWILIO_PATH = "/twilio"
 #: the built-in simulator replies at about a GPU's pace (a 0.5 s chunk every 0.4 s), so a reply
@@ -58,7 +63,7 @@ DEMO_CHUNK_DURATION_S = 0.2
 SHUTDOWN_GRACE_S = 2
 
 
-def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | DuplexSimulator | None = None,
+def build_demo_app(upstream_url: str, *, simulator: _Simulator | None = None,
                    chunk_duration: float = DEMO_CHUNK_DURATION_S,
                    barge_in: BargeInPolicy = DEMO_BARGE_IN,
                    kind: UpstreamKind = MINICPM) -> ASGIApp:
@@ -71,8 +76,9 @@ def build_demo_app(upstream_url: str, *, simulator: UpstreamSimulator | DuplexSi
         simulator: a simulator to mount at ``/upstream``, or ``None`` for a real upstream.
         chunk_duration: the proxy's ``chunk_duration``.
         barge_in: how a reply is interrupted (talking over it, by default).
-        kind: what the model server is (the simulator plays the MiniCPM-o web-demo server, or
-            vLLM-Omni's duplex server for the ``vllm-duplex`` kind).
+        kind: what the model server is (the simulator plays the MiniCPM-o web-demo server,
+            vLLM-Omni's duplex server for the ``vllm-duplex`` kind, or the MiniCPM-o-Demo gateway
+            for the ``minicpm-demo`` kind).
     """
     http_client = new_http_client()
 
@@ -163,7 +169,8 @@ class DemoServer:
         port: port to bind; 0 picks a free one.
         upstream_url: a real model server, or ``None`` to mount a simulator.
         simulator: the simulator to mount when ``upstream_url`` is ``None`` (a default one else:
-            vLLM-Omni's duplex server for the ``vllm-duplex`` kind, else MiniCPM-o's).
+            vLLM-Omni's duplex server for the ``vllm-duplex`` kind, the MiniCPM-o-Demo gateway for
+            ``minicpm-demo``, else MiniCPM-o's).
         chunk_duration: the proxy's ``chunk_duration``.
         log_level: uvicorn's log level.
         kind: what the model server is.
@@ -173,7 +180,7 @@ class DemoServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8001, *, upstream_url: str | None = None,
-                 simulator: UpstreamSimulator | DuplexSimulator | None = None,
+                 simulator: _Simulator | None = None,
                  chunk_duration: float = DEMO_CHUNK_DURATION_S, log_level: str = "warning",
                  barge_in: BargeInPolicy = DEMO_BARGE_IN, kind: UpstreamKind = MINICPM) -> None:
         if upstream_url is None and kind.name not in SIMULATED_KINDS:
@@ -186,10 +193,13 @@ class DemoServer:
         self.proxy_url = f"ws://{local}{PROXY_PATH}"
         self.realtime_url = f"ws://{local}{REALTIME_PATH}"
         self.twilio_url = f"ws://{local}{TWILIO_PATH}"
-        self.simulator: UpstreamSimulator | DuplexSimulator | None = None
+        self.simulator: _Simulator | None = None
         if upstream_url is None and kind.name == DUPLEX_KIND:  # its WebSocket route, below the mount
             self.simulator = simulator or DuplexSimulator(max_sessions=kind.slots)
             upstream_url = f"ws://{local}{SIMULATOR_PREFIX}/v1/realtime"
+        elif upstream_url is None and kind.name == GATEWAY_KIND:  # one worker per slot
+            self.simulator = simulator or GatewaySimulator(workers=kind.slots, step_s=DEMO_GATEWAY_STEP_S)
+            upstream_url = f"http://{local}{SIMULATOR_PREFIX}/v1/realtime"
         elif upstream_url is None:
             self.simulator = simulator or UpstreamSimulator(first_chunk_delay_s=DEMO_FIRST_CHUNK_S,
                                                             chunk_delay_s=DEMO_CHUNK_PACE_S)
