@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.audio.g711 import ulaw_to_pcm16
 from asgi_audio_proxy.config import DEFAULT_ASSISTANT_PROMPT, ProxyConfig
+from asgi_audio_proxy.dialects.native_client import ErrorMessage, QueuedMessage, ReadyMessage, TurnEndMessage
 from asgi_audio_proxy.dialects.realtime import realtime_dialect
 from asgi_audio_proxy.dialects.twilio import twilio_dialect
 from asgi_audio_proxy.edge.middleware import AudioProxyMiddleware
@@ -76,12 +77,12 @@ async def demo_chain(settings: DemoSettings | None = None, *, sim: dict[str, Any
 async def test_a_native_client_has_two_turns() -> None:
     async with demo_chain() as c:
         async with ProxyClient(c.url("/audio_proxy")) as client:
-            assert client.ready["upstream_version"] == "minicpm-o-4.5-demo"
+            assert client.proxy.upstream_version == "minicpm-o-4.5-demo"
             turns = [await client.say(UTTERANCE), await client.say(tone(660, 1.0) + silence(1.4))]
         [stats] = await c.ended.wait(1)
         await c.gw.sim.recorder.wait_for(lambda r: len(r.ended) == 1, timeout=within(5))
     for n, (turn, freq) in enumerate(zip(turns, (440, 660), strict=True)):
-        assert turn.end == {"type": "turn_end", "reason": "complete"}
+        assert turn.ending == TurnEndMessage("complete")
         assert turn.text.startswith(f"Turn {n + 1}: heard "), turn.text
         assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(freq, abs=5)  # 16 kHz
         assert len(turn.audio) / 32 == pytest.approx(1000, abs=60)  # the second of tone it heard
@@ -178,10 +179,10 @@ async def test_a_stop_mid_reply_cuts_it_within_100_ms_and_makes_the_model_listen
 async def test_a_second_client_waits_in_the_proxys_queue_with_its_place_and_eta() -> None:
     async with demo_chain(max_queue=4) as c, ProxyClient(c.url("/audio_proxy")) as first:
         async with ProxyClient(c.url("/audio_proxy"), expect_ready=False) as second:
-            queued = await second.next_event()
-            assert queued["type"] == "queued" and queued["position"] == 1 and queued["eta_s"] > 0
+            queued = await second.next_message()
+            assert isinstance(queued, QueuedMessage) and queued.position == 1 and queued.eta_s > 0
             await first.conn.close()
-            assert (await second.next_event(15))["type"] == "ready"
+            assert isinstance(await second.next_message(15), ReadyMessage)
         assert not c.gw.sim.recorder.of("session.queued")  # the gateway itself never queued anyone
     c.check_frames()
 
@@ -190,11 +191,10 @@ async def test_a_client_the_gateway_queues_waits_in_the_proxys_queue() -> None:
     async with demo_chain(max_queue=4) as c, RawClient.open(c.gw.ws_url()) as direct:
         await direct.start()  # someone else holds the gateway's only worker
         async with ProxyClient(c.url("/audio_proxy"), expect_ready=False) as client:
-            queued = await client.next_event()
-            assert queued["type"] == "queued" and queued["position"] == 1
+            assert await client.next_position() == 1
             await c.gw.sim.recorder.wait_for(lambda r: bool(r.of("session.queued")), timeout=within(5))
             await direct.conn.close()
-            assert (await client.next_event(20))["type"] == "ready"
+            assert isinstance(await client.next_message(20), ReadyMessage)
     c.check_frames()
 
 
@@ -205,9 +205,9 @@ async def test_a_full_context_reaches_a_native_client_with_1013() -> None:
             ProxyClient(c.url("/audio_proxy")) as client:
         turn = await client.read_turn(15)
         with pytest.raises(ConnectionClosed) as closed:
-            await client.next_event()
-    assert turn.end is not None and turn.end["type"] == "error"
-    assert (turn.end["error"], turn.end["code"]) == ("context_full", 1013)
+            await client.next_message()
+    assert isinstance(turn.ending, ErrorMessage), turn.ending
+    assert (turn.ending.kind, turn.ending.code) == ("context_full", 1013)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
     assert len(c.gw.sim.recorder.of("response.listen")) == 3
     c.check_frames()
@@ -233,7 +233,8 @@ async def test_a_gateway_shutting_down_reaches_a_native_client_as_unavailable() 
         c.gw.sim.close()
         turn = await client.read_turn(10)
         with pytest.raises(ConnectionClosed) as closed:
-            await client.next_event()
-    assert turn.end is not None and (turn.end["error"], turn.end["code"]) == ("upstream_unavailable", 1011)
+            await client.next_message()
+    assert isinstance(turn.ending, ErrorMessage), turn.ending
+    assert (turn.ending.kind, turn.ending.code) == ("upstream_unavailable", 1011)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
     c.check_frames()
