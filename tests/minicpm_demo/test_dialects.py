@@ -16,8 +16,10 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -30,18 +32,21 @@ from asgi_audio_proxy.dialects.twilio import twilio_dialect
 from asgi_audio_proxy.edge.middleware import AudioProxyMiddleware
 from asgi_audio_proxy.simulator.minicpm_demo import TOKENS_PER_INPUT_S, DuplexModel
 from asgi_audio_proxy.upstreams.minicpm_demo import DemoSettings, minicpm_demo_kind
-from tests.clients import ProxyClient
+from tests.clients import FRAME_BYTES, ProxyClient
 from tests.dialects.test_realtime_sdk import not_found, sdk_connection
 from tests.dialects.twilio_peer import TwilioPeer
+from tests.realtime_upstream.support import Microphone
 from tests.servers import serve_uvicorn
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.test_dialect_seam import Ended
 from tests.timing import within
+from tests.vad.speech import SpeechBank, espeak_missing_reason, to_pcm
 
 from .schema import check_client
 from .support import Gateway, RawClient, gateway
 
 UTTERANCE = tone(440, 1.0) + silence(1.4)
+needs_speech = pytest.mark.skipif(espeak_missing_reason() is not None, reason=espeak_missing_reason() or "")
 
 
 @dataclass
@@ -237,4 +242,31 @@ async def test_a_gateway_shutting_down_reaches_a_native_client_as_unavailable() 
     assert isinstance(turn.ending, ErrorMessage), turn.ending
     assert (turn.ending.kind, turn.ending.code) == ("upstream_unavailable", 1011)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    c.check_frames()
+
+
+@needs_speech
+async def test_speech_over_a_reply_cuts_it_and_makes_the_model_listen(tmp_path: Path) -> None:
+    samples = SpeechBank(tmp_path).utterance("Wait, stop please, I have a question.").samples
+    words = to_pcm(0.5 * samples / np.abs(samples).max())
+    async with demo_chain(barge_in="voice") as c, ProxyClient(c.url("/audio_proxy")) as client, \
+            asyncio.TaskGroup() as tg:
+        mic = Microphone(client.conn.send, 16_000, FRAME_BYTES)
+        mic.say(tone(440, 3.0) + silence(1.0))  # a reply of 3 s: still playing when the words come
+        streaming = tg.create_task(mic.stream())
+        kinds: list[str] = []
+        async with asyncio.timeout(within(20)):
+            while "stopped" not in kinds:
+                message = await client.conn.recv()
+                if isinstance(message, bytes):
+                    if "audio" not in kinds:
+                        asyncio.get_running_loop().call_later(0.4, mic.say, words + silence(1.0))
+                        kinds.append("audio")
+                    continue
+                event = json.loads(message)
+                kinds.append(event.get("reason") if event["type"] == "turn_end" else event["type"])
+        streaming.cancel()
+        await c.gw.sim.recorder.wait_for(lambda r: sum(r.force_listens.values()) >= 1, timeout=within(5))
+    assert "speech_started" in kinds and kinds.index("audio") < kinds.index("stopped")
+    assert kinds[-1] == "stopped"  # the proxy cut it, before the model stopped by itself
     c.check_frames()
