@@ -119,7 +119,7 @@ def _chunk_durations(args: argparse.Namespace, log: Any) -> dict[float, Any]:
 
 def _kinds(args: argparse.Namespace, log: Any) -> dict[str, kinds.KindRun]:
     """serve's CPU per session in front of each upstream kind (see :mod:`benchmarks.kinds`)."""
-    sessions, warmup, window = (4, 0.5, 5.0) if args.quick else (20, 3.0, 20.0)
+    sessions, warmup, window = (4, 0.5, 4.0) if args.quick else (20, 3.0, 20.0)
     return kinds.measure_kinds(sessions=sessions, warmup_s=warmup, window_s=window, log=log)
 
 

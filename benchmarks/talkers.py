@@ -7,7 +7,8 @@ asked; each frame's lateness against its schedule; and the turns, read through t
 client half (:mod:`~asgi_audio_proxy.dialects.native_client`) into the command-line client's
 :class:`~asgi_audio_proxy.client.turns.TurnTracker`. Session *g* of *N* sends
 *g/N* of a frame after session 0, as independent clients would, and says its first utterance
-*g/N* of a turn later, so turns end all through the window rather than together.
+*g/N* of a turn later (of half the window, if shorter), so turns end all through the window
+rather than together.
 Must not: start or stop processes, or read a process's CPU itself (the caller's ``meter`` is
 read at the window's edges).
 """
@@ -245,6 +246,9 @@ async def run_talkers(url: str, sessions: int, *, warmup_s: float, window_s: flo
     window = (start + warmup_s, start + warmup_s + window_s)
     late_s: list[float] = []
     figures.turns_by_session = [0] * len(connections)
+    # first turns spread over one turn, or half the window if that is shorter, so a short
+    # window still sees several sessions' turns end
+    spread_s = min(_TURN_CYCLE_S, window_s / 2)
     talkers = [_Talker(g, ws, _Clock(start + FRAME_S * g / sessions, window[1] + _TAIL_S), window,
                        figures, late_s) for g, ws in enumerate(connections)]
     try:
@@ -252,7 +256,7 @@ async def run_talkers(url: str, sessions: int, *, warmup_s: float, window_s: flo
             tg.create_task(_meter_window(meter, window, figures))
             for g, talker in enumerate(talkers):
                 tg.create_task(talker.read())
-                tg.create_task(talker.talk(_TURN_CYCLE_S * g / sessions))
+                tg.create_task(talker.talk(spread_s * g / sessions))
     finally:
         for ws in connections:
             await ws.close()  # already closed unless a task failed
