@@ -133,6 +133,8 @@ async def test_update_chat_ctx_then_two_turns(speech: list[bytes]) -> None:
         ctx.add_message(role="user", content="My name is Sam.")
         ctx.add_message(role="assistant", content="Nice to meet you, Sam.")
         await agent.session.update_chat_ctx(ctx)  # waits (5 s at most) for each item's acknowledgement
+        # what the server acknowledged is what the plugin takes as its remote conversation
+        assert {item.id for item in ctx.items} <= {item.id for item in agent.session.chat_ctx.items}
         for question in speech:
             assert replied(await agent.turn(question))
         assert not agent.errors
