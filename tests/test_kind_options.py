@@ -14,6 +14,7 @@ import pytest
 
 from asgi_audio_proxy.audio import wav_to_pcm16
 from asgi_audio_proxy.config import ConversationOptions, ProxyConfig, UpstreamOptions
+from asgi_audio_proxy.dialects.native_client import ConfigAppliedMessage
 from asgi_audio_proxy.dialects.realtime import session_config as sc
 from asgi_audio_proxy.dialects.realtime.wire import Protocol
 from asgi_audio_proxy.upstreams import realtime_kind
@@ -75,8 +76,13 @@ def test_a_conversations_options_reach_the_minicpm_wire_through_their_neutral_vi
 
 
 def test_realtime_maps_instructions_and_voice_and_leaves_the_rest() -> None:
-    assert realtime_kind().map_options(ASKED) == {"instructions": "Answer as a pharmacist.",
-                                                  "voice": "female"}
+    # a conversation's voice reaches the server only by a name the operator's map gives it
+    assert realtime_kind(voices={"female": "coral"}).map_options(ASKED) == {
+        "instructions": "Answer as a pharmacist.", "voice": "coral"}
+    # a preset name the server does not know is never sent: its own voice, or the operator's
+    assert realtime_kind().map_options(ASKED) == {"instructions": "Answer as a pharmacist."}
+    assert realtime_kind(voice="marin", voices={"male": "ash"}).map_options(ASKED) == {
+        "instructions": "Answer as a pharmacist.", "voice": "marin"}
     # no voice asked: the operator's, else none at all (the server's own)
     assert RealtimeSettings(voice="marin").map_options(ConversationOptions()) == {"voice": "marin"}
     assert RealtimeSettings().map_options(ConversationOptions(reference_audio=b"\0\0",
@@ -86,7 +92,8 @@ def test_realtime_maps_instructions_and_voice_and_leaves_the_rest() -> None:
 @pytest.mark.parametrize("beta", [False, True], ids=["ga", "beta"])
 def test_realtime_session_update_puts_the_mapped_voice_where_its_shape_keeps_it(beta: bool) -> None:
     options = UpstreamOptions(assistant_prompt="Be brief.", use_audio_prompt=3)
-    session = json.loads(session_update(options, RealtimeSettings(beta=beta, voice="marin")))["session"]
+    settings = RealtimeSettings(beta=beta, voice="marin", voices={"male": "male"})
+    session = json.loads(session_update(options, settings))["session"]
     assert session["instructions"] == "Be brief."
     voice = session["voice"] if beta else session["audio"]["output"]["voice"]
     assert voice == "male"  # the conversation's voice wins over the operator's
@@ -148,10 +155,13 @@ def test_bad_neutral_options_name_the_field(field: str, value: object) -> None:
 
 
 async def test_a_native_clients_voice_and_prompt_cross_a_realtime_upstream_into_minicpm() -> None:
-    async with chain() as c, ProxyClient(c.url("/audio_proxy")) as client:
+    # the inner proxy's Realtime dialect knows the presets by name: the outer maps them to themselves
+    presets = {name: name for name in ("none", "female", "male")}
+    async with chain(RealtimeSettings(model="gpt-realtime", voices=presets)) as c, \
+            ProxyClient(c.url("/audio_proxy")) as client:
         await client.conn.send(json.dumps({"type": "config", "assistantPrompt": "Be brief.",
                                            "useAudioPrompt": 3}))
-        assert (await client.next_event())["type"] == "config_applied"
+        assert await client.next_message() == ConfigAppliedMessage()
         # the outer proxy's Realtime kind said it in Realtime words...
         await c.inner.wait_for(lambda log: any(
             e["session"].get("instructions") == "Be brief." for e in log.of("session.update")))

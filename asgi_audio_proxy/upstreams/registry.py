@@ -8,6 +8,7 @@ own subpackage is imported only when that kind is asked for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Literal
 
@@ -25,16 +26,20 @@ KIND_NAMES = ("minicpm", "realtime", "vllm-duplex", "minicpm-demo")
 
 def realtime_kind(*, api_key: str | None = None, model: str | None = None, beta: bool = False,
                   slots: int = 1, turn_detection: Literal["server", "proxy"] = "server",
-                  input_rate_hz: int | None = None) -> UpstreamKind:
+                  input_rate_hz: int | None = None, voice: str | None = None,
+                  voices: Mapping[str, str] | None = None) -> UpstreamKind:
     """A server that speaks the OpenAI Realtime API (GA, or beta with ``beta=True``).
 
     It is probed by any HTTP answer from its origin (a Realtime server has no health route of
     its own) and may be probed while it holds conversations. ``slots`` is how many it takes at
-    once: the protocol does not say, so the operator does.
+    once: the protocol does not say, so the operator does. ``voice`` and ``voices``: see
+    :class:`~asgi_audio_proxy.upstreams.realtime.RealtimeSettings` (a client's voice reaches the
+    server only by a name ``voices`` gives it).
     """
     from .realtime import RealtimeSettings, realtime_upstream
 
-    settings = RealtimeSettings(api_key=api_key, model=model, beta=beta, turn_detection=turn_detection)
+    settings = RealtimeSettings(api_key=api_key, model=model, beta=beta, turn_detection=turn_detection,
+                                voice=voice, voices=dict(voices or {}))
     if input_rate_hz is not None:
         settings = replace(settings, input_rate_hz=input_rate_hz)
     return UpstreamKind(name="realtime", factory=realtime_upstream(settings), slots=slots,

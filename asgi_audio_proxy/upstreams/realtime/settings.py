@@ -9,6 +9,7 @@ environment, or hold a conversation's options (those come as ``UpstreamOptions``
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,6 +50,11 @@ class RealtimeSettings:
             and the proxy ends turns itself, with ``input_audio_buffer.commit`` and
             ``response.create``, when its own voice detector hears the user stop.
         voice: the server's voice name (``alloy``, ``af_heart``...); ``None`` keeps its default.
+        voices: the conversation's voice names (the presets ``female``, ``male``...) mapped to
+            the server's own, for a client that asks for a voice. A name not in it is not sent
+            (the server's voices are its own: OpenAI's refuses ``male``); :attr:`voice` is sent
+            instead. Empty by default; in front of another asgi-audio-proxy, whose Realtime
+            dialect knows the presets by name, map them to themselves.
         connect_timeout_s: the WebSocket handshake, and then the answer to the first session
             update, each.
         close_timeout_s: each teardown step.
@@ -60,6 +66,7 @@ class RealtimeSettings:
     input_rate_hz: int = DEFAULT_INPUT_RATE_HZ
     turn_detection: TurnDetection = "server"
     voice: str | None = None
+    voices: Mapping[str, str] = field(default_factory=dict, hash=False)
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
     close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S
 
@@ -79,6 +86,9 @@ class RealtimeSettings:
                "'server' or 'proxy'")
         _check(self.voice is None or (isinstance(self.voice, str) and bool(self.voice.strip())),
                "voice", self.voice, "None or a non-empty string")
+        _check(isinstance(self.voices, Mapping) and all(
+                   isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in self.voices.items()),
+               "voices", self.voices, "a mapping of voice names to non-empty voice names")
         for name in ("connect_timeout_s", "close_timeout_s"):
             value = getattr(self, name)
             _check(isinstance(value, int | float) and not isinstance(value, bool)
@@ -88,8 +98,8 @@ class RealtimeSettings:
         """The ``session.update`` fields neutral options map to, by their names in both shapes
         (``session_update`` puts ``voice`` where GA or beta keeps it).
 
-        ``instructions`` → ``instructions``; the conversation's voice, else :attr:`voice` (else
-        none: the server's own) → ``voice``, by name as the server knows it. Not mapped: the
+        ``instructions`` → ``instructions``; the conversation's voice as :attr:`voices` names it
+        for this server, else :attr:`voice` (else none: the server's own) → ``voice``. Not mapped: the
         reference audio (the protocol takes voices by name only) and ``vad_threshold``
         (MiniCPM-o's is the share of the last second that must be silence; a Realtime server's
         ``threshold`` is a speech probability: the server's VAD keeps its own).
@@ -97,7 +107,8 @@ class RealtimeSettings:
         fields: dict[str, Any] = {}
         if conversation.instructions is not None:
             fields["instructions"] = conversation.instructions
-        voice = conversation.voice or self.voice
+        asked = conversation.voice
+        voice = self.voices.get(asked, self.voice) if asked is not None else self.voice
         if voice is not None:
             fields["voice"] = voice
         return fields
