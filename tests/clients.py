@@ -65,13 +65,10 @@ async def next_json(ws: ClientConnection, timeout_s: float = 10) -> dict[str, An
 @dataclass
 class Turn:
     """What the client got for one reply: ``ending`` (its ``turn_end``, or an ``error``) and
-    ``messages`` (every event, audio left out) as decoded; ``end`` and ``events``, the same as
-    JSON objects."""
+    ``messages`` (every event, audio left out), as decoded."""
 
     texts: list[str] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)
-    end: dict[str, Any] | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
     ending: TurnEndMessage | ErrorMessage | None = None
     messages: list[ProxyMessage] = field(default_factory=list)
 
@@ -83,11 +80,7 @@ class Turn:
 class ProxyClient:
     """``async with ProxyClient(url) as c``: connects and reads ``ready``; ``c.proxy`` is what
     the connection has received so far (:class:`NativeClient`: ``c.proxy.upstream_version``...).
-
-    Messages come decoded (:meth:`next_message`, :class:`Turn`'s ``ending`` and ``messages``);
-    ``ready``, :meth:`next_event` and :class:`Turn`'s ``end`` and ``events`` are the same
-    messages as JSON objects, checked by the decoder all the same, for tests that still read
-    them so.
+    Messages come decoded (:meth:`next_message`, :class:`Turn`'s ``ending`` and ``messages``).
     """
 
     def __init__(self, url: str, *, expect_ready: bool = True) -> None:
@@ -95,14 +88,12 @@ class ProxyClient:
         self.expect_ready = expect_ready
         self.ws: ClientConnection | None = None
         self.proxy = NativeClient()
-        self.ready: dict[str, Any] = {}
 
     async def __aenter__(self) -> ProxyClient:
         self.ws = await connect(self.url, max_size=2**22, open_timeout=within(10))
         if self.expect_ready:
-            frame, ready = await self.next_frame()
+            ready = await self.next_message()
             assert isinstance(ready, ReadyMessage), ready
-            self.ready = json.loads(frame)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -140,13 +131,6 @@ class ProxyClient:
         assert isinstance(message, ReadyMessage), message
         return positions
 
-    async def next_event(self, timeout_s: float = 10) -> dict[str, Any]:
-        """The next event (not audio), checked by the decoder, as its JSON object."""
-        frame, _ = await self.next_frame(timeout_s)
-        assert isinstance(frame, str), f"expected an event, got {len(frame)} bytes of audio"
-        event: dict[str, Any] = json.loads(frame)
-        return event
-
     async def send_paced(self, pcm: bytes, frame_bytes: int = FRAME_BYTES) -> None:
         """Send PCM in frames at real-time pace (the upstream's VAD needs it)."""
         start = asyncio.get_running_loop().time()
@@ -166,19 +150,17 @@ class ProxyClient:
         turn = Turn()
         async with asyncio.timeout(within(timeout_s)):
             while turn.ending is None:
-                frame, message = await self.next_frame(timeout_s)
+                _, message = await self.next_frame(timeout_s)
                 if isinstance(message, AudioMessage):
                     if stop_after_audio and not turn.audio:
                         await self.conn.send(encode_control(StopControl()))
                     turn.audio += message.pcm
                     continue
-                assert isinstance(frame, str)
                 turn.messages.append(message)
-                turn.events.append(json.loads(frame))
                 if isinstance(message, TextMessage):
                     turn.texts.append(message.text)
                 elif isinstance(message, TurnEndMessage | ErrorMessage):
-                    turn.ending, turn.end = message, turn.events[-1]
+                    turn.ending = message
         return turn
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from asgi_audio_proxy.demo.server import DemoServer
+from asgi_audio_proxy.dialects.native_client import TurnEndMessage
 from asgi_audio_proxy.simulator.vllm_duplex import DuplexSimulator
 from asgi_audio_proxy.upstreams.registry import named_kind
 from tests.clients import ProxyClient
@@ -18,7 +19,7 @@ async def test_the_demo_of_the_vllm_duplex_kind_mounts_its_simulator_and_answers
         turn = await client.say(tone(440, 1.0) + silence(0.6))
     assert isinstance(demo.simulator, DuplexSimulator)
     assert demo.upstream_url == f"ws://127.0.0.1:{demo.port}/upstream/v1/realtime"
-    assert turn.end == {"type": "turn_end", "reason": "complete"} and turn.text.startswith("Turn 1:")
+    assert turn.ending == TurnEndMessage("complete") and turn.text.startswith("Turn 1:")
     assert dominant_frequency_hz(bytes(turn.audio)) == pytest.approx(440, abs=5)
     assert demo.simulator.recorder.closed == demo.simulator.recorder.opened  # session.close at the end
 
