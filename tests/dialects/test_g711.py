@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from asgi_audio_proxy.audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
+from tests.signals import tone
 
 EVERY_SAMPLE = np.arange(-32768, 32768, dtype="<i2").tobytes()
 EVERY_CODE = bytes(range(256))
@@ -67,10 +68,9 @@ def test_every_code_survives_a_round_trip() -> None:
 @pytest.mark.parametrize(("encode", "decode"), [(pcm16_to_ulaw, ulaw_to_pcm16),
                                                  (pcm16_to_alaw, alaw_to_pcm16)])
 def test_a_loud_tone_keeps_g711s_signal_to_noise_ratio(encode: Codec, decode: Codec) -> None:
-    t = np.arange(8000) / 8000
-    tone = np.round(16000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
-    error = _samples(decode(encode(tone))) - _samples(tone)
-    snr_db = 10 * np.log10(np.sum(_samples(tone) ** 2) / np.sum(error**2))
+    pcm = tone(440, 1.0, 8_000, amplitude=0.5)
+    error = _samples(decode(encode(pcm))) - _samples(pcm)
+    snr_db = 10 * np.log10(np.sum(_samples(pcm) ** 2) / np.sum(error**2))
     assert snr_db > 35  # G.711's logarithmic steps give about 38 dB across its range
 
 
