@@ -104,6 +104,65 @@ async def realtime_flood(base: str, recorder: SimulatorRecorder, checks: Checks)
     return f"error {codes[-1] if codes else 'none'}; close {close}"
 
 
+def realtime_answered(frame: str, expected: list[str]) -> Run:
+    """A request the real API answers without an ``error``: ``expected`` events in order (other
+    events between them allowed, an ``error`` never), then the connection goes on."""
+    async def run(base: str, recorder: SimulatorRecorder, checks: Checks) -> str:
+        async with connect(base + "/v1/realtime?model=minicpm-o", open_timeout=within(5)) as ws:
+            checks.equal("first event", (await next_event(ws))["type"], "session.created")
+            await ws.send(frame)
+            seen: list[dict[str, Any]] = []
+            for kind in expected:
+                while (event := await next_event(ws))["type"] != kind:
+                    seen.append(event)
+                    if event["type"] == "error":
+                        checks.that("no error", False, event["error"])
+                        return f"error {event['error']['code']}"
+                seen.append(event)
+            await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))  # and it goes on
+            checks.equal("then", (await next_event(ws))["type"], "input_audio_buffer.cleared")
+        last = seen[-1]
+        detail = (last.get("response") or {}).get("status_details") or {}
+        why = (detail.get("error") or {}).get("code")
+        return " → ".join(expected) + (f" ({why})" if why else "") + "; goes on"
+    return run
+
+
+async def realtime_session_update_mid_reply(base: str, recorder: SimulatorRecorder, checks: Checks) -> str:
+    async with connect(base + "/v1/realtime?model=minicpm-o", open_timeout=within(5)) as ws:
+        await next_event(ws)
+        turn = tone(440, 1.0, 24_000) + silence(1.4, 24_000)
+        for i in range(0, len(turn), 4800):
+            await ws.send(append(turn[i:i + 4800]))
+        kinds: list[str] = []
+        async with asyncio.timeout(within(20)):
+            while (event := await next_event(ws))["type"] != "response.output_audio.delta":
+                kinds.append(event["type"])
+            await ws.send(json.dumps({"type": "session.update", "session": {
+                "type": "realtime", "instructions": "Answer in French.",
+                "audio": {"output": {"voice": "male"}}}}))
+            while (event := await next_event(ws))["type"] != "response.done":
+                kinds.append(event["type"])
+        status = event["response"]["status"]
+    checks.that("no error", "error" not in kinds, kinds)
+    checks.that("session.updated", "session.updated" in kinds, kinds)
+    checks.equal("reply", status, "completed")
+    return f"session.updated; reply {status}"
+
+
+def _item(content_type: str, role: str = "user", **part: Any) -> str:
+    if content_type in ("function_call", "function_call_output"):
+        item: dict[str, Any] = {"type": content_type, "call_id": "call_1"}
+        item |= {"name": "lookup", "arguments": "{}"} if content_type == "function_call" else {"output": "{}"}
+    else:
+        item = {"type": "message", "role": role, "content": [{"type": content_type, **part}]}
+    return json.dumps({"type": "conversation.item.create", "item": item})
+
+
+_ITEM_ACK = ["conversation.item.added", "conversation.item.done"]
+_SPOKEN = base64.b64encode(tone(440, 0.3, 24_000)).decode()
+
+
 # -- Twilio -------------------------------------------------------------------------------------
 
 async def twilio_frames(base: str, frames: list[str], checks: Checks, *, end_with_stop: bool = True) -> str:
@@ -185,6 +244,21 @@ DIALECT_CASES: dict[str, DialectCase] = {
         append(bytes(300 * 1024)), "message_too_large", None)),
     "realtime flood": DialectCase("error policy_violation; close 1008", realtime_flood,
                                   {"max_text_frames_per_s": 5.0}),
+    "realtime response_create_nothing_to_answer": DialectCase(
+        "response.created → response.done (no_user_audio); goes on", realtime_answered(
+            json.dumps({"type": "response.create", "response": {"metadata": {"k": "v"}}}),
+            ["response.created", "response.done"])),
+    **{f"realtime item_create_{name}": DialectCase(
+        " → ".join(_ITEM_ACK) + "; goes on", realtime_answered(frame, _ITEM_ACK)) for name, frame in {
+        "system_text": _item("input_text", "system", text="Be brief."),
+        "user_text": _item("input_text", text="Hello"),
+        "user_audio": _item("input_audio", audio=_SPOKEN),
+        "assistant_text": _item("output_text", "assistant", text="Hi"),
+        "function_call": _item("function_call"),
+        "function_call_output": _item("function_call_output"),
+    }.items()},
+    "realtime session_update_mid_reply": DialectCase("session.updated; reply completed",
+                                                     realtime_session_update_mid_reply),
     "twilio media_before_start": DialectCase("nothing sent to Twilio; close 1000", twilio_raw(
         lambda: [inbound_message("connected", None, 0, protocol="Call", version="1.0.0"),
                  _media(SID, 1), _start(), _media(SID, 2)])),
