@@ -43,6 +43,7 @@ __all__ = [
     "StopReason",
     "StopReply",
     "UpstreamEvent",
+    "UpstreamQueued",
     "pcm_duration_ms",
 ]
 
@@ -164,6 +165,16 @@ class AudioOutcome:
 
 
 UpstreamEvent = ReplyStarted | ReplyText | ReplyAudio | ReplyEnded | AudioOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamQueued:
+    """While connecting: the model server queued the conversation behind others' (it has a queue
+    of its own), at ``position`` (1 = next), a worker expected in about ``eta_s``. The session
+    tells its client as :class:`Queued`; the conversation keeps its place meanwhile."""
+
+    position: int
+    eta_s: float
 
 
 # -- session -> client ------------------------------------------------------------------------

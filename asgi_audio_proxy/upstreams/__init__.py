@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .base import Emit, UpstreamAdapter, UpstreamFactory
+from .base import Emit, QueueingUpstream, QueueReport, UpstreamAdapter, UpstreamFactory
 from .kind import HealthProbe, UpstreamKind, http_probe, new_http_client, origin_probe
 from .registry import KIND_NAMES, named_kind, realtime_kind
 
@@ -11,6 +11,8 @@ __all__ = [
     "KIND_NAMES",
     "Emit",
     "HealthProbe",
+    "QueueReport",
+    "QueueingUpstream",
     "UpstreamAdapter",
     "UpstreamFactory",
     "UpstreamKind",

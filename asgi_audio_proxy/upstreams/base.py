@@ -5,24 +5,30 @@ mono at its :attr:`~UpstreamAdapter.input_rate_hz` (the session resamples client
 once) and hands back neutral :mod:`~asgi_audio_proxy.events` (reply started, text, audio at the
 rate the server made it, ended; and what became of each byte of audio, for the ledger).
 Everything about the server's wire (framing, acknowledgements, echo, end markers, stop
-quirks, option names) stays inside the adapter. Must not: know the client or its dialect.
+quirks, option names) stays inside the adapter. A server with a queue of its own (the
+MiniCPM-o-Demo gateway) may queue a conversation while it connects: such an adapter is also a
+:class:`QueueingUpstream`, and says each place it is given through the session's
+:data:`QueueReport`. Must not: know the client or its dialect.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol, runtime_checkable
 
 import httpx
 
 from ..config import ProxyConfig, UpstreamOptions
-from ..events import UpstreamEvent
+from ..events import UpstreamEvent, UpstreamQueued
 
-__all__ = ["Emit", "UpstreamAdapter", "UpstreamFactory"]
+__all__ = ["Emit", "QueueReport", "QueueingUpstream", "UpstreamAdapter", "UpstreamFactory"]
 
 #: how an adapter hands an event to its session (called from the adapter's own tasks)
 Emit = Callable[[UpstreamEvent], None]
+#: how an adapter tells its session, while it connects, that the server queued the conversation
+#: (awaited: the client hears of its place before the adapter waits on)
+QueueReport = Callable[[UpstreamQueued], Awaitable[None]]
 
 
 class UpstreamAdapter(Protocol):
@@ -77,6 +83,16 @@ class UpstreamAdapter(Protocol):
 
     async def aclose(self) -> None:
         """Stop a reply still playing and close every connection, under deadlines; idempotent."""
+        ...
+
+
+@runtime_checkable
+class QueueingUpstream(Protocol):
+    """An adapter whose server may queue the conversation at :meth:`UpstreamAdapter.connect`
+    and keep it waiting there, its place held, instead of refusing it as busy."""
+
+    def report_queue(self, report: QueueReport) -> None:
+        """Call ``report`` on each place the server gives the conversation while it connects."""
         ...
 
 
