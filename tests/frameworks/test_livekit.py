@@ -3,8 +3,9 @@ proxy in front of the simulator, headless on loopback (no LiveKit server: the se
 directly, as ``AgentSession`` drives it): two spoken turns under its default ``semantic_vad``,
 with manual turns (``commit_audio`` + ``generate_reply``), with ``update_instructions`` after the
 first audio, after ``update_chat_ctx``, and after a ``generate_reply`` asked over silence. After
-each: no error from the proxy, audio and text in every reply. Skipped without the
-``frameworks`` extra."""
+each: no error from the proxy, audio and text in every reply. Then an ``AgentSession`` with the
+plugin as its LLM, its audio input and output set to a microphone and a speaker of the test's
+own (no room, so no LiveKit server). Skipped without the ``frameworks`` extra."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ pytest.importorskip("livekit.plugins.openai.realtime", reason="needs the 'framew
 
 import aiohttp
 from livekit import rtc
-from livekit.agents import llm
+from livekit.agents import Agent as LiveKitAgent
+from livekit.agents import AgentSession, llm
+from livekit.agents.voice import io
 from livekit.plugins.openai.realtime import RealtimeModel, RealtimeSession
 
 from tests.clients import at_real_time
@@ -152,3 +155,69 @@ async def test_generate_reply_after_silence_ends_then_two_turns(speech: list[byt
         for question in speech:
             assert replied(await agent.turn(question))
         assert len(agent.errors) == 1
+
+
+class Microphone(io.AudioInput):
+    """The session's audio input: frames the test puts in."""
+
+    def __init__(self) -> None:
+        super().__init__(label="test microphone")
+        self.frames: asyncio.Queue[rtc.AudioFrame] = asyncio.Queue()
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        return await self.frames.get()
+
+    async def say(self, pcm: bytes) -> None:
+        start = asyncio.get_running_loop().time()
+        step = FRAME_SAMPLES * 2
+        for i in range(0, len(pcm), step):
+            piece = pcm[i:i + step]
+            self.frames.put_nowait(rtc.AudioFrame(piece, RATE_HZ, 1, len(piece) // 2))
+            await at_real_time(start, (i + step) / (RATE_HZ * 2))
+
+
+class Speaker(io.AudioOutput):
+    """The session's audio output: keeps what it is given, played out at once."""
+
+    def __init__(self) -> None:
+        super().__init__(label="test speaker", capabilities=io.AudioOutputCapabilities(pause=False),
+                         sample_rate=RATE_HZ)
+        self.audio = bytearray()
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        self.audio.extend(frame.data.tobytes())
+
+    def flush(self) -> None:
+        super().flush()
+        self.on_playback_finished(playback_position=0.0, interrupted=False)
+
+    def clear_buffer(self) -> None:
+        self.on_playback_finished(playback_position=0.0, interrupted=True)
+
+
+async def test_agent_session_with_the_plugin_as_its_llm_two_turns(speech: list[bytes]) -> None:
+    async with realtime_proxy() as base_url, aiohttp.ClientSession() as http:
+        model = RealtimeModel(base_url=base_url.replace("ws://", "http://", 1), api_key=KEY,
+                              http_session=http)
+        session: AgentSession[None] = AgentSession(llm=model)
+        microphone, speaker = Microphone(), Speaker()
+        session.input.audio, session.output.audio = microphone, speaker
+        errors: list[Any] = []
+        replies: asyncio.Queue[Any] = asyncio.Queue()
+        session.on("error", errors.append)
+        session.on("conversation_item_added",
+                   lambda ev: replies.put_nowait(ev.item) if getattr(ev.item, "role", None) == "assistant"
+                   else None)
+        await session.start(agent=LiveKitAgent(instructions="Answer briefly."))
+        try:
+            for question in speech:
+                heard_before = len(speaker.audio)
+                await microphone.say(question + silence(1.4, RATE_HZ))
+                async with asyncio.timeout(within(20)):
+                    reply = await replies.get()
+                assert reply.text_content and len(speaker.audio) > heard_before
+            assert not errors
+        finally:
+            await session.aclose()
+            await model.aclose()
