@@ -3,15 +3,15 @@
 The CPU one ``asgi-audio-proxy serve`` process spends per session in front of each upstream
 kind, every kind measured in the same run, each against the ``minicpm`` kind (the baseline).
 
-Owns: :data:`KIND_UPSTREAMS`, the table of how to start a server of each kind on loopback
-(``minicpm``: the simulator; ``realtime``: a second ``serve`` in front of the simulator, whose
-``/v1/realtime`` is the Realtime upstream), plus any other kind ``asgi-audio-proxy simulate
---kind`` plays (:func:`kinds_to_measure`); per kind, a front ``serve --upstream-kind KIND``
-process (a subprocess, ``--slots N``; :mod:`benchmarks.commands` starts the package's
-commands), N native sessions taking turns through it
-(:mod:`benchmarks.talkers`), the front process's CPU (user + system, psutil) over the window,
-the turns completed in it, the rows and the JSON. Must not: measure any process but the front
-``serve``, or run anything off loopback.
+Owns: :data:`KIND_UPSTREAMS`, the table of how to start a server of each kind on loopback with
+room for every session (``minicpm``: the simulator; ``realtime``: a second ``serve`` in front of
+the simulator, whose ``/v1/realtime`` is the Realtime upstream; ``vllm-duplex`` and
+``minicpm-demo``: their simulators), plus any other kind ``asgi-audio-proxy simulate --kind``
+plays (:func:`kinds_to_measure`); per kind, a front ``serve --upstream-kind KIND --slots N``
+process (:mod:`benchmarks.commands` starts the package's commands) and N native sessions taking
+turns through it (:mod:`benchmarks.talkers`, a process of its own, which reads the front
+process's CPU, user + system, at the window's edges); the judgement of each run, the rows and
+the JSON. Must not: measure any process but the front ``serve``, or run anything off loopback.
 
 A kind that completes no turn in the window measured nothing (a kind that silently does nothing
 would look cheapest): its run is invalid, the command says so and exits 1.
@@ -20,9 +20,9 @@ would look cheapest): its run is invalid, the command says so and exits 1.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,9 +31,9 @@ from typing import Any
 
 from .commands import serve_command, simulate_command, simulator_app
 from .load import MAX_LATE_MS, MAX_LATE_P99_MS
-from .procs import cpu_seconds, server
+from .procs import child_env, python_command, server
 from .report import Row
-from .talkers import TURN_TIMEOUT_S, TalkFigures, run_talkers
+from .talkers import TURN_TIMEOUT_S, TalkFigures
 
 __all__ = ["BASELINE_KIND", "KIND_UPSTREAMS", "KindRun", "as_json", "kind_rows", "kinds_to_measure",
            "main", "measure_kinds", "simulator_kinds"]
@@ -42,6 +42,9 @@ __all__ = ["BASELINE_KIND", "KIND_UPSTREAMS", "KindRun", "as_json", "kind_rows",
 BASELINE_KIND = "minicpm"
 #: the simulated model: 4 reply chunks 0.5 s apart (about real time, as a GPU sends them)
 SIMULATOR_ARGS = ("--first-chunk-delay-s", "0.05", "--chunk-delay-s", "0.5", "--reply-chunks", "4")
+
+#: beyond warm-up and window: connecting every session, their tail and closing, a busy machine
+_TALKERS_SLACK_S = 90.0
 
 #: how to start a server of a kind: given the sessions it must hold, yields its upstream URL
 UpstreamStarter = Callable[[int], contextlib.AbstractContextManager[str]]
@@ -160,14 +163,25 @@ def measure_kind(kind: str, start_upstream: UpstreamStarter, *, sessions: int, w
                   window_s=window_s)
     with start_upstream(sessions) as url, serve_command(kind, url, slots=sessions) as front:
         run.upstream = url
-        figures = asyncio.run(run_talkers(front.ws_url + "/audio_proxy", sessions, warmup_s=warmup_s,
-                                          window_s=window_s, meter=lambda: cpu_seconds(front.process)))
+        figures = _talk(front.ws_url + "/audio_proxy", front.process.pid, sessions, warmup_s, window_s)
     run.front_cpu_s = round(figures.metered, 3)
     run.cpu_ms_per_session_s = round(figures.metered * 1000 / (window_s * max(figures.connected, 1)), 3)
     run.reply_audio_s_per_turn = round(figures.reply_audio_s / max(figures.turns_total, 1), 2)
     run.talk = asdict(figures)
     _judge(run, figures)
     return run
+
+
+def _talk(url: str, front_pid: int, sessions: int, warmup_s: float, window_s: float) -> TalkFigures:
+    """The sessions, in a process of their own (:mod:`benchmarks.talkers`), under a deadline."""
+    argv = python_command("benchmarks.talkers", url, "--sessions", str(sessions), "--warmup",
+                          str(warmup_s), "--window", str(window_s), "--cpu-of", str(front_pid))
+    try:
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=None, text=True, env=child_env(),
+                              timeout=warmup_s + window_s + _TALKERS_SLACK_S, check=True)
+    except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:
+        raise RuntimeError(f"the sessions' process failed: {exc}") from exc
+    return TalkFigures(**json.loads(done.stdout))
 
 
 def _judge(run: KindRun, figures: TalkFigures) -> None:

@@ -9,17 +9,22 @@ client half (:mod:`~asgi_audio_proxy.dialects.native_client`) into the command-l
 *g/N* of a frame after session 0, as independent clients would, and says its first utterance
 *g/N* of a turn later (of half the window, if shorter), so turns end all through the window
 rather than together.
-Must not: start or stop processes, or read a process's CPU itself (the caller's ``meter`` is
-read at the window's edges).
+Runs as a process of its own, as the load generator does: ``python -m benchmarks.talkers URL
+--sessions N --warmup S --window S --cpu-of PID`` prints the figures as one JSON line, the CPU
+of process ``PID`` read at the window's edges; so nothing the benchmark's own process holds or
+does (a large heap's collection, other work) delays a frame. Must not: start or stop processes.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+import psutil  # type: ignore[import-untyped]  # no stubs in the environment
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -38,8 +43,9 @@ from asgi_audio_proxy.dialects.native_client import (
 
 from .load import summary
 from .marker import FRAME_BYTES
+from .procs import cpu_seconds
 
-__all__ = ["QUIET_S", "TURN_TIMEOUT_S", "UTTERANCE_S", "TalkFigures", "run_talkers"]
+__all__ = ["QUIET_S", "TURN_TIMEOUT_S", "UTTERANCE_S", "TalkFigures", "main", "run_talkers"]
 
 #: the load's frame (benchmarks.loadgen), not the command-line client's 50 ms one
 FRAME_S = 0.02
@@ -262,3 +268,23 @@ async def run_talkers(url: str, sessions: int, *, warmup_s: float, window_s: flo
             await ws.close()  # already closed unless a task failed
     figures.late_ms = summary([x * 1000 for x in late_s])
     return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.talkers",
+                                     description="Native sessions taking turns; the figures as JSON.")
+    parser.add_argument("url", help="the proxy's native WebSocket URL")
+    parser.add_argument("--sessions", type=int, required=True)
+    parser.add_argument("--warmup", type=float, required=True, help="seconds before the window")
+    parser.add_argument("--window", type=float, required=True, help="seconds measured")
+    parser.add_argument("--cpu-of", type=int, required=True, metavar="PID",
+                        help="the process whose CPU seconds are read at the window's edges")
+    args = parser.parse_args(argv)
+    process = psutil.Process(args.cpu_of)
+    figures = asyncio.run(run_talkers(args.url, args.sessions, warmup_s=args.warmup,
+                                      window_s=args.window, meter=lambda: cpu_seconds(process)))
+    print(json.dumps(asdict(figures)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
