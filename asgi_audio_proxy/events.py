@@ -164,9 +164,6 @@ class AudioOutcome:
     detail: str = ""
 
 
-UpstreamEvent = ReplyStarted | ReplyText | ReplyAudio | ReplyEnded | AudioOutcome
-
-
 @dataclass(frozen=True, slots=True)
 class UpstreamQueued:
     """While connecting: the model server queued the conversation behind others' (it has a queue
@@ -202,8 +199,10 @@ class ConfigApplied:
 
 @dataclass(frozen=True, slots=True)
 class SpeechStarted:
-    """The proxy's voice detector heard the client start speaking, ``audio_start_ms`` into its
-    audio (milliseconds of client audio since the session started)."""
+    """The client started speaking, ``audio_start_ms`` into its audio (milliseconds of client
+    audio since the session started): the proxy's voice detector heard it, or, from an upstream
+    whose model owns the turns, the model took it as the user's turn (then it also emits the
+    :class:`SpeechStopped` that ends the turn, before the reply to it starts)."""
 
     audio_start_ms: int
 
@@ -233,6 +232,10 @@ class DialectFrames:
 
     frames: tuple[str | bytes, ...] = field(default=())
 
+
+#: what an upstream adapter emits (speech events only from one whose model owns the turns)
+UpstreamEvent = (ReplyStarted | ReplyText | ReplyAudio | ReplyEnded | AudioOutcome | SpeechStarted
+                 | SpeechStopped)
 
 ServerEvent = (Queued | Ready | ConfigApplied | ReplyStarted | ReplyText | ReplyAudio | ReplyEnded
                | SpeechStarted | SpeechStopped | ErrorEvent | DialectFrames)

@@ -26,10 +26,19 @@ from ..dialects.base import ClientDialect
 from ..dialects.connection import ClientConnection
 from ..dialects.native import NativeDialect
 from ..errors import AudioProxyError, ClientError, ClientGone, IdleTimeout, ServerShutdown, UpstreamError
-from ..events import AudioOutcome, ClientEvent, Ready, ServerEvent, StopReason, UpstreamEvent
+from ..events import (
+    AudioOutcome,
+    ClientEvent,
+    Ready,
+    ServerEvent,
+    SpeechStarted,
+    SpeechStopped,
+    StopReason,
+    UpstreamEvent,
+)
 from ..pacing import Pacer
 from ..pool.lease import Lease, UpstreamLeaser
-from ..upstreams.base import UpstreamAdapter
+from ..upstreams.base import TurnOwner, UpstreamAdapter
 from ..upstreams.kind import UpstreamKind
 from .admit import ParameterCheck
 from .channel import ClientChannel, EventObserver
@@ -182,6 +191,8 @@ class ProxySession:
         upstream = await self._link.open(options)
         lease = self._link.lease
         self.log.debug("upstream %s, version %s", lease.url if lease else "given", upstream.version)
+        if isinstance(upstream, TurnOwner) and upstream.owns_turns and self._voice is not None:
+            self._quiet_voice()
         await self._to_client.send_now(Ready(self.id, upstream.version))
         self.state = SessionState.STREAMING
         for frame in lease.held_frames if lease else ():
@@ -199,8 +210,20 @@ class ProxySession:
         if isinstance(event, AudioOutcome):
             self._ledger.outcome(event)
             return
+        if isinstance(event, SpeechStarted | SpeechStopped):  # the model's own turns
+            if self._voice_wanted:  # as the detector's would be: where the client wants them
+                self._to_client.emit(event)
+            return
         self._last_activity = asyncio.get_running_loop().time()
         self._replies.on_upstream(event)
+
+    def _quiet_voice(self) -> None:
+        """The upstream tells the client's turns: the detector tells none (under voice barge-in
+        it still cuts replies the user speaks over; else it was there for them alone: it goes)."""
+        if self._config.voice.policy == "voice" and self._voice is not None:
+            self._voice.tells_speech = False
+        else:
+            self._voice = self._inbound.voice = None
 
     def _touch(self, now: float) -> None:
         """Audio came from the client at ``now`` (the watchdog's idle limit runs from it)."""

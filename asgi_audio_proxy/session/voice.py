@@ -28,6 +28,8 @@ class VoiceWatch:
     def __init__(self, config: BargeInConfig) -> None:
         self._activity = VoiceActivity(config)
         self._resampler: Resampler | None = None
+        #: whether :meth:`heard` gives speech events (not where the upstream's model tells them)
+        self.tells_speech = True
 
     def heard(self, pcm: bytes, rate_hz: int) -> list[SpeechStarted | SpeechStopped | CutReply]:
         """Client audio, in order: speech events for the client, and a cut to make."""
@@ -38,9 +40,11 @@ class VoiceWatch:
         out: list[SpeechStarted | SpeechStopped | CutReply] = []
         for decision in self._activity.feed_input(pcm):
             if isinstance(decision, VoiceStarted):
-                out.append(SpeechStarted(round(decision.audio_start_ms)))
+                if self.tells_speech:
+                    out.append(SpeechStarted(round(decision.audio_start_ms)))
             elif isinstance(decision, VoiceStopped):
-                out.append(SpeechStopped(round(decision.audio_end_ms)))
+                if self.tells_speech:
+                    out.append(SpeechStopped(round(decision.audio_end_ms)))
             else:
                 out.append(decision)
         return out

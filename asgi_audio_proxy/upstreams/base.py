@@ -22,7 +22,7 @@ import httpx
 from ..config import ProxyConfig, UpstreamOptions
 from ..events import UpstreamEvent, UpstreamQueued
 
-__all__ = ["Emit", "QueueReport", "QueueingUpstream", "UpstreamAdapter", "UpstreamFactory"]
+__all__ = ["Emit", "QueueReport", "QueueingUpstream", "TurnOwner", "UpstreamAdapter", "UpstreamFactory"]
 
 #: how an adapter hands an event to its session (called from the adapter's own tasks)
 Emit = Callable[[UpstreamEvent], None]
@@ -94,6 +94,16 @@ class QueueingUpstream(Protocol):
     def report_queue(self, report: QueueReport) -> None:
         """Call ``report`` on each place the server gives the conversation while it connects."""
         ...
+
+
+@runtime_checkable
+class TurnOwner(Protocol):
+    """An adapter whose model decides the user's turns (a full-duplex server): it emits
+    ``SpeechStarted`` and ``SpeechStopped`` itself when :attr:`owns_turns` is true, and the
+    session's voice detector then tells the client none of its own."""
+
+    @property
+    def owns_turns(self) -> bool: ...
 
 
 #: makes a conversation's adapter for the leased server ``url``
