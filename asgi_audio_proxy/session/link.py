@@ -1,8 +1,9 @@
 """The session's hold on its upstream: the lease on a server and the adapter that speaks to it.
 
 Owns: leasing a server, making its adapter from the lease's kind, opening the conversation under
-a deadline, going back to the head of the queue (with the frames the lease held) when the server
-says it is full, and letting both go at the end. Must not: read from or write to the client
+a deadline (a server that queues it keeps it, and the client waits there: :mod:`.queue_wait`),
+going back to the head of the queue (with the frames the lease held) when the server says it is
+full, and letting both go at the end. Must not: read from or write to the client
 (the leaser's ``notify`` does, while the client waits), or decide how the session ends.
 """
 
@@ -18,8 +19,9 @@ from ..config import ProxyConfig, UpstreamOptions
 from ..dialects.connection import ClientConnection
 from ..errors import UpstreamBusy, UpstreamTimeout
 from ..pool.lease import Lease, Notify, UpstreamLeaser
-from ..upstreams.base import UpstreamAdapter
+from ..upstreams.base import QueueingUpstream, UpstreamAdapter
 from ..upstreams.kind import UpstreamKind
+from .queue_wait import UpstreamQueueWait
 
 __all__ = ["UpstreamLink"]
 
@@ -54,6 +56,12 @@ class UpstreamLink:
         self._given = upstream is not None
         self.adapter = upstream
         self.lease: Lease | None = None
+        self._held: list[bytes | str] = []  # frames held while queued upstream, without a lease
+
+    @property
+    def held_frames(self) -> list[bytes | str]:
+        """Client frames received while the session waited, oldest first (replayed after ``ready``)."""
+        return self.lease.held_frames if self.lease is not None else self._held
 
     async def open(self, options: UpstreamOptions) -> UpstreamAdapter:
         """Lease a server and open the conversation on it; a server that refuses it as full
@@ -75,14 +83,9 @@ class UpstreamLink:
                 kind = self.lease.kind or self._kind
                 assert kind is not None
                 self.adapter = kind.factory(self.lease.url, self._config, self._http_client, self._log)
-            deadline_s = 3 * self._config.connect_timeout_s  # its calls, each under its own
             try:
-                async with asyncio.timeout(deadline_s):
-                    await self.adapter.connect(options)
+                await self._connect(self.adapter, options)
                 return self.adapter
-            except TimeoutError as exc:  # ours, not a library's: the adapter translates those
-                raise UpstreamTimeout(f"the upstream did not open the conversation within "
-                                      f"{deadline_s:g} s") from exc
             except UpstreamBusy as busy:
                 if self.lease is None or self._given:
                     raise
@@ -91,6 +94,33 @@ class UpstreamLink:
                 held, again = lease.held_frames, True
                 await adapter.aclose()
                 await lease.release(busy=True)
+
+    async def _connect(self, adapter: UpstreamAdapter, options: UpstreamOptions) -> None:
+        """``adapter.connect`` under a deadline; while its server queues the conversation, the
+        client is told its place, its frames are held, and its leaving ends the wait.
+
+        Raises:
+            UpstreamTimeout: the conversation did not open within three connect timeouts (and
+                ``max_queue_wait_s`` more, if the server queued it).
+            ClientGone: the client left while the server queued it.
+        """
+        deadline_s = 3 * self._config.connect_timeout_s  # its calls, each under its own
+        try:
+            async with asyncio.timeout(deadline_s) as deadline:
+                async with asyncio.TaskGroup() as tasks:
+                    wait = UpstreamQueueWait(self._client, self._notify, self.held_frames, self._config,
+                                             deadline, tasks, self._log)
+                    if isinstance(adapter, QueueingUpstream):
+                        adapter.report_queue(wait)
+                    try:
+                        await adapter.connect(options)
+                    finally:
+                        wait.stop()
+        except TimeoutError as exc:  # ours, not a library's: the adapter translates those
+            raise UpstreamTimeout(f"the upstream did not open the conversation within "
+                                  f"{deadline_s:g} s") from exc
+        except BaseExceptionGroup as group:  # the task group's: one error ended the connect
+            raise group.exceptions[0] from None
 
     async def close_adapter(self) -> Mapping[str, int]:
         """Close the adapter, if one was made; returns the audio it never accounted for."""

@@ -195,7 +195,7 @@ class ProxySession:
             self._quiet_voice()
         await self._to_client.send_now(Ready(self.id, upstream.version))
         self.state = SessionState.STREAMING
-        for frame in lease.held_frames if lease else ():
+        for frame in self._link.held_frames:  # sent while it waited, in a queue or the upstream's
             await self._inbound.on_frame(frame)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._inbound.receive())

@@ -1,15 +1,18 @@
 """The ``minicpm-demo`` adapter: the upstream seam over a MiniCPM-o-Demo gateway's audio duplex.
 
 Owns: one conversation as a client of ``/v1/realtime?mode=audio``: the queue phase at connect (a
-gateway that queues the conversation refuses it for now: ``UpstreamBusy``, so the client waits in
-the proxy's own queue, the only one it sees), the session update (the conversation's options as
-:meth:`.DemoSettings.map_options` maps them) and its answer, client audio
-sent as whole float32 appends at the model's pace with silence while the client says nothing
-(:mod:`.appends`), replies through :class:`.ReplyTracker`, a stop as ``force_listen`` on the next
-append, the gateway's ends (``session.closed``: its time limit, a full context, a shutdown) and
-errors, and ``session.close`` on the way out. Decisions are the pure parts'; the two tasks here
-only move events. Must not: know the client, or let a library exception out (the transport
-translates them).
+gateway that queues the conversation keeps it, its place held: each ``session.queued`` and
+``queue_update`` goes to the session's report as an :class:`~asgi_audio_proxy.events.UpstreamQueued`,
+which its client hears as the proxy's own ``queued``, until ``session.queue_done``, for
+``max_queue_wait_s`` at most; a full queue or no worker at all is ``UpstreamBusy``), the session
+update (the conversation's options as :meth:`.DemoSettings.map_options` maps them) and its
+answer, client audio sent as whole float32 appends at the model's pace with silence while the
+client says nothing (:mod:`.appends`), replies through :class:`.ReplyTracker`, a stop as
+``force_listen`` on the next append, the gateway's ends (``session.closed``: its time limit, a
+full context, a shutdown) and errors, and ``session.close`` on the way out (a conversation still
+queued is only closed: the gateway reads nothing while it queues, and drops the place of a
+client gone). Decisions are the pure parts'; the two tasks here only move events. Must not: know
+the client, or let a library exception out (the transport translates them).
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from collections.abc import Mapping
 import httpx
 
 from ...config import ProxyConfig, UpstreamOptions
-from ...errors import UpstreamBusy, UpstreamError, UpstreamProtocolError, UpstreamTimeout
-from ...events import AudioOutcome
-from ..base import Emit, UpstreamFactory
+from ...errors import SessionLimitExceeded, UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from ...events import AudioOutcome, UpstreamQueued
+from ..base import Emit, QueueReport, UpstreamFactory
 from ..realtime.settings import RealtimeSettings
 from ..realtime.transport import RealtimeTransport, Transport
 from .appends import AppendBuffer
@@ -87,6 +90,8 @@ class DemoAdapter:
         self._has_room = asyncio.Event()  # set when the sender took audio out of a full buffer
         self._replies = ReplyTracker()
         self._gateway_session: str | None = None
+        self._report: QueueReport | None = None
+        self._place: UpstreamQueued | None = None  # while the gateway queues the conversation
         self._in_flight_bytes = 0
         self._warned: set[str] = set()
         self._is_created = self._is_ended = self._is_closed = False
@@ -104,22 +109,23 @@ class DemoAdapter:
         """The gateway's id for the conversation (from ``session.created``)."""
         return self._gateway_session
 
+    def report_queue(self, report: QueueReport) -> None:
+        """Call ``report`` with each place the gateway gives the conversation while it connects."""
+        self._report = report
+
     async def connect(self, options: UpstreamOptions) -> None:
         """Open the connection, wait out the queue phase, send the session update, and wait for
         ``session.created``.
 
         Raises:
-            UpstreamBusy: the gateway queued the conversation, or has no worker for it.
+            UpstreamBusy: the gateway has no worker for the conversation, nor room in its queue.
+            SessionLimitExceeded: the gateway queued it, and no worker was its within
+                ``max_queue_wait_s``.
             UpstreamProtocolError: the gateway refused the session update.
-            UpstreamTimeout, UpstreamUnavailable, SessionLimitExceeded.
+            UpstreamTimeout, UpstreamUnavailable.
         """
         await self._transport.open()
-        try:  # a gateway with a free worker says queue_done at once; one that says nothing is let be
-            async with asyncio.timeout(self._settings.queue_grace_s):
-                while not self._assigned(parse_server_event(await self._transport.receive())):
-                    pass
-        except TimeoutError:
-            self._log.debug("no queue events from the gateway; sending the session update")
+        await self._wait_for_worker()
         await self._transport.send(session_update(self._settings.map_options(options.conversation)))
         timeout_s = self._settings.connect_timeout_s
         try:
@@ -131,6 +137,43 @@ class DemoAdapter:
                                   f"{timeout_s} s") from exc
         self._appends.start(asyncio.get_running_loop().time())
         self._log.debug("gateway session %s ready", self._gateway_session)
+
+    async def _wait_for_worker(self) -> None:
+        """The queue phase: a gateway with a free worker says ``queue_done`` at once, one that
+        says nothing for ``queue_grace_s`` is let be; one that queues the conversation is waited
+        for, each place reported, up to ``max_queue_wait_s``."""
+        limit_s = self._config.max_queue_wait_s
+        try:
+            async with asyncio.timeout(self._settings.queue_grace_s) as wait:
+                while True:
+                    message = parse_server_event(await self._transport.receive())
+                    if isinstance(message, QueueState) and message.stage == "done":
+                        break
+                    if isinstance(message, QueueState):
+                        if self._place is None:  # queued: the grace becomes the queue's bound
+                            wait.reschedule(asyncio.get_running_loop().time() + limit_s)
+                        await self._queued(message)
+                    else:
+                        self._fail_on(message)
+        except TimeoutError as exc:
+            if self._place is not None:
+                raise SessionLimitExceeded(f"the gateway gave the conversation no worker within "
+                                           f"{limit_s:g} s; try again later") from exc
+            self._log.debug("no queue events from the gateway; sending the session update")
+        if self._place is not None:
+            self._log.info("the gateway gave the conversation a worker")
+            self._place = None
+
+    async def _queued(self, state: QueueState) -> None:
+        """One place in the gateway's queue (an update without one keeps the last)."""
+        last = self._place or UpstreamQueued(1, 0.0)
+        self._place = UpstreamQueued(state.position if state.position is not None else last.position,
+                                     state.eta_s if state.eta_s is not None else last.eta_s)
+        if self._report is None:
+            self._log.info("the gateway queued the conversation at position %d (about %.1f s)",
+                           self._place.position, self._place.eta_s)
+        else:
+            await self._report(self._place)
 
     async def configure(self, options: UpstreamOptions) -> None:
         """The gateway takes its options once, at connect: later ones are logged and let be."""
@@ -186,24 +229,12 @@ class DemoAdapter:
                 self._log.debug("the gateway did not confirm the close: %s", exc)
         await self._transport.aclose()
 
-    def _assigned(self, message: ServerMessage) -> bool:
-        """One event of the queue phase: ``True`` once a worker is the conversation's."""
-        if isinstance(message, QueueState):
-            if message.stage == "done":
-                return True
-            raise UpstreamBusy(f"the gateway queued the conversation at position {message.position} "
-                               f"(about {message.eta_s} s): it has no free worker")
-        self._fail_on(message)
-        return False
-
     def _created(self, message: ServerMessage) -> bool:
         """One event while the session update is answered: ``True`` once it is."""
         if isinstance(message, SessionCreated):
             self._gateway_session = message.session_id or None
             self._is_created = True
             return True
-        if isinstance(message, QueueState) and message.stage != "done":
-            return self._assigned(message)
         if isinstance(message, GatewayError) and error_for(message) is None:
             raise UpstreamProtocolError(f"the gateway refused the session update: {message.code}: "
                                         f"{message.message}")
