@@ -159,8 +159,7 @@ async def test_turn_detection_off_with_local_turns(speech: list[bytes]) -> None:
         bot.check_alive()
 
 
-# a system message in the context is how Pipecat apps began until 1.9 (still common)
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+# a system message in the context is how Pipecat apps began until 1.9 (deprecated since, still common)
 @pytest.mark.parametrize("messages", [[], [{"role": "system", "content": "You are a helpful assistant."}]],
                          ids=["empty-context", "system-message"])
 async def test_bot_speaks_first_then_two_turns(speech: list[bytes], messages: list[Any]) -> None:
