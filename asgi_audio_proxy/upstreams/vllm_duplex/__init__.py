@@ -2,7 +2,8 @@
 
 ``AudioProxy(config, kind=vllm_duplex_kind(slots=4))`` fronts it. Its parts: the settings, the
 reference voice and the wire (pure), the playback bookkeeping (pure, over the Realtime kind's
-reply tracker), the link (the socket and its resume), the adapter (the seam) and the kind.
+reply tracker), the user's turns as the model takes them (pure), the link (the socket and its
+resume), the adapter (the seam) and the kind.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from .kind import DEFAULT_SLOTS, health_probe, vllm_duplex_kind
 from .link import DuplexLink, TransportFactory
 from .playback import ACK_STEP_MS, DuplexPlayback
 from .settings import DuplexSettings, OverlapPolicy
+from .turns import ModelTurns
 from .voice import DEFAULT_VOICE_RATE_HZ, default_reference_voice, wav_data_url
 from .wire import (
     INPUT_RATE_HZ,
@@ -19,6 +21,7 @@ from .wire import (
     Decision,
     DuplexMessage,
     DuplexSession,
+    Overlap,
     SessionEnded,
     SessionResumed,
     barge_in,
@@ -49,6 +52,8 @@ __all__ = [
     "DuplexPlayback",
     "DuplexSession",
     "DuplexSettings",
+    "ModelTurns",
+    "Overlap",
     "OverlapPolicy",
     "SessionEnded",
     "SessionResumed",

@@ -5,7 +5,10 @@ Owns: one conversation as a duplex client: the session update with the reference
 but the model needs input (a reply plays, or the turn's end must be heard: it speaks only as 1 s
 units of input arrive); the model's own turns (its replies through :class:`.DuplexPlayback`); a
 stop as ``response.cancel``, a voice barge-in as ``barge_in``, each with ``playback.ack`` at what
-the client heard; ``session.heartbeat`` and ``session.event_ack``; a dropped socket resumed with
+the client heard; the user's turns as the model takes them (:class:`.ModelTurns`: speech
+started when the server hears it, stopped when the model speaks), emitted as the neutral speech
+events, so the session's own detector tells none (:attr:`DuplexAdapter.owns_turns`);
+``session.heartbeat`` and ``session.event_ack``; a dropped socket resumed with
 ``session.resume`` on a new one (the journal's replay read past what already came); and
 ``session.close`` on every way out. Decisions are the pure parts'; the tasks here move events.
 Must not: know the client, or let a library exception out (the transport translates them).
@@ -27,13 +30,14 @@ from ...errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ...events import AudioOutcome
+from ...events import AudioOutcome, ReplyStarted, SpeechStarted, SpeechStopped
 from ..base import Emit, UpstreamFactory
 from ..realtime.sendqueue import SendQueue
 from ..realtime.wire import (
     ReplyPart,
     ResponseDone,
     ServerError,
+    SpeechActivity,
     append_audio,
     clear_audio,
     commit_audio,
@@ -42,10 +46,12 @@ from ..realtime.wire import (
 from .link import DuplexLink
 from .playback import DuplexPlayback
 from .settings import DuplexSettings
+from .turns import ModelTurns
 from .wire import (
     INPUT_RATE_HZ,
     Decision,
     DuplexSession,
+    Overlap,
     SessionEnded,
     event_ack,
     heartbeat,
@@ -68,6 +74,9 @@ APPEND_MAX_S = 1.0
 class DuplexAdapter:
     """One conversation with a vLLM-Omni duplex server.
 
+    The model owns the turns (:attr:`owns_turns`): the speech events the session's client gets
+    are the adapter's, from what the model and the server say.
+
     Args:
         url: the leased server (``ws(s)://host:port/v1/realtime``, or ``http(s)://host:port``).
         settings: the kind's settings (model, voice, heartbeat, timeouts).
@@ -88,6 +97,7 @@ class DuplexAdapter:
         self._has_output = asyncio.Event()
         self._has_room = asyncio.Event()
         self._playback = DuplexPlayback()
+        self._turns = ModelTurns(INPUT_RATE_HZ)
         self._version = settings.model
         self._in_flight_bytes = 0
         self._covered_until = 0.0  # loop time up to which the model has input (client's or silence)
@@ -104,6 +114,12 @@ class DuplexAdapter:
     @property
     def input_rate_hz(self) -> int:
         return INPUT_RATE_HZ
+
+    @property
+    def owns_turns(self) -> bool:
+        """The model decides when the user's turn ends: this adapter emits ``SpeechStarted`` and
+        ``SpeechStopped``, and the session's detector must not tell them again."""
+        return True
 
     async def connect(self, options: UpstreamOptions) -> None:
         """Open the session: the update with the voice, then ``session.created`` and ``.updated``.
@@ -137,6 +153,7 @@ class DuplexAdapter:
         self._covered_until = max(self._covered_until, now) + len(pcm) / 2 / INPUT_RATE_HZ
         self._flow_until = self._covered_until + self._settings.trailing_silence_s
         self._queue.put_audio(pcm)
+        self._turns.heard(len(pcm))
         self._has_output.set()
 
     async def commit(self) -> None:
@@ -146,6 +163,7 @@ class DuplexAdapter:
 
     def clear(self) -> int:
         dropped = self._queue.clear_audio()
+        self._turns.forget()
         self._queue.put(clear_audio())
         self._has_output.set()
         return dropped
@@ -156,6 +174,8 @@ class DuplexAdapter:
         ``playback.ack`` at what the client heard."""
         now = asyncio.get_running_loop().time()
         was_playing, messages = self._playback.cut(now, by_voice=resend_from_ms is not None)
+        if was_playing and resend_from_ms is not None:
+            self._turns.interrupted(resend_from_ms)
         for message in messages:
             self._queue.put_urgent(message)
         if messages:
@@ -240,8 +260,19 @@ class DuplexAdapter:
             if message is None:
                 continue  # replayed, and already read before the drop
             if isinstance(message, ReplyPart | ResponseDone):
+                if isinstance(message, ReplyPart) and isinstance(message.event, ReplyStarted):
+                    self._emit_all(emit, self._turns.spoke(message.response_id))  # before the reply
                 for event in self._playback.route(message, loop.time()):
                     emit(event)
+            elif isinstance(message, SpeechActivity):
+                if message.started:
+                    self._emit_all(emit, self._turns.speech_started())
+                else:
+                    self._turns.speech_stopped()
+            elif isinstance(message, Overlap):
+                self._log.debug("overlap: %s (%s)", message.action, message.reason)
+                if message.is_speech:
+                    self._emit_all(emit, self._turns.speech_started())
             elif isinstance(message, ServerError):
                 self._on_error(message)
             elif isinstance(message, SessionEnded):
@@ -251,6 +282,8 @@ class DuplexAdapter:
                 raise UpstreamSessionLimit(said)  # this conversation is over, the server is fine
             elif isinstance(message, Decision):
                 self._log.debug("the model chose to %s", "speak" if message.speak else "listen")
+                if message.speak:  # its response.created came first, but a server may skip it
+                    self._emit_all(emit, self._turns.spoke(message.response_id))
 
     async def _tick(self) -> None:
         """Silence owed, playback acks, event acks and heartbeats, on the loop's clock."""
@@ -275,6 +308,11 @@ class DuplexAdapter:
                 self._queue.put_urgent(heartbeat())
             if self._queue:
                 self._has_output.set()
+
+    @staticmethod
+    def _emit_all(emit: Emit, events: list[SpeechStarted | SpeechStopped]) -> None:
+        for event in events:
+            emit(event)
 
     def _on_error(self, error: ServerError) -> None:
         failure = error_for(error)

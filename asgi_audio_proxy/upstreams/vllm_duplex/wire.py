@@ -28,6 +28,7 @@ __all__ = [
     "Decision",
     "DuplexMessage",
     "DuplexSession",
+    "Overlap",
     "SessionEnded",
     "SessionResumed",
     "barge_in",
@@ -173,7 +174,22 @@ class Decision:
     response_id: str | None
 
 
-DuplexMessage = DuplexSession | SessionResumed | SessionEnded | Decision | ServerMessage
+@dataclass(frozen=True, slots=True)
+class Overlap:
+    """``overlap.decision``: what the server did with input that overlapped a response:
+    ``drop`` (a short remark, not a turn), ``listen`` (speech kept for the next turn) or
+    ``barge_in`` (speech that cut the response)."""
+
+    action: str
+    reason: str | None
+
+    @property
+    def is_speech(self) -> bool:
+        """The user spoke, and it counts as a turn."""
+        return self.action in ("listen", "barge_in")
+
+
+DuplexMessage = DuplexSession | SessionResumed | SessionEnded | Decision | Overlap | ServerMessage
 _ENDINGS = frozenset({"session.closed", "session.expired", "session.replaced", "session.resync_required"})
 
 
@@ -205,6 +221,8 @@ def parse_duplex_event(frame: str) -> tuple[int | None, DuplexMessage]:
         return seq, SessionEnded(kind, _string(event.get("reason")))
     if kind in ("response.listen", "response.speak"):
         return seq, Decision(kind == "response.speak", _string(event.get("response_id")))
+    if kind == "overlap.decision":
+        return seq, Overlap(_string(event.get("action")) or "", _string(event.get("reason")))
     return seq, parse_server_event(frame, beta=False)
 
 
