@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from array import array
 
 from ...audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
 from ...audio.resample import Resampler
 from .session_config import FORMAT_RATES_HZ
 
-__all__ = ["DELTA_MS", "InputDecoder", "OutputEncoder", "pcm_ms"]
+__all__ = ["DELTA_MS", "InputDecoder", "OutputEncoder", "decode_whole", "pcm_ms", "peak"]
 
 #: longest reply audio delta: clients play deltas as they come, and a cut loses at most one
 DELTA_MS = 100
@@ -60,6 +61,26 @@ class InputDecoder:
     def reset(self) -> None:
         """Forget a carried byte (the buffer was cleared or the format changed)."""
         self._odd = b""
+
+
+def decode_whole(audio: list[str], fmt: str) -> list[tuple[bytes, int, int]]:
+    """Whole pieces of audio (a conversation item's) as PCM16, its rate and its size on the wire.
+
+    Raises:
+        ValueError: a piece is not base64, or is a WAV file.
+    """
+    decoder, out = InputDecoder(), []
+    for data in audio:
+        pcm, rate = decoder.decode(data, fmt)
+        if pcm:
+            out.append((pcm, rate, len(data) * 3 // 4))
+    return out
+
+
+def peak(pcm: bytes) -> int:
+    """The loudest sample of PCM16 (native order: the machines this runs on are little-endian)."""
+    samples = array("h", pcm)
+    return max(max(samples), -min(samples)) if samples else 0
 
 
 class OutputEncoder:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-from array import array
 from collections import deque
 from typing import Any
 
@@ -40,9 +39,10 @@ from ...events import (
 )
 from ..base import Frame
 from . import session_config as sc
-from .codec import InputDecoder, OutputEncoder, pcm_ms
+from .codec import InputDecoder, OutputEncoder, decode_whole, pcm_ms, peak
 from .items import client_item, spoken_audio, text_for_instructions
 from .reply import Conversation, Event, outcome
+from .requests import INPUT_AUDIO_SILENT, NO_USER_AUDIO, keep_fixed, response_params
 from .wire import (
     IdSource,
     Protocol,
@@ -157,7 +157,7 @@ class RealtimeDialect:
         if not pcm:
             return []
         self._heard_audio = True
-        self._peak = max(self._peak, _peak(pcm))
+        self._peak = max(self._peak, peak(pcm))
         self._silent_commit = False
         ended = self._conversation.appended(pcm_ms(len(pcm), rate))
         heard: list[ClientEvent] = [AudioIn(pcm, rate, wire_bytes=len(audio) * 3 // 4)]
@@ -193,8 +193,8 @@ class RealtimeDialect:
         if sc.audio_format(new, "input") != sc.audio_format(self._session, "input"):
             self._decoder.reset()
         if changed and self._heard_audio:
-            new = self._keep_fixed(new, changed)
-            changed = {}
+            self._deferred.update(changed)
+            new, changed = keep_fixed(self._session, new, changed), {}
         self._session = new
         self._conversation.manual = sc.is_manual(new)
         if not changed:
@@ -212,21 +212,6 @@ class RealtimeDialect:
             options[_INSTRUCTIONS] = "\n\n".join([own, *self._folded] if own else self._folded)
         return {key: value for key, value in options.items() if self._wanted.get(key) != value}
 
-    def _keep_fixed(self, new: Json, changed: dict[str, Any]) -> Json:
-        """``new`` with the fields the model takes only before it hears audio kept as they are
-        in effect (MiniCPM-o fixes its prompt, voice and VAD threshold at the start): the
-        change is remembered, logged, and not applied on this connection."""
-        self._deferred.update(changed)
-        logger.info("options %s asked for after the first audio: MiniCPM-o takes them at the "
-                    "start only; not applied", sorted(changed))
-        old = self._session
-        new["instructions"] = old["instructions"]
-        new["audio"]["output"]["voice"] = old["audio"]["output"]["voice"]
-        turn, was = new["audio"]["input"]["turn_detection"], old["audio"]["input"]["turn_detection"]
-        if turn is not None and "threshold" in turn:
-            turn["threshold"] = (was or {}).get("threshold", turn["threshold"])
-        return new
-
     def _on_response_create(self, event: Json, event_id: str | None) -> list[ClientEvent]:
         conversation = self._conversation
         active = conversation.reply or conversation.requested
@@ -236,19 +221,7 @@ class RealtimeDialect:
                 f"{active.response_id}. "
                 "Wait until the response is finished before creating a new one.",
                 code="conversation_already_has_active_response", event_id=event_id)
-        params = event.get("response")
-        params = params if isinstance(params, dict) else {}
-        metadata = params.get("metadata")
-        if metadata is not None and not (isinstance(metadata, dict)
-                                         and all(isinstance(v, str) for v in metadata.values())):
-            raise RealtimeRequestError("Invalid type for 'response.metadata': expected an object of "
-                                       "strings.", param="response.metadata", event_id=event_id)
-        ignored = sorted(set(params) - {"metadata", "output_modalities", "modalities"})
-        if ignored:
-            logger.info("response.create parameters %s are not honoured by this model", ignored)
-        modalities = params.get("output_modalities", params.get("modalities"))
-        text_only = sc.is_text_only(self._session) if not isinstance(modalities, list) or not modalities \
-            else "audio" not in modalities
+        metadata, text_only = response_params(event, event_id, sc.is_text_only(self._session))
         before: list[ClientEvent] = []
         failure: tuple[str, str] | None = None
         if self._item_audio:
@@ -258,13 +231,10 @@ class RealtimeDialect:
             if conversation.uncommitted_ms >= MIN_COMMIT_MS:
                 before = self._on_input_audio_buffer_commit(event, event_id)
             else:
-                failure = ("no_user_audio", "The model behind this server replies to user audio only, "
-                           "and there is none to answer: append audio (and commit it when "
-                           "turn_detection is null) first.")
+                failure = NO_USER_AUDIO
         if failure is None and self._silent_commit:
             conversation.is_reply_expected = False
-            failure = ("input_audio_silent", "The audio to answer is silence: the model does not "
-                       "reply to it.")
+            failure = INPUT_AUDIO_SILENT
         opened = conversation.request(text_only=text_only, audio_format=self._audio_format(),
                                       voice=self._voice(), metadata=metadata)
         if failure is not None:
@@ -320,38 +290,23 @@ class RealtimeDialect:
         return [Configure({_INSTRUCTIONS: changed[_INSTRUCTIONS]}, acknowledge=False)]
 
     def _speak(self, audio: list[str], event_id: str | None) -> list[ClientEvent]:
-        """A user item's audio: spoken to the model, as appended audio is (its own decoder: an
-        item is whole)."""
-        fmt, decoder, spoken = sc.audio_format(self._session, "input"), InputDecoder(), []
-        for data in audio:
-            try:
-                pcm, rate = decoder.decode(data, fmt)
-            except ValueError as exc:
-                raise RealtimeRequestError(f"Invalid 'item.content.audio': {exc}.", event_id=event_id,
-                                           param="item.content") from exc
-            if pcm:
-                spoken.append(AudioIn(pcm, rate, wire_bytes=len(data) * 3 // 4))
+        """A user item's audio: spoken to the model, as appended audio is."""
+        try:
+            spoken = decode_whole(audio, sc.audio_format(self._session, "input"))
+        except ValueError as exc:
+            raise RealtimeRequestError(f"Invalid 'item.content.audio': {exc}.", event_id=event_id,
+                                       param="item.content") from exc
         if spoken:
             self._heard_audio = self._item_audio = True
             self._silent_commit = False
-        return list(spoken)
+        return [AudioIn(pcm, rate, wire_bytes=nbytes) for pcm, rate, nbytes in spoken]
 
     def _on_conversation_item_retrieve(self, event: Json, event_id: str | None) -> list[ClientEvent]:
-        item = self._conversation.items.get(event.get("item_id"))
-        if item is None:
-            raise RealtimeRequestError(f"Item with item_id not found: {event.get('item_id')!s:.64}",
-                                       code="item_retrieve_invalid_item_id", param="item_id",
-                                       event_id=event_id)
-        return [DialectFrames(tuple(self._frames([{"type": "conversation.item.retrieved", "item": item}])))]
+        retrieved = self._conversation.items.retrieved(event.get("item_id"), event_id)
+        return [DialectFrames(tuple(self._frames([retrieved])))]
 
     def _on_conversation_item_delete(self, event: Json, event_id: str | None) -> list[ClientEvent]:
-        item_id = event.get("item_id")
-        if not self._conversation.items.delete(item_id):
-            raise RealtimeRequestError(f"Item with item_id not found: {item_id!s:.64}",
-                                       code="item_delete_invalid_item_id", param="item_id",
-                                       event_id=event_id)
-        # the model keeps what it heard: the item leaves the conversation's record only
-        deleted = {"type": "conversation.item.deleted", "item_id": item_id}
+        deleted = self._conversation.items.deleted(event.get("item_id"), event_id)
         return [DialectFrames(tuple(self._frames([deleted])))]
 
     def _on_conversation_item_truncate(self, event: Json, event_id: str | None) -> list[ClientEvent]:
@@ -446,8 +401,3 @@ class RealtimeDialect:
                 frames.append(dump({**event, "type": name, "event_id": self._ids.new("event")}))
         return frames
 
-
-def _peak(pcm: bytes) -> int:
-    """The loudest sample of PCM16 (native order: the machines this runs on are little-endian)."""
-    samples = array("h", pcm)
-    return max(max(samples), -min(samples)) if samples else 0

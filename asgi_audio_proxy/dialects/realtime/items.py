@@ -113,3 +113,27 @@ class ItemStore:
     def delete(self, item_id: object) -> bool:
         """Forget the item; whether it was known."""
         return isinstance(item_id, str) and self._items.pop(item_id, None) is not None
+
+    def retrieved(self, item_id: object, event_id: str | None) -> Item:
+        """The ``conversation.item.retrieved`` answering a retrieve of ``item_id``.
+
+        Raises:
+            RealtimeRequestError: an unknown item (``item_retrieve_invalid_item_id``, as the API).
+        """
+        item = self.get(item_id)
+        if item is None:
+            raise RealtimeRequestError(f"Item with item_id not found: {item_id!s:.64}", param="item_id",
+                                       code="item_retrieve_invalid_item_id", event_id=event_id)
+        return {"type": "conversation.item.retrieved", "item": item}
+
+    def deleted(self, item_id: object, event_id: str | None) -> Item:
+        """The ``conversation.item.deleted`` answering a delete of ``item_id`` (the record only:
+        the model keeps what it heard).
+
+        Raises:
+            RealtimeRequestError: an unknown item (``item_delete_invalid_item_id``, as the API).
+        """
+        if not self.delete(item_id):
+            raise RealtimeRequestError(f"Item with item_id not found: {item_id!s:.64}", param="item_id",
+                                       code="item_delete_invalid_item_id", event_id=event_id)
+        return {"type": "conversation.item.deleted", "item_id": item_id}
