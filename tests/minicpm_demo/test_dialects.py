@@ -5,8 +5,11 @@ protocol's schema.
 A native client, the ``openai`` SDK and a phone call have two turns each, at their dialect's
 rate; a client's stop cuts a reply (no reply audio reaches it 100 ms after the stop, and the
 model got ``force_listen``); a second client waits in the proxy's queue, with its place and ETA,
-while the gateway is busy, and one whose gateway queued it waits there too; the gateway's full
-context and its time limit reach the client with 1013.
+while the gateway is busy; a client whose conversation the gateway queues behind another user's
+keeps its place there, hears it (and each update) as the proxy's own ``queued`` (the ``openai``
+SDK: its ``session.created``, and what it sent meanwhile answered after), then talks, on one
+connection to the gateway; it waits ``max_queue_wait_s`` at most, and one that leaves gives its
+place there up; the gateway's full context and its time limit reach the client with 1013.
 """
 
 from __future__ import annotations
@@ -192,14 +195,84 @@ async def test_a_second_client_waits_in_the_proxys_queue_with_its_place_and_eta(
     c.check_frames()
 
 
-async def test_a_client_the_gateway_queues_waits_in_the_proxys_queue() -> None:
-    async with demo_chain(max_queue=4) as c, RawClient.open(c.gw.ws_url()) as direct:
-        await direct.start()  # someone else holds the gateway's only worker
+async def test_a_native_client_the_gateway_queues_hears_its_place_there_then_talks() -> None:
+    async with demo_chain(sim={"queue_update_s": 0.2, "expected_s": 30.0}) as c, \
+            RawClient.open(c.gw.ws_url()) as direct:
+        await direct.start()  # another user of the gateway holds its only worker
         async with ProxyClient(c.url("/audio_proxy"), expect_ready=False) as client:
-            assert await client.next_position() == 1
-            await c.gw.sim.recorder.wait_for(lambda r: bool(r.of("session.queued")), timeout=within(5))
+            first, update = await client.next_message(), await client.next_message()
             await direct.conn.close()
-            assert isinstance(await client.next_message(20), ReadyMessage)
+            while isinstance(message := await client.next_message(20), QueuedMessage):
+                pass
+            assert isinstance(message, ReadyMessage), message
+            turn = await client.say(UTTERANCE)
+        [stats] = await c.ended.wait(1)
+    recorder = c.gw.sim.recorder
+    [queued] = recorder.of("session.queued")
+    assert isinstance(first, QueuedMessage) and isinstance(update, QueuedMessage)
+    assert (first.position, first.eta_s) == (1, queued["estimated_wait_s"]) and queued["position"] == 1
+    assert 25 < first.eta_s <= 30  # the gateway's estimate, not the proxy's pool's
+    assert (update.position, update.eta_s) == (1, recorder.of("session.queue_update")[0]["estimated_wait_s"])
+    assert turn.ending == TurnEndMessage("complete") and turn.text.startswith("Turn 1: heard "), turn.text
+    assert len(recorder.of("session.queue_done")) == 2  # the other user's and ours: one connection each
+    assert recorder.sessions[1] == stats.session_id and stats.replies == 1
+    c.check_frames()
+
+
+async def test_the_openai_sdk_the_gateway_queues_gets_its_session_then_a_reply() -> None:
+    async with demo_chain(sim={"queue_update_s": 0.2}) as c, RawClient.open(c.gw.ws_url()) as direct:
+        await direct.start()
+        recorder = c.gw.sim.recorder
+        async with sdk_connection(f"ws://127.0.0.1:{c.port}/v1", beta=False) as talk:
+            assert (await talk.next())["type"] == "session.created"  # at its first place there
+            await talk.conn.session.update(session={"type": "realtime", "instructions": "Answer briefly."})
+            await recorder.wait_for(lambda r: len(r.of("session.queue_update")) >= 2, timeout=within(5))
+            assert len(recorder.sessions) == 1  # still queued: only the other user talks
+            await direct.conn.close()
+            await talk.until("session.updated")  # held while it waited, answered after
+            done, audio, transcript = await talk.turn()
+    assert done["response"]["status"] == "completed" and transcript.startswith("Turn 1: heard ")
+    assert dominant_frequency_hz(audio, 24_000) == pytest.approx(440, abs=5)
+    assert len(recorder.of("session.queued")) == 1 and len(recorder.of("session.queue_done")) == 2
+    c.check_frames()
+
+
+async def test_a_client_the_gateway_queues_waits_max_queue_wait_s_at_most() -> None:
+    async with demo_chain(max_queue_wait_s=1.0, sim={"queue_update_s": 0.2}) as c, \
+            RawClient.open(c.gw.ws_url()) as direct:
+        await direct.start()
+        async with ProxyClient(c.url("/audio_proxy"), expect_ready=False) as client:
+            places = []
+            while isinstance(message := await client.next_message(), QueuedMessage):
+                places.append(message.eta_s)
+            with pytest.raises(ConnectionClosed) as closed:
+                await client.next_message()
+        await c.gw.sim.recorder.wait_for(lambda r: c.gw.sim.queue.length == 0, timeout=within(5))
+    assert places[0] == c.gw.sim.recorder.of("session.queued")[0]["estimated_wait_s"]
+    assert isinstance(message, ErrorMessage), message
+    assert (message.kind, message.code) == ("limit_exceeded", 1013)
+    assert "the gateway gave the conversation no worker within 1 s" in message.message
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert len(c.gw.sim.recorder.of("session.queued")) == 1  # waited on one connection, no retry
+    c.check_frames()
+
+
+async def test_a_client_that_leaves_while_the_gateway_queues_it_gives_its_place_there_up() -> None:
+    async with demo_chain(sim={"queue_update_s": 2.0}) as c, RawClient.open(c.gw.ws_url()) as direct:
+        await direct.start()
+        recorder = c.gw.sim.recorder
+        async with ProxyClient(c.url("/audio_proxy"), expect_ready=False) as client:
+            assert isinstance(await client.next_message(), QueuedMessage)
+            assert c.gw.sim.queue.length == 1
+        [stats] = await c.ended.wait(1)
+        # the proxy read the client leave: no update from the gateway had to fail to reach it
+        assert not recorder.of("session.queue_update")
+        # the gateway reads nothing while it queues: it finds the socket closed at its next update
+        await recorder.wait_for(lambda r: stats.session_id in r.ended, timeout=within(10))
+        assert c.gw.sim.queue.length == 0
+        assert len(recorder.sessions) == 1  # the other user's conversation goes on
+    assert stats.close_code == 1000  # the client's own close, read while it waited
+    assert len(recorder.received("session.update")) == 1  # the other user's: ours never started
     c.check_frames()
 
 
