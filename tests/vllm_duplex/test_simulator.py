@@ -10,7 +10,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
 
-from .peer import duplex_peer, running_duplex_simulator
+from .peer import OPENING, duplex_peer, running_duplex_simulator
 
 #: a turn: a second of speech, then the quiet second that ends it
 TURN = tone(440, 1.0) + silence(1.0)
@@ -42,6 +42,47 @@ async def test_session_update_opens_a_session_the_server_names() -> None:
     assert session["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
     assert (created["server_event_seq"], updated["server_event_seq"]) == (1, 2)
     assert up.sim.recorder.opened == [session["id"]]
+
+
+#: ``session.created``'s session in the API reference's example, every key of it
+EXAMPLE_SESSION_KEYS = {
+    "object", "type", "id", "model", "state", "turn_state", "epoch", "turn_id", "active_request_id",
+    "active_response_id", "active_response_turn_id", "modalities", "output_modalities", "instructions",
+    "voice", "response_format", "input_audio_format", "output_audio_format", "audio", "temperature",
+    "max_tokens", "speed", "idle_timeout_s", "overlap_policy", "overlap_short_ack_ms",
+    "overlap_barge_in_ms", "overlap_silence_rms", "playback_commit_policy", "turn_detection",
+    "input_audio_transcription", "tracing", "playback", "capabilities"}
+
+
+async def test_a_session_update_is_answered_with_the_session_in_effect() -> None:
+    async with running_duplex_simulator() as up, duplex_peer(up.url()) as peer:
+        await peer.update(instructions="Be brief.", temperature=None, idle_timeout_s=None,
+                          playback_commit_policy=None, overlap_policy=None)
+        created = await peer.next()
+        await peer.until("session.updated")
+        await peer.send({"type": "session.update", "session": {"instructions": "Be briefer.",
+                                                               "extra_body": {"force_listen_count": 1}}})
+        updated = (await peer.until("session.updated"))["session"]
+        for change, code in [({"ref_audio": OPENING["session"]["ref_audio"]}, "ref_audio_update_unsupported"),
+                             ({"model": "another"}, "model_update_unsupported")]:
+            await peer.send({"type": "session.update", "event_id": "evt_9", "session": change})
+            refused = await peer.next()
+            assert (refused["error"]["code"], refused["error"]["event_id"]) == (code, "evt_9")
+        await peer.send({"type": "session.update", "session": {
+            "turn_detection": {"type": "server_vad", "threshold": 0.5}}})
+        vad = (await peer.until("session.updated"))["session"]
+    defaults = created["session"]
+    assert set(defaults) >= EXAMPLE_SESSION_KEYS  # and the server's extensions (extra_body...)
+    # what the client left unset is the server's default (``DuplexSessionConfig``)
+    assert (defaults["idle_timeout_s"], defaults["playback_commit_policy"], defaults["overlap_policy"]) == (
+        300.0, "commit_all_on_done", "listen_only")
+    assert (defaults["overlap_short_ack_ms"], defaults["overlap_barge_in_ms"]) == (700, 1200)
+    assert defaults["temperature"] is None and defaults["max_tokens"] is None
+    # a later update changes what it names and keeps the rest; extra_body is merged
+    assert updated["instructions"] == "Be briefer." and updated["model"] == defaults["model"]
+    assert updated["extra_body"] == {**OPENING["session"]["extra_body"], "force_listen_count": 1}
+    assert "ref_audio" not in updated and updated["id"] == defaults["id"]
+    assert vad["overlap_policy"] == "barge_in_on_speech"  # server VAD implies it
 
 
 @pytest.mark.parametrize("first", [{"type": "session.update", "session": {"model": "m"}},

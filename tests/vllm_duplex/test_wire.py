@@ -11,7 +11,14 @@ import pytest
 from asgi_audio_proxy.audio.wav import wav_to_pcm16
 from asgi_audio_proxy.config import ConversationOptions, UpstreamOptions
 from asgi_audio_proxy.events import ReplyAudio, ReplyEnded, ReplyStarted
-from asgi_audio_proxy.upstreams.realtime.wire import ReplyPart, ResponseDone
+from asgi_audio_proxy.upstreams.realtime.wire import (
+    ReplyPart,
+    ResponseDone,
+    append_audio,
+    cancel_response,
+    clear_audio,
+    commit_audio,
+)
 from asgi_audio_proxy.upstreams.registry import KIND_NAMES, named_kind
 from asgi_audio_proxy.upstreams.vllm_duplex import (
     Decision,
@@ -19,9 +26,16 @@ from asgi_audio_proxy.upstreams.vllm_duplex import (
     DuplexSession,
     DuplexSettings,
     SessionEnded,
+    barge_in,
     default_reference_voice,
     duplex_url,
+    event_ack,
+    heartbeat,
+    instructions_update,
     parse_duplex_event,
+    playback_ack,
+    session_close,
+    session_resume,
     session_update,
 )
 
@@ -52,11 +66,63 @@ def test_the_session_update_carries_the_voice_and_hands_turns_to_the_model() -> 
     session = update["session"]
     assert update["type"] == "session.update" and session["model"] == MODEL
     assert session["turn_detection"] is None and session["instructions"] == "Be brief."
-    assert (session["input_audio_format"], session["sample_rate_hz"]) == ("pcm16", 16_000)
-    assert session["audio"]["output"]["sample_rate_hz"] == 24_000
+    assert (session["input_audio_format"], session["output_audio_format"]) == ("pcm16", "pcm16")
+    assert session["audio"] == {"input": {"format": {"type": "audio/pcm", "rate": 16_000}},
+                                "output": {"format": {"type": "audio/pcm", "rate": 24_000}}}
     assert session["playback_commit_policy"] == "ack_only" and session["overlap_policy"] == "listen_only"
     prefix, data = session["ref_audio"].split(",", 1)
     assert prefix == "data:audio/wav;base64" and base64.b64decode(data) == voice
+
+
+#: each client event's fields as the server's API reference lists them (``realtime_duplex_api.md``:
+#: the event catalogue, "Session fields" of the compatibility tiers, and the message examples)
+DOCUMENTED: dict[str, set[str]] = {
+    "session.update": {"type", "event_id", "session"},
+    "session.heartbeat": {"type"},
+    "session.event_ack": {"type", "server_event_seq"},
+    "session.close": {"type"},
+    "session.resume": {"type", "session_id", "resume_token", "last_received_server_event_seq"},
+    "input_audio_buffer.append": {"type", "event_id", "audio", "input_audio_format", "format",
+                                  "sample_rate_hz", "duration_ms", "audio_end_ms", "is_speech",
+                                  "video_frames"},
+    "input_audio_buffer.commit": {"type", "event_id", "final", "response_create", "is_speech"},
+    "input_audio_buffer.clear": {"type"},
+    "response.cancel": {"type", "response_id"},
+    "barge_in": {"type"},
+    "playback.ack": {"type", "response_id", "item_id", "played_ms", "committed_ms", "truncate"},
+}
+DOCUMENTED_SESSION = {
+    "model", "modalities", "output_modalities", "instructions", "voice", "input_audio_format",
+    "output_audio_format", "audio", "turn_detection", "input_audio_transcription",
+    "input_audio_noise_reduction", "tools", "tool_choice", "temperature", "max_response_output_tokens",
+    "speed", "tracing", "ref_audio", "overlap_policy", "playback_commit_policy", "extra_body",
+    "idle_timeout_s"}
+
+
+def undocumented(event: dict[str, object]) -> set[str]:
+    """The fields of a client event the server's API reference does not list (its type, if unknown)."""
+    kind = str(event["type"])
+    if kind not in DOCUMENTED:
+        return {kind}
+    extra = set(event) - DOCUMENTED[kind]
+    session = event.get("session")
+    if isinstance(session, dict):
+        extra |= set(session) - DOCUMENTED_SESSION
+        audio = session.get("audio", {})
+        extra |= {f"audio.{side}.{key}" for side, part in audio.items() for key in part if key != "format"}
+    return extra
+
+
+def test_every_client_event_carries_only_fields_the_server_documents() -> None:
+    options = UpstreamOptions(assistant_prompt="Be brief.")
+    events = [session_update(options, DuplexSettings()), instructions_update(options), barge_in(),
+              playback_ack("resp_1", 1200, truncate=True), playback_ack(None, 0, truncate=False),
+              heartbeat(), event_ack(48), session_resume("duplex-1", "rt_1", 40), session_close(),
+              append_audio(SECOND[:3_200]), commit_audio(), clear_audio(), cancel_response("resp_1"),
+              cancel_response(None)]
+    for text in events:
+        event = json.loads(text)
+        assert undocumented(event) == set(), event
 
 
 def test_a_conversations_own_reference_voice_wins_over_the_kinds() -> None:

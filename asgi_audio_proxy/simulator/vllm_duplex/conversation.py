@@ -305,9 +305,17 @@ class DuplexConversation:
         if not isinstance(patch, dict):
             return [error("bad_event", "session.update requires a session object",
                           client_event_id=message.get("event_id"))]
-        if "ref_audio" in patch and patch["ref_audio"] != self.config.get("ref_audio"):
-            return [error("ref_audio_update_unsupported", "ref_audio cannot change mid-session",
+        if isinstance(patch.get("ref_audio"), str):  # even the same one: the voice is set at open
+            return [error("ref_audio_update_unsupported",
+                          "session.update cannot change ref_audio after the session is open",
                           client_event_id=message.get("event_id"))]
+        model = patch.get("model")
+        if isinstance(model, str) and model != self.config.get("model"):
+            return [error("model_update_unsupported",
+                          "session.update cannot change model for an open realtime duplex session",
+                          client_event_id=message.get("event_id"))]
+        extra_body = {**(self.config.get("extra_body") or {}), **(patch.get("extra_body") or {})}
         self.config.update(patch)
+        self.config["extra_body"] = extra_body  # merged, as the server merges it
         return [event("session.updated", session=self.session())]
 

@@ -29,6 +29,8 @@ __all__ = [
 INPUT_RATE_HZ = 16_000
 OUTPUT_RATE_HZ = 24_000
 UNIT_MS = 1_000
+#: ``DuplexSessionConfig.idle_timeout_s`` when the client sets none
+DEFAULT_IDLE_TIMEOUT_S = 300.0
 
 #: what a MiniCPM-o 4.5 session advertises (``session.created`` example)
 CAPABILITIES: dict[str, Any] = {
@@ -59,6 +61,7 @@ ERROR_TYPES: dict[str, str] = {
     "unsupported_audio_format": "invalid_request_error",
     "ref_audio_required": "invalid_request_error",
     "ref_audio_update_unsupported": "invalid_request_error",
+    "model_update_unsupported": "invalid_request_error",
     "invalid_session_config": "invalid_request_error",
     "invalid_event_ack": "invalid_request_error",
     "invalid_session_resume": "invalid_request_error",
@@ -88,9 +91,14 @@ def error(code: str, message: str, *, client_event_id: object = None) -> dict[st
 
 def session_object(session_id: str, config: dict[str, Any], *, epoch: int, turn_id: int,
                    active_response_id: str | None, playback: dict[str, int]) -> dict[str, Any]:
-    """The ``session`` object of ``session.created`` / ``.updated`` / ``.resumed``: what the
-    client asked for, echoed, with the server's own fields (the id is always the server's)."""
-    modalities = config.get("modalities") or ["audio", "text"]
+    """The ``session`` object of ``session.created`` / ``.updated`` / ``.resumed``: the session
+    in effect, as ``DuplexSessionConfig`` holds it (what the client set, the server's defaults
+    for the rest: ``idle_timeout_s`` 300, ``playback_commit_policy`` ``commit_all_on_done``,
+    the overlap thresholds; server VAD implies ``barge_in_on_speech``), with the server's own
+    fields (the id is always the server's)."""
+    modalities = config.get("modalities") or config.get("output_modalities") or ["audio", "text"]
+    turn_detection = config.get("turn_detection")
+    is_server_vad = isinstance(turn_detection, dict) and turn_detection.get("type") == "server_vad"
     return {
         "object": "realtime.session",
         "type": "realtime",
@@ -116,11 +124,18 @@ def session_object(session_id: str, config: dict[str, Any], *, epoch: int, turn_
             "output": {"format": {"type": "audio/pcm", "rate": OUTPUT_RATE_HZ}},
         },
         "temperature": config.get("temperature"),
-        "idle_timeout_s": config.get("idle_timeout_s"),
-        "overlap_policy": config.get("overlap_policy") or "listen_only",
-        "playback_commit_policy": config.get("playback_commit_policy") or "ack_only",
-        "turn_detection": config.get("turn_detection"),
+        "max_tokens": config.get("max_tokens"),
+        "speed": config.get("speed"),
+        "idle_timeout_s": float(config.get("idle_timeout_s") or DEFAULT_IDLE_TIMEOUT_S),
+        "overlap_policy": ("barge_in_on_speech" if is_server_vad
+                           else config.get("overlap_policy") or "listen_only"),
+        "overlap_short_ack_ms": config.get("overlap_short_ack_ms", 700),
+        "overlap_barge_in_ms": config.get("overlap_barge_in_ms", 1200),
+        "overlap_silence_rms": config.get("overlap_silence_rms", 0.003),
+        "playback_commit_policy": config.get("playback_commit_policy") or "commit_all_on_done",
+        "turn_detection": turn_detection,
         "input_audio_transcription": config.get("input_audio_transcription"),
+        "tracing": config.get("tracing"),
         "extra_body": config.get("extra_body") or {},
         "playback": dict(playback),
         "capabilities": dict(CAPABILITIES),

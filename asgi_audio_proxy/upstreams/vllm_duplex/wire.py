@@ -78,8 +78,11 @@ def duplex_url(url: str, model: str | None = None) -> str:
 
 def session_update(options: UpstreamOptions, settings: DuplexSettings) -> str:
     """The ``session.update`` that opens a duplex session: model-owned turns (no server VAD),
-    PCM16 at 16 kHz in and 24 kHz out, playback history as acknowledged, and the conversation's
-    part (its instructions and reference voice) as :meth:`.DuplexSettings.map_options` maps it."""
+    PCM16 at 16 kHz in and 24 kHz out (both spellings the server reads: the beta formats, and
+    the GA ``audio`` format objects with their rates), playback history as acknowledged, and
+    the conversation's part (its instructions and reference voice) as
+    :meth:`.DuplexSettings.map_options` maps it. Only session fields the server's API reference
+    lists are sent."""
     mapped = settings.map_options(options.conversation)
     return _dump({"type": "session.update", "session": {
         "model": settings.model,
@@ -87,9 +90,8 @@ def session_update(options: UpstreamOptions, settings: DuplexSettings) -> str:
         "instructions": mapped.get("instructions", ""),
         "input_audio_format": "pcm16",
         "output_audio_format": "pcm16",
-        "sample_rate_hz": INPUT_RATE_HZ,
-        "audio": {"input": {"sample_rate_hz": INPUT_RATE_HZ},
-                  "output": {"sample_rate_hz": OUTPUT_RATE_HZ}},
+        "audio": {"input": {"format": {"type": "audio/pcm", "rate": INPUT_RATE_HZ}},
+                  "output": {"format": {"type": "audio/pcm", "rate": OUTPUT_RATE_HZ}}},
         "turn_detection": None,
         "ref_audio": mapped["ref_audio"],
         "overlap_policy": settings.overlap_policy,
@@ -134,7 +136,8 @@ def session_resume(session_id: str, resume_token: str, last_seq: int) -> str:
 
 
 def session_close() -> str:
-    return _dump({"type": "session.close", "reason": "client_close"})
+    """``session.close``: answered ``session.closed`` with reason ``client_close``."""
+    return _dump({"type": "session.close"})
 
 
 # -- server events ------------------------------------------------------------------------------
