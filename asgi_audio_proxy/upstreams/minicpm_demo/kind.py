@@ -2,8 +2,9 @@
 
 Owns: :func:`minicpm_demo_kind`. The gateway's ``GET /health`` answers 200 whenever the gateway
 runs, its workers busy or not, so it is probed at any time; ``slots`` is how many conversations
-the proxy sends it at once: its worker count, as the operator states (the gateway queues the
-rest itself, which the proxy takes as "full for now"). Must not: know the wire.
+the proxy sends it at once: its worker count, as the operator states (a conversation the
+gateway queues all the same, its workers busy with clients of its own, waits in the gateway's
+queue, and its client hears that place). Must not: know the wire.
 """
 
 from __future__ import annotations
