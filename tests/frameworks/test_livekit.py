@@ -26,11 +26,11 @@ from livekit.agents.voice import io
 from livekit.plugins.openai.realtime import RealtimeModel, RealtimeSession
 
 from tests.clients import at_real_time
-from tests.dialects.test_realtime_sdk import KEY, realtime_proxy
+from tests.dialects.test_realtime_sdk import KEY
 from tests.signals import silence
 from tests.timing import within
 
-from .conftest import RATE_HZ
+from .conftest import RATE_HZ, Sent, watched_proxy
 
 FRAME_SAMPLES = RATE_HZ // 50  # 20 ms frames, as a LiveKit room delivers them
 
@@ -38,8 +38,9 @@ FRAME_SAMPLES = RATE_HZ // 50  # 20 ms frames, as a LiveKit room delivers them
 class Agent:
     """One plugin session: what it was told (generations, errors), and a microphone."""
 
-    def __init__(self, session: RealtimeSession) -> None:
+    def __init__(self, session: RealtimeSession, sent: Sent) -> None:
         self.session = session
+        self.sent = sent
         self.generations: asyncio.Queue[llm.GenerationCreatedEvent] = asyncio.Queue()
         self.errors: list[llm.RealtimeModelError] = []
         session.on("generation_created", self.generations.put_nowait)
@@ -86,12 +87,12 @@ async def heard(generation: llm.GenerationCreatedEvent, timeout_s: float = 20) -
 
 @contextlib.asynccontextmanager
 async def livekit_agent(*, turn_detection_disabled: bool = False) -> AsyncIterator[Agent]:
-    async with realtime_proxy() as base_url, aiohttp.ClientSession() as http:
+    async with watched_proxy() as (base_url, sent), aiohttp.ClientSession() as http:
         http_base = base_url.replace("ws://", "http://", 1)
         model = RealtimeModel(base_url=http_base, api_key=KEY, http_session=http)
         session = model.session(turn_detection_disabled=turn_detection_disabled)
         try:
-            yield Agent(session)
+            yield Agent(session, sent)
         finally:
             await session.aclose()
             await model.aclose()
@@ -106,7 +107,7 @@ async def test_default_semantic_vad_two_turns(speech: list[bytes]) -> None:
     async with livekit_agent() as agent:
         for question in speech:
             assert replied(await agent.turn(question))
-        assert not agent.errors
+        assert not agent.errors and not agent.sent.errors
 
 
 async def test_manual_turns_commit_and_generate_reply(speech: list[bytes]) -> None:
@@ -118,7 +119,7 @@ async def test_manual_turns_commit_and_generate_reply(speech: list[bytes]) -> No
                 generation = await agent.session.generate_reply()  # fails at 10 s without its metadata
             assert generation.user_initiated
             assert replied(await heard(generation))
-        assert not agent.errors
+        assert not agent.errors and not agent.sent.errors
 
 
 async def test_update_instructions_after_the_first_audio(speech: list[bytes]) -> None:
@@ -126,7 +127,7 @@ async def test_update_instructions_after_the_first_audio(speech: list[bytes]) ->
         assert replied(await agent.turn(speech[0]))
         await agent.session.update_instructions("Answer in one short sentence.")
         assert replied(await agent.turn(speech[1]))
-        assert not agent.errors
+        assert not agent.errors and not agent.sent.errors
 
 
 async def test_update_chat_ctx_then_two_turns(speech: list[bytes]) -> None:
@@ -140,7 +141,7 @@ async def test_update_chat_ctx_then_two_turns(speech: list[bytes]) -> None:
         assert {item.id for item in ctx.items} <= {item.id for item in agent.session.chat_ctx.items}
         for question in speech:
             assert replied(await agent.turn(question))
-        assert not agent.errors
+        assert not agent.errors and not agent.sent.errors
 
 
 async def test_generate_reply_after_silence_ends_then_two_turns(speech: list[bytes]) -> None:
@@ -154,7 +155,7 @@ async def test_generate_reply_after_silence_ends_then_two_turns(speech: list[byt
         assert failed.recoverable
         for question in speech:
             assert replied(await agent.turn(question))
-        assert len(agent.errors) == 1
+        assert len(agent.errors) == 1 and not agent.sent.errors
 
 
 class Microphone(io.AudioInput):
@@ -197,7 +198,7 @@ class Speaker(io.AudioOutput):
 
 
 async def test_agent_session_with_the_plugin_as_its_llm_two_turns(speech: list[bytes]) -> None:
-    async with realtime_proxy() as base_url, aiohttp.ClientSession() as http:
+    async with watched_proxy() as (base_url, sent), aiohttp.ClientSession() as http:
         model = RealtimeModel(base_url=base_url.replace("ws://", "http://", 1), api_key=KEY,
                               http_session=http)
         session: AgentSession[None] = AgentSession(llm=model)
@@ -217,7 +218,7 @@ async def test_agent_session_with_the_plugin_as_its_llm_two_turns(speech: list[b
                 async with asyncio.timeout(within(20)):
                     reply = await replies.get()
                 assert reply.text_content and len(speaker.audio) > heard_before
-            assert not errors
+            assert not errors and not sent.errors
         finally:
             await session.aclose()
             await model.aclose()

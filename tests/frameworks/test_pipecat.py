@@ -37,11 +37,11 @@ from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
 from pipecat.workers.runner import WorkerRunner
 
 from tests.clients import at_real_time
-from tests.dialects.test_realtime_sdk import KEY, realtime_proxy
+from tests.dialects.test_realtime_sdk import KEY
 from tests.signals import silence
 from tests.timing import within
 
-from .conftest import RATE_HZ
+from .conftest import RATE_HZ, Sent, watched_proxy
 
 CHUNK_BYTES = RATE_HZ * 2 // 50  # 20 ms, as a transport delivers microphone audio
 
@@ -87,8 +87,9 @@ def spoken(reply: list[Frame]) -> bool:
 class Bot:
     """One Pipecat pipeline (source tap, the Realtime service, sink tap) run by its runner."""
 
-    def __init__(self, llm: OpenAIRealtimeLLMService) -> None:
+    def __init__(self, llm: OpenAIRealtimeLLMService, sent: Sent) -> None:
         self.llm = llm
+        self.sent = sent
         self.up = Tap(FrameDirection.UPSTREAM)
         self.down = Tap(FrameDirection.DOWNSTREAM)
         self.worker = PipelineWorker(Pipeline([self.up, llm, self.down]), cancel_on_idle_timeout=False,
@@ -109,7 +110,8 @@ class Bot:
         await self.down.until(lambda frames: len(replies(frames)) >= count)
 
     def check_alive(self) -> None:
-        """No fatal error reached Pipecat, and its receive loop still runs."""
+        """No error event was sent, none reached Pipecat, and its receive loop still runs."""
+        assert not self.sent.errors, self.sent.errors
         fatal = [f for f in self.up.frames + self.down.frames
                  if isinstance(f, ErrorFrame) and str(f.error).startswith("Error:")]
         assert not fatal, fatal
@@ -119,11 +121,11 @@ class Bot:
 
 @contextlib.asynccontextmanager
 async def pipecat_bot(session: events.SessionProperties) -> AsyncIterator[Bot]:
-    async with realtime_proxy() as base_url:
+    async with watched_proxy() as (base_url, sent):
         llm = OpenAIRealtimeLLMService(api_key=KEY, base_url=base_url + "/realtime",
                                        settings=OpenAIRealtimeLLMService.Settings(
                                            model="gpt-realtime", session_properties=session))
-        bot = Bot(llm)
+        bot = Bot(llm, sent)
         runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(bot.worker)
         running = asyncio.create_task(runner.run())
