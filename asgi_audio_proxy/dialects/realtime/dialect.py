@@ -108,7 +108,6 @@ class RealtimeDialect:
         self._max_chars = max_event_chars(config)
         self._conversation.manual = sc.is_manual(self._session)
         self._heard_audio = False  # once the model has heard audio, its options are fixed
-        self._deferred: dict[str, Any] = {}  # options asked for after that, not applied
         self._folded: list[str] = []  # system and developer items' text, after the instructions
         self._peak = 0  # loudest sample appended since the last commit
         self._silent_commit = False  # the last commit held only silence, and nothing came since
@@ -192,8 +191,7 @@ class RealtimeDialect:
         changed = {key: value for key, value in changed.items() if key in self._config.client_option_keys}
         if sc.audio_format(new, "input") != sc.audio_format(self._session, "input"):
             self._decoder.reset()
-        if changed and self._heard_audio:
-            self._deferred.update(changed)
+        if changed and self._heard_audio:  # too late for this model: shown as still in effect
             new, changed = keep_fixed(self._session, new, changed), {}
         self._session = new
         self._conversation.manual = sc.is_manual(new)
