@@ -85,6 +85,29 @@ async def test_a_session_update_is_answered_with_the_session_in_effect() -> None
     assert vad["overlap_policy"] == "barge_in_on_speech"  # server VAD implies it
 
 
+async def test_speech_over_a_reply_under_listen_only_is_an_overlap_decision_and_the_reply_goes_on() -> None:
+    async with running_duplex_simulator(reply_units=4) as up, duplex_peer(up.url()) as peer:
+        await peer.update()
+        await peer.until("session.updated")
+        await peer.append(TURN)
+        await peer.until("response.speak")
+        await peer.append(tone(440, 0.3) + silence(0.7))  # a remark: dropped
+        first = await peer.until("overlap.decision")
+        await peer.append(tone(440, 1.0))  # a turn: kept for after the reply
+        second = await peer.until("overlap.decision")
+        await peer.append(silence(1.0))
+        await peer.until("response.done")
+        await peer.append(silence(1.0))  # quiet: the model answers what it kept
+        await peer.until("response.speak")
+        [hosted] = up.sim.table.sessions.values()
+    assert (first["action"], first["reason"], first["policy"]) == ("drop", "short_overlap_ack", "listen_only")
+    assert (second["action"], second["reason"]) == ("listen", "long_overlap_speech")
+    assert second["metadata"]["overlap_ms"] >= 700 and second["metadata"]["buffer_audio"] is True
+    assert [e["response"]["status"] for e in peer.of("response.done")] == ["completed"]
+    said = "".join(hosted.conversation.replies[-1].parts)
+    assert said.startswith("Turn 2: heard 1.0"), said  # the turn it kept, the remark left out
+
+
 @pytest.mark.parametrize("first", [{"type": "session.update", "session": {"model": "m"}},
                                    {"type": "input_audio_buffer.append", "audio": ""}],
                          ids=["update-without-voice", "default-session"])

@@ -149,3 +149,34 @@ async def test_a_native_client_under_voice_barge_in_gets_the_models_turns() -> N
         assert isinstance(speech[0], SpeechStartedMessage) and isinstance(speech[1], SpeechStoppedMessage)
         said.append((speech[0].audio_start_ms, speech[1].audio_end_ms))
     assert said[0][0] == 0 < said[0][1] == said[1][0] < said[1][1]
+
+
+async def test_speech_over_a_reply_starts_the_next_turn_when_the_server_says() -> None:
+    rate = 24_000
+    script = (tone(440, 1.0, rate) + silence(1.5, rate) + tone(660, 2.5, rate) + silence(3.0, rate))
+    async with duplex_proxy(sim={"reply_units": 3}) as d, \
+            sdk_connection(f"ws://127.0.0.1:{d.port}/v1", beta=False) as talk:
+        assert (await talk.next())["type"] == "session.created"
+        start = len(talk.events)
+        async with asyncio.TaskGroup() as tg:
+            speaking = tg.create_task(_speak(talk.conn, script))
+            done = 0
+            async with asyncio.timeout(within(30)):
+                while done < 2:
+                    event = await talk.next(30)
+                    assert event["type"] != "error", event
+                    done += event["type"] == "response.done"
+            speaking.cancel()
+    events = talk.events[start:]
+    kinds = [e["type"] for e in events]
+    first, second = [i for i, k in enumerate(kinds) if k == "response.created"]
+    first_done = kinds.index("response.done")
+    during = [e for e in events[first:first_done] if e["type"].startswith("input_audio_buffer.")]
+    after = [e for e in events[first_done:second] if e["type"].startswith("input_audio_buffer.")]
+    # the server kept the speech over the reply for the next turn (overlap.decision listen):
+    # its start is told as the reply plays, its end and commit when the model speaks again
+    assert [e["type"] for e in during] == ["input_audio_buffer.speech_started"], kinds
+    assert [e["type"] for e in after] == ["input_audio_buffer.speech_stopped",
+                                          "input_audio_buffer.committed"], kinds
+    assert len({e["item_id"] for e in during + after}) == 1
+    assert during[0]["audio_start_ms"] < after[0]["audio_end_ms"]

@@ -10,7 +10,9 @@ speech opens a response (``response.created`` -> ``output_item.added`` -> ``cont
 the reply is out (``*.done``, ``response.done``, ``rate_limits.updated``). A quiet unit with
 nothing to say is ``response.listen``. ``response.cancel``, ``output_audio_buffer.clear``,
 ``barge_in`` (or speech over a reply under ``barge_in_on_speech``) end the reply as
-``cancelled`` and advance the epoch. A commit closes the input: the model then says all it owes
+``cancelled`` and advance the epoch; under ``listen_only`` speech over a reply is reported as
+``overlap.decision``: ``drop`` (a remark shorter than ``overlap_short_ack_ms``, forgotten) or
+``listen`` (kept for the turn after the reply). A commit closes the input: the model then says all it owes
 at once, since no more input will pace it. Also ``playback.ack`` and the playback ledger,
 heartbeats, commits, clears, truncations, and errors for what the server refuses; an event of
 another type is answered ``unknown_event`` and the session goes on, as the real server answers
@@ -46,6 +48,8 @@ __all__ = ["DuplexConversation"]
 UNIT_BYTES = INPUT_RATE_HZ * UNIT_MS // 1000 * 2
 #: a unit with at least this much speech in it is the user talking
 MIN_SPEECH_S = 0.1
+#: ``overlap_short_ack_ms``: speech over a reply shorter than this is a remark, not a turn
+SHORT_ACK_MS = 700
 _INPUT_FORMATS = frozenset({"pcm16", "pcm_s16le", "s16le"})
 _CANCEL_TYPES = {"response.cancel": "client_cancelled", "output_audio_buffer.clear": "client_cancelled",
                  "barge_in": "barge_in"}
@@ -67,6 +71,7 @@ class DuplexConversation:
     _speech: list[np.ndarray] = field(default_factory=list)  # the units with speech in them
     _speech_s: float = 0.0  # how much speech they hold
     _heard_input: bool = False
+    _unit_speech_s: float = 0.0  # speech in the last unit heard
 
     def session(self) -> dict[str, Any]:
         last = self.replies[-1] if self.replies else None
@@ -148,14 +153,33 @@ class DuplexConversation:
                                  policy="barge_in_on_speech", action="barge_in",
                                  reason="overlap_speech", metadata={})
                 return [decision, *self._cancel("barge_in")]
+            if is_speech:
+                return [self._overlap(), *self._next_unit()]
             return self._next_unit()
         if is_speech or not self._speech:
             return [self._listen("model_listen")]
         return self._open_reply() + self._next_unit()
 
+    def _overlap(self) -> dict[str, Any]:
+        """``listen_only``: speech over the reply, in the unit just heard. A remark shorter than
+        ``overlap_short_ack_ms`` is dropped (not a turn); longer speech is kept for the turn
+        after the reply (``listen``)."""
+        seconds = self._unit_speech_s
+        if seconds * 1000 < self.config.get("overlap_short_ack_ms", SHORT_ACK_MS):
+            self._speech.pop()
+            self._speech_s -= seconds
+            action, reason = "drop", "short_overlap_ack"
+        else:
+            action, reason = "listen", "long_overlap_speech"
+        return event("overlap.decision", session_id=self.session_id, epoch=self.epoch,
+                     policy="listen_only", action=action, reason=reason,
+                     metadata={"overlap_ms": round(seconds * 1000), "buffer_audio": action == "listen",
+                               "defer_runtime_append": action == "listen",
+                               "force_listen": action == "listen"})
+
     def _hear(self, unit: np.ndarray) -> bool:
         """Whether ``unit`` has speech in it; if so, it counts for the turn."""
-        seconds = speech_seconds(unit)
+        seconds = self._unit_speech_s = speech_seconds(unit)
         if seconds < MIN_SPEECH_S:
             return False
         self._speech.append(unit)
