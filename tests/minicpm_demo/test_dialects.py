@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,14 +197,21 @@ async def test_a_second_client_waits_in_the_proxys_queue_with_its_place_and_eta(
 
 
 async def test_a_native_client_the_gateway_queues_hears_its_place_there_then_talks() -> None:
-    async with demo_chain(sim={"queue_update_s": 0.2, "expected_s": 30.0}) as c, \
+    connect_timeout_s = within(0.5)
+    # the wait outlasts the three connect timeouts a connect gets: a queued one gets more
+    updates = math.ceil(3 * connect_timeout_s / 0.2) + 1
+    sim = {"queue_update_s": 0.2, "expected_s": 30.0}
+    async with demo_chain(connect_timeout_s=connect_timeout_s, sim=sim) as c, \
             RawClient.open(c.gw.ws_url()) as direct:
         await direct.start()  # another user of the gateway holds its only worker
         async with ProxyClient(c.url("/audio_proxy"), expect_ready=False) as client:
             first, update = await client.next_message(), await client.next_message()
+            await c.gw.sim.recorder.wait_for(lambda r: len(r.of("session.queue_update")) >= updates,
+                                             timeout=within(10))
             await direct.conn.close()
+            places = 2
             while isinstance(message := await client.next_message(20), QueuedMessage):
-                pass
+                places += 1
             assert isinstance(message, ReadyMessage), message
             turn = await client.say(UTTERANCE)
         [stats] = await c.ended.wait(1)
@@ -213,6 +221,7 @@ async def test_a_native_client_the_gateway_queues_hears_its_place_there_then_tal
     assert (first.position, first.eta_s) == (1, queued["estimated_wait_s"]) and queued["position"] == 1
     assert 25 < first.eta_s <= 30  # the gateway's estimate, not the proxy's pool's
     assert (update.position, update.eta_s) == (1, recorder.of("session.queue_update")[0]["estimated_wait_s"])
+    assert places == 1 + len(recorder.of("session.queue_update")) >= 1 + updates  # one for each
     assert turn.ending == TurnEndMessage("complete") and turn.text.startswith("Turn 1: heard "), turn.text
     assert len(recorder.of("session.queue_done")) == 2  # the other user's and ours: one connection each
     assert recorder.sessions[1] == stats.session_id and stats.replies == 1
