@@ -76,6 +76,27 @@ def test_no_client_audio_no_turn_and_a_cleared_turn_is_gone() -> None:
     assert turns.spoke("r3") == [SpeechStarted(1500), SpeechStopped(2000)]
 
 
+def test_the_server_events_that_speak_of_a_turn() -> None:
+    turns = ModelTurns(16_000)
+    turns.heard(SECOND)
+
+    def said(event: dict[str, object]) -> list[SpeechStarted | SpeechStopped]:
+        return turns.route(parse_duplex_event(json.dumps(event))[1])
+
+    assert said({"type": "response.listen", "session_id": "duplex-1", "epoch": 0}) == []
+    assert said({"type": "input_audio_buffer.speech_started", "audio_start_ms": 900, "item_id": "i"}) == [
+        SpeechStarted(1000)]  # on the client's clock: the server's counts its silence too
+    turns.heard(SECOND)
+    assert said({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1900, "item_id": "i"}) == []
+    turns.heard(SECOND)
+    assert said({"type": "response.speak", "response_id": "r1"}) == [SpeechStopped(2000)]
+    assert said({"type": "response.created", "response_id": "r1", "response": {"id": "r1"}}) == []
+    turns.heard(SECOND)
+    assert said({"type": "overlap.decision", "action": "drop", "reason": "short_overlap_ack"}) == []
+    assert said({"type": "overlap.decision", "action": "barge_in", "reason": "overlap_speech"}) == [
+        SpeechStarted(4000)]
+
+
 @pytest.mark.parametrize(("action", "is_speech"), [("listen", True), ("barge_in", True), ("drop", False)])
 def test_an_overlap_decision_is_speech_unless_dropped(action: str, is_speech: bool) -> None:
     seq, message = parse_duplex_event(json.dumps({

@@ -30,14 +30,13 @@ from ...errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ...events import AudioOutcome, ReplyStarted, SpeechStarted, SpeechStopped
+from ...events import AudioOutcome
 from ..base import Emit, UpstreamFactory
 from ..realtime.sendqueue import SendQueue
 from ..realtime.wire import (
     ReplyPart,
     ResponseDone,
     ServerError,
-    SpeechActivity,
     append_audio,
     clear_audio,
     commit_audio,
@@ -73,9 +72,6 @@ APPEND_MAX_S = 1.0
 
 class DuplexAdapter:
     """One conversation with a vLLM-Omni duplex server.
-
-    The model owns the turns (:attr:`owns_turns`): the speech events the session's client gets
-    are the adapter's, from what the model and the server say.
 
     Args:
         url: the leased server (``ws(s)://host:port/v1/realtime``, or ``http(s)://host:port``).
@@ -259,20 +255,11 @@ class DuplexAdapter:
             message = self._link.parse(await self._link.receive())
             if message is None:
                 continue  # replayed, and already read before the drop
+            for turn in self._turns.route(message):  # a turn's end goes before the reply to it
+                emit(turn)
             if isinstance(message, ReplyPart | ResponseDone):
-                if isinstance(message, ReplyPart) and isinstance(message.event, ReplyStarted):
-                    self._emit_all(emit, self._turns.spoke(message.response_id))  # before the reply
                 for event in self._playback.route(message, loop.time()):
                     emit(event)
-            elif isinstance(message, SpeechActivity):
-                if message.started:
-                    self._emit_all(emit, self._turns.speech_started())
-                else:
-                    self._turns.speech_stopped()
-            elif isinstance(message, Overlap):
-                self._log.debug("overlap: %s (%s)", message.action, message.reason)
-                if message.is_speech:
-                    self._emit_all(emit, self._turns.speech_started())
             elif isinstance(message, ServerError):
                 self._on_error(message)
             elif isinstance(message, SessionEnded):
@@ -280,10 +267,8 @@ class DuplexAdapter:
                 if message.type == "session.replaced":  # another socket took it: not ours to resume
                     raise UpstreamError(said)
                 raise UpstreamSessionLimit(said)  # this conversation is over, the server is fine
-            elif isinstance(message, Decision):
-                self._log.debug("the model chose to %s", "speak" if message.speak else "listen")
-                if message.speak:  # its response.created came first, but a server may skip it
-                    self._emit_all(emit, self._turns.spoke(message.response_id))
+            elif isinstance(message, Decision | Overlap):
+                self._log.debug("the model or the server decided: %s", message)
 
     async def _tick(self) -> None:
         """Silence owed, playback acks, event acks and heartbeats, on the loop's clock."""
@@ -308,11 +293,6 @@ class DuplexAdapter:
                 self._queue.put_urgent(heartbeat())
             if self._queue:
                 self._has_output.set()
-
-    @staticmethod
-    def _emit_all(emit: Emit, events: list[SpeechStarted | SpeechStopped]) -> None:
-        for event in events:
-            emit(event)
 
     def _on_error(self, error: ServerError) -> None:
         failure = error_for(error)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 
-from ...events import SpeechStarted, SpeechStopped, pcm_duration_ms
+from ...events import ReplyStarted, SpeechStarted, SpeechStopped, pcm_duration_ms
+from ..realtime.wire import ReplyPart, SpeechActivity
+from .wire import Decision, DuplexMessage, Overlap
 
 __all__ = ["ModelTurns", "TurnEvent"]
 
@@ -46,6 +48,21 @@ class ModelTurns:
     def heard(self, nbytes: int) -> None:
         """``nbytes`` more of the client's audio went to the server."""
         self._heard_ms += pcm_duration_ms(nbytes, self._rate_hz)
+
+    def route(self, message: DuplexMessage) -> list[TurnEvent]:
+        """What one server event says of the user's turn (most say nothing)."""
+        if isinstance(message, ReplyPart) and isinstance(message.event, ReplyStarted):
+            return self.spoke(message.response_id)
+        if isinstance(message, Decision) and message.speak:  # after its response.created, or alone
+            return self.spoke(message.response_id)
+        if isinstance(message, SpeechActivity):
+            if not message.started:
+                self.speech_stopped()
+                return []
+            return self.speech_started()
+        if isinstance(message, Overlap) and message.is_speech:
+            return self.speech_started()
+        return []
 
     def speech_started(self) -> list[TurnEvent]:
         """The server heard the user speak, now: the turn's start, unless it was told already."""
