@@ -120,7 +120,8 @@ class UpstreamLink:
             raise UpstreamTimeout(f"the upstream did not open the conversation within "
                                   f"{deadline_s:g} s") from exc
         except BaseExceptionGroup as group:  # the task group's: one error ended the connect
-            raise group.exceptions[0] from None
+            error = group.exceptions[0]
+            raise error from error.__cause__  # as it was raised, without the group around it
 
     async def close_adapter(self) -> Mapping[str, int]:
         """Close the adapter, if one was made; returns the audio it never accounted for."""
