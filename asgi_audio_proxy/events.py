@@ -25,6 +25,7 @@ __all__ = [
     "ClientEvent",
     "CommitInput",
     "ConfigApplied",
+    "ConfigKept",
     "Configure",
     "DialectFrames",
     "EndSession",
@@ -84,7 +85,8 @@ class Configure:
     """Conversation options, in the library's option names (``assistantPrompt``, ``vadThreshold``,
     ``voiceClonePrompt``, ``useAudioPrompt``, ``audioFormat``; see ``ProxyConfig``).
 
-    ``acknowledge``: the dialect wants a :class:`ConfigApplied` back once they are applied.
+    ``acknowledge``: the dialect wants a :class:`ConfigApplied` back once they are applied, or
+    a :class:`ConfigKept` when they come after the first audio and the upstream cannot take them then.
     """
 
     options: Mapping[str, Any]
@@ -198,6 +200,15 @@ class ConfigApplied:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigKept:
+    """A :class:`Configure` the dialect asked to be acknowledged came after the first audio, and
+    the upstream takes options only when the conversation opens: none was applied, and the ones
+    in effect stay (``reason`` says why, for the dialect's log)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechStarted:
     """The client started speaking, ``audio_start_ms`` into its audio (milliseconds of client
     audio since the session started): the proxy's voice detector heard it, or, from an upstream
@@ -237,8 +248,8 @@ class DialectFrames:
 UpstreamEvent = (ReplyStarted | ReplyText | ReplyAudio | ReplyEnded | AudioOutcome | SpeechStarted
                  | SpeechStopped)
 
-ServerEvent = (Queued | Ready | ConfigApplied | ReplyStarted | ReplyText | ReplyAudio | ReplyEnded
-               | SpeechStarted | SpeechStopped | ErrorEvent | DialectFrames)
+ServerEvent = (Queued | Ready | ConfigApplied | ConfigKept | ReplyStarted | ReplyText | ReplyAudio
+               | ReplyEnded | SpeechStarted | SpeechStopped | ErrorEvent | DialectFrames)
 
 #: what a dialect makes of a client frame (``DialectFrames``: its own answer, sent as is)
 ClientEvent = (AudioIn | StopReply | Configure | CommitInput | ClearInput | EndSession | Introduced

@@ -16,11 +16,12 @@ from starlette.types import Scope
 
 from ..audio.wav import CLIENT_SAMPLE_RATE_HZ
 from ..config import ProxyConfig
-from ..errors import BadClientPayload
+from ..errors import BadClientPayload, ClientError
 from ..events import (
     AudioIn,
     ClientEvent,
     ConfigApplied,
+    ConfigKept,
     Configure,
     DialectFrames,
     ErrorEvent,
@@ -38,6 +39,9 @@ from .base import Frame
 
 __all__ = ["ConfigControl", "Control", "NativeDialect", "StopControl", "native_dialect", "parse_control"]
 
+#: the error a ``config`` after the first audio gets when the upstream takes options at connect only
+_LATE_CONFIG = "config must be sent before the first audio"
+
 
 @dataclass(frozen=True, slots=True)
 class StopControl:
@@ -46,7 +50,8 @@ class StopControl:
 
 @dataclass(frozen=True, slots=True)
 class ConfigControl:
-    """Conversation options (camelCase keys), before the first audio."""
+    """Conversation options (camelCase keys): before the first audio, or at any time when the
+    upstream takes them mid-conversation."""
 
     config_data: dict[str, Any]
 
@@ -120,6 +125,10 @@ class NativeDialect:
                 return [_json({"type": "queued", "position": position, "eta_s": round(eta_s, 1)})]
             case ConfigApplied():
                 return [_json({"type": "config_applied"})]
+            case ConfigKept():  # the protocol's answer to a config its upstream cannot take now
+                late = ClientError(_LATE_CONFIG)
+                return [_json({"type": "error", "error": late.kind, "code": late.close_code,
+                               "message": late.message})]
             case SpeechStarted(audio_start_ms=ms):
                 return [_json({"type": "speech_started", "audio_start_ms": ms})]
             case SpeechStopped(audio_end_ms=ms):

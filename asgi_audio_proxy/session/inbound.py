@@ -4,9 +4,10 @@ Owns: the receiver loop (bare PCM frames on the hot path, every other frame thro
 dialect), the limits on what comes in (frame size, control rate, audio ahead of real time), the
 first of the two resamplings (client rate to the upstream's), the voice detector's hearing of
 client audio, and what each client event does (audio, stop, configure, commit, clear, the
-dialect's own answers, end, introduction). A bad frame costs one error event, never the
-session. Must not: write to the client other than by queueing events, or catch what ends the
-session (the session's one catch-all does).
+dialect's own answers, end, introduction), options after the first audio going to an upstream
+that takes them then and kept as they are otherwise (``ConfigKept``). A bad frame costs one
+error event, never the session. Must not: write to the client other than by queueing events,
+or catch what ends the session (the session's one catch-all does).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..events import (
     ClientEvent,
     CommitInput,
     ConfigApplied,
+    ConfigKept,
     Configure,
     DialectFrames,
     EndSession,
@@ -36,7 +38,7 @@ from ..events import (
     StopReply,
 )
 from ..pacing import Pacer, RateLimit
-from ..upstreams.base import UpstreamAdapter
+from ..upstreams.base import UpstreamAdapter, takes_options_mid_call
 from ..vad.bargein import CutReply
 from .admit import ParameterCheck, admit_parameters
 from .channel import ClientChannel, EventObserver
@@ -46,6 +48,8 @@ from .stats import AudioLedger, SessionStats
 from .voice import VoiceWatch
 
 __all__ = ["ClientEnded", "ClientInbound"]
+
+_KEPT_REASON = "this upstream takes options when the conversation opens only"
 
 
 class ClientEnded(Exception):
@@ -151,6 +155,9 @@ class ClientInbound:
             case StopReply(reason=reason):
                 self.stop_reply(reason)
             case Configure(options=options, acknowledge=acknowledge):
+                if self._stats.received_bytes and not takes_options_mid_call(upstream):
+                    self._keep_options(options, acknowledge)
+                    return
                 try:
                     await self._reconfigure(options, upstream)
                 except ClientError as exc:
@@ -196,9 +203,14 @@ class ClientInbound:
             else:
                 self._to_client.emit(heard)
 
+    def _keep_options(self, config_data: Mapping[str, Any], acknowledge: bool) -> None:
+        """Options after the first audio, which this upstream takes only at connect: none applied."""
+        self._log.info("options %s asked for after the first audio are not applied: %s",
+                       sorted(config_data), _KEPT_REASON)
+        if acknowledge:
+            self._to_client.emit(ConfigKept(_KEPT_REASON))
+
     async def _reconfigure(self, config_data: Mapping[str, Any], upstream: UpstreamAdapter) -> None:
-        if self._stats.received_bytes:
-            raise ClientError("config must be sent before the first audio")
         try:
             options = self._config.client_options(config_data)
         except ValueError as exc:

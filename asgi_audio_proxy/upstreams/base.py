@@ -22,7 +22,8 @@ import httpx
 from ..config import ProxyConfig, UpstreamOptions
 from ..events import UpstreamEvent, UpstreamQueued
 
-__all__ = ["Emit", "QueueReport", "QueueingUpstream", "TurnOwner", "UpstreamAdapter", "UpstreamFactory"]
+__all__ = ["Emit", "QueueReport", "QueueingUpstream", "Reconfigurable", "TurnOwner", "UpstreamAdapter",
+           "UpstreamFactory", "takes_options_mid_call"]
 
 #: how an adapter hands an event to its session (called from the adapter's own tasks)
 Emit = Callable[[UpstreamEvent], None]
@@ -49,7 +50,8 @@ class UpstreamAdapter(Protocol):
         ...
 
     async def configure(self, options: UpstreamOptions) -> None:
-        """Apply new options before the first audio. Raises ``UpstreamError`` subclasses."""
+        """Apply new options: before the first audio, or later when the adapter is
+        :class:`Reconfigurable`. Raises ``UpstreamError`` subclasses."""
         ...
 
     async def send_audio(self, pcm: bytes) -> None:
@@ -104,6 +106,20 @@ class TurnOwner(Protocol):
 
     @property
     def owns_turns(self) -> bool: ...
+
+
+@runtime_checkable
+class Reconfigurable(Protocol):
+    """An adapter that says whether its server takes new options mid-conversation, after the
+    first audio (:attr:`reconfigurable`); an adapter that is not one takes them only before."""
+
+    @property
+    def reconfigurable(self) -> bool: ...
+
+
+def takes_options_mid_call(upstream: UpstreamAdapter) -> bool:
+    """Whether ``upstream`` applies a :meth:`~UpstreamAdapter.configure` after the first audio."""
+    return isinstance(upstream, Reconfigurable) and upstream.reconfigurable
 
 
 #: makes a conversation's adapter for the leased server ``url``

@@ -3,7 +3,8 @@
 Owns: the per-response parameters of a ``response.create`` the proxy honours (``metadata``,
 ``output_modalities``) and the ones it logs as not honoured, the reasons a response fails when
 there is nothing to answer, and the session a ``session.update`` leaves in effect once the
-model has heard audio (MiniCPM-o fixes its prompt, voice and VAD threshold at the start).
+model has heard audio when its upstream takes options only at the start (MiniCPM-o fixes its
+prompt, voice and VAD threshold then).
 Must not: build events, know ids, or hold state.
 """
 
@@ -51,11 +52,12 @@ def response_params(event: Mapping[str, Any], event_id: str | None, text_only: b
     return metadata, text_only
 
 
-def keep_fixed(old: Mapping[str, Any], new: dict[str, Any], changed: Mapping[str, Any]) -> dict[str, Any]:
-    """``new`` with the fields the model takes only before it hears audio (instructions, voice,
-    VAD threshold) kept as they are in ``old``, the session in effect; the change is logged."""
-    logger.info("options %s asked for after the first audio: MiniCPM-o takes them at the start "
-                "only; not applied", sorted(changed))
+def keep_fixed(old: Mapping[str, Any], new: dict[str, Any], changed: Mapping[str, Any],
+               reason: str = "the upstream takes them at the start only") -> dict[str, Any]:
+    """``new`` with the fields an upstream that takes options only at the start kept (instructions,
+    voice, VAD threshold) as they are in ``old``, the session in effect; logged with ``reason``."""
+    logger.info("options %s asked for after the first audio are not applied: %s", sorted(changed),
+                reason)
     new["instructions"] = old["instructions"]
     new["audio"]["output"]["voice"] = old["audio"]["output"]["voice"]
     turn, was = new["audio"]["input"]["turn_detection"], old["audio"]["input"]["turn_detection"]

@@ -94,6 +94,11 @@ class MiniCPMAdapter:
     def input_rate_hz(self) -> int:
         return CLIENT_SAMPLE_RATE_HZ
 
+    @property
+    def reconfigurable(self) -> bool:
+        """No: ``/init_options`` is taken before the first audio only."""
+        return False
+
     async def connect(self, options: UpstreamOptions) -> None:
         await self._transport.connect(options)
 

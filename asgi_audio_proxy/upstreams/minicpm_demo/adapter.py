@@ -105,6 +105,11 @@ class DemoAdapter:
         return INPUT_RATE_HZ
 
     @property
+    def reconfigurable(self) -> bool:
+        """No: the gateway takes a conversation's options once, at connect."""
+        return False
+
+    @property
     def gateway_session(self) -> str | None:
         """The gateway's id for the conversation (from ``session.created``)."""
         return self._gateway_session

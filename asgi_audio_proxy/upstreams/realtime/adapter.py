@@ -92,6 +92,11 @@ class RealtimeAdapter:
     def input_rate_hz(self) -> int:
         return self._settings.input_rate_hz
 
+    @property
+    def reconfigurable(self) -> bool:
+        """A Realtime server takes a ``session.update`` at any time in the conversation."""
+        return True
+
     async def connect(self, options: UpstreamOptions) -> None:
         """Open the connection, send the session update, and wait for ``session.updated``.
 
@@ -119,7 +124,9 @@ class RealtimeAdapter:
         self._log.debug("upstream session %s ready: model %s", self._server_session, self._version)
 
     async def configure(self, options: UpstreamOptions) -> None:
-        """Queue a session update; it reaches the server before any audio sent after it."""
+        """Queue a session update (at any time, the first audio's before or after); it reaches the
+        server before any audio sent after it. A server that refuses it answers with an ``error``,
+        logged as any refused request is (the conversation goes on with what the server has)."""
         self._queue.put(session_update(options, self._settings))
         self._has_output.set()
 

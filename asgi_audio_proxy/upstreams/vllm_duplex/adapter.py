@@ -112,6 +112,11 @@ class DuplexAdapter:
         return INPUT_RATE_HZ
 
     @property
+    def reconfigurable(self) -> bool:
+        """No: the server ignores instructions sent once its session has started."""
+        return False
+
+    @property
     def owns_turns(self) -> bool:
         """The model decides when the user's turn ends: this adapter emits ``SpeechStarted`` and
         ``SpeechStopped``, and the session's detector must not tell them again."""
