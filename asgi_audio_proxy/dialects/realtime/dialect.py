@@ -23,6 +23,7 @@ from ...events import (
     ClientEvent,
     CommitInput,
     ConfigApplied,
+    ConfigKept,
     Configure,
     DialectFrames,
     ErrorEvent,
@@ -107,7 +108,7 @@ class RealtimeDialect:
         self._encoder = OutputEncoder()
         self._max_chars = max_event_chars(config)
         self._conversation.manual = sc.is_manual(self._session)
-        self._heard_audio = False  # once the model has heard audio, its options are fixed
+        self._heard_audio = False  # a system item's text is folded in before the first audio only
         self._folded: list[str] = []  # system and developer items' text, after the instructions
         self._peak = 0  # loudest sample appended since the last commit
         self._silent_commit = False  # the last commit held only silence, and nothing came since
@@ -191,14 +192,14 @@ class RealtimeDialect:
         changed = {key: value for key, value in changed.items() if key in self._config.client_option_keys}
         if sc.audio_format(new, "input") != sc.audio_format(self._session, "input"):
             self._decoder.reset()
-        if changed and self._heard_audio:  # too late for this model: shown as still in effect
-            new, changed = keep_fixed(self._session, new, changed), {}
-        self._session = new
+        before, self._session = self._session, new
         self._conversation.manual = sc.is_manual(new)
         if not changed:
             return [DialectFrames(tuple(self._frames([self._session_event("session.updated")])))]
+        # the session in effect before, should the upstream keep it (ConfigKept)
+        self._pending.append({"event_id": event_id, "options": changed, "before": before,
+                              "was": {key: self._wanted.get(key) for key in changed}})
         self._wanted.update(changed)
-        self._pending.append({"event_id": event_id, "options": changed})
         return [Configure(changed, acknowledge=True)]
 
     def _changed_options(self, session: Json) -> dict[str, Any]:
@@ -324,6 +325,8 @@ class RealtimeDialect:
                 return []
             self._pending.popleft()
             return self._frames([self._session_event("session.updated")])
+        if isinstance(event, ConfigKept):
+            return self._frames(self._kept(event.reason))
         if isinstance(event, ErrorEvent):
             return self._frames(self._error(event))
         if isinstance(event, SpeechStarted):
@@ -364,6 +367,19 @@ class RealtimeDialect:
     def _voice(self) -> str:
         voice = self._session["audio"]["output"]["voice"]
         return voice if isinstance(voice, str) else str(voice["id"])
+
+    def _kept(self, reason: str) -> list[Event]:
+        """The upstream kept the options in effect: ``session.updated`` shows them."""
+        if not self._pending:
+            return []
+        kept = self._pending.popleft()
+        self._session = keep_fixed(kept["before"], self._session, kept["options"], reason)
+        for key, value in kept["was"].items():
+            if value is None:
+                self._wanted.pop(key, None)
+            else:
+                self._wanted[key] = value
+        return [self._session_event("session.updated")]
 
     def _error(self, event: ErrorEvent) -> list[Event]:
         error = self._raised.take(event.message)
