@@ -50,6 +50,7 @@ from asgi_audio_proxy.upstreams.realtime import (
     websocket_url,
 )
 from tests.dialects.realtime_support import client, dialect
+from tests.signals import tone
 
 GA: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
 BETA: TypeAdapter[Any] = TypeAdapter(BetaClientEvent)
@@ -135,9 +136,13 @@ def test_the_proxys_own_dialect_takes_every_event_the_client_sends() -> None:
     d.send(Ready("sess", "2.6"))
     [configure] = d.receive(session_update(OPTIONS, RealtimeSettings(turn_detection="proxy")))
     assert configure == Configure({"assistantPrompt": "Answer in one sentence."})
-    assert d.receive(append_audio(bytes(4800))) == [AudioIn(bytes(4800), 24_000, 4800)]  # 100 ms
+    sound = tone(440, 0.1, 24_000)  # 100 ms: silence would be nothing to answer
+    assert d.receive(append_audio(sound)) == [AudioIn(sound, 24_000, 4800)]
     assert d.receive(commit_audio())[-1] == CommitInput()
-    assert d.receive(create_response()) == []  # the committed turn's reply is on its way
+    # the committed turn's reply is on its way: its response is created at once
+    [created] = d.receive(create_response())
+    assert isinstance(created, DialectFrames)
+    assert [json.loads(f)["type"] for f in created.frames] == ["response.created"]
     frames = [*d.send(ReplyStarted()), *d.send(ReplyAudio(bytes(4800), 24_000))]
     [item_id] = {part.item_id for f in frames
                  if isinstance(part := parse_server_event(f, beta=False), ReplyPart) and part.item_id}
