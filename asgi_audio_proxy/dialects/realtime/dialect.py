@@ -42,8 +42,9 @@ from ..base import Frame
 from . import session_config as sc
 from .codec import InputDecoder, OutputEncoder, decode_whole, pcm_ms, peak
 from .items import client_item, spoken_audio, text_for_instructions
-from .reply import Conversation, Event, outcome
+from .reply import Conversation
 from .requests import INPUT_AUDIO_SILENT, NO_USER_AUDIO, keep_fixed, response_params
+from .response import Event, outcome
 from .wire import (
     IdSource,
     Protocol,
