@@ -17,7 +17,7 @@ at once, since no more input will pace it. Also ``playback.ack`` and the playbac
 heartbeats, commits, clears, truncations, and errors for what the server refuses; an event of
 another type is answered ``unknown_event`` and the session goes on, as the real server answers
 an unknown one (its conversation-item, text and function-call events are not simulated). What
-a reply says is ``replies.py``'s.
+a reply says is ``replies.py``'s, the events a response is told in ``responses.py``'s.
 
 Must not: stamp ``server_event_seq``, journal, or know about sockets (``app.py`` does).
 """
@@ -33,15 +33,9 @@ from typing import Any
 import numpy as np
 
 from asgi_audio_proxy.simulator.vad import speech_seconds
-from asgi_audio_proxy.simulator.vllm_duplex.replies import MAX_REPLY_UNITS, Reply, plan_reply, unit_audio
-from asgi_audio_proxy.simulator.vllm_duplex.wire import (
-    INPUT_RATE_HZ,
-    OUTPUT_RATE_HZ,
-    UNIT_MS,
-    error,
-    event,
-    session_object,
-)
+from asgi_audio_proxy.simulator.vllm_duplex.replies import MAX_REPLY_UNITS, Reply, plan_reply
+from asgi_audio_proxy.simulator.vllm_duplex.responses import closing, opening, unit
+from asgi_audio_proxy.simulator.vllm_duplex.wire import INPUT_RATE_HZ, UNIT_MS, error, event, session_object
 
 __all__ = ["DuplexConversation"]
 
@@ -229,43 +223,14 @@ class DuplexConversation:
         self._speech_s = 0.0
         self.replies.append(reply)
         self.active = reply
-        rid, iid = reply.response_id, reply.item_id
-        item = {"id": iid, "object": "realtime.item", "type": "message", "role": "assistant",
-                "status": "in_progress", "content": []}
-        duplex = {"type": "response.created", "session_id": self.session_id, "response_id": rid,
-                  "epoch": self.epoch, "turn_id": self.turn}
-        ids = {"response_id": rid, "item_id": iid, "output_index": 0, "content_index": 0}
-        return [
-            event("response.created", response_id=rid,
-                  response={"id": rid, "object": "realtime.response", "status": "in_progress",
-                            "status_details": None, "output": [], "modalities": ["audio", "text"],
-                            "metadata": {"duplex_event": duplex}}),
-            event("conversation.item.added", previous_item_id=None, item=item),
-            event("conversation.item.created", previous_item_id=None, item=item),
-            event("response.output_item.added", response_id=rid, output_index=0, item=item),
-            event("response.content_part.added", **ids, part={"type": "audio", "transcript": ""}),
-            event("response.speak", **ids, metadata={"session_id": self.session_id,
-                                                     "epoch": self.epoch, "model_speak": True}),
-        ]
+        return opening(reply, self.session_id, self.epoch)
 
     def _next_unit(self) -> list[dict[str, Any]]:
         reply = self.active
         assert reply is not None
-        index = reply.sent_units
         reply.sent_units += 1
-        last = reply.sent_units == len(reply.parts)
-        ids = {"response_id": reply.response_id, "item_id": reply.item_id, "output_index": 0,
-               "content_index": 0}
-        pcm = unit_audio(reply, index)
-        metadata = {"session_id": self.session_id, "epoch": self.epoch, "model_speak": True,
-                    "end_of_turn": last, "audio_duration_ms": UNIT_MS,
-                    "audio_text_marks": [{"text_chars": len(reply.parts[index]), "audio_end_ms": UNIT_MS}],
-                    "playback": {"generated_ms": reply.generated_ms, "sent_ms": reply.generated_ms,
-                                 "played_ms": reply.played_ms, "committed_ms": reply.played_ms}}
-        out = [event("response.output_audio.delta", **ids, delta=base64.b64encode(pcm).decode("ascii"),
-                     format="pcm16", sample_rate_hz=OUTPUT_RATE_HZ, metadata=metadata),
-               event("response.output_audio_transcript.delta", **ids, delta=reply.parts[index])]
-        return out + self._finish("completed", None) if last else out
+        out = unit(reply, reply.sent_units - 1, self.session_id, self.epoch)
+        return out + self._finish("completed", None) if reply.sent_units == len(reply.parts) else out
 
     def _cancel(self, reason: str) -> list[dict[str, Any]]:
         self.epoch += 1
@@ -276,28 +241,7 @@ class DuplexConversation:
         assert reply is not None
         self.active = None
         reply.status = status
-        ids = {"response_id": reply.response_id, "item_id": reply.item_id, "output_index": 0,
-               "content_index": 0}
-        content = [{"type": "output_audio", "transcript": reply.transcript}]
-        item = {"id": reply.item_id, "object": "realtime.item", "type": "message", "role": "assistant",
-                "status": status, "content": content}
-        details = None if reason is None else {"type": "cancelled", "reason": reason}
-        return [
-            event("response.output_audio.done", **ids),
-            event("response.output_audio_transcript.done", **ids, transcript=reply.transcript),
-            event("response.content_part.done", **ids,
-                  part={"type": "audio", "transcript": reply.transcript}),
-            event("response.output_item.done", response_id=reply.response_id, output_index=0, item=item),
-            event("conversation.item.done", previous_item_id=None, item=item),
-            event("response.done", response_id=reply.response_id,
-                  response={"id": reply.response_id, "object": "realtime.response", "status": status,
-                            "status_details": details, "output": [item],
-                            "metadata": {"type": "response.done", "session_id": self.session_id,
-                                         "response_id": reply.response_id, "epoch": self.epoch,
-                                         "playback": {"generated_ms": reply.generated_ms,
-                                                      "played_ms": reply.played_ms}}}),
-            event("rate_limits.updated", rate_limits=[]),
-        ]
+        return closing(reply, self.session_id, self.epoch, reason)
 
     # -- control --------------------------------------------------------------------------------
 
