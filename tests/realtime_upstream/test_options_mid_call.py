@@ -6,7 +6,8 @@ A Realtime client's new instructions after its first turn reach the inner server
 ``session.update`` and its next ``session.updated`` shows them; the inner proxy, whose kind keeps
 them, shows the old ones and logs why; a native client's ``config`` after its first turn is
 applied (``config_applied``) in front of the Realtime kind, and refused with the error it always
-got in front of MiniCPM-o.
+got in front of MiniCPM-o. An update the Realtime server refuses is an ``error`` to the client
+(Realtime: naming its ``session.update``; native: ``bad_payload``), and the call goes on.
 """
 
 from __future__ import annotations
@@ -102,3 +103,35 @@ async def test_a_native_config_mid_call_in_front_of_minicpm_is_refused_as_before
         assert await client.next_message() == ErrorMessage(
             "policy_violation", 1008, "config must be sent before the first audio")
         assert (await client.say(UTTERANCE)).ending == TurnEndMessage("complete")  # it goes on
+
+
+async def test_new_instructions_mid_call_the_realtime_server_refuses_are_an_error_and_the_call_goes_on(
+        ) -> None:
+    inner = {"client_option_keys": ("vadThreshold",)}  # the inner proxy's operator keeps the prompt
+    async with chain(inner=inner) as c, \
+            sdk_connection(f"ws://127.0.0.1:{c.outer_port}/v1", beta=False) as talk:
+        assert (await talk.next())["type"] == "session.created"
+        done, _, _ = await talk.turn()
+        assert done["response"]["status"] == "completed"
+        await talk.conn.session.update(event_id="evt_verbose",
+                                       session={"type": "realtime", "instructions": "Be verbose."})
+        while (event := await talk.next())["type"] != "error":
+            assert event["type"] != "session.updated", event
+        assert (event["error"]["event_id"], event["error"]["code"]) == ("evt_verbose", "bad_payload")
+        assert "refused" in event["error"]["message"]
+        [refused] = [e for e in c.inner.of("error", sent=True)
+                     if e["error"]["param"] == "session.instructions"]
+        assert refused["error"]["event_id"].startswith("proxy_update_")
+        done, audio, _ = await talk.turn()  # the conversation goes on
+        assert done["response"]["status"] == "completed" and audio
+
+
+async def test_a_native_config_mid_call_the_realtime_server_refuses_is_an_error() -> None:
+    async with chain(inner={"client_option_keys": ("vadThreshold",)}) as c, \
+            ProxyClient(c.url("/audio_proxy")) as client:
+        assert (await client.say(UTTERANCE)).ending == TurnEndMessage("complete")
+        await client.conn.send(json.dumps({"type": "config", "assistantPrompt": "Be verbose."}))
+        error = await client.next_message()
+        assert isinstance(error, ErrorMessage) and error.kind == "bad_payload", error
+        assert "refused" in error.message
+        assert (await client.say(UTTERANCE)).ending == TurnEndMessage("complete")

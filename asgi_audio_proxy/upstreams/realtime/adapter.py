@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Mapping
 
 import httpx
 
 from ...config import ProxyConfig, UpstreamOptions
-from ...errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from ...errors import BadClientPayload, UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from ...events import AudioOutcome
 from ..base import Emit, UpstreamFactory
 from .replies import ReplyTracker
@@ -81,6 +82,9 @@ class RealtimeAdapter:
         self._server_session: str | None = None
         self._in_flight_bytes = 0
         self._warned: set[str] = set()
+        #: session updates sent after connect, by event id, each awaiting its answer in order
+        self._updates: deque[tuple[str, asyncio.Future[ServerError | None]]] = deque()
+        self._update_count = 0
         self._is_open = self._is_closed = False
 
     @property
@@ -124,11 +128,34 @@ class RealtimeAdapter:
         self._log.debug("upstream session %s ready: model %s", self._server_session, self._version)
 
     async def configure(self, options: UpstreamOptions) -> None:
-        """Queue a session update (at any time, the first audio's before or after); it reaches the
-        server before any audio sent after it. A server that refuses it answers with an ``error``,
-        logged as any refused request is (the conversation goes on with what the server has)."""
-        self._queue.put(session_update(options, self._settings))
+        """Send a session update (at any time, the first audio's before or after), in order with
+        the audio, and wait for the server's answer (``connect_timeout_s`` at most).
+
+        Raises:
+            BadClientPayload: the server refused it (an ``error`` naming it): the options the
+                conversation had stay, and it goes on.
+            UpstreamTimeout: no answer in time.
+        """
+        self._update_count += 1
+        event_id = f"proxy_update_{self._update_count}"
+        answer: asyncio.Future[ServerError | None] = asyncio.get_running_loop().create_future()
+        self._updates.append((event_id, answer))
+        self._queue.put(session_update(options, self._settings, event_id))
         self._has_output.set()
+        timeout_s = self._settings.connect_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                refused = await answer
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"the upstream did not answer a session update within "
+                                  f"{timeout_s} s") from exc
+        finally:
+            if (event_id, answer) in self._updates:
+                self._updates.remove((event_id, answer))
+        if refused is not None:
+            self._log.info("upstream session %s refused a session update: %s", self._server_session,
+                           refused.code or refused.type)
+            raise BadClientPayload(f"the upstream refused these options: {refused.message}")
 
     async def send_audio(self, pcm: bytes) -> None:
         while not self._queue.has_room:  # back-pressure: the session stops reading the client
@@ -253,13 +280,28 @@ class RealtimeAdapter:
                 self._on_error(message)
             elif isinstance(message, SessionInfo):
                 self._on_session(message)
+                if not message.is_created and self._updates:
+                    self._answer(self._updates[0][0], None)
             elif not (isinstance(message, Ignored) and message.known):
                 self._log.debug("upstream event: %s", _name(message))
+
+    def _answer(self, event_id: str, refused: ServerError | None) -> None:
+        """The server answered the session update ``event_id`` (``refused``: with an error)."""
+        for pending in self._updates:
+            if pending[0] == event_id:
+                self._updates.remove(pending)
+                if not pending[1].done():
+                    pending[1].set_result(refused)
+                return
 
     def _on_error(self, error: ServerError) -> None:
         failure = error_for(error)
         if failure is not None:
             raise failure
+        if self._updates and (any(error.event_id == pending[0] for pending in self._updates)
+                              or (error.event_id is None and (error.param or "").startswith("session"))):
+            self._answer(error.event_id or self._updates[0][0], error)
+            return
         # the conversation goes on: said once at WARNING per code, then at DEBUG
         code = error.code or error.type
         level = logging.DEBUG if code in self._warned else logging.WARNING

@@ -63,7 +63,7 @@ _RATE_RANGE_HZ = (8_000, 48_000)
 
 # -- client events ------------------------------------------------------------------------------
 
-def session_update(options: UpstreamOptions, settings: RealtimeSettings) -> str:
+def session_update(options: UpstreamOptions, settings: RealtimeSettings, event_id: str | None = None) -> str:
     """The ``session.update`` that opens a conversation or changes its options.
 
     The conversation's part (``instructions``, ``voice``) is what
@@ -71,6 +71,7 @@ def session_update(options: UpstreamOptions, settings: RealtimeSettings) -> str:
     both ways (at ``input_rate_hz`` in, 24 kHz out). Turn detection:
     the server's VAD, made to create the reply but never to cut one (barge-in is the proxy's:
     its policy decides, and a cut comes as ``response.cancel``), or none (``proxy``).
+    ``event_id``: the id a server's ``error`` about this update names it by.
     """
     if settings.turn_detection == "server":
         turns: dict[str, Any] | None = {"type": "server_vad", "create_response": True,
@@ -94,7 +95,10 @@ def session_update(options: UpstreamOptions, settings: RealtimeSettings) -> str:
                    "audio": {"input": {"format": {"type": "audio/pcm", "rate": settings.input_rate_hz},
                                        "turn_detection": turns},
                              "output": output}}
-    return _dump({"type": "session.update", "session": session})
+    update: dict[str, Any] = {"type": "session.update", "session": session}
+    if event_id is not None:
+        update["event_id"] = event_id
+    return _dump(update)
 
 
 def append_audio(pcm: bytes) -> str:
