@@ -1,12 +1,13 @@
 """The Realtime adapter: the upstream seam over a server that speaks the OpenAI Realtime protocol.
 
-Owns: one conversation as a Realtime client: the session update and its answer at connect,
-client audio appended as it comes (each byte ``sent`` once its append is on the socket: the
-protocol acknowledges nothing), manual turns (commit and ``response.create``), turns ended by
-the proxy's own detector when the server's VAD is off, replies through :class:`.ReplyTracker`,
-a stop as ``response.cancel`` plus ``conversation.item.truncate`` at what the client heard, and
-which server errors end the conversation. Decisions are the pure parts' (:mod:`.wire`,
-:mod:`.replies`, :mod:`.sendqueue`, :mod:`.turns`); the two tasks here only move events.
+Owns: one conversation as a Realtime client: the session update and its answer at connect and
+later (a later one awaited, a refusal the client's error), client audio appended as it comes
+(each byte ``sent`` once its append is on the socket: the protocol acknowledges nothing), manual
+turns (commit and ``response.create``), turns ended by the proxy's own detector when the
+server's VAD is off, replies through :class:`.ReplyTracker`, a stop as ``response.cancel`` plus
+``conversation.item.truncate`` at what the client heard, and which server errors end the
+conversation. Decisions are the pure parts' (:mod:`.wire`, :mod:`.replies`, :mod:`.sendqueue`,
+:mod:`.turns`); the two tasks here only move events.
 Must not: know the client, or let a library exception out (the transport translates them).
 """
 
