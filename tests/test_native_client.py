@@ -35,6 +35,7 @@ from asgi_audio_proxy.dialects.native_client import (
 )
 from asgi_audio_proxy.events import (
     ConfigApplied,
+    ConfigKept,
     DialectFrames,
     ErrorEvent,
     Queued,
@@ -58,6 +59,8 @@ SENT: list[tuple[ServerEvent, ProxyMessage]] = [
     (Queued(3, 361.04), QueuedMessage(3, 361.0)),
     (Queued(1, 0), QueuedMessage(1, 0.0)),
     (ConfigApplied(), ConfigAppliedMessage()),
+    (ConfigKept("the upstream takes options at the start only"),
+     ErrorMessage("policy_violation", 1008, "config must be sent before the first audio")),
     (ReplyText(TEXT), TextMessage(TEXT)),
     (ReplyText(""), TextMessage("")),
     (ReplyAudio(PCM, 16_000), AudioMessage(PCM)),
