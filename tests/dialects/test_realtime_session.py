@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from asgi_audio_proxy.events import (
     ConfigApplied,
+    ConfigKept,
     Configure,
     DialectFrames,
     ErrorEvent,
@@ -134,3 +136,24 @@ def test_text_only_output_is_accepted() -> None:
     assert rec.events[-1]["session"]["output_modalities"] == ["text"]
     assert rejected(rec, client("session.update", session={"output_modalities": []}))["param"] == (
         "session.output_modalities")
+
+
+def test_update_after_the_first_audio_is_sent_and_shown_applied_or_kept() -> None:
+    rec = Recorder(dialect())
+    rec.send(Ready("sess", "2.6"))
+    rec.receive(client("session.update", session={"instructions": "A"}))
+    rec.send(ConfigApplied())
+    rec.receive(client("input_audio_buffer.append", audio=base64.b64encode(bytes(4800)).decode()))
+    # the session decides whether the upstream takes it now: the dialect asks, as before audio
+    assert rec.receive(client("session.update", session={"instructions": "B"})) == [
+        Configure({"assistantPrompt": "B"})]
+    [updated] = rec.send(ConfigApplied())
+    assert updated["session"]["instructions"] == "B"
+    rec.receive(client("session.update", session={"instructions": "C", "audio": {"output": {"speed": 1.1}}}))
+    [kept] = rec.send(ConfigKept("the upstream takes options at the start only"))
+    assert kept["type"] == "session.updated"
+    assert kept["session"]["instructions"] == "B"  # what the upstream still has
+    assert kept["session"]["audio"]["output"]["speed"] == 1.1  # what it does not fix is taken
+    # what the upstream has is what is compared: asking again is asking again
+    assert rec.receive(client("session.update", session={"instructions": "C"})) == [
+        Configure({"assistantPrompt": "C"})]
