@@ -104,6 +104,16 @@ def test_ga_session_update_declares_another_input_rate_and_no_voice_when_unset()
     assert "voice" not in session["audio"]["output"]
 
 
+@pytest.mark.parametrize("beta", [False, True], ids=["ga", "beta"])
+def test_a_later_session_update_names_its_voice_only_when_it_changes(beta: bool) -> None:
+    settings = RealtimeSettings(voice="marin", beta=beta)
+    same = official(session_update(OPTIONS, settings, "proxy_update_1", "marin"), beta=beta)
+    assert same["event_id"] == "proxy_update_1"
+    assert "marin" not in json.dumps(same) and same["session"]["instructions"] == "Answer in one sentence."
+    changed = official(session_update(OPTIONS, settings, "proxy_update_2", "cedar"), beta=beta)
+    assert "marin" in json.dumps(changed)
+
+
 @pytest.mark.parametrize("turns", ["server", "proxy"])
 def test_beta_session_update_is_flat_with_pcm16(turns: str) -> None:
     settings = RealtimeSettings(beta=True, voice="alloy", turn_detection=turns)  # type: ignore[arg-type]

@@ -86,6 +86,7 @@ class RealtimeAdapter:
         #: session updates sent after connect, by event id, each awaiting its answer in order
         self._updates: deque[tuple[str, asyncio.Future[ServerError | None]]] = deque()
         self._update_count = 0
+        self._voice: str | None = None  # the voice the server has, as the proxy last sent it
         self._is_open = self._is_closed = False
 
     @property
@@ -113,6 +114,7 @@ class RealtimeAdapter:
         await self._transport.open()
         self._is_open = True
         await self._transport.send(session_update(options, self._settings))
+        self._voice = self._settings.map_options(options.conversation).get("voice")
         timeout_s = self._settings.connect_timeout_s
         try:
             async with asyncio.timeout(timeout_s):
@@ -141,7 +143,7 @@ class RealtimeAdapter:
         event_id = f"proxy_update_{self._update_count}"
         answer: asyncio.Future[ServerError | None] = asyncio.get_running_loop().create_future()
         self._updates.append((event_id, answer))
-        self._queue.put(session_update(options, self._settings, event_id))
+        self._queue.put(session_update(options, self._settings, event_id, self._voice))
         self._has_output.set()
         timeout_s = self._settings.connect_timeout_s
         try:
@@ -153,7 +155,9 @@ class RealtimeAdapter:
         finally:
             if (event_id, answer) in self._updates:
                 self._updates.remove((event_id, answer))
-        if refused is not None:
+        if refused is None:
+            self._voice = self._settings.map_options(options.conversation).get("voice", self._voice)
+        else:
             self._log.info("upstream session %s refused a session update: %s", self._server_session,
                            refused.code or refused.type)
             raise BadClientPayload(f"the upstream refused these options: {refused.message}")

@@ -63,7 +63,8 @@ _RATE_RANGE_HZ = (8_000, 48_000)
 
 # -- client events ------------------------------------------------------------------------------
 
-def session_update(options: UpstreamOptions, settings: RealtimeSettings, event_id: str | None = None) -> str:
+def session_update(options: UpstreamOptions, settings: RealtimeSettings, event_id: str | None = None,
+                   voice_in_effect: str | None = None) -> str:
     """The ``session.update`` that opens a conversation or changes its options.
 
     The conversation's part (``instructions``, ``voice``) is what
@@ -71,7 +72,9 @@ def session_update(options: UpstreamOptions, settings: RealtimeSettings, event_i
     both ways (at ``input_rate_hz`` in, 24 kHz out). Turn detection:
     the server's VAD, made to create the reply but never to cut one (barge-in is the proxy's:
     its policy decides, and a cut comes as ``response.cancel``), or none (``proxy``).
-    ``event_id``: the id a server's ``error`` about this update names it by.
+    ``event_id``: the id a server's ``error`` about this update names it by. ``voice_in_effect``:
+    the voice the server already has, not sent again (a Realtime server refuses a voice change
+    once it has spoken, so a later update carries a voice only when it changes).
     """
     if settings.turn_detection == "server":
         turns: dict[str, Any] | None = {"type": "server_vad", "create_response": True,
@@ -79,6 +82,8 @@ def session_update(options: UpstreamOptions, settings: RealtimeSettings, event_i
     else:
         turns = None
     mapped = settings.map_options(options.conversation)
+    if voice_in_effect is not None and mapped.get("voice") == voice_in_effect:
+        del mapped["voice"]
     session: dict[str, Any]
     if settings.beta:
         session = {"modalities": ["text", "audio"], "instructions": mapped.get("instructions", ""),
