@@ -2,18 +2,20 @@
 
 ``AudioProxy(config, kind=vllm_duplex_kind(slots=4))`` fronts it. Its parts: the settings, the
 reference voice and the wire (pure), the playback bookkeeping (pure, over the Realtime kind's
-reply tracker), the user's turns as the model takes them (pure), the link (the socket and its
+reply tracker), the user's turns as the model takes them (pure), what it owes the server as
+time passes (pure: silence, event acks, heartbeats), the link (the socket and its
 resume), the adapter (the seam) and the kind.
 """
 
 from __future__ import annotations
 
-from .adapter import APPEND_MAX_S, EVENT_ACK_INTERVAL_S, TICK_S, DuplexAdapter, duplex_upstream
+from .adapter import APPEND_MAX_S, TICK_S, DuplexAdapter, duplex_upstream
 from .kind import DEFAULT_SLOTS, health_probe, vllm_duplex_kind
 from .link import DuplexLink, TransportFactory
 from .playback import ACK_STEP_MS, DuplexPlayback
 from .settings import DuplexSettings, OverlapPolicy
 from .turns import ModelTurns
+from .upkeep import EVENT_ACK_INTERVAL_S, DuplexUpkeep
 from .voice import DEFAULT_VOICE_RATE_HZ, default_reference_voice, wav_data_url
 from .wire import (
     INPUT_RATE_HZ,
@@ -52,6 +54,7 @@ __all__ = [
     "DuplexPlayback",
     "DuplexSession",
     "DuplexSettings",
+    "DuplexUpkeep",
     "ModelTurns",
     "Overlap",
     "OverlapPolicy",

@@ -8,7 +8,8 @@ stop as ``response.cancel``, a voice barge-in as ``barge_in``, each with ``playb
 the client heard; the user's turns as the model takes them (:class:`.ModelTurns`: speech
 started when the server hears it, stopped when the model speaks), emitted as the neutral speech
 events, so the session's own detector tells none (:attr:`DuplexAdapter.owns_turns`);
-``session.heartbeat`` and ``session.event_ack``; a dropped socket resumed with
+``session.heartbeat``, ``session.event_ack`` and the silence as :class:`.DuplexUpkeep` owes them;
+a dropped socket resumed with
 ``session.resume`` on a new one (the journal's replay read past what already came); and
 ``session.close`` on every way out. Decisions are the pure parts'; the tasks here move events.
 Must not: know the client, or let a library exception out (the transport translates them).
@@ -33,39 +34,28 @@ from ...errors import (
 from ...events import AudioOutcome
 from ..base import Emit, UpstreamFactory
 from ..realtime.sendqueue import SendQueue
-from ..realtime.wire import (
-    ReplyPart,
-    ResponseDone,
-    ServerError,
-    append_audio,
-    clear_audio,
-    commit_audio,
-    error_for,
-)
+from ..realtime.wire import ReplyPart, ResponseDone, ServerError, clear_audio, commit_audio, error_for
 from .link import DuplexLink
 from .playback import DuplexPlayback
 from .settings import DuplexSettings
 from .turns import ModelTurns
+from .upkeep import DuplexUpkeep
 from .wire import (
     INPUT_RATE_HZ,
     Decision,
     DuplexSession,
     Overlap,
     SessionEnded,
-    event_ack,
-    heartbeat,
     instructions_update,
     session_close,
     session_update,
 )
 
-__all__ = ["APPEND_MAX_S", "EVENT_ACK_INTERVAL_S", "TICK_S", "DuplexAdapter", "duplex_upstream"]
+__all__ = ["APPEND_MAX_S", "TICK_S", "DuplexAdapter", "duplex_upstream"]
 
 logger = logging.getLogger("asgi_audio_proxy.upstream")
 #: how often the adapter looks at the clock: silence owed, acks due, heartbeats
 TICK_S = 0.1
-#: the events read are acknowledged (``session.event_ack``) at most this often
-EVENT_ACK_INTERVAL_S = 1.0
 #: audio queued while the socket is busy goes out joined, up to this much per append
 APPEND_MAX_S = 1.0
 
@@ -95,10 +85,8 @@ class DuplexAdapter:
         self._playback = DuplexPlayback()
         self._turns = ModelTurns(INPUT_RATE_HZ)
         self._version = settings.model
+        self._upkeep = DuplexUpkeep(settings)
         self._in_flight_bytes = 0
-        self._covered_until = 0.0  # loop time up to which the model has input (client's or silence)
-        self._flow_until = 0.0  # input must keep flowing until then (the trailing silence)
-        self._acked_seq = 0
         self._warned: set[str] = set()
         self._is_closed = False
 
@@ -150,9 +138,7 @@ class DuplexAdapter:
         while not self._queue.has_room:  # back-pressure: the session stops reading the client
             self._has_room.clear()
             await self._has_room.wait()
-        now = asyncio.get_running_loop().time()
-        self._covered_until = max(self._covered_until, now) + len(pcm) / 2 / INPUT_RATE_HZ
-        self._flow_until = self._covered_until + self._settings.trailing_silence_s
+        self._upkeep.heard(len(pcm), asyncio.get_running_loop().time())
         self._queue.put_audio(pcm)
         self._turns.heard(len(pcm))
         self._has_output.set()
@@ -278,24 +264,16 @@ class DuplexAdapter:
     async def _tick(self) -> None:
         """Silence owed, playback acks, event acks and heartbeats, on the loop's clock."""
         loop = asyncio.get_running_loop()
-        heartbeat_s = self._settings.heartbeat_interval_s
-        next_heartbeat = loop.time() + heartbeat_s if heartbeat_s else None
-        next_event_ack = loop.time()
+        self._upkeep.start(loop.time())
         while True:
             await asyncio.sleep(TICK_S)
             now = loop.time()
-            if (self._playback.is_busy or now < self._flow_until) and \
-                    now - self._covered_until > self._settings.max_input_gap_s:
-                self._queue.put(append_audio(bytes(2 * round((now - self._covered_until) * INPUT_RATE_HZ))))
-                self._covered_until = now
-            for ack in self._playback.acks_due(now):
-                self._queue.put_urgent(ack)
-            if self._link.last_seq > self._acked_seq and now >= next_event_ack:
-                self._acked_seq, next_event_ack = self._link.last_seq, now + EVENT_ACK_INTERVAL_S
-                self._queue.put_urgent(event_ack(self._acked_seq))
-            if next_heartbeat is not None and heartbeat_s and now >= next_heartbeat:
-                next_heartbeat = now + heartbeat_s
-                self._queue.put_urgent(heartbeat())
+            silence = self._upkeep.silence_due(now, is_reply_busy=self._playback.is_busy)
+            if silence is not None:
+                self._queue.put(silence)
+            urgent = self._playback.acks_due(now) + self._upkeep.urgent_due(now, self._link.last_seq)
+            for message in urgent:
+                self._queue.put_urgent(message)
             if self._queue:
                 self._has_output.set()
 
