@@ -1,6 +1,7 @@
 """The Realtime adapter's pure parts: the reply tracker (what each response event means to the
 session, and what a stop sends the server, with the heard-audio estimate), the send queue (order,
-priority, joined appends, the bound) and the proxy's turn detector. Time is passed in."""
+priority, joined appends, the bound), the proxy's turn detector and the later session updates'
+answers. Time is passed in."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from asgi_audio_proxy.upstreams.realtime import (
     ReplyTracker,
     ResponseDone,
     SendQueue,
+    ServerError,
+    SessionInfo,
+    SessionUpdates,
     TurnDetector,
     commit_audio,
     create_response,
@@ -27,7 +31,7 @@ from asgi_audio_proxy.upstreams.realtime import (
 from asgi_audio_proxy.vad import BargeInConfig, EnergyDetector
 from tests.signals import silence, tone
 
-PURE = ["settings.py", "handshake.py", "wire.py", "replies.py", "sendqueue.py", "turns.py"]
+PURE = ["settings.py", "handshake.py", "wire.py", "replies.py", "sendqueue.py", "turns.py", "updates.py"]
 #: 100 ms of reply audio at 24 kHz
 PIECE = ReplyAudio(bytes(4800), 24_000)
 
@@ -214,3 +218,18 @@ def test_the_replys_echo_is_not_a_turn() -> None:
     turns.heard(echo)
     turns.replied(ReplyEnded("complete"))
     assert not turns.heard(silence(1.0))
+
+
+def test_later_session_updates_are_answered_in_order_and_errors_by_the_id_they_name() -> None:
+    updates = SessionUpdates()
+    first, second, third = updates.sent(), updates.sent(), updates.sent()
+    assert updates.answered_by(SessionInfo(True, None, None)) is None  # created: no update's answer
+    assert updates.answered_by(ServerError("invalid_request_error", "x", "m", event_id=second)) == second
+    unrelated = ServerError("invalid_request_error", "response_cancel_not_active", "m", param=None)
+    assert updates.answered_by(unrelated) is None
+    assert updates.answered_by(SessionInfo(False, None, None)) == first
+    updates.forget(third)  # given up on: nothing answers it any more
+    assert updates.answered_by(SessionInfo(False, None, None)) is None
+    fourth = updates.sent()
+    about_the_session = ServerError("invalid_request_error", None, "m", param="session.voice")
+    assert updates.answered_by(about_the_session) == fourth

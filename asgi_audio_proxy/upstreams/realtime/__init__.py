@@ -3,8 +3,8 @@
 ``AudioProxy(config, upstream_factory=realtime_upstream(RealtimeSettings(...)))`` fronts any
 such server (vLLM-Omni, huggingface/speech-to-speech, LocalAI, speaches with ``beta=True``,
 another asgi-audio-proxy's ``/v1/realtime``, the OpenAI API itself). Its parts: the settings,
-the handshake and the wire (pure), the reply tracker, the send queue and the turn detector
-(pure), the transport (the connection) and the adapter (the seam).
+the handshake and the wire (pure), the reply tracker, the send queue, the turn detector and
+the later session updates (pure), the transport (the connection) and the adapter (the seam).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .sendqueue import Outgoing, SendQueue
 from .settings import RealtimeSettings, TurnDetection
 from .transport import MAX_EVENT_BYTES, RealtimeTransport, Transport
 from .turns import TurnDetector
+from .updates import SessionUpdates
 from .wire import (
     BUSY_CODES,
     OUTPUT_RATE_HZ,
@@ -57,6 +58,7 @@ __all__ = [
     "ServerError",
     "ServerMessage",
     "SessionInfo",
+    "SessionUpdates",
     "SpeechActivity",
     "Transport",
     "TurnDetection",

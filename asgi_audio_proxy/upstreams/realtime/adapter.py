@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Mapping
 
 import httpx
@@ -29,6 +28,7 @@ from .sendqueue import SendQueue
 from .settings import RealtimeSettings
 from .transport import RealtimeTransport, Transport
 from .turns import TurnDetector
+from .updates import SessionUpdates
 from .wire import (
     Ignored,
     ReplyPart,
@@ -83,9 +83,8 @@ class RealtimeAdapter:
         self._server_session: str | None = None
         self._in_flight_bytes = 0
         self._warned: set[str] = set()
-        #: session updates sent after connect, by event id, each awaiting its answer in order
-        self._updates: deque[tuple[str, asyncio.Future[ServerError | None]]] = deque()
-        self._update_count = 0
+        self._updates = SessionUpdates()  # sent after connect, each awaiting its answer
+        self._answers: dict[str, asyncio.Future[ServerError | None]] = {}
         self._voice: str | None = None  # the voice the server has, as the proxy last sent it
         self._is_open = self._is_closed = False
 
@@ -139,10 +138,8 @@ class RealtimeAdapter:
                 conversation had stay, and it goes on.
             UpstreamTimeout: no answer in time.
         """
-        self._update_count += 1
-        event_id = f"proxy_update_{self._update_count}"
-        answer: asyncio.Future[ServerError | None] = asyncio.get_running_loop().create_future()
-        self._updates.append((event_id, answer))
+        event_id = self._updates.sent()
+        answer = self._answers[event_id] = asyncio.get_running_loop().create_future()
         self._queue.put(session_update(options, self._settings, event_id, self._voice))
         self._has_output.set()
         timeout_s = self._settings.connect_timeout_s
@@ -153,8 +150,8 @@ class RealtimeAdapter:
             raise UpstreamTimeout(f"the upstream did not answer a session update within "
                                   f"{timeout_s} s") from exc
         finally:
-            if (event_id, answer) in self._updates:
-                self._updates.remove((event_id, answer))
+            self._updates.forget(event_id)
+            del self._answers[event_id]
         if refused is None:
             self._voice = self._settings.map_options(options.conversation).get("voice", self._voice)
         else:
@@ -285,27 +282,22 @@ class RealtimeAdapter:
                 self._on_error(message)
             elif isinstance(message, SessionInfo):
                 self._on_session(message)
-                if not message.is_created and self._updates:
-                    self._answer(self._updates[0][0], None)
+                self._answer(self._updates.answered_by(message), None)
             elif not (isinstance(message, Ignored) and message.known):
                 self._log.debug("upstream event: %s", _name(message))
 
-    def _answer(self, event_id: str, refused: ServerError | None) -> None:
+    def _answer(self, event_id: str | None, refused: ServerError | None) -> bool:
         """The server answered the session update ``event_id`` (``refused``: with an error)."""
-        for pending in self._updates:
-            if pending[0] == event_id:
-                self._updates.remove(pending)
-                if not pending[1].done():
-                    pending[1].set_result(refused)
-                return
+        answer = self._answers.get(event_id) if event_id is not None else None
+        if answer is not None and not answer.done():
+            answer.set_result(refused)
+        return event_id is not None
 
     def _on_error(self, error: ServerError) -> None:
         failure = error_for(error)
         if failure is not None:
             raise failure
-        if self._updates and (any(error.event_id == pending[0] for pending in self._updates)
-                              or (error.event_id is None and (error.param or "").startswith("session"))):
-            self._answer(error.event_id or self._updates[0][0], error)
+        if self._answer(self._updates.answered_by(error), error):
             return
         # the conversation goes on: said once at WARNING per code, then at DEBUG
         code = error.code or error.type
