@@ -110,16 +110,16 @@ def _turns(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     return {"proxy": proxied, "direct": direct, "barge_in": cut}
 
 
-def _chunk_durations(args: argparse.Namespace, log: Any) -> dict[float, Any]:
-    turns = 1 if args.quick else 6
+def _chunk_durations(log: Any) -> dict[float, Any]:
+    turns = 6
     log(f"chunk_duration: first reply audio at {' and '.join(f'{d:g} s' for d in chunk.DURATIONS_S)}, "
         f"{turns} turn(s) each ...")
     return chunk.measure_chunk_durations(turns, log)
 
 
-def _kinds(args: argparse.Namespace, log: Any) -> dict[str, kinds.KindRun]:
+def _kinds(log: Any) -> dict[str, kinds.KindRun]:
     """serve's CPU per session in front of each upstream kind (see :mod:`benchmarks.kinds`)."""
-    sessions, warmup, window = (4, 0.5, 4.0) if args.quick else (20, 3.0, 20.0)
+    sessions, warmup, window = 20, 3.0, 20.0
     return kinds.measure_kinds(sessions=sessions, warmup_s=warmup, window_s=window, log=log)
 
 
@@ -154,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         compared = _comparisons(args, log, upstream)
     replies = _reply_path(args, log)
     turns = _turns(args, log)
-    durations = _chunk_durations(args, log)
-    kind_runs = _kinds(args, log)
+    # the chunk_duration and upstream-kind figures take a minute and a half on their own: a
+    # quick run leaves them to python -m benchmarks.chunk and benchmarks.kinds (each tested alone)
+    durations = {} if args.quick else _chunk_durations(log)
+    kind_runs = {} if args.quick else _kinds(log)
     soak = None if args.quick else _soak(args, log)
     rows: list[Row] = build_rows(bare_runs, proxy_runs, replies, turns, soak, resamplers, router)
     top = _phases_level(args.quick)
@@ -164,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     rows += compare.phase_rows(aligned, random_phases)
     rows += compare.dialect_rows(compared["dialects"])
     rows += compare.voice_rows(compared["on"], compared["off"], compared["detector"])
-    rows += chunk.chunk_rows(durations)
-    rows += kinds.kind_rows(kind_runs)
+    rows += chunk.chunk_rows(durations) if durations else []
+    rows += kinds.kind_rows(kind_runs) if kind_runs else []
     elapsed = time.monotonic() - started
     report = {
         "meta": {"quick": args.quick, "elapsed_s": round(elapsed, 1), "python": platform.python_version(),
@@ -177,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {"proxy": [r.as_dict() for r in proxy_runs], "reply_path": replies.as_dict(),
                  "soak": soak.as_dict() if soak else None,
                  "turns": {k: vars(v) for k, v in turns.items()},
-                 "chunk_duration": chunk.as_json(durations), "upstream_kinds": kinds.as_json(kind_runs),
+                 "chunk_duration": chunk.as_json(durations) if durations else None,
+                 "upstream_kinds": kinds.as_json(kind_runs) if kind_runs else None,
                  "resamplers": [r.as_dict() for r in resamplers], "router": router,
                  "phases": {"aligned": {k: r.as_dict() for k, r in aligned.items()},
                             "random": {k: r.as_dict() for k, r in random_phases.items()}},
