@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from typing import Any
 
 from ...config import ProxyConfig
@@ -42,8 +41,9 @@ from ..base import Frame
 from . import session_config as sc
 from .codec import InputDecoder, OutputEncoder, decode_whole, pcm_ms, peak
 from .items import client_item, spoken_audio, text_for_instructions
+from .options import SessionOptions
 from .reply import Conversation
-from .requests import INPUT_AUDIO_SILENT, NO_USER_AUDIO, keep_fixed, response_params
+from .requests import INPUT_AUDIO_SILENT, NO_USER_AUDIO, response_params
 from .response import Event, outcome
 from .wire import (
     IdSource,
@@ -70,7 +70,6 @@ _CONFIG_ERROR_KINDS = ("bad_payload", "policy_violation")
 #: committed audio whose loudest sample stays under this is silence: the model will not answer
 #: it (about -40 dBFS; a voice, even quiet, peaks far above)
 SILENCE_PEAK = 328
-_INSTRUCTIONS = "assistantPrompt"
 
 
 def max_event_chars(config: ProxyConfig) -> int:
@@ -97,20 +96,17 @@ class RealtimeDialect:
                  model: str = "minicpm-o") -> None:
         self.protocol: Protocol = protocol
         self.subprotocol = subprotocol
-        self._config = config
         self._ids = IdSource()
-        self._session = sc.initial_session(config, session_id=self._ids.new("sess"), model=model)
-        self._wanted = sc.library_options(self._session)  # what the upstream has or is getting
-        self._pending: deque[dict[str, Any]] = deque()  # sessions waiting for ConfigApplied
+        self._options = SessionOptions(config, sc.initial_session(config, session_id=self._ids.new("sess"),
+                                                                   model=model))
         self._decoder = InputDecoder()
         self._conversation = Conversation(self._ids, protocol)
         self._has_opened = False
         self._raised = RaisedErrors()
         self._encoder = OutputEncoder()
         self._max_chars = max_event_chars(config)
-        self._conversation.manual = sc.is_manual(self._session)
+        self._conversation.manual = sc.is_manual(self._options.session)
         self._heard_audio = False  # a system item's text is folded in before the first audio only
-        self._folded: list[str] = []  # system and developer items' text, after the instructions
         self._peak = 0  # loudest sample appended since the last commit
         self._silent_commit = False  # the last commit held only silence, and nothing came since
         self._item_audio = False  # audio items were spoken to the model since the last reply
@@ -118,7 +114,7 @@ class RealtimeDialect:
     @property
     def output_rate_hz(self) -> int:
         """24000 for ``audio/pcm``, 8000 for G.711 (follows ``session.update``)."""
-        return sc.FORMAT_RATES_HZ[sc.audio_format(self._session, "output")]
+        return sc.FORMAT_RATES_HZ[sc.audio_format(self._options.session, "output")]
 
     # -- client -> proxy ------------------------------------------------------------------------
 
@@ -147,7 +143,7 @@ class RealtimeDialect:
         if not isinstance(audio, str):
             raise RealtimeRequestError("Missing required parameter: 'audio'.", param="audio",
                                        code="missing_required_parameter", event_id=event_id)
-        fmt = sc.audio_format(self._session, "input")
+        fmt = sc.audio_format(self._options.session, "input")
         try:
             pcm, rate = self._decoder.decode(audio, fmt)
         except ValueError as exc:
@@ -183,34 +179,15 @@ class RealtimeDialect:
         return [ClearInput(), DialectFrames(tuple(self._frames([{"type": "input_audio_buffer.cleared"}])))]
 
     def _on_session_update(self, event: Json, event_id: str | None) -> list[ClientEvent]:
-        new = sc.merge_update(self._session, event.get("session"), self.protocol, event_id)
-        changed = self._changed_options(new)
-        if _INSTRUCTIONS in changed and _INSTRUCTIONS not in self._config.client_option_keys:
-            raise RealtimeRequestError("This server does not let clients set 'instructions'.",
-                                       param="session.instructions", code="unsupported_parameter",
-                                       event_id=event_id)
-        # a voice or threshold the operator keeps to itself is shown but not applied
-        changed = {key: value for key, value in changed.items() if key in self._config.client_option_keys}
-        if sc.audio_format(new, "input") != sc.audio_format(self._session, "input"):
+        before = self._options.session
+        new = sc.merge_update(before, event.get("session"), self.protocol, event_id)
+        changed = self._options.update(new, event_id)
+        if sc.audio_format(new, "input") != sc.audio_format(before, "input"):
             self._decoder.reset()
-        before, self._session = self._session, new
         self._conversation.manual = sc.is_manual(new)
         if not changed:
             return [DialectFrames(tuple(self._frames([self._session_event("session.updated")])))]
-        # the session in effect before, should the upstream keep it (ConfigKept)
-        self._pending.append({"event_id": event_id, "options": changed, "before": before,
-                              "was": {key: self._wanted.get(key) for key in changed}})
-        self._wanted.update(changed)
         return [Configure(changed, acknowledge=True)]
-
-    def _changed_options(self, session: Json) -> dict[str, Any]:
-        """The library options ``session`` (with the folded items' text) asks for that differ
-        from what the upstream has or is getting."""
-        options = sc.library_options(session)
-        if self._folded:
-            own = options.get(_INSTRUCTIONS)
-            options[_INSTRUCTIONS] = "\n\n".join([own, *self._folded] if own else self._folded)
-        return {key: value for key, value in options.items() if self._wanted.get(key) != value}
 
     def _on_response_create(self, event: Json, event_id: str | None) -> list[ClientEvent]:
         conversation = self._conversation
@@ -221,7 +198,7 @@ class RealtimeDialect:
                 f"{active.response_id}. "
                 "Wait until the response is finished before creating a new one.",
                 code="conversation_already_has_active_response", event_id=event_id)
-        metadata, text_only = response_params(event, event_id, sc.is_text_only(self._session))
+        metadata, text_only = response_params(event, event_id, sc.is_text_only(self._options.session))
         before: list[ClientEvent] = []
         failure: tuple[str, str] | None = None
         if self._item_audio:
@@ -278,21 +255,13 @@ class RealtimeDialect:
 
     def _fold(self, text: str) -> list[ClientEvent]:
         """System or developer text: the model takes it after the session's instructions."""
-        self._folded.append(text)
-        changed = self._changed_options(self._session)
-        if _INSTRUCTIONS not in changed:
-            return []
-        if _INSTRUCTIONS not in self._config.client_option_keys or self._heard_audio:
-            logger.info("a system item's text is not applied: %s", "the model already heard audio"
-                        if self._heard_audio else "this server keeps its instructions")
-            return []
-        self._wanted[_INSTRUCTIONS] = changed[_INSTRUCTIONS]
-        return [Configure({_INSTRUCTIONS: changed[_INSTRUCTIONS]}, acknowledge=False)]
+        instructions = self._options.fold(text, heard_audio=self._heard_audio)
+        return [Configure(instructions, acknowledge=False)] if instructions else []
 
     def _speak(self, audio: list[str], event_id: str | None) -> list[ClientEvent]:
         """A user item's audio: spoken to the model, as appended audio is."""
         try:
-            spoken = decode_whole(audio, sc.audio_format(self._session, "input"))
+            spoken = decode_whole(audio, sc.audio_format(self._options.session, "input"))
         except ValueError as exc:
             raise RealtimeRequestError(f"Invalid 'item.content.audio': {exc}.", event_id=event_id,
                                        param="item.content") from exc
@@ -321,13 +290,10 @@ class RealtimeDialect:
             return list(event.frames)
         if isinstance(event, Queued | Ready):
             return self._frames([])
-        if isinstance(event, ConfigApplied):
-            if not self._pending:
-                return []
-            self._pending.popleft()
-            return self._frames([self._session_event("session.updated")])
-        if isinstance(event, ConfigKept):
-            return self._frames(self._kept(event.reason))
+        if isinstance(event, ConfigApplied | ConfigKept):
+            is_answer = (self._options.applied() if isinstance(event, ConfigApplied)
+                         else self._options.kept(event.reason))
+            return self._frames([self._session_event("session.updated")]) if is_answer else []
         if isinstance(event, ErrorEvent):
             return self._frames(self._error(event))
         if isinstance(event, SpeechStarted):
@@ -351,46 +317,30 @@ class RealtimeDialect:
             return [*events, reply.text(event.text)] if event.text else events
         if reply.text_only or not event.pcm:
             return events
-        fmt = sc.audio_format(self._session, "output")
+        fmt = sc.audio_format(self._options.session, "output")
         deltas, ms = self._encoder.encode(event.pcm, event.rate_hz, fmt)
         conversation.add_audio(reply.item_id, ms)
         return events + [reply.audio(delta) for delta in deltas]
 
     def _start_reply(self) -> list[Event]:
         self._peak, self._silent_commit, self._item_audio = 0, False, False
-        return self._conversation.start_reply(text_only=sc.is_text_only(self._session),
+        return self._conversation.start_reply(text_only=sc.is_text_only(self._options.session),
                                               audio_format=self._audio_format(), voice=self._voice())
 
     def _audio_format(self) -> Any:
-        fmt = self._session["audio"]["output"]["format"]
+        fmt = self._options.session["audio"]["output"]["format"]
         return fmt if self.protocol == "ga" else sc.beta_format(fmt["type"])
 
     def _voice(self) -> str:
-        voice = self._session["audio"]["output"]["voice"]
+        voice = self._options.session["audio"]["output"]["voice"]
         return voice if isinstance(voice, str) else str(voice["id"])
-
-    def _kept(self, reason: str) -> list[Event]:
-        """The upstream kept the options in effect: ``session.updated`` shows them."""
-        if not self._pending:
-            return []
-        kept = self._pending.popleft()
-        self._session = keep_fixed(kept["before"], self._session, kept["options"], reason)
-        for key, value in kept["was"].items():
-            if value is None:
-                self._wanted.pop(key, None)
-            else:
-                self._wanted[key] = value
-        return [self._session_event("session.updated")]
 
     def _error(self, event: ErrorEvent) -> list[Event]:
         error = self._raised.take(event.message)
         if error is None:
             event_id = None
-            if self._pending and not event.fatal and event.kind in _CONFIG_ERROR_KINDS:
-                failed = self._pending.popleft()  # the session refused this update's options
-                event_id = failed["event_id"]
-                for key in failed["options"]:
-                    self._wanted.pop(key, None)
+            if self._options.is_waiting and not event.fatal and event.kind in _CONFIG_ERROR_KINDS:
+                event_id = self._options.refused()  # the session refused this update's options
             server_side = event.kind.startswith("upstream") or event.kind == "internal_error"
             error = error_payload(event.message, error_type="server_error" if server_side
                                   else "invalid_request_error", code=event.kind, event_id=event_id)
@@ -402,7 +352,7 @@ class RealtimeDialect:
         return [*events, {"type": "error", "error": error}]
 
     def _session_event(self, kind: str) -> Event:
-        return {"type": kind, "session": sc.render(self._session, self.protocol)}
+        return {"type": kind, "session": sc.render(self._options.session, self.protocol)}
 
     def _frames(self, events: list[Event]) -> list[Frame]:
         """Name and number ``events`` for the client, ``session.created`` first of all."""
