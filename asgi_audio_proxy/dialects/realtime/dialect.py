@@ -2,11 +2,11 @@
 
 Owns: what each Realtime client event means to the proxy (audio appended, a turn committed or
 cleared, a response asked for or cancelled, an item created, retrieved or deleted, the session
-updated) and what each neutral server event becomes on the wire, with the state that needs (the
-effective session, options the model can take only at the start, the reply in progress, the
-user item being spoken, updates waiting for their acknowledgement). A request the model cannot
-answer is a response that fails with its reason, never a bare ``error``. Must not: await, touch
-a socket, read a clock, or know the upstream.
+updated) and what each neutral server event becomes on the wire, each event named and numbered.
+The state it needs is its parts': the session and its options (``options.py``), the audio the
+model heard (``heard.py``), the conversation with the reply in progress and the user item being
+spoken (``reply.py``). A request the model cannot answer is a response that fails with its
+reason, never a bare ``error``. Must not: await, touch a socket, read a clock, or know the upstream.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from ...events import (
 )
 from ..base import Frame
 from . import session_config as sc
-from .codec import InputDecoder, OutputEncoder, decode_whole, pcm_ms, peak
+from .codec import OutputEncoder, pcm_ms
+from .heard import HeardAudio
 from .items import client_item, spoken_audio, text_for_instructions
 from .options import SessionOptions
 from .reply import Conversation
@@ -67,9 +68,6 @@ MIN_COMMIT_MS = 100.0
 _JSON_OVERHEAD_CHARS = 1024
 #: errors the session may answer a ``Configure`` with (a bad or refused option)
 _CONFIG_ERROR_KINDS = ("bad_payload", "policy_violation")
-#: committed audio whose loudest sample stays under this is silence: the model will not answer
-#: it (about -40 dBFS; a voice, even quiet, peaks far above)
-SILENCE_PEAK = 328
 
 
 def max_event_chars(config: ProxyConfig) -> int:
@@ -99,17 +97,13 @@ class RealtimeDialect:
         self._ids = IdSource()
         self._options = SessionOptions(config, sc.initial_session(config, session_id=self._ids.new("sess"),
                                                                    model=model))
-        self._decoder = InputDecoder()
+        self._heard = HeardAudio()
         self._conversation = Conversation(self._ids, protocol)
         self._has_opened = False
         self._raised = RaisedErrors()
         self._encoder = OutputEncoder()
         self._max_chars = max_event_chars(config)
         self._conversation.manual = sc.is_manual(self._options.session)
-        self._heard_audio = False  # a system item's text is folded in before the first audio only
-        self._peak = 0  # loudest sample appended since the last commit
-        self._silent_commit = False  # the last commit held only silence, and nothing came since
-        self._item_audio = False  # audio items were spoken to the model since the last reply
 
     @property
     def output_rate_hz(self) -> int:
@@ -143,19 +137,9 @@ class RealtimeDialect:
         if not isinstance(audio, str):
             raise RealtimeRequestError("Missing required parameter: 'audio'.", param="audio",
                                        code="missing_required_parameter", event_id=event_id)
-        fmt = sc.audio_format(self._options.session, "input")
-        try:
-            pcm, rate = self._decoder.decode(audio, fmt)
-        except ValueError as exc:
-            expected = "mono PCM16 at 24kHz" if fmt == "audio/pcm" else f"{fmt} at 8kHz"
-            raise RealtimeRequestError(f"Invalid 'audio'. Expected base64-encoded audio bytes ({expected}) "
-                                       f"but got an invalid value: {exc}.", param="audio",
-                                       event_id=event_id) from exc
+        pcm, rate = self._heard.append(audio, sc.audio_format(self._options.session, "input"), event_id)
         if not pcm:
             return []
-        self._heard_audio = True
-        self._peak = max(self._peak, peak(pcm))
-        self._silent_commit = False
         ended = self._conversation.appended(pcm_ms(len(pcm), rate))
         heard: list[ClientEvent] = [AudioIn(pcm, rate, wire_bytes=len(audio) * 3 // 4)]
         return [*heard, DialectFrames(tuple(self._frames(ended)))] if ended else heard
@@ -169,13 +153,12 @@ class RealtimeDialect:
                 code="input_audio_buffer_commit_empty", event_id=event_id)
         frames = self._frames(self._conversation.commit())
         self._conversation.is_reply_expected = True
-        self._silent_commit, self._peak = self._peak < SILENCE_PEAK and not self._item_audio, 0
+        self._heard.commit()
         return [DialectFrames(tuple(frames)), CommitInput()]
 
     def _on_input_audio_buffer_clear(self, event: Json, event_id: str | None) -> list[ClientEvent]:
         self._conversation.clear()
-        self._peak = 0
-        self._decoder.reset()
+        self._heard.clear()
         return [ClearInput(), DialectFrames(tuple(self._frames([{"type": "input_audio_buffer.cleared"}])))]
 
     def _on_session_update(self, event: Json, event_id: str | None) -> list[ClientEvent]:
@@ -183,7 +166,7 @@ class RealtimeDialect:
         new = sc.merge_update(before, event.get("session"), self.protocol, event_id)
         changed = self._options.update(new, event_id)
         if sc.audio_format(new, "input") != sc.audio_format(before, "input"):
-            self._decoder.reset()
+            self._heard.format_changed()
         self._conversation.manual = sc.is_manual(new)
         if not changed:
             return [DialectFrames(tuple(self._frames([self._session_event("session.updated")])))]
@@ -201,15 +184,15 @@ class RealtimeDialect:
         metadata, text_only = response_params(event, event_id, sc.is_text_only(self._options.session))
         before: list[ClientEvent] = []
         failure: tuple[str, str] | None = None
-        if self._item_audio:
-            self._item_audio, conversation.is_reply_expected = False, True
+        if self._heard.has_item_audio:
+            self._heard.has_item_audio, conversation.is_reply_expected = False, True
             before = [CommitInput()]  # the audio items end a turn: the model answers them
         elif not conversation.is_reply_expected:
             if conversation.uncommitted_ms >= MIN_COMMIT_MS:
                 before = self._on_input_audio_buffer_commit(event, event_id)
             else:
                 failure = NO_USER_AUDIO
-        if failure is None and self._silent_commit:
+        if failure is None and self._heard.is_silent_commit:
             conversation.is_reply_expected = False
             failure = INPUT_AUDIO_SILENT
         opened = conversation.request(text_only=text_only, audio_format=self._audio_format(),
@@ -255,19 +238,12 @@ class RealtimeDialect:
 
     def _fold(self, text: str) -> list[ClientEvent]:
         """System or developer text: the model takes it after the session's instructions."""
-        instructions = self._options.fold(text, heard_audio=self._heard_audio)
+        instructions = self._options.fold(text, heard_audio=self._heard.has_heard)
         return [Configure(instructions, acknowledge=False)] if instructions else []
 
     def _speak(self, audio: list[str], event_id: str | None) -> list[ClientEvent]:
         """A user item's audio: spoken to the model, as appended audio is."""
-        try:
-            spoken = decode_whole(audio, sc.audio_format(self._options.session, "input"))
-        except ValueError as exc:
-            raise RealtimeRequestError(f"Invalid 'item.content.audio': {exc}.", event_id=event_id,
-                                       param="item.content") from exc
-        if spoken:
-            self._heard_audio = self._item_audio = True
-            self._silent_commit = False
+        spoken = self._heard.speak(audio, sc.audio_format(self._options.session, "input"), event_id)
         return [AudioIn(pcm, rate, wire_bytes=nbytes) for pcm, rate, nbytes in spoken]
 
     def _on_conversation_item_retrieve(self, event: Json, event_id: str | None) -> list[ClientEvent]:
@@ -323,7 +299,7 @@ class RealtimeDialect:
         return events + [reply.audio(delta) for delta in deltas]
 
     def _start_reply(self) -> list[Event]:
-        self._peak, self._silent_commit, self._item_audio = 0, False, False
+        self._heard.reply_started()
         return self._conversation.start_reply(text_only=sc.is_text_only(self._options.session),
                                               audio_format=self._audio_format(), voice=self._voice())
 
