@@ -20,7 +20,8 @@ PURE = ["audio/wav.py", "audio/buffer.py", "audio/resample.py", "events.py", "co
         "upstreams/minicpm/replies.py", "upstreams/realtime/wire.py", "upstreams/realtime/handshake.py",
         "upstreams/realtime/replies.py", "upstreams/realtime/sendqueue.py", "upstreams/realtime/settings.py",
         "pacing.py", "reply_state.py", "session/outbox.py", "session/replies.py",
-        "session/stats.py", "client/audio.py", "client/turns.py"]
+        "session/stats.py", "client/audio.py", "client/turns.py", "dialects/realtime/heard.py",
+        "dialects/realtime/options.py", "dialects/realtime/response.py", "upstreams/vllm_duplex/upkeep.py"]
 
 
 def _dotted(path: pathlib.Path) -> str:
