@@ -12,6 +12,8 @@ from asgi_audio_proxy.dialects.realtime.reply import REPLY_WAIT_MS
 from asgi_audio_proxy.events import (
     AudioIn,
     CommitInput,
+    ConfigApplied,
+    ConfigKept,
     Configure,
     DialectFrames,
     Ready,
@@ -203,10 +205,14 @@ def test_a_committed_turn_and_a_reply_can_be_retrieved() -> None:
 def test_session_update_after_the_first_audio_is_answered_with_the_session_in_effect() -> None:
     rec = opened()
     rec.receive(client("session.update", session={"instructions": "Be brief."}))
+    rec.send(ConfigApplied())  # the upstream took it, before the first audio
     rec.receive(append(tone(440, 0.2, 24_000)))
     events = rec.receive(client("session.update", session={
         "instructions": "Be verbose.", "output_modalities": ["text"]}))
-    assert all(isinstance(e, DialectFrames) for e in events)  # nothing for the upstream
+    # the new prompt goes to the session, which asks the upstream kind; MiniCPM-o's keeps its own
+    assert [e for e in events if not isinstance(e, DialectFrames)] == [
+        Configure({"assistantPrompt": "Be verbose."})]
+    rec.send(ConfigKept("this upstream takes options when the conversation opens only"))
     session = last(rec, "session.updated")["session"]
     assert session["instructions"] == "Be brief."  # MiniCPM-o keeps the prompt it started with
     assert session["output_modalities"] == ["text"]  # the proxy's own choice applies at once
