@@ -157,3 +157,21 @@ def test_update_after_the_first_audio_is_sent_and_shown_applied_or_kept() -> Non
     # what the upstream has is what is compared: asking again is asking again
     assert rec.receive(client("session.update", session={"instructions": "C"})) == [
         Configure({"assistantPrompt": "C"})]
+
+
+def test_an_update_the_upstream_refuses_is_answered_and_the_session_shows_what_it_still_has() -> None:
+    rec = Recorder(dialect())
+    rec.send(Ready("sess", "2.6"))
+    rec.receive(client("session.update", session={"instructions": "A"}))
+    rec.send(ConfigApplied())
+    rec.receive(client("input_audio_buffer.append", audio=base64.b64encode(bytes(4800)).decode()))
+    rec.receive(client("session.update", event_id="evt_b", session={"instructions": "B"}))
+    [error] = rec.send(ErrorEvent("bad_payload", "the upstream refused the session update", 1007))
+    assert error["type"] == "error" and error["error"]["event_id"] == "evt_b"
+    # the next update shows the prompt the upstream still has, not the refused one
+    rec.receive(client("session.update", session={"audio": {"output": {"speed": 1.1}}}))
+    assert rec.events[-1]["type"] == "session.updated"
+    assert rec.events[-1]["session"]["instructions"] == "A"
+    # and asking for B again is asking again
+    assert rec.receive(client("session.update", session={"instructions": "B"})) == [
+        Configure({"assistantPrompt": "B"})]

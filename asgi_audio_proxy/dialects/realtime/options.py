@@ -97,23 +97,26 @@ class SessionOptions:
         shows them again (``reason`` goes to the log); whether there was an update waiting."""
         if not self._pending:
             return False
-        kept = self._pending.popleft()
-        self.session = keep_fixed(kept["before"], self.session, kept["options"], reason)
-        for key, value in kept["was"].items():
+        self._undo(self._pending.popleft(), reason)
+        return True
+
+    def refused(self) -> str | None:
+        """The upstream refused the oldest update waiting (there must be one): the session shows
+        the options in effect again, as when they are kept; returns the event id of its
+        ``session.update``."""
+        failed = self._pending.popleft()
+        self._undo(failed, "the upstream refused them")
+        event_id: str | None = failed["event_id"]
+        return event_id
+
+    def _undo(self, update: dict[str, Any], reason: str) -> None:
+        """``update``'s options did not take: shown and wanted are what was in effect before it."""
+        self.session = keep_fixed(update["before"], self.session, update["options"], reason)
+        for key, value in update["was"].items():
             if value is None:
                 self._wanted.pop(key, None)
             else:
                 self._wanted[key] = value
-        return True
-
-    def refused(self) -> str | None:
-        """The upstream refused the oldest update waiting (there must be one): its options are
-        forgotten; returns the event id of its ``session.update``."""
-        failed = self._pending.popleft()
-        for key in failed["options"]:
-            self._wanted.pop(key, None)
-        event_id: str | None = failed["event_id"]
-        return event_id
 
     def _changed(self, session: Json) -> dict[str, Any]:
         """The library options ``session`` (with the folded items' text) asks for that differ
