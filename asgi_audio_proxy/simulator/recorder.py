@@ -9,11 +9,11 @@ polling). Must not: decide anything about the protocol; the simulator only repor
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .watched import Watched
 
 __all__ = ["RecordedAck", "RecordedReply", "SimulatorRecorder"]
 
@@ -44,7 +44,7 @@ class RecordedReply:
 
 
 @dataclass(slots=True)
-class SimulatorRecorder:
+class SimulatorRecorder(Watched):
     """Everything the simulator observed, updated in place; read it any time.
 
     Attributes:
@@ -78,39 +78,9 @@ class SimulatorRecorder:
     arrivals: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
     fault_at: float | None = None
-    _changed: asyncio.Event | None = field(default=None, repr=False)
-
-    def changed(self) -> None:
-        """Wake every :meth:`wait_for`; the simulator calls this after each update."""
-        # swap, then set: each waiter re-checks and then waits on the fresh event, so no
-        # change between its check and its wait can be missed (all of it runs in one loop)
-        event, self._changed = self._changed, None
-        if event is not None:
-            event.set()
 
     def fault_struck(self, now: float) -> None:
         """The fault mode acted; the first time counts."""
         if self.fault_at is None:
             self.fault_at = now
         self.changed()
-
-    # a timeout argument, not only the caller's asyncio.timeout, keeps one-line test waits short
-    async def wait_for(
-        self,
-        predicate: Callable[[SimulatorRecorder], bool],
-        timeout: float | None = None,  # noqa: ASYNC109
-    ) -> None:
-        """Return once ``predicate(self)`` holds, re-checked after every change.
-
-        Args:
-            predicate: a check on this recorder.
-            timeout: seconds to wait at most (``None``: no limit of its own).
-
-        Raises:
-            TimeoutError: the predicate did not hold within ``timeout``.
-        """
-        async with asyncio.timeout(timeout):
-            while not predicate(self):
-                if self._changed is None:
-                    self._changed = asyncio.Event()
-                await self._changed.wait()

@@ -9,21 +9,21 @@ close codes sent, and :meth:`GatewayRecorder.wait_for`, which awaits a condition
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..watched import Watched
+
 __all__ = ["GatewayRecorder"]
 
 
 @dataclass(slots=True)
-class GatewayRecorder:
+class GatewayRecorder(Watched):
     """Everything the simulated gateway observed, updated in place.
 
     Attributes:
@@ -46,7 +46,6 @@ class GatewayRecorder:
     closes: list[int] = field(default_factory=list)
     sessions: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
-    _changed: asyncio.Event | None = field(default=None, repr=False)
 
     def of(self, kind: str, session: str | None = None) -> list[dict[str, Any]]:
         """The server events of type ``kind`` sent (to ``session`` only, when given)."""
@@ -71,22 +70,3 @@ class GatewayRecorder:
         event["session"] = session
         self.sent.append(event)
         self.changed()
-
-    def changed(self) -> None:
-        """Wake every :meth:`wait_for` (swap, then set: no change between check and wait is lost)."""
-        event, self._changed = self._changed, None
-        if event is not None:
-            event.set()
-
-    async def wait_for(self, predicate: Callable[[GatewayRecorder], bool],
-                       timeout: float | None = None) -> None:  # noqa: ASYNC109
-        """Return once ``predicate(self)`` holds, re-checked after every change.
-
-        Raises:
-            TimeoutError: it did not hold within ``timeout`` seconds.
-        """
-        async with asyncio.timeout(timeout):
-            while not predicate(self):
-                if self._changed is None:
-                    self._changed = asyncio.Event()
-                await self._changed.wait()

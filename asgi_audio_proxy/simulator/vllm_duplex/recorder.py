@@ -8,17 +8,17 @@ every change (no polling). Must not: decide anything about the protocol.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..watched import Watched
 
 __all__ = ["DuplexRecorder"]
 
 
 @dataclass(slots=True)
-class DuplexRecorder:
+class DuplexRecorder(Watched):
     """Everything the simulated server observed, updated in place.
 
     Attributes:
@@ -46,7 +46,6 @@ class DuplexRecorder:
     live: int = 0
     most_live: int = 0
     drops: int = 0
-    _changed: asyncio.Event | None = field(default=None, repr=False)
 
     def types(self, session_id: str | None = None) -> list[str]:
         """The client events' types, of one session or all."""
@@ -56,22 +55,3 @@ class DuplexRecorder:
         self.live += delta
         self.most_live = max(self.most_live, self.live)
         self.changed()
-
-    def changed(self) -> None:
-        """Wake every :meth:`wait_for` (swap, then set: no change between check and wait is lost)."""
-        event, self._changed = self._changed, None
-        if event is not None:
-            event.set()
-
-    async def wait_for(self, predicate: Callable[[DuplexRecorder], bool],
-                       timeout: float | None = None) -> None:  # noqa: ASYNC109
-        """Return once ``predicate(self)`` holds, re-checked after every change.
-
-        Raises:
-            TimeoutError: it did not hold within ``timeout`` seconds.
-        """
-        async with asyncio.timeout(timeout):
-            while not predicate(self):
-                if self._changed is None:
-                    self._changed = asyncio.Event()
-                await self._changed.wait()
