@@ -21,7 +21,6 @@ import httpx
 
 from ...config import ProxyConfig, UpstreamOptions
 from ...errors import BadClientPayload, UpstreamError, UpstreamProtocolError, UpstreamTimeout
-from ...events import AudioOutcome
 from ..base import Emit, UpstreamFactory
 from .replies import ReplyTracker
 from .sendqueue import SendQueue
@@ -42,6 +41,7 @@ from .wire import (
     parse_server_event,
     session_update,
 )
+from .writer import QueueWriter
 
 __all__ = ["APPEND_MAX_S", "RealtimeAdapter", "realtime_upstream"]
 
@@ -75,13 +75,11 @@ class RealtimeAdapter:
         rate = settings.input_rate_hz
         self._queue = SendQueue(max_audio_bytes=round(self._config.max_buffered_s * rate) * 2,
                                 max_append_bytes=round(APPEND_MAX_S * rate) * 2)
-        self._has_output = asyncio.Event()  # set when the queue has something to send
-        self._has_room = asyncio.Event()  # set when the writer took audio out of a full queue
+        self._writer = QueueWriter(self._queue)
         self._replies = ReplyTracker()
         self._turns: TurnDetector | None = None
         self._version = settings.model or "unknown"
         self._server_session: str | None = None
-        self._in_flight_bytes = 0
         self._warned: set[str] = set()
         self._updates = SessionUpdates()  # sent after connect, each awaiting its answer
         self._answers: dict[str, asyncio.Future[ServerError | None]] = {}
@@ -141,7 +139,7 @@ class RealtimeAdapter:
         event_id = self._updates.sent()
         answer = self._answers[event_id] = asyncio.get_running_loop().create_future()
         self._queue.put(session_update(options, self._settings, event_id, self._voice))
-        self._has_output.set()
+        self._writer.has_output.set()
         timeout_s = self._settings.connect_timeout_s
         try:
             async with asyncio.timeout(timeout_s):
@@ -160,13 +158,11 @@ class RealtimeAdapter:
             raise BadClientPayload(f"the upstream refused these options: {refused.message}")
 
     async def send_audio(self, pcm: bytes) -> None:
-        while not self._queue.has_room:  # back-pressure: the session stops reading the client
-            self._has_room.clear()
-            await self._has_room.wait()
+        await self._writer.room()  # back-pressure: the session stops reading the client
         self._queue.put_audio(pcm)
         if self._turns is not None and self._turns.heard(pcm):
             self._end_turn()
-        self._has_output.set()
+        self._writer.has_output.set()
 
     async def commit(self) -> None:
         """The client ended its turn: commit the audio so far and ask for the reply."""
@@ -174,14 +170,14 @@ class RealtimeAdapter:
             self._turns.forget()
         self._queue.put(commit_audio())
         self._queue.put(create_response())
-        self._has_output.set()
+        self._writer.has_output.set()
 
     def clear(self) -> int:
         dropped = self._queue.clear_audio()
         if self._turns is not None:
             self._turns.forget()
         self._queue.put(clear_audio())
-        self._has_output.set()
+        self._writer.has_output.set()
         return dropped
 
     def stop(self, resend_from_ms: float | None = None) -> bool:
@@ -194,7 +190,7 @@ class RealtimeAdapter:
         for message in cut.messages:
             self._queue.put_urgent(message)
         if cut.messages:
-            self._has_output.set()
+            self._writer.has_output.set()
         if cut.was_playing and self._turns is not None:
             self._turns.cut()
         return cut.was_playing
@@ -205,8 +201,8 @@ class RealtimeAdapter:
             tg.create_task(self._receive_upstream(emit))
 
     def leftover(self) -> Mapping[str, int]:
-        left = {"session_end": self._queue.drain_audio(), "unacknowledged": self._in_flight_bytes}
-        self._in_flight_bytes = 0
+        left = {"session_end": self._queue.drain_audio(), "unacknowledged": self._writer.in_flight_bytes}
+        self._writer.in_flight_bytes = 0
         return {reason: nbytes for reason, nbytes in left.items() if nbytes}
 
     async def aclose(self) -> None:
@@ -250,21 +246,10 @@ class RealtimeAdapter:
         self._log.debug("end of speech: committing the turn")
         self._queue.put(commit_audio())
         self._queue.put(create_response())
-        self._has_output.set()
+        self._writer.has_output.set()
 
     async def _send_upstream(self, emit: Emit) -> None:
-        while True:
-            item = self._queue.pop()
-            if item is None:
-                self._has_output.clear()
-                await self._has_output.wait()
-                continue
-            self._has_room.set()
-            self._in_flight_bytes = item.audio_bytes
-            await self._transport.send(item.text)
-            self._in_flight_bytes = 0
-            if item.audio_bytes:
-                emit(AudioOutcome(item.audio_bytes, "sent", "append"))
+        await self._writer.run(self._transport.send, emit)
 
     async def _receive_upstream(self, emit: Emit) -> None:
         loop = asyncio.get_running_loop()

@@ -35,6 +35,7 @@ from ...events import AudioOutcome
 from ..base import Emit, UpstreamFactory
 from ..realtime.sendqueue import SendQueue
 from ..realtime.wire import ReplyPart, ResponseDone, ServerError, clear_audio, commit_audio, error_for
+from ..realtime.writer import QueueWriter
 from .link import DuplexLink
 from .playback import DuplexPlayback
 from .settings import DuplexSettings
@@ -80,13 +81,11 @@ class DuplexAdapter:
         max_buffered_s = (config or ProxyConfig()).max_buffered_s
         self._queue = SendQueue(max_audio_bytes=round(max_buffered_s * INPUT_RATE_HZ) * 2,
                                 max_append_bytes=round(APPEND_MAX_S * INPUT_RATE_HZ) * 2)
-        self._has_output = asyncio.Event()
-        self._has_room = asyncio.Event()
+        self._writer = QueueWriter(self._queue)
         self._playback = DuplexPlayback()
         self._turns = ModelTurns(INPUT_RATE_HZ)
         self._version = settings.model
         self._upkeep = DuplexUpkeep(settings)
-        self._in_flight_bytes = 0
         self._warned: set[str] = set()
         self._is_closed = False
 
@@ -132,27 +131,25 @@ class DuplexAdapter:
 
     async def configure(self, options: UpstreamOptions) -> None:
         self._queue.put(instructions_update(options))
-        self._has_output.set()
+        self._writer.has_output.set()
 
     async def send_audio(self, pcm: bytes) -> None:
-        while not self._queue.has_room:  # back-pressure: the session stops reading the client
-            self._has_room.clear()
-            await self._has_room.wait()
+        await self._writer.room()  # back-pressure: the session stops reading the client
         self._upkeep.heard(len(pcm), asyncio.get_running_loop().time())
         self._queue.put_audio(pcm)
         self._turns.heard(len(pcm))
-        self._has_output.set()
+        self._writer.has_output.set()
 
     async def commit(self) -> None:
         """Manual turns: the utterance is over; the model decides whether and what to answer."""
         self._queue.put(commit_audio())
-        self._has_output.set()
+        self._writer.has_output.set()
 
     def clear(self) -> int:
         dropped = self._queue.clear_audio()
         self._turns.forget()
         self._queue.put(clear_audio())
-        self._has_output.set()
+        self._writer.has_output.set()
         return dropped
 
     def stop(self, resend_from_ms: float | None = None) -> bool:
@@ -166,7 +163,7 @@ class DuplexAdapter:
         for message in messages:
             self._queue.put_urgent(message)
         if messages:
-            self._has_output.set()
+            self._writer.has_output.set()
         return was_playing
 
     async def run(self, emit: Emit) -> None:
@@ -182,14 +179,14 @@ class DuplexAdapter:
                 dropped = next(e for e in group.exceptions if isinstance(e, UpstreamUnavailable))
             if dropped is None:  # pragma: no cover - the tasks only end by raising
                 return
-            if self._in_flight_bytes:  # lost with the socket: the model never heard it
-                emit(AudioOutcome(self._in_flight_bytes, "skipped", "connection_lost"))
-                self._in_flight_bytes = 0
+            if self._writer.in_flight_bytes:  # lost with the socket: the model never heard it
+                emit(AudioOutcome(self._writer.in_flight_bytes, "skipped", "connection_lost"))
+                self._writer.in_flight_bytes = 0
             await self._link.resume(dropped)
 
     def leftover(self) -> Mapping[str, int]:
-        left = {"session_end": self._queue.drain_audio(), "unacknowledged": self._in_flight_bytes}
-        self._in_flight_bytes = 0
+        left = {"session_end": self._queue.drain_audio(), "unacknowledged": self._writer.in_flight_bytes}
+        self._writer.in_flight_bytes = 0
         return {reason: nbytes for reason, nbytes in left.items() if nbytes}
 
     async def aclose(self) -> None:
@@ -227,18 +224,7 @@ class DuplexAdapter:
         return False
 
     async def _send_upstream(self, emit: Emit) -> None:
-        while True:
-            item = self._queue.pop()
-            if item is None:
-                self._has_output.clear()
-                await self._has_output.wait()
-                continue
-            self._has_room.set()
-            self._in_flight_bytes = item.audio_bytes
-            await self._link.send(item.text)
-            self._in_flight_bytes = 0
-            if item.audio_bytes:
-                emit(AudioOutcome(item.audio_bytes, "sent", "append"))
+        await self._writer.run(self._link.send, emit)
 
     async def _receive_upstream(self, emit: Emit) -> None:
         loop = asyncio.get_running_loop()
@@ -275,7 +261,7 @@ class DuplexAdapter:
             for message in urgent:
                 self._queue.put_urgent(message)
             if self._queue:
-                self._has_output.set()
+                self._writer.has_output.set()
 
     def _on_error(self, error: ServerError) -> None:
         failure = error_for(error)
