@@ -107,21 +107,24 @@ class UpstreamLink:
         deadline_s = 3 * self._config.connect_timeout_s  # its calls, each under its own
         try:
             async with asyncio.timeout(deadline_s) as deadline:
-                async with asyncio.TaskGroup() as tasks:
-                    wait = UpstreamQueueWait(self._client, self._notify, self.held_frames, self._config,
-                                             deadline, tasks, self._log)
-                    if isinstance(adapter, QueueingUpstream):
-                        adapter.report_queue(wait)
-                    try:
-                        await adapter.connect(options)
-                    finally:
-                        wait.stop()
-        except TimeoutError as exc:  # ours, not a library's: the adapter translates those
+                try:
+                    async with asyncio.TaskGroup() as tasks:
+                        wait = UpstreamQueueWait(self._client, self._notify, self.held_frames,
+                                                 self._config, deadline, tasks, self._log)
+                        if isinstance(adapter, QueueingUpstream):
+                            adapter.report_queue(wait)
+                        try:
+                            await adapter.connect(options)
+                        finally:
+                            wait.stop()
+                except BaseExceptionGroup as group:  # the task group's: one error ended the connect
+                    error = group.exceptions[0]
+                    raise error from error.__cause__  # as it was raised, without the group around it
+        except TimeoutError as exc:
+            # ours when the deadline ran out; else one the adapter let out untranslated (a
+            # library's own wait): either way a wait on the upstream ran out, never our bug
             raise UpstreamTimeout(f"the upstream did not open the conversation within "
                                   f"{deadline_s:g} s") from exc
-        except BaseExceptionGroup as group:  # the task group's: one error ended the connect
-            error = group.exceptions[0]
-            raise error from error.__cause__  # as it was raised, without the group around it
 
     async def close_adapter(self) -> Mapping[str, int]:
         """Close the adapter, if one was made; returns the audio it never accounted for."""

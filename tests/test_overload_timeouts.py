@@ -1,0 +1,148 @@
+"""Every wait a session makes on the upstream ends as the error it is, not as our bug.
+
+An overloaded or hung model server shows up as waits that run out: a server that accepts the
+connection and never answers, one that finishes the WebSocket handshake and then says nothing,
+an adapter whose library lets its own ``TimeoutError`` out. Each must end the session with
+``upstream_timeout`` (1011) in the client's own dialect, never ``internal_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from asgi_audio_proxy import AudioProxy, ProxyConfig
+from asgi_audio_proxy.config import UpstreamOptions
+from asgi_audio_proxy.dialects.realtime import realtime_dialect
+from asgi_audio_proxy.session.session import ProxySession
+from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter
+from asgi_audio_proxy.upstreams.registry import named_kind
+from tests.fakes import FakeClient, FakeUpstream, OpenLeaser
+from tests.servers import serve_uvicorn
+from tests.timing import within
+
+#: the proxy's connect timeout here: the session's own deadline is three of it
+CONNECT_TIMEOUT_S = 0.2
+
+
+@contextlib.asynccontextmanager
+async def silent_tcp_server() -> AsyncIterator[int]:
+    """A loopback server that accepts every connection and never sends a byte."""
+    held: list[asyncio.StreamWriter] = []
+    never = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        with contextlib.suppress(asyncio.CancelledError):
+            await never.wait()  # never set: the peer hears nothing, ever
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.transport.abort()
+        server.close()
+        await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def silent_websocket_server() -> AsyncIterator[int]:
+    """A loopback WebSocket server that completes the handshake, then reads and never answers."""
+    async def listen(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in ws:
+                pass
+
+    async with serve(listen, "127.0.0.1", 0, ping_interval=None) as server:
+        yield next(iter(server.sockets)).getsockname()[1]
+
+
+def _url(kind: str, port: int) -> str:
+    return f"http://127.0.0.1:{port}" if kind == "minicpm" else f"ws://127.0.0.1:{port}/v1/realtime"
+
+
+async def _native_ending(kind_name: str, port: int) -> tuple[dict[str, Any], int | None]:
+    """Open one native session through the proxy on uvicorn; return its error event and close code."""
+    kind = named_kind(kind_name)
+    url = _url(kind_name, port)
+    proxy = AudioProxy(ProxyConfig(upstream_url=url, connect_timeout_s=CONNECT_TIMEOUT_S),
+                       kind=kind, leaser=OpenLeaser(url, kind))
+    try:
+        async with serve_uvicorn(proxy) as proxy_port, \
+                connect(f"ws://127.0.0.1:{proxy_port}/", ping_interval=None) as ws:
+            async with asyncio.timeout(within(10)):
+                event = json.loads(await ws.recv())
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.recv()
+            return event, ws.close_code
+    finally:
+        await proxy.aclose()
+
+
+@pytest.mark.parametrize("kind", ["minicpm", "realtime", "vllm-duplex", "minicpm-demo"])
+async def test_an_upstream_that_accepts_and_never_answers_is_upstream_timeout(kind: str) -> None:
+    async with silent_tcp_server() as port:
+        event, code = await _native_ending(kind, port)
+    assert event["type"] == "error" and event["error"] == "upstream_timeout", event
+    assert event["code"] == code == 1011
+
+
+@pytest.mark.parametrize("kind", ["realtime", "vllm-duplex", "minicpm-demo"])
+async def test_an_upstream_silent_after_its_handshake_is_upstream_timeout(kind: str) -> None:
+    async with silent_websocket_server() as port:
+        event, code = await _native_ending(kind, port)
+    assert event["type"] == "error" and event["error"] == "upstream_timeout", event
+    assert event["code"] == code == 1011
+
+
+async def test_a_realtime_client_is_told_upstream_timeout_in_its_own_dialect() -> None:
+    kind = named_kind("realtime")
+    async with silent_websocket_server() as port:
+        url = _url("realtime", port)
+        proxy = AudioProxy(ProxyConfig(upstream_url=url, connect_timeout_s=CONNECT_TIMEOUT_S),
+                           kind=kind, leaser=OpenLeaser(url, kind), dialect=realtime_dialect)
+        try:
+            async with serve_uvicorn(proxy) as proxy_port, \
+                    connect(f"ws://127.0.0.1:{proxy_port}/", ping_interval=None) as ws:
+                errors = []
+                async with asyncio.timeout(within(10)):
+                    with contextlib.suppress(ConnectionClosed):
+                        async for frame in ws:
+                            event = json.loads(frame)
+                            if event["type"] == "error":
+                                errors.append(event["error"])
+        finally:
+            await proxy.aclose()
+    assert [e["code"] for e in errors] == ["upstream_timeout"], errors
+    assert errors[0]["type"] == "server_error"
+    assert ws.close_code == 1011
+
+
+class _LeakyTransport(FakeUpstream):
+    """A transport whose library lets its own ``TimeoutError`` out of ``connect``."""
+
+    async def connect(self, options: UpstreamOptions) -> None:
+        raise TimeoutError("a library's own wait ran out")
+
+
+async def test_a_timeout_an_adapter_lets_out_is_upstream_timeout_not_a_bug() -> None:
+    client = FakeClient()
+    config = ProxyConfig(chunk_duration=0.2, connect_timeout_s=CONNECT_TIMEOUT_S)
+    adapter = MiniCPMAdapter(config, transport=_LeakyTransport())
+    async with httpx.AsyncClient() as http:
+        session = ProxySession(client, config, http, upstream=adapter)
+        async with asyncio.timeout(within(5)):
+            stats = await session.run()
+    event = json.loads(client.outgoing.get_nowait())
+    assert event["error"] == "upstream_timeout" and event["code"] == 1011, event
+    assert client.close_code == stats.close_code == 1011
