@@ -21,6 +21,7 @@ from benchmarks.turns import TurnFigures
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_one_turn_at_each_duration_is_measured_and_reported(tmp_path: Path) -> None:
     path = tmp_path / "chunk.json"

@@ -37,6 +37,7 @@ def _run_kinds(path: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, 
     return done, loaded
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_each_kind_completes_turns_through_its_own_serve(tmp_path: Path) -> None:
     done, report = _run_kinds(tmp_path / "kinds.json")

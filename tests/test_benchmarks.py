@@ -96,6 +96,7 @@ def test_only_a_load_generator_behind_real_time_is_the_machine_s_fault() -> None
     _skip_if_the_machine_was_too_busy([behind, "runs.proxy[0] (proxy, 10 sessions): 3 messages lost"])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_no_run_or_figure_marked_itself_invalid(report: dict[str, Any]) -> None:
     # an invalid run (generators fell behind, lost messages, failed sessions) measured nothing:
@@ -105,6 +106,7 @@ def test_no_run_or_figure_marked_itself_invalid(report: dict[str, Any]) -> None:
     assert not invalid, "the quick run marked itself invalid:\n" + "\n".join(invalid)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_quick_run_reports_every_kind_of_figure(report: dict[str, Any]) -> None:
     names = " ".join(_figures(report))
@@ -115,6 +117,7 @@ def test_quick_run_reports_every_kind_of_figure(report: dict[str, Any]) -> None:
     assert report["meta"]["quick"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_same_run_comparisons_are_reported(report: dict[str, Any]) -> None:
     names = " ".join(_figures(report))
@@ -135,6 +138,7 @@ def test_same_run_comparisons_are_reported(report: dict[str, Any]) -> None:
     assert runs["voice"]["detector"]["cpu_pct_per_session_s"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_baselines_were_measured_in_the_same_run(report: dict[str, Any]) -> None:
     bare = report["baselines"]["bare_relay"]
@@ -145,6 +149,7 @@ def test_baselines_were_measured_in_the_same_run(report: dict[str, Any]) -> None
     assert [r["sessions"] for r in proxy] == [r["sessions"] for r in bare]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_figures_are_sane(report: dict[str, Any]) -> None:
     for figure in report["figures"]:
@@ -174,6 +179,7 @@ def _against_head(path: Path) -> tuple[dict[str, Any], str]:
     return loaded, done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git repository (a worktree of HEAD)")
 def test_against_a_revision_measures_both_proxies_in_pairs(tmp_path: Path) -> None:

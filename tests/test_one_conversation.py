@@ -215,7 +215,7 @@ ENTRY_POINTS: dict[str, Callable[[str], contextlib.AbstractAsyncContextManager[s
 }
 
 
-@pytest.mark.parametrize("clients", [2, 5])
+@pytest.mark.parametrize("clients", [2, pytest.param(5, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 async def test_one_live_the_rest_queued_in_order_each_served_in_turn(entry: str, clients: int) -> None:
     async with watched_simulator() as (upstream, recorder), ENTRY_POINTS[entry](upstream.url) as url:

@@ -82,6 +82,7 @@ async def cycles(url: str, count: int) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.slow
 async def test_connect_disconnect_cycles_leave_no_task_fd_upstream_or_memory() -> None:
     async with running_simulator(multi_conversation=True, reply_chunks=6, chunk_delay_s=0.1) as up, \
             proxy_process("soak", up.url, mode="soak") as (_, port), \
