@@ -19,6 +19,7 @@ from .edge.serving import serve
 from .edge.voice_client import VoiceClient
 from .errors import AudioProxyError, ClientError, UpstreamError
 from .metrics import ProxyMetrics
+from .pool.file_store import FileLeaseStore
 from .pool.pool import UpstreamPool
 from .pool.store import MemoryLeaseStore
 from .session.stats import SessionStats
@@ -31,6 +32,7 @@ __all__ = [
     "AudioProxyMiddleware",
     "ClientError",
     "Denied",
+    "FileLeaseStore",
     "MemoryLeaseStore",
     "ProxyConfig",
     "ProxyMetrics",

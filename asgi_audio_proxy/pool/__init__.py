@@ -1,4 +1,4 @@
-"""Upstream leases: the lease seam, the fair-queue pool, the lease stores (memory, Redis) and
+"""Upstream leases: the lease seam, the fair-queue pool, the lease stores (memory, file, Redis) and
 health checks.
 """
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .file_store import FileLeaseStore
 from .health import HealthSource, UpstreamHealth
 from .lease import Lease, UpstreamLeaser
 from .pool import PoolLease, UpstreamPool, UpstreamServer, slot_keys
@@ -23,6 +24,7 @@ from .store import (
 __all__ = [
     "DEFAULT_LEASE_TTL_S",
     "ChangeSignal",
+    "FileLeaseStore",
     "Grant",
     "HealthSource",
     "Lease",
