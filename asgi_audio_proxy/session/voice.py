@@ -19,7 +19,7 @@ __all__ = ["VoiceWatch"]
 
 
 class VoiceWatch:
-    """Per session. Make it off the event loop: the detector's model takes tens of ms to load.
+    """Per session. Make it off the event loop: the first in a process loads the model (tens of ms).
 
     Args:
         config: the barge-in policy and the detector's tunables.

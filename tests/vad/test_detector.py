@@ -100,3 +100,32 @@ def test_default_detector_falls_back_and_says_so_once(
 
 def test_default_detector_prefers_silero() -> None:
     assert isinstance(detector_module.default_detector(), SileroDetector)
+
+
+def test_silero_detectors_share_one_model_and_keep_their_own_state() -> None:
+    speechy = to_pcm(np.sin(np.arange(16_000) * 0.05) * 0.3 * (np.arange(16_000) % 4000 < 2500))
+    hiss = to_pcm(white_noise(16_000, -30, 4))
+    alone_a, alone_b = SileroDetector().feed(speechy), SileroDetector().feed(hiss)
+    a, b = SileroDetector(), SileroDetector()
+    assert a._model is b._model
+    step = 1_000  # interleaved in pieces: each stream's figures as if it were alone
+    mixed_a: list[float] = []
+    mixed_b: list[float] = []
+    for offset in range(0, len(speechy), step):
+        mixed_a.extend(a.feed(speechy[offset : offset + step]))
+        mixed_b.extend(b.feed(hiss[offset : offset + step]))
+    assert mixed_a == alone_a
+    assert mixed_b == alone_b
+    assert alone_a != alone_b
+
+
+def test_one_batched_call_gives_each_stream_its_own_probability() -> None:
+    from asgi_audio_proxy.vad.silero import SileroState, shared_model
+
+    model = shared_model()
+    rng = np.random.default_rng(5)
+    audio = (rng.standard_normal((3, 4, 512)) * np.array([0.001, 0.1, 0.3])[:, None, None]).astype(np.float32)
+    singles = [model.frames(SileroState(), audio[stream]) for stream in range(3)]
+    states = [SileroState() for _ in range(3)]
+    batched = [model.batch(states, audio[:, index]) for index in range(4)]
+    assert np.allclose(np.array(batched).T, np.array(singles), atol=1e-5)
