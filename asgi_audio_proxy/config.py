@@ -320,6 +320,11 @@ class ProxyConfig:
             handshake is refused with 503 and ``Retry-After`` (or close 1013).
         max_sessions_per_client: live sessions per client address (``None``: no limit); over
             it: 429 (or close 1013).
+        max_loop_lag_s: the event loop's lag, smoothed over about a second, over which the
+            process is overloaded: a new session is then refused at the handshake with 503 and
+            ``Retry-After`` (or close 1013), until the lag is back under half of it. ``None``
+            (the default): not measured. 0.1 suits a proxy whose sessions must stay in real
+            time; see ``docs/deployment.md``.
         allowed_origins: ``Origin`` values admitted (``"https://app.example"``,
             ``"https://*.example.com"``, ``"*"``): any sequence of them (a list, a tuple),
             stored as a tuple; ``None`` admits any, including none. A refused Origin gets 403
@@ -355,6 +360,7 @@ class ProxyConfig:
     max_skipped_s: float | None = None
     max_sessions: int | None = None
     max_sessions_per_client: int | None = None
+    max_loop_lag_s: float | None = None
     allowed_origins: Sequence[str] | None = None
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
     max_queue: int = DEFAULT_MAX_QUEUE
@@ -382,7 +388,7 @@ class ProxyConfig:
                sorted(self.client_option_keys), f"a subset of {sorted(CLIENT_OPTION_KEYS)}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in FORWARDED_SETTINGS:  # the kind checks its own rules when it takes them
+            if f.name in FORWARDED_SETTINGS or f.name == "max_loop_lag_s":  # None: off / the kind's
                 _check(value is None or (_is_number(value) and 0 < value < math.inf), f.name, value,
                        "None or a positive finite number")
             elif f.name.endswith("_s") or f.name.endswith("_bytes"):

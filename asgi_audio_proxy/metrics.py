@@ -55,6 +55,9 @@ class ProxyMetrics:
         kw: dict[str, Any] = {"namespace": namespace, "registry": self.registry}
         self.live_sessions = prom.Gauge("live_sessions", "Client connections open now", **kw)
         self.sessions = prom.Counter("sessions", "Sessions ended, by close code", ["code"], **kw)
+        self.shed_sessions = prom.Counter("shed_sessions", "Handshakes refused (503) because the "
+                                          "process could not keep up: event-loop lag over "
+                                          "max_loop_lag_s", **kw)
         self.queue_length = prom.Gauge("queue_length", "Clients of this replica waiting", **kw)
         self.queue_wait = prom.Histogram("queue_wait_seconds", "Time from joining the queue to "
                                          "leaving it, by outcome", ["outcome"],

@@ -1,5 +1,6 @@
 """The edge: the ASGI app and middleware, admission before accept, the client connection
-adapters, the ``VoiceClient`` facade and the graceful server runner.
+adapters, the load monitor admission sheds by, the ``VoiceClient`` facade and the graceful
+server runner.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .admission import (
     origin_allowed,
 )
 from .connection import ClientConnection, ClientGone, StarletteClient, WebsocketsClient, as_client
+from .load_monitor import LagGauge, LoopLagMonitor
 from .middleware import AudioProxy, AudioProxyMiddleware
 from .pool_file import read_pool_file
 from .serving import GracefulServer, build_server_app, serve
@@ -38,6 +40,8 @@ __all__ = [
     "ClientGone",
     "Denied",
     "GracefulServer",
+    "LagGauge",
+    "LoopLagMonitor",
     "ParameterCheck",
     "ServeSettings",
     "Setting",

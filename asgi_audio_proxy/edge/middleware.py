@@ -34,6 +34,7 @@ from ..upstreams.kind import UpstreamKind, new_http_client
 from ..upstreams.minicpm.kind import MINICPM
 from .admission import Authenticator, Denied, ParameterCheck, authenticate_scope
 from .connection import ClientConnection, StarletteClient
+from .load_monitor import LagGauge, LoopLagMonitor
 
 __all__ = ["AudioProxy", "AudioProxyMiddleware"]
 
@@ -105,6 +106,11 @@ class AudioProxy:
         self._admitted = 0
         self._draining = False
         self._idle: asyncio.Event | None = None  # made in the serving loop, on first use
+        #: the event loop's lag against ``config.max_loop_lag_s`` (``None``: not measured);
+        #: it starts with the first handshake (or lifespan startup) and ends in :meth:`aclose`
+        self.load: LoopLagMonitor | None = (
+            None if self.config.max_loop_lag_s is None
+            else LoopLagMonitor(LagGauge(self.config.max_loop_lag_s)))
 
     @property
     def http_client(self) -> httpx.AsyncClient:
@@ -177,6 +183,14 @@ class AudioProxy:
         retry = self.config.retry_after_s
         if self._draining:
             raise Denied(503, "the server is shutting down", retry_after_s=retry)
+        if self.load is not None:
+            self.load.start()
+            if self.load.overloaded:  # more sessions would only make every live one late
+                if self.metrics is not None:
+                    self.metrics.shed_sessions.inc()
+                raise Denied(503, "the proxy is overloaded (event-loop lag "
+                             f"{self.load.gauge.lag_s * 1000:.0f} ms); try again later",
+                             retry_after_s=retry)
         if self.config.max_sessions is not None and self._admitted >= self.config.max_sessions:
             raise Denied(503, "the proxy is serving as many sessions as it can",
                          retry_after_s=retry)
@@ -242,7 +256,10 @@ class AudioProxy:
         return self._idle
 
     async def aclose(self) -> None:
-        """Close the HTTP client and the pool this proxy made (not ones it was given)."""
+        """Stop measuring the loop; close the HTTP client and the pool this proxy made (not
+        ones it was given)."""
+        if self.load is not None:
+            await self.load.aclose()
         if self._owns_client and self._http_client is not None:
             await self._http_client.aclose()
             self._http_client = None
@@ -253,6 +270,8 @@ class AudioProxy:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.load is not None:
+                    self.load.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()

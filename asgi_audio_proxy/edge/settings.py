@@ -190,6 +190,9 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting(name="max_sessions", parse=_whole(1), metavar="N",
             default_text="no limit",
             help="live sessions admitted at once, queued ones included; more get 503"),
+    Setting(name="max_loop_lag", parse=_seconds, metavar="SECONDS", default_text="off",
+            help="event-loop lag (smoothed over about a second) over which the process is "
+                 "overloaded: new sessions get 503 and Retry-After until it is back under half"),
     Setting(name="allow_origin", repeated=True, metavar="ORIGIN",
             default_text="any",
             help="an allowed Origin (exact, wildcard like https://*.example.com, or *); repeat "
@@ -225,6 +228,7 @@ class ServeSettings:
     barge_in: str
     chunk_duration: float | None
     max_sessions: int | None
+    max_loop_lag: float | None
     allow_origin: tuple[str, ...] | None
     token_file: Path | None
     shutdown_grace: float
