@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..config import ProxyConfig
-from ..dialects.base import DialectFactory
+from ..dialects.base import ClientDialect, DialectFactory
 from ..dialects.native import native_dialect
 from ..metrics import ProxyMetrics, TurnTimer
 from ..pool.lease import UpstreamLeaser
@@ -147,7 +147,7 @@ class AudioProxy:
             identity = await authenticate_scope(websocket.scope, self.authenticate,
                                                 self.config.allowed_origins)
             speaks = (dialect or self.dialect)(websocket.scope, self.config)
-            address = self._reserve(websocket.scope)
+            address = self.reserve(websocket.scope)
         except Denied as denial:
             await self._deny(websocket, denial)
             return None
@@ -156,19 +156,21 @@ class AudioProxy:
                 await self._deny(websocket, Denied(503, "the model server is busy and no queue is "
                                                    "kept", retry_after_s=self.config.retry_after_s))
                 return None
-            client: ClientConnection = StarletteClient(websocket)
-            with self.metrics.track(client) if self.metrics else contextlib.nullcontext(
-                    client) as client:
-                return await self._run(ProxySession(
-                    client, self.config, self.http_client, dialect=speaks,
-                    on_end=self._session_ended, identity=identity, leaser=self.leaser,
-                    kind=self.kind, admit=self.admit,
-                    observer=TurnTimer(self.metrics) if self.metrics else None))
+            return await self.run_client(StarletteClient(websocket), speaks, identity)
         finally:
-            self._admitted -= 1
-            self._per_client[address] -= 1
-            if not self._per_client[address]:
-                del self._per_client[address]
+            self.release(address)
+
+    async def run_client(self, client: ClientConnection, dialect: ClientDialect,
+                         identity: object) -> SessionStats:
+        """Run one admitted session over ``client`` (any carrier: a WebSocket, a WebRTC call)
+        until it ends; the caller has taken its place with :meth:`reserve`."""
+        with self.metrics.track(client) if self.metrics else contextlib.nullcontext(
+                client) as client:
+            return await self._run(ProxySession(
+                client, self.config, self.http_client, dialect=dialect,
+                on_end=self._session_ended, identity=identity, leaser=self.leaser,
+                kind=self.kind, admit=self.admit,
+                observer=TurnTimer(self.metrics) if self.metrics else None))
 
     def _session_ended(self, stats: SessionStats) -> None:
         if self.metrics is not None:
@@ -176,8 +178,14 @@ class AudioProxy:
         if self._on_session_end is not None:
             self._on_session_end(stats)
 
-    def _reserve(self, scope: Scope) -> str:
-        """Take a place for a new session, or refuse; no await, so the counts cannot race."""
+    def reserve(self, scope: Scope) -> str:
+        """Take a place for a new session, or refuse; no await, so the counts cannot race.
+
+        Returns the client's address, for :meth:`release` once the session is over.
+
+        Raises:
+            Denied: shutting down (503), full (503) or too many from this client (429).
+        """
         client = scope.get("client")
         address = str(client[0]) if client else "unknown"
         retry = self.config.retry_after_s
@@ -200,6 +208,13 @@ class AudioProxy:
         self._admitted += 1
         self._per_client[address] += 1
         return address
+
+    def release(self, address: str) -> None:
+        """Give back the place :meth:`reserve` took for a client at ``address``."""
+        self._admitted -= 1
+        self._per_client[address] -= 1
+        if not self._per_client[address]:
+            del self._per_client[address]
 
     async def _deny(self, websocket: WebSocket, denial: Denied) -> None:
         client = websocket.scope.get("client")

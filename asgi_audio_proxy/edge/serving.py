@@ -154,7 +154,24 @@ def build_server_app(settings: ServeSettings,
                                       config=config, authenticate=authenticate, leaser=pool,
                                       metrics=metrics, dialects=dialects, kind=kind)
     proxy = middleware.proxy
+    if settings.realtime_path:
+        _add_calls(middleware, settings)
     return middleware
+
+
+def _add_calls(middleware: AudioProxyMiddleware, settings: ServeSettings) -> None:
+    """``POST <realtime_path>/calls``: WebRTC calls, when the webrtc extra is installed."""
+    try:
+        from ..webrtc import RealtimeCalls, WebRTCSettings
+    except ImportError as exc:
+        logger.info("WebRTC calls are off: %s", exc)
+        return
+    calls = RealtimeCalls(middleware.proxy, WebRTCSettings(
+        ice_servers=settings.webrtc_ice_server or (),
+        advertise_address=settings.webrtc_advertise_address))
+    app = cast(Starlette, middleware.app)
+    app.router.routes.append(Route(settings.realtime_path.rstrip("/") + "/calls", calls,
+                                   methods=["POST"]))
 
 
 def _metrics() -> ProxyMetrics:

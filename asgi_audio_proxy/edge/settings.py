@@ -177,6 +177,12 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting(name="realtime_path", parse=_optional_path, default="/v1/realtime", metavar="PATH",
             help="WebSocket path of the OpenAI Realtime dialect (clients set "
                  "websocket_base_url=ws://host:port/v1); 'off' to not serve it"),
+    Setting(name="webrtc_advertise_address", metavar="ADDRESS", default_text="the interface's",
+            help="the address WebRTC answers give browsers (POST <realtime-path>/calls) in place "
+                 "of the interface's own: a server behind a one-to-one NAT, UDP ports forwarded"),
+    Setting(name="webrtc_ice_server", repeated=True, metavar="URL", default_text="none",
+            help="a STUN or TURN server WebRTC calls gather candidates from (stun:host:3478); "
+                 "repeat for more; without one, host candidates only"),
     Setting(name="twilio_path", parse=_optional_path, default="/twilio", metavar="PATH",
             help="WebSocket path of the Twilio Media Streams dialect (a <Connect><Stream> url); "
                  "'off' to not serve it"),
@@ -224,6 +230,8 @@ class ServeSettings:
     port: int
     path: str
     realtime_path: str
+    webrtc_advertise_address: str | None
+    webrtc_ice_server: tuple[str, ...] | None
     twilio_path: str
     barge_in: str
     chunk_duration: float | None

@@ -1,0 +1,99 @@
+"""The Realtime dialect over a WebRTC call: the same events on the data channel, audio as media.
+
+Owns: :class:`WebRTCDialect`, which wraps one
+:class:`~asgi_audio_proxy.dialects.realtime.RealtimeDialect` (the very code a WebSocket client
+talks to) and changes only what WebRTC changes: the microphone's audio arrives as PCM from the
+call's track and is handed to the dialect as ``input_audio_buffer.append`` events; reply audio
+goes to the call's track (as PCM frames for the call's :class:`~.playout.Playout`) instead of
+``response.output_audio.delta`` events; a stop, ``response.cancel`` and
+``output_audio_buffer.clear`` drop the audio already queued on the track.
+Must not: await, touch the peer connection, or read a clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from ..dialects.base import Frame
+from ..dialects.realtime import RealtimeDialect
+from ..events import ClientEvent, ReplyAudio, ReplyEnded, ServerEvent
+from .playout import Playout
+
+__all__ = ["WebRTCDialect"]
+
+#: reply audio deltas: over WebRTC the audio goes on the track, never on the data channel
+_AUDIO_DELTAS = ('{"type":"response.output_audio.delta"', '{"type":"response.audio.delta"')
+_RESPONSE_CREATED = '{"type":"response.created"'
+
+
+class WebRTCDialect:
+    """One call's wire format: the Realtime dialect, with its audio on the call's tracks.
+
+    Args:
+        realtime: the call's Realtime dialect (made by its factory from the request).
+        playout: the call's outgoing audio, at :attr:`output_rate_hz`.
+    """
+
+    name = "webrtc"
+    subprotocol: str | None = None
+    playback_lead_ms: float | None = None  # the track plays in real time itself
+    wants_speech_events = True
+    binary_pcm_rate_hz: int | None = None  # the microphone's PCM becomes appends (see receive)
+
+    def __init__(self, realtime: RealtimeDialect, playout: Playout) -> None:
+        self.realtime = realtime
+        self.playout = playout
+
+    @property
+    def output_rate_hz(self) -> int:
+        """The track's rate, whatever format the session names (it has no meaning over WebRTC)."""
+        return self.playout.rate_hz
+
+    def receive(self, frame: Frame) -> list[ClientEvent]:
+        """A data channel event (text), or the microphone's PCM16 at the track's rate (bytes).
+
+        Raises:
+            RealtimeRequestError: an event the Realtime API would answer with an ``error``.
+        """
+        if isinstance(frame, bytes):
+            audio = base64.b64encode(frame).decode("ascii")
+            return self.realtime.receive('{"type":"input_audio_buffer.append","audio":"' + audio + '"}')
+        kind = _event_type(frame)
+        if kind == "output_audio_buffer.clear":
+            self.playout.clear()
+            return []
+        events = self.realtime.receive(frame)
+        if kind == "response.cancel":
+            self.playout.clear()  # what the track has queued must not play either
+        return events
+
+    def send(self, event: ServerEvent) -> list[Frame]:
+        """Encode one event: text frames for the data channel, PCM (bytes) for the track."""
+        frames = self.realtime.send(event)
+        if isinstance(event, ReplyAudio):
+            frames = [frame for frame in frames
+                      if not (isinstance(frame, str) and frame.startswith(_AUDIO_DELTAS))]
+        for frame in frames:
+            if isinstance(frame, str) and frame.startswith(_RESPONSE_CREATED):
+                self.playout.response(json.loads(frame)["response"]["id"])
+        if isinstance(event, ReplyAudio) and event.pcm:
+            frames.append(event.pcm)
+        elif isinstance(event, ReplyEnded):
+            if event.reason == "stopped":
+                self.playout.clear()
+            else:
+                self.playout.end()
+        return frames
+
+
+def _event_type(frame: str) -> str | None:
+    """The ``type`` of a small control event (``None`` for anything else: the dialect judges)."""
+    if len(frame) > 4096 or ("output_audio_buffer.clear" not in frame and "response.cancel" not in frame):
+        return None
+    try:
+        event = json.loads(frame)
+    except ValueError:
+        return None
+    kind = event.get("type") if isinstance(event, dict) else None
+    return kind if isinstance(kind, str) else None
