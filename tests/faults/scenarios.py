@@ -9,7 +9,8 @@ simulator and proxy, so the scenarios of a group can run at once.
   may stay open.
 - :func:`bad_input` (cases in :mod:`tests.faults.client_cases`): one client misbehaves; it gets
   the documented answer while a second client's round trip still checks out.
-- :func:`admission`: refusals on the handshake, before accept.
+- :func:`admission`: refusals on the handshake, before accept (an overloaded proxy's too).
+- :func:`upstream_silent`: a model server that accepts the connection and never answers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.edge.admission import TokenAuth
+from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.simulator.app import FAULTS, Fault
 from tests.conftest import running_simulator
 from tests.faults.client_cases import CLIENT_CASES
@@ -38,10 +40,11 @@ from tests.faults.observe import (
     read_to_close,
     upstream_settled,
 )
+from tests.faults.silent import silent_upstream
 from tests.timing import within
 
 __all__ = ["ADMISSION_CASES", "CLIENT_CASES", "FAULTS", "SERVERS", "UPSTREAM_FAULTS", "admission",
-           "admission_fallback", "bad_input", "noticed_within_s", "upstream_fault"]
+           "admission_fallback", "bad_input", "noticed_within_s", "upstream_fault", "upstream_silent"]
 
 SERVERS = ("uvicorn", "hypercorn")
 
@@ -126,6 +129,33 @@ async def upstream_fault(fault: Fault, server: str) -> Outcome:
     return outcome
 
 
+#: the connect timeout the silent-upstream row runs with: the session's own deadline is three
+SILENT_CONNECT_TIMEOUT_S = 0.3
+
+
+async def upstream_silent(server: str) -> Outcome:
+    """The model server accepts the connection and never answers: the session must name it
+    (``upstream_timeout``), within the session's connect deadline, never as an internal error."""
+    outcome = Outcome("upstream never answers", server, "upstream_timeout 1011; no reply, no stop")
+    checks = Checks()
+    async with silent_upstream() as url, \
+            proxy_on(server, url, many=True, chunk_duration=0.2,
+                     connect_timeout_s=SILENT_CONNECT_TIMEOUT_S) as proxy:
+        opened_at = time.monotonic()
+        async with connect(proxy.url, open_timeout=within(5)) as ws:
+            transcript = await read_to_close(ws, timeout_s=8)
+        await proxy.idle()
+    checks.equal("error events", transcript.errors, [("upstream_timeout", 1011)])
+    checks.equal("close code", transcript.close_code, 1011)
+    budget_s = within(3 * SILENT_CONNECT_TIMEOUT_S + proxy.proxy.config.close_timeout_s)
+    took_s = (transcript.closed_at or time.monotonic()) - opened_at
+    checks.that(f"closed within {budget_s:.1f} s of the handshake", took_s < budget_s, f"{took_s:.2f} s")
+    checks.that("accounting balanced", not proxy.unbalanced(), proxy.unbalanced())
+    outcome.observed = f"{transcript.describe()}; closed {took_s:.2f} s after the handshake"
+    outcome.failures = checks.failures
+    return outcome
+
+
 async def bad_input(case: str, server: str) -> Outcome:
     """One client does ``case`` while a second client completes a round trip on the same proxy."""
     spec = CLIENT_CASES[case]
@@ -150,7 +180,17 @@ ADMISSION_CASES = {
     "foreign_origin": "403 before accept",
     "full_house": "503 + Retry-After before accept",
     "per_client_limit": "429 + Retry-After before accept",
+    "overloaded": "503 + Retry-After before accept; the admitted session goes on",
 }
+#: the cases where one admitted session holds a place (or is the bystander) while the next is refused
+_HOLDING = ("full_house", "per_client_limit", "overloaded")
+
+
+def _overload(proxy: AudioProxy) -> None:
+    """The loop-lag monitor told of a one-second stall, as a saturated loop reports it (a real
+    stall would hold up every scenario running beside this one)."""
+    assert proxy.load is not None, "max_loop_lag_s is set for the overloaded case"
+    proxy.load.gauge.record(1.0, 1.0)
 
 
 async def admission(case: str, server: str) -> Outcome:
@@ -162,6 +202,8 @@ async def admission(case: str, server: str) -> Outcome:
         config["max_sessions"] = 1
     if case == "per_client_limit":
         config["max_sessions_per_client"] = 1
+    if case == "overloaded":
+        config["max_loop_lag_s"] = 0.1
     tokens = TokenAuth({"good": "alice"})
     headers = {"Authorization": "Bearer good", "Origin": "https://a.example.org"}
     refused_headers = dict(headers)
@@ -172,10 +214,12 @@ async def admission(case: str, server: str) -> Outcome:
     async with running_simulator(multi_conversation=True) as up, \
             proxy_on(server, up.url, authenticate=tokens, many=True, **config) as proxy:
         async with contextlib.AsyncExitStack() as holders:
-            if case in ("full_house", "per_client_limit"):  # one admitted session holds the place
+            if case in _HOLDING:  # one admitted session holds the place
                 holder = await holders.enter_async_context(
                     connect(proxy.url, additional_headers=headers, open_timeout=within(5)))
                 await holder.recv()  # ready
+            if case == "overloaded":
+                _overload(proxy.proxy)
             status, retry_after = None, None
             try:
                 async with connect(proxy.url, additional_headers=refused_headers,
@@ -187,10 +231,11 @@ async def admission(case: str, server: str) -> Outcome:
                 retry_after = refused.response.headers.get("Retry-After")
             sessions_while_refused = len(proxy.proxy.sessions)
         await proxy.idle()
-    codes = {"wrong_token": 401, "foreign_origin": 403, "full_house": 503, "per_client_limit": 429}
+    codes = {"wrong_token": 401, "foreign_origin": 403, "full_house": 503, "per_client_limit": 429,
+             "overloaded": 503}
     checks.equal("HTTP status", status, codes[case])
     checks.equal("Retry-After", retry_after, "7" if codes[case] in (429, 503) else None)
-    holding = 1 if case in ("full_house", "per_client_limit") else 0
+    holding = 1 if case in _HOLDING else 0
     checks.equal("sessions live while refusing (never accepted)", sessions_while_refused, holding)
     checks.equal("sessions that ended (the refused one never started)", len(proxy.ended), holding)
     checks.equal("upstream heard the refused client", sum(map(len, up.sim.recorder.chunks.values())), 0)
@@ -205,7 +250,8 @@ async def admission_fallback(case: str) -> Outcome:
     The refused connection is a hand-written ASGI call with no ``websocket.http.response``
     extension, made on the same :class:`AudioProxy` a real server serves the holder on.
     """
-    codes = {"wrong_token": 1008, "foreign_origin": 1008, "full_house": 1013, "per_client_limit": 1013}
+    codes = {"wrong_token": 1008, "foreign_origin": 1008, "full_house": 1013, "per_client_limit": 1013,
+             "overloaded": 1013}
     outcome, checks = Outcome(f"admission {case}", "no denial ext.",
                               f"close {codes[case]} before accept"), Checks()
     config: dict[str, object] = {"chunk_duration": 0.2, "allowed_origins": ("https://app.example",)}
@@ -213,6 +259,8 @@ async def admission_fallback(case: str) -> Outcome:
         config["max_sessions"] = 1
     if case == "per_client_limit":
         config["max_sessions_per_client"] = 1
+    if case == "overloaded":
+        config["max_loop_lag_s"] = 0.1
     headers = {"Authorization": "Bearer good", "Origin": "https://app.example"}
     refused = {k.lower().encode(): v.encode() for k, v in headers.items()}
     if case == "wrong_token":
@@ -235,10 +283,12 @@ async def admission_fallback(case: str) -> Outcome:
             proxy_on("uvicorn", up.url, authenticate=TokenAuth({"good": "alice"}), many=True,
                      **config) as proxy:
         async with contextlib.AsyncExitStack() as holders:
-            if case in ("full_house", "per_client_limit"):
+            if case in _HOLDING:
                 holder = await holders.enter_async_context(
                     connect(proxy.url, additional_headers=headers, open_timeout=within(5)))
                 await holder.recv()  # ready
+            if case == "overloaded":
+                _overload(proxy.proxy)
             async with asyncio.timeout(within(5)):
                 await proxy.proxy(scope, receive, send)  # type: ignore[arg-type]
         await proxy.idle()

@@ -30,6 +30,7 @@ from tests.faults.scenarios import (
     admission_fallback,
     bad_input,
     upstream_fault,
+    upstream_silent,
 )
 from tests.faults.shutdown import shutdown
 from tests.timing import cpu_slowness, unit, within
@@ -68,6 +69,8 @@ def scenarios(group: str, servers: Iterable[str] = SERVERS) -> list[Scenario]:
         if group == "upstream":
             out += [Scenario(group, f, f"upstream {f}", server, functools.partial(upstream_fault, f, server))
                     for f in UPSTREAM_FAULTS]
+            out.append(Scenario(group, "never_answers", "upstream never answers", server,
+                                functools.partial(upstream_silent, server)))
         elif group == "client":
             out += [Scenario(group, c, f"client {c}", server, functools.partial(bad_input, c, server))
                     for c in CLIENT_CASES]
