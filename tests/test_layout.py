@@ -128,6 +128,7 @@ LAYERS: list[set[str]] = [
     {"metrics"},  # counters fed with events
     {"pool"},  # leases slots of servers to sessions; imports no concrete kind
     {"session"},  # one conversation; imports no edge
+    {"webrtc"},  # a WebRTC call as a client connection and its dialect; its HTTP endpoint is the edge's
     {"edge"},
     {"simulator", "client"},
     {"demo"},

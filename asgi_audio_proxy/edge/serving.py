@@ -162,7 +162,7 @@ def build_server_app(settings: ServeSettings,
 def _add_calls(middleware: AudioProxyMiddleware, settings: ServeSettings) -> None:
     """``POST <realtime_path>/calls``: WebRTC calls, when the webrtc extra is installed."""
     try:
-        from ..webrtc import RealtimeCalls, WebRTCSettings
+        from .calls import RealtimeCalls, WebRTCSettings
     except ImportError as exc:
         logger.info("WebRTC calls are off: %s", exc)
         return

@@ -27,7 +27,7 @@ from ..errors import ClientGone
 from .playout import Playout
 from .tracks import MicrophoneReader, ReplyTrack
 
-__all__ = ["EVENTS_CHANNEL", "WebRTCCall"]
+__all__ = ["EVENTS_CHANNEL", "CallTimeouts", "WebRTCCall"]
 
 logger = logging.getLogger("asgi_audio_proxy.webrtc")
 

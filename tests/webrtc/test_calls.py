@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from asgi_audio_proxy.edge.calls import RealtimeCalls
 from asgi_audio_proxy.edge.serving import build_server_app
-from asgi_audio_proxy.webrtc import RealtimeCalls
 from asgi_audio_proxy.webrtc.call import CallTimeouts
 from tests.conftest import running_simulator
 from tests.servers import serve_uvicorn

@@ -4,7 +4,8 @@ Owns: :class:`RealtimeCalls`, the ASGI endpoint: the same admission as a WebSock
 (origins, the key, the proxy's limits and queue), the offer read and checked, the peer
 connection made and answered (host candidates only unless ICE servers are configured; the
 advertised address behind NAT), and the call's session run by the proxy in a task of its own,
-its place released when it ends. Every refusal is JSON shaped as OpenAI's errors are.
+its place released when it ends. Every refusal is JSON shaped as OpenAI's errors are. Needs
+the webrtc extra (aiortc): ``edge`` does not import it unless calls are served.
 Must not: speak Realtime events (the dialect does) or keep a call past its session.
 """
 
@@ -22,13 +23,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from ..dialects.realtime import RealtimeDialect, realtime_dialect
-from ..edge.admission import Denied, authenticate_scope
-from ..edge.middleware import AudioProxy
 from ..session.stats import SessionStats
-from .call import CallTimeouts, WebRTCCall
-from .dialect import WebRTCDialect
-from .offer import CallRefused, advertise, error_body, read_offer
-from .playout import Playout
+from ..webrtc import (
+    CallRefused,
+    CallTimeouts,
+    Playout,
+    WebRTCCall,
+    WebRTCDialect,
+    advertise,
+    error_body,
+    read_offer,
+)
+from .admission import Denied, authenticate_scope
+from .middleware import AudioProxy
 
 __all__ = ["RealtimeCalls", "WebRTCSettings"]
 
