@@ -11,7 +11,6 @@ import math
 from fractions import Fraction
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["Resampler"]
 
@@ -19,6 +18,8 @@ __all__ = ["Resampler"]
 #: Kaiser design targets: 80 dB stop band; pass band to 7/16 of the lower Nyquist (7 kHz at 16 kHz)
 _STOPBAND_DB = 80.0
 _PASS_FRACTION = 0.4375
+#: bytes per float32 sample of the filter's buffer
+_ITEM = 4
 
 
 class Resampler:
@@ -75,18 +76,19 @@ class Resampler:
         end = -(-(self._consumed * self._up) // self._down)  # first j needing unseen input
         start = self._produced
         y = np.empty(max(end - start, 0), dtype=np.float32)
-        windows = sliding_window_view(buf, self._taps)
         for phase in range(self._up):
             # outputs of one phase are `up` apart; their windows are `down` input samples apart
             first = _first_with_phase(start, phase, self._up, self._down)
             if first >= end:
                 continue
-            newest = (first * self._down) // self._up - offset
-            rows = windows[newest - self._taps + 1 :: self._down][: len(range(first, end, self._up))]
+            oldest = (first * self._down) // self._up - offset - self._taps + 1
+            rows = np.ndarray((len(range(first, end, self._up)), self._taps), np.float32, buffer=buf,
+                              offset=oldest * _ITEM, strides=(self._down * _ITEM, _ITEM))
             y[first - start :: self._up] = rows @ self._phases[phase]
         self._produced = end
         self._history = buf[len(buf) - (self._taps - 1) :]
-        return np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
+        np.rint(y, out=y)
+        return np.clip(y, -32768, 32767, out=y).astype("<i2").tobytes()
 
 
 def _first_with_phase(start: int, phase: int, up: int, down: int) -> int:
