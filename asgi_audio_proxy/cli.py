@@ -35,7 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = resolve_settings(args, args.environ)
-        app = build_server_app(settings, args.environ)
+        # the workers build their own: nothing is built here to be forked
+        app = build_server_app(settings, args.environ) if settings.workers == 1 else None
     except (SettingError, ValueError, ImportError, OSError) as exc:
         args.fail(str(exc))
     upstreams = (f"the servers of {settings.upstreams_file}" if settings.upstreams_file
@@ -49,6 +50,16 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  OpenAI Realtime: {base}{settings.realtime_path}", file=sys.stderr)
     if settings.twilio_path:
         print(f"  Twilio Media Streams: {base}{settings.twilio_path}", file=sys.stderr)
+    if app is None:
+        from .edge.workers import run_workers
+
+        try:
+            return run_workers(settings, args.environ, workers=settings.workers,
+                               log_level=args.log_level,
+                               announce=lambda line: print(line, file=sys.stderr, flush=True))
+        except OSError as exc:
+            args.fail(str(exc))
+            return 2
     serve(app, app.proxy, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 

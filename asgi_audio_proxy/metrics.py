@@ -7,13 +7,17 @@ endpoint that serves the text format. ``prometheus_client`` is imported only whe
 Must not: decide anything, or be required by any other module.
 
 Each replica reports its own view; sum over replicas for the deployment (a lease or a queued
-client is counted by the replica whose client it is).
+client is counted by the replica whose client it is). The workers of ``serve --workers N`` share
+one view: each writes its values to ``multiprocess_dir`` (``prometheus_client``'s multiprocess
+mode) and a scrape of any of them reads every worker's, counters and gauges summed (a model
+server counts as healthy while every worker finds it so).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -43,28 +47,39 @@ class ProxyMetrics:
 
     Args:
         namespace: the prefix of every metric name.
+        multiprocess_dir: the directory the processes of one server share their values in;
+            ``PROMETHEUS_MULTIPROC_DIR`` must name it before ``prometheus_client`` is imported.
 
     Raises:
         ModuleNotFoundError: ``prometheus_client`` is not installed (the ``metrics`` extra).
+        RuntimeError: ``multiprocess_dir`` given, but ``prometheus_client`` keeps values in memory.
     """
 
-    def __init__(self, namespace: str = "audio_proxy") -> None:
+    def __init__(self, namespace: str = "audio_proxy", *,
+                 multiprocess_dir: str | os.PathLike[str] | None = None) -> None:
         prom = importlib.import_module("prometheus_client")
         self._prom = prom
+        self.multiprocess_dir = multiprocess_dir
+        if multiprocess_dir is not None and not getattr(prom.values.ValueClass, "_multiprocess", False):
+            raise RuntimeError("shared metrics need PROMETHEUS_MULTIPROC_DIR set before "
+                               "prometheus_client is imported")
         self.registry = prom.CollectorRegistry()
         kw: dict[str, Any] = {"namespace": namespace, "registry": self.registry}
-        self.live_sessions = prom.Gauge("live_sessions", "Client connections open now", **kw)
+        # how a gauge adds up over processes (ignored by one process alone): live ones only
+        live_sum: dict[str, Any] = {**kw, "multiprocess_mode": "livesum"}
+        self.live_sessions = prom.Gauge("live_sessions", "Client connections open now", **live_sum)
         self.sessions = prom.Counter("sessions", "Sessions ended, by close code", ["code"], **kw)
         self.shed_sessions = prom.Counter("shed_sessions", "Handshakes refused (503) because the "
                                           "process could not keep up: event-loop lag over "
                                           "max_loop_lag_s", **kw)
-        self.queue_length = prom.Gauge("queue_length", "Clients of this replica waiting", **kw)
+        self.queue_length = prom.Gauge("queue_length", "Clients of this replica waiting", **live_sum)
         self.queue_wait = prom.Histogram("queue_wait_seconds", "Time from joining the queue to "
                                          "leaving it, by outcome", ["outcome"],
                                          buckets=WAIT_BUCKETS_S, **kw)
-        self.leases = prom.Gauge("upstream_leases", "Leases held by this replica", ["upstream"], **kw)
+        self.leases = prom.Gauge("upstream_leases", "Leases held by this replica", ["upstream"],
+                                 **live_sum)
         self.healthy = prom.Gauge("upstream_healthy", "1 while the upstream is in the pool",
-                                  ["upstream"], **kw)
+                                  ["upstream"], **kw, multiprocess_mode="livemin")
         self.upstream_errors = prom.Counter("upstream_errors", "Sessions or health checks that "
                                             "failed on the upstream", ["upstream", "source"], **kw)
         self.bytes_in = prom.Counter("client_received_bytes", "Bytes of frames from clients", **kw)
@@ -88,13 +103,21 @@ class ProxyMetrics:
 
     def asgi_app(self) -> ASGIApp:
         """The scrape endpoint (Prometheus text format), an ASGI app to mount or route to."""
-        app: ASGIApp = self._prom.make_asgi_app(registry=self.registry)
+        app: ASGIApp = self._prom.make_asgi_app(registry=self._scraped())
         return app
 
     def exposition(self) -> str:
-        """The current values in the Prometheus text format."""
-        text: bytes = self._prom.generate_latest(self.registry)
+        """The current values in the Prometheus text format (every process's, when shared)."""
+        text: bytes = self._prom.generate_latest(self._scraped())
         return text.decode()
+
+    def _scraped(self) -> Any:
+        if self.multiprocess_dir is None:
+            return self.registry
+        registry = self._prom.CollectorRegistry()
+        multiprocess = importlib.import_module("prometheus_client.multiprocess")
+        multiprocess.MultiProcessCollector(registry, path=os.fspath(self.multiprocess_dir))
+        return registry
 
 
 class MeteredClient:

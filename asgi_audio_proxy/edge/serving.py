@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
@@ -30,7 +31,7 @@ from ..dialects.base import DialectFactory
 from ..dialects.realtime import realtime_dialect
 from ..dialects.twilio import twilio_dialect
 from ..metrics import ProxyMetrics
-from ..pool import UpstreamPool, UpstreamServer
+from ..pool import LeaseStore, UpstreamPool, UpstreamServer
 from ..upstreams.registry import named_kind
 from ..vad.bargein import BargeInPolicy
 from .admission import TokenAuth
@@ -90,14 +91,17 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
     """A SIGTERM re-raised after the graceful shutdown: already handled."""
 
 
-def build_server_app(settings: ServeSettings,
-                     environ: Mapping[str, str] | None = None) -> AudioProxyMiddleware:
+def build_server_app(settings: ServeSettings, environ: Mapping[str, str] | None = None, *,
+                     store: LeaseStore | None = None,
+                     metrics_dir: Path | None = None) -> AudioProxyMiddleware:
     """The app of ``asgi-audio-proxy serve``: the proxy on ``settings.path``, 404 elsewhere.
 
     One upstream and no Redis is the proxy's own pool of one; several upstreams, a pool file, or
     Redis make an :class:`~asgi_audio_proxy.pool.UpstreamPool` (leases in Redis when given).
     Either way a model server holds at most its kind's slots (or ``--slots``) conversations at
     once and later clients queue. ``environ`` is where a pool file's ``api_key_env`` is read.
+    ``store`` (when Redis is not given) and ``metrics_dir`` are what the workers of
+    ``serve --workers`` share: their leases, and the directory their metrics are summed from.
 
     Raises:
         ValueError: a setting the proxy refuses (names it).
@@ -114,10 +118,10 @@ def build_server_app(settings: ServeSettings,
                          max_queue=settings.max_queue, max_queue_wait_s=settings.max_queue_wait,
                          shutdown_grace_s=settings.shutdown_grace,
                          barge_in=cast(BargeInPolicy, settings.barge_in))
-    metrics = _metrics() if settings.metrics else None
+    metrics = _metrics(metrics_dir) if settings.metrics else None
     pool = None
-    if len(servers) > 1 or settings.redis or settings.upstreams_file:
-        pool = UpstreamPool(servers, kind=kind, store=_redis_store(settings), metrics=metrics,
+    if len(servers) > 1 or settings.redis or settings.upstreams_file or store is not None:
+        pool = UpstreamPool(servers, kind=kind, store=_redis_store(settings) or store, metrics=metrics,
                             max_queue=config.max_queue, max_wait_s=config.max_queue_wait_s)
     else:
         # several processes on one model server would each hold "the" conversation
@@ -174,9 +178,9 @@ def _add_calls(middleware: AudioProxyMiddleware, settings: ServeSettings) -> Non
                                    methods=["POST"]))
 
 
-def _metrics() -> ProxyMetrics:
+def _metrics(multiprocess_dir: Path | None) -> ProxyMetrics:
     try:
-        return ProxyMetrics()
+        return ProxyMetrics(multiprocess_dir=multiprocess_dir)
     except ModuleNotFoundError as exc:
         raise ImportError("--metrics needs the metrics extra: "
                           "pip install 'asgi-audio-proxy[metrics]'") from exc

@@ -172,6 +172,9 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
             help="serve Prometheus metrics at GET <path>/metrics (needs the metrics extra)"),
     Setting(name="host", default="127.0.0.1", metavar="ADDRESS", help="address to bind"),
     Setting(name="port", parse=_port, default=8001, metavar="PORT", help="port to bind"),
+    Setting(name="workers", parse=_whole(1), default=1, metavar="N",
+            help="processes serving the port, one per core (Linux, SO_REUSEPORT); they share "
+                 "leases through --redis, else through a file of their own, and one /metrics"),
     Setting(name="path", parse=_path, default="/audio_proxy", metavar="PATH",
             help="WebSocket path clients connect to"),
     Setting(name="realtime_path", parse=_optional_path, default="/v1/realtime", metavar="PATH",
@@ -228,6 +231,7 @@ class ServeSettings:
     metrics: bool
     host: str
     port: int
+    workers: int
     path: str
     realtime_path: str
     webrtc_advertise_address: str | None
