@@ -142,7 +142,7 @@ class EchoReference:
         if whole == 0:
             return
         powers = band_powers(self._pending[: whole * block].reshape(whole, block), rate_hz)
-        self._pending = self._pending[whole * block :]
+        self._pending = self._pending[whole * block :].copy()  # not a view keeping the whole append
         self._cursor = max(self._cursor, float(now))
         step = block / rate_hz * self._rate
         for row in powers:
@@ -209,14 +209,15 @@ class EchoReference:
         """Score each lag by how well the reply's band envelopes then follow the frame's over time."""
         counts = overlap.sum(axis=1)
         shifted = (overlap.astype(np.float64) @ blocks) / counts[:, None]
-        self._heard.append(np.log10(powers + floor + 1e-12))
-        self._played.append(np.log10(shifted + floor + 1e-12))
+        # kept as float32 (2 s of lags by bands: 94 KiB, half of float64), computed in float64
+        self._heard.append(np.log10(powers + floor + 1e-12).astype(np.float32))
+        self._played.append(np.log10(shifted + floor + 1e-12).astype(np.float32))
         self._since_scored += 1
         if len(self._heard) < _DELAY_SETTLED_FRAMES or self._since_scored < _RESCORE_EVERY:
             return
         self._since_scored = 0
-        heard = np.stack(self._heard)
-        played = np.stack(self._played)
+        heard = np.stack(self._heard).astype(np.float64)
+        played = np.stack(self._played).astype(np.float64)
         heard = heard - heard.mean(axis=0)
         played = played - played.mean(axis=0)
         # Pearson over time, per lag and band, averaged over the bands
