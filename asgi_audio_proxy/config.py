@@ -65,6 +65,7 @@ DEFAULT_RETRY_AFTER_S = 5
 DEFAULT_MAX_QUEUE = 32
 #: five minutes in a queue is already past most callers' patience
 DEFAULT_MAX_QUEUE_WAIT_S = 300.0
+DEFAULT_RESUME_GRACE_S = 30.0
 
 #: the client-facing option keys (the original document's three, plus the upstream's own)
 CLIENT_OPTION_KEYS = frozenset(
@@ -335,6 +336,8 @@ class ProxyConfig:
             ``Retry-After`` when this is 0, else with close 1013.
         max_queue_wait_s: longest wait in that queue; then an error event and close 1013.
         shutdown_grace_s: how long sessions get to end when the server shuts down.
+        resume_grace_s: how long a session whose connection was cut (no close frame) is held
+            for the client to reconnect with its resume token (0: a cut ends it at once).
         barge_in: how a client interrupts a reply: ``"off"``, ``"control"`` (its stop message
             only: the default), ``"voice"`` (speaking over the reply cuts it, found by the
             proxy's voice-activity detector), or a :class:`~asgi_audio_proxy.vad.BargeInConfig`
@@ -366,6 +369,7 @@ class ProxyConfig:
     max_queue: int = DEFAULT_MAX_QUEUE
     max_queue_wait_s: float = DEFAULT_MAX_QUEUE_WAIT_S
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    resume_grace_s: float = DEFAULT_RESUME_GRACE_S
     barge_in: BargeInConfig | BargeInPolicy = field(default_factory=BargeInConfig)
 
     def __post_init__(self) -> None:
@@ -391,6 +395,9 @@ class ProxyConfig:
             if f.name in FORWARDED_SETTINGS or f.name == "max_loop_lag_s":  # None: off / the kind's
                 _check(value is None or (_is_number(value) and 0 < value < math.inf), f.name, value,
                        "None or a positive finite number")
+            elif f.name == "resume_grace_s":  # 0: a cut connection ends its session at once
+                _check(_is_number(value) and 0 <= value < math.inf, f.name, value,
+                       "a finite number >= 0")
             elif f.name.endswith("_s") or f.name.endswith("_bytes"):
                 _check(_is_number(value) and 0 < value < math.inf, f.name, value,
                        "a positive finite number")

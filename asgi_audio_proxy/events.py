@@ -192,6 +192,7 @@ class Ready:
 
     session_id: str
     upstream_version: str
+    resume_token: str | None = None  # the client may take the session back with it after a cut
 
 
 @dataclass(frozen=True, slots=True)

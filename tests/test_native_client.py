@@ -25,6 +25,7 @@ from asgi_audio_proxy.dialects.native_client import (
     ProxyMessage,
     QueuedMessage,
     ReadyMessage,
+    ResumedMessage,
     SpeechStartedMessage,
     SpeechStoppedMessage,
     TextMessage,
@@ -56,6 +57,7 @@ TEXT = 'Paris, \u00e9t\u00e9 \u2603 "quoted"\n'  # not ASCII, a quote, a newline
 #: each event the session hands the native dialect, and what a client must read in its frame
 SENT: list[tuple[ServerEvent, ProxyMessage]] = [
     (Ready("3f2a9c", "2.6"), ReadyMessage("3f2a9c", "2.6")),
+    (Ready("3f2a9c", "2.6", "tok-1_x"), ReadyMessage("3f2a9c", "2.6", "tok-1_x")),
     (Queued(3, 361.04), QueuedMessage(3, 361.0)),
     (Queued(1, 0), QueuedMessage(1, 0.0)),
     (ConfigApplied(), ConfigAppliedMessage()),
@@ -84,7 +86,20 @@ def encode(event: ServerEvent) -> list[str | bytes]:
 def test_every_server_event_kind_has_a_case() -> None:
     cases = {type(event) for event, _ in SENT} | {type(event) for event in UNSENT}
     assert cases == set(get_args(ServerEvent))
-    assert {type(message) for _, message in SENT} == set(get_args(ProxyMessage))
+    resumed = {ResumedMessage}  # the dialect's answer to a resume, not a session event
+    assert {type(message) for _, message in SENT} | resumed == set(get_args(ProxyMessage))
+
+
+def test_resumed_and_the_tokens_a_client_keeps() -> None:
+    dialect, client = NativeDialect(max_text_bytes=4096), NativeClient()
+    client.receive(encode(Ready("3f2a9c", "2.6", "first"))[0])
+    assert client.resume_token == "first"
+    [frame] = dialect.resumed("3f2a9c", "second")
+    assert client.receive(frame) == ResumedMessage("3f2a9c", "second")
+    assert client.resume_token == "second" and client.session_id == "3f2a9c"
+    with pytest.raises(BadProxyMessage, match="missing"):
+        decode_message('{"type": "resumed", "session": "3f2a9c"}')
+    assert dialect.silence(0.02) == bytes(640)
 
 
 @pytest.mark.parametrize(("event", "expected"), SENT, ids=lambda v: type(v).__name__)

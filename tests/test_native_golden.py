@@ -5,9 +5,9 @@ with the real ``websockets`` client: bad controls, a config, a turn of tone and 
 at real-time pace (in frames of odd sizes), a config too late, a turn stopped at its first reply
 audio, a turn after the stop, and a frame over the size limit that ends the session. Every frame
 out is kept: text frames verbatim (the ``ready`` event's random session id replaced by
-``<session>``), binary frames as length and SHA-256; then the close code and reason. The result
-must equal ``tests/golden/native_session.json`` exactly. Each frame is also read through the
-protocol's client half, which must take every one.
+``<session>``, its resume token by ``<token>``), binary frames as length and SHA-256; then the
+close code and reason. The result must equal ``tests/golden/native_session.json`` exactly. Each
+frame is also read through the protocol's client half, which must take every one.
 
 What makes it deterministic: each step waits for the event that ends it (never a sleep); the
 simulator's turns end on the audio's content (its VAD), and its reply chunks are spaced far
@@ -97,7 +97,8 @@ class Transcript:
             frame = frame_record(message)
             decoded = decode_message(message)
             if isinstance(decoded, ReadyMessage) and isinstance(message, str):
-                frame["text"] = message.replace(decoded.session_id, "<session>")
+                frame["text"] = message.replace(decoded.session_id, "<session>").replace(
+                    decoded.resume_token or "<token>", "<token>")
             self.frames.append(frame)
             self._arrived.set()
 

@@ -103,6 +103,16 @@ class NativeDialect:
     def __init__(self, max_text_bytes: int) -> None:
         self._max_text = max_text_bytes
 
+    text_audio_ratio = 0.0  # text frames are events; audio is binary
+
+    def resumed(self, session_id: str, token: str) -> list[Frame]:
+        """The answer to a resume: the same session, and the token for the next one."""
+        return [_json({"type": "resumed", "session": session_id, "resume_token": token})]
+
+    def silence(self, duration_s: float) -> Frame:
+        """What stands for the client's audio while it is away."""
+        return bytes(2 * round(duration_s * CLIENT_SAMPLE_RATE_HZ))
+
     def receive(self, frame: Frame) -> list[ClientEvent]:
         if isinstance(frame, bytes):
             return [AudioIn(frame, CLIENT_SAMPLE_RATE_HZ, len(frame))]
@@ -119,8 +129,12 @@ class NativeDialect:
                 return [_json({"type": "text", "content": text})]
             case ReplyEnded(reason=reason):
                 return [_json({"type": "turn_end", "reason": reason})]
-            case Ready(session_id=session_id, upstream_version=version):
-                return [_json({"type": "ready", "session": session_id, "upstream_version": version})]
+            case Ready(session_id=session_id, upstream_version=version, resume_token=token):
+                ready: dict[str, object] = {"type": "ready", "session": session_id,
+                                            "upstream_version": version}
+                if token is not None:
+                    ready["resume_token"] = token
+                return [_json(ready)]
             case Queued(position=position, eta_s=eta_s):
                 return [_json({"type": "queued", "position": position, "eta_s": round(eta_s, 1)})]
             case ConfigApplied():

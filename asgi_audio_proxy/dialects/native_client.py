@@ -33,6 +33,7 @@ from .native_messages import (
     ProxyMessage,
     QueuedMessage,
     ReadyMessage,
+    ResumedMessage,
     SpeechStartedMessage,
     SpeechStoppedMessage,
     TextMessage,
@@ -51,6 +52,7 @@ __all__ = [
     "ProxyMessage",
     "QueuedMessage",
     "ReadyMessage",
+    "ResumedMessage",
     "SpeechStartedMessage",
     "SpeechStoppedMessage",
     "TextMessage",
@@ -105,8 +107,12 @@ def _reason(value: object) -> str:
 
 _Field = tuple[str, Callable[[object], Any]]
 #: each event type: the message it becomes, and its wire fields in the message's field order
+#: fields an event may leave out (the message then holds None)
+_OPTIONAL: frozenset[tuple[str, str]] = frozenset({("ready", "resume_token")})
 _EVENTS: dict[str, tuple[Callable[..., ProxyMessage], tuple[_Field, ...]]] = {
-    "ready": (ReadyMessage, (("session", _text), ("upstream_version", _text))),
+    "ready": (ReadyMessage, (("session", _text), ("upstream_version", _text),
+                             ("resume_token", _text))),
+    "resumed": (ResumedMessage, (("session", _text), ("resume_token", _text))),
     "queued": (QueuedMessage, (("position", _position), ("eta_s", _seconds))),
     "text": (TextMessage, (("content", _text),)),
     "turn_end": (TurnEndMessage, (("reason", _reason),)),
@@ -149,13 +155,14 @@ def decode_message(frame: str | bytes) -> ProxyMessage:
         raise UnknownProxyMessage(kind, frame)
     make, fields = known
     names = [name for name, _ in fields]
-    if set(event) != set(names):
-        missing, extra = sorted(set(names) - set(event)), sorted(set(event) - set(names))
+    required = {name for name in names if (kind, name) not in _OPTIONAL}
+    if not required <= set(event) <= set(names):
+        missing, extra = sorted(required - set(event)), sorted(set(event) - set(names))
         raise BadProxyMessage(f"{kind!r} has fields {names}; missing {missing}, extra {extra}", frame)
     values = []
     for name, check in fields:
         try:
-            values.append(check(event[name]))
+            values.append(check(event[name]) if name in event else None)
         except TypeError as exc:
             raise BadProxyMessage(f"{kind!r} field {name!r} must be {exc}", frame) from exc
     return make(*values)
@@ -200,6 +207,8 @@ class NativeClient:
 
     Attributes:
         session_id: from ``ready``; ``None`` before it.
+        resume_token: from ``ready``, then from each ``resumed``: what a reconnect after a
+            cut sends as ``?resume=``; ``None`` where the proxy keeps no session for one.
         upstream_version: from ``ready``.
         queue_position: the last ``queued`` position while waiting; ``None`` once ready.
         reply_in_progress: a reply's text or audio came and its ``turn_end`` has not.
@@ -211,6 +220,7 @@ class NativeClient:
 
     session_id: str | None = None
     upstream_version: str | None = None
+    resume_token: str | None = None
     queue_position: int | None = None
     reply_in_progress: bool = False
     reply_audio_bytes: int = 0
@@ -235,8 +245,11 @@ class NativeClient:
         """
         message = decode_message(frame)
         match message:
-            case ReadyMessage(session_id=session_id, upstream_version=version):
+            case ReadyMessage(session_id=session_id, upstream_version=version, resume_token=token):
                 self.session_id, self.upstream_version, self.queue_position = session_id, version, None
+                self.resume_token = token
+            case ResumedMessage(resume_token=token):
+                self.resume_token = token
             case QueuedMessage(position=position):
                 self.queue_position = position
             case TextMessage(text=text):

@@ -22,6 +22,7 @@ __all__ = [
     "ProxyMessage",
     "QueuedMessage",
     "ReadyMessage",
+    "ResumedMessage",
     "SpeechStartedMessage",
     "SpeechStoppedMessage",
     "TextMessage",
@@ -71,6 +72,16 @@ class ReadyMessage:
 
     session_id: str
     upstream_version: str
+    resume_token: str | None = None  # where the proxy holds a cut session for a resume
+
+
+@dataclass(frozen=True, slots=True)
+class ResumedMessage:
+    """``resumed``: a reconnect with ``?resume=<token>`` took the session back; the next
+    resume needs ``resume_token``."""
+
+    session_id: str
+    resume_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,5 +147,5 @@ class ErrorMessage:
     message: str
 
 
-ProxyMessage = (ReadyMessage | QueuedMessage | TextMessage | AudioMessage | TurnEndMessage
+ProxyMessage = (ReadyMessage | ResumedMessage | QueuedMessage | TextMessage | AudioMessage | TurnEndMessage
                 | ConfigAppliedMessage | SpeechStartedMessage | SpeechStoppedMessage | ErrorMessage)

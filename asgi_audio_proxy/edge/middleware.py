@@ -24,16 +24,19 @@ from starlette.websockets import WebSocket
 from ..config import ProxyConfig
 from ..dialects.base import ClientDialect, DialectFactory
 from ..dialects.native import native_dialect
+from ..events import ErrorEvent
 from ..metrics import ProxyMetrics, TurnTimer
 from ..pool.lease import UpstreamLeaser
 from ..pool.pool import UpstreamPool
+from ..session.resumable import ResumableClient, ResumeWire
+from ..session.resume import RESUME_FAILED, ResumeTokens
 from ..session.session import ProxySession
 from ..session.stats import SessionStats
 from ..upstreams.base import UpstreamFactory
 from ..upstreams.kind import UpstreamKind, new_http_client
 from ..upstreams.minicpm.kind import MINICPM
 from .admission import Authenticator, Denied, ParameterCheck, authenticate_scope
-from .connection import ClientConnection, StarletteClient
+from .connection import ClientConnection, ClientGone, StarletteClient
 from .load_monitor import LagGauge, LoopLagMonitor
 
 __all__ = ["AudioProxy", "AudioProxyMiddleware"]
@@ -101,6 +104,7 @@ class AudioProxy:
         self._owns_client = http_client is None
         self._on_session_end = on_session_end
         self.sessions: dict[str, ProxySession] = {}
+        self.resume_tokens: ResumeTokens[ResumableClient] = ResumeTokens()
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._per_client: Counter[str] = Counter()
         self._admitted = 0
@@ -147,6 +151,10 @@ class AudioProxy:
             identity = await authenticate_scope(websocket.scope, self.authenticate,
                                                 self.config.allowed_origins)
             speaks = (dialect or self.dialect)(websocket.scope, self.config)
+            token = websocket.query_params.get("resume")
+            if token is not None:  # its session holds its place
+                await self._resume(websocket, speaks, token, identity)
+                return None
             address = self.reserve(websocket.scope)
         except Denied as denial:
             await self._deny(websocket, denial)
@@ -156,21 +164,48 @@ class AudioProxy:
                 await self._deny(websocket, Denied(503, "the model server is busy and no queue is "
                                                    "kept", retry_after_s=self.config.retry_after_s))
                 return None
-            return await self.run_client(StarletteClient(websocket), speaks, identity)
+            return await self.run_client(StarletteClient(websocket), speaks, identity,
+                                         origin=websocket.headers.get("origin"))
         finally:
             self.release(address)
 
     async def run_client(self, client: ClientConnection, dialect: ClientDialect,
-                         identity: object) -> SessionStats:
+                         identity: object, *, origin: str | None = None) -> SessionStats:
         """Run one admitted session over ``client`` (any carrier: a WebSocket, a WebRTC call)
-        until it ends; the caller has taken its place with :meth:`reserve`."""
+        until it ends; the caller has taken its place with :meth:`reserve`. A WebSocket
+        (``origin`` given, maybe ``None``) may be resumed after a cut, where its dialect can."""
+        resume = None
+        if (isinstance(client, StarletteClient) and isinstance(dialect, ResumeWire)
+                and self.config.resume_grace_s > 0):
+            resume = ResumableClient(client, self.resume_tokens, dialect, origin=origin,
+                                     identity=identity, grace_s=self.config.resume_grace_s)
+            client = resume
         with self.metrics.track(client) if self.metrics else contextlib.nullcontext(
                 client) as client:
             return await self._run(ProxySession(
                 client, self.config, self.http_client, dialect=dialect,
                 on_end=self._session_ended, identity=identity, leaser=self.leaser,
-                kind=self.kind, admit=self.admit,
+                kind=self.kind, admit=self.admit, resume=resume,
                 observer=TurnTimer(self.metrics) if self.metrics else None))
+
+    async def _resume(self, websocket: WebSocket, dialect: ClientDialect, token: str,
+                      identity: object) -> None:
+        """A client back after a cut: its connection taken into the session it names, until it
+        ends or is cut again; or ``resume_failed`` and close 1008, with nothing else touched."""
+        client = StarletteClient(websocket)
+        claim = self.resume_tokens.claim(token, websocket.headers.get("origin"), identity)
+        if claim.holder is not None:
+            with contextlib.suppress(ClientGone):
+                await claim.holder.attach(client)
+            return
+        logger.info("refused a resume: %s", claim.reason)
+        message = "this session cannot be resumed (its token is unknown, used or expired)"
+        await client.accept(dialect.subprotocol)
+        with contextlib.suppress(ClientGone, TimeoutError):
+            async with asyncio.timeout(self.config.close_timeout_s):
+                for frame in dialect.send(ErrorEvent(RESUME_FAILED, message, 1008, fatal=True)):
+                    await client.send(frame)
+                await client.close(1008, "resume failed")
 
     def _session_ended(self, stats: SessionStats) -> None:
         if self.metrics is not None:

@@ -117,6 +117,7 @@ def build_server_app(settings: ServeSettings, environ: Mapping[str, str] | None 
                          max_loop_lag_s=settings.max_loop_lag,
                          max_queue=settings.max_queue, max_queue_wait_s=settings.max_queue_wait,
                          shutdown_grace_s=settings.shutdown_grace,
+                         resume_grace_s=settings.resume_grace,
                          barge_in=cast(BargeInPolicy, settings.barge_in))
     metrics = _metrics(metrics_dir) if settings.metrics else None
     pool = None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_WAIT_S, DEFAULT_UPSTREAM_URL
+from ..config import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_WAIT_S, DEFAULT_RESUME_GRACE_S, DEFAULT_UPSTREAM_URL
 from ..upstreams.registry import KIND_NAMES
 
 __all__ = ["ENV_PREFIX", "SERVE_SETTINGS", "ServeSettings", "Setting", "SettingError",
@@ -88,6 +88,16 @@ def _seconds(text: str) -> float:
         value = -1.0
     if not 0 < value < float("inf"):
         raise ValueError("a positive number of seconds")
+    return value
+
+
+def _grace(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ValueError("a number of seconds >= 0")
     return value
 
 
@@ -211,6 +221,9 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
                  "Bearer ... or ?token=...)"),
     Setting(name="shutdown_grace", parse=_seconds, default=5.0, metavar="SECONDS",
             help="how long live sessions get to end on SIGTERM"),
+    Setting(name="resume_grace", parse=_grace, default=DEFAULT_RESUME_GRACE_S, metavar="SECONDS",
+            help="how long a session whose connection was cut is held for its client to resume "
+                 "(?resume=TOKEN); 0: a cut ends it"),
 )
 
 
@@ -244,6 +257,7 @@ class ServeSettings:
     allow_origin: tuple[str, ...] | None
     token_file: Path | None
     shutdown_grace: float
+    resume_grace: float
 
 
 def add_settings(parser: argparse.ArgumentParser,

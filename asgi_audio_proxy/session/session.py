@@ -46,6 +46,7 @@ from .inbound import ClientEnded, ClientInbound
 from .link import UpstreamLink
 from .rates import RateBridge
 from .replies import ReplyPath
+from .resumable import ResumableClient
 from .stats import AudioLedger, SessionLog, SessionStats
 from .voice import VoiceWatch
 from .watch import watch_session
@@ -83,6 +84,8 @@ class ProxySession:
         observer: told of every event received from the client and sent to it (metrics).
         admit: checks what the client says after the handshake (a call's ``customParameters``);
             a refusal ends the session with its close code.
+        resume: ``client`` (or what it wraps) when it may be resumed after a cut: ``ready``
+            then carries its first resume token.
     """
 
     def __init__(self, client: ClientConnection, config: ProxyConfig,
@@ -93,13 +96,15 @@ class ProxySession:
                  upstream: UpstreamAdapter | None = None,
                  on_end: Callable[[SessionStats], None] | None = None,
                  identity: object = None, observer: EventObserver | None = None,
-                 admit: ParameterCheck | None = None) -> None:
+                 admit: ParameterCheck | None = None,
+                 resume: ResumableClient | None = None) -> None:
         if upstream is None and (leaser is None or kind is None):
             raise ValueError("a session needs an upstream adapter, or a leaser (a pool) and a kind")
         self.id = uuid.uuid4().hex[:12]
         self.log = SessionLog(logger, {"session": self.id})
         self.stats = SessionStats(self.id, identity=identity)
         self._client = client
+        self._resume = resume
         self._config = config
         self._config_data = config_data
         self._dialect: ClientDialect = dialect or NativeDialect(config.max_text_bytes)
@@ -193,7 +198,8 @@ class ProxySession:
         self.log.debug("upstream %s, version %s", lease.url if lease else "given", upstream.version)
         if isinstance(upstream, TurnOwner) and upstream.owns_turns and self._voice is not None:
             self._quiet_voice()
-        await self._to_client.send_now(Ready(self.id, upstream.version))
+        token = self._resume.issue(self.id) if self._resume is not None else None
+        await self._to_client.send_now(Ready(self.id, upstream.version, token))
         self.state = SessionState.STREAMING
         for frame in self._link.held_frames:  # sent while it waited, in a queue or the upstream's
             await self._inbound.on_frame(frame)
@@ -249,6 +255,12 @@ class ProxySession:
     async def _teardown(self, failure: AudioProxyError | None, client_left: bool) -> None:
         self.state = SessionState.CLOSING
         self._replies.close()
+        if self._resume is not None:
+            self._resume.end()
+            self.stats.resumes = self._resume.resumes
+            self.stats.reply_audio_dropped_bytes += self._resume.dropped_reply_bytes
+            if self._resume.expired:
+                self.stats.end_reason = f"not resumed within {self._resume.grace_s:g} s of a cut"
         self._ledger.settle(await self._link.close_adapter())
         await self._link.release(failed=isinstance(failure, UpstreamError))
         if failure is not None:
@@ -258,6 +270,8 @@ class ProxySession:
         if not client_left:
             code = self.stats.close_code = self.stats.close_code or status.WS_1000_NORMAL_CLOSURE
             await self._to_client.goodbye(failure, code, self._config.close_timeout_s)
+        if self._resume is not None:
+            self._resume.release()
         self.state = SessionState.CLOSED
 
 

@@ -45,6 +45,8 @@ class SessionStats:
     reply_audio_dropped_bytes: int = 0  # dropped for a slow client, or queued when stopped
     close_code: int | None = None
     duration_s: float = 0.0
+    resumes: int = 0  # the client came back on a new connection after a cut
+    end_reason: str = ""  # set where the close code alone does not say it
 
     @property
     def balanced(self) -> bool:
@@ -58,7 +60,9 @@ class SessionStats:
                 f"dropped {dict(self.dropped_bytes) or 'nothing'}, {self.replies} replies, "
                 f"{self.reply_audio_bytes} B reply audio"
                 + (f" ({self.reply_audio_dropped_bytes} B dropped)"
-                   if self.reply_audio_dropped_bytes else ""))
+                   if self.reply_audio_dropped_bytes else "")
+                + (f", {self.resumes} resumes" if self.resumes else "")
+                + (f", {self.end_reason}" if self.end_reason else ""))
 
 
 class AudioLedger:

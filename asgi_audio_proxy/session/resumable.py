@@ -1,0 +1,241 @@
+"""``ResumableClient``: a session's client connection that outlives a dropped network.
+
+Owns: the connection of the moment (each read by a task of its own into one queue, so a
+resumed connection can take the place of a cut one), the time away (silence at real time
+in place of the client's audio, so the upstream's turn logic goes on; what was meant for the
+client kept in a :class:`~.resume.ReplyBuffer`), the end of the grace, and taking a resumed
+connection in (the dialect's ``resumed`` first, then what was kept). A close frame from the
+client ends the session at once; a cut (no close frame) leaves it held for ``grace_s``.
+Must not: parse a frame, or decide anything of the conversation's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol, runtime_checkable
+
+from starlette import status
+
+from ..dialects.base import Frame
+from ..dialects.connection import ClientConnection
+from ..errors import ClientGone
+from .resume import MAX_AWAY_AUDIO_S, ReplyBuffer, ResumeTokens, resumable
+
+__all__ = ["ResumableClient", "ResumeWire"]
+
+logger = logging.getLogger("asgi_audio_proxy.session")
+
+#: silence goes upstream in frames of this length while the client is away
+_SILENCE_FRAME_S = 0.02
+_QUEUE_FRAMES = 16  # frames read ahead of the session (back-pressure holds the rest)
+
+
+@runtime_checkable
+class ResumeWire(Protocol):
+    """What a dialect that supports resuming says: the ``resumed`` event, and silence."""
+
+    output_rate_hz: int
+    text_audio_ratio: float
+
+    def resumed(self, session_id: str, token: str) -> list[Frame]: ...
+
+    def silence(self, duration_s: float) -> Frame: ...
+
+
+class _Gone:
+    __slots__ = ("code", "generation")
+
+    def __init__(self, generation: int, code: int | None) -> None:
+        self.generation = generation
+        self.code = code
+
+
+class ResumableClient:
+    """A :class:`ClientConnection` whose carrier may be cut and replaced within ``grace_s``.
+
+    Args:
+        first: the connection the session opened on.
+        tokens: the process's resume tokens.
+        wire: the dialect's resume words.
+        origin, identity: who opened it (a resume must come from the same).
+        grace_s: how long a cut connection's session is held.
+    """
+
+    def __init__(self, first: ClientConnection, tokens: ResumeTokens[ResumableClient],
+                 wire: ResumeWire, *, origin: str | None, identity: object, grace_s: float) -> None:
+        self._conn: ClientConnection | None = first
+        self._tokens = tokens
+        self._wire = wire
+        self._origin = origin
+        self._identity = identity
+        self.grace_s = grace_s
+        self.session_id = ""
+        self._token: str | None = None  # issued once the session is ready
+        self._generation = 0
+        self._queue: asyncio.Queue[bytes | str | _Gone] = asyncio.Queue(_QUEUE_FRAMES)
+        self._reader: asyncio.Task[None] | None = None
+        self._released = asyncio.Event()  # the connection of the moment is no longer used
+        self._send_lock = asyncio.Lock()
+        self._buffer = ReplyBuffer(int(MAX_AWAY_AUDIO_S * wire.output_rate_hz * 2), wire.text_audio_ratio)
+        self._deadline = self._next_silence = 0.0
+        self._closing = False
+        self._background: set[asyncio.Task[None]] = set()
+        self.resumes = 0
+        self.expired = False
+        self.away_silence_s = 0.0
+
+    @property
+    def away(self) -> bool:
+        return self._conn is None
+
+    @property
+    def dropped_reply_bytes(self) -> int:
+        return self._buffer.dropped_bytes
+
+    def issue(self, session_id: str) -> str:
+        """The session is ready: its first resume token."""
+        self.session_id = session_id
+        self._token = self._tokens.issue(self, self._origin, self._identity)
+        return self._token
+
+    async def accept(self, subprotocol: str | None = None) -> None:
+        self._subprotocol = subprotocol
+        assert self._conn is not None
+        await self._conn.accept(subprotocol)
+        self._start_reader(self._conn)
+
+    async def receive(self) -> bytes | str:
+        while True:
+            item = await (self._queue.get() if self._conn is not None else self._while_away())
+            if not isinstance(item, _Gone):
+                return item
+            if item.generation == self._generation:
+                self._lose(item.code)
+
+    async def send(self, message: bytes | str) -> None:
+        async with self._send_lock:
+            conn = self._conn
+            if conn is not None:
+                try:
+                    await conn.send(message)
+                    return
+                except ClientGone as exc:
+                    if conn is self._conn:
+                        self._lose(exc.code)
+            if self._token is None or self._closing:
+                raise ClientGone(None)
+            self._buffer.add(message)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.end()
+        conn = self._conn
+        self._stop_reader()
+        if conn is not None:
+            try:
+                await conn.close(code, reason)
+            finally:
+                self.release()
+
+    def end(self) -> None:
+        """The session is ending: its token stops working, and no connection is taken any more."""
+        self._closing = True
+        self._tokens.withdraw(self)
+
+    def release(self) -> None:
+        """The session is over: the connection of the moment is no longer its (its handler may
+        return)."""
+        self.end()
+        self._conn = None
+        self._stop_reader()
+        self._released.set()
+
+    async def attach(self, conn: ClientConnection) -> None:
+        """Take ``conn`` (a resume, already checked) as the session's connection: ``resumed``
+        with the next token, then what was kept while away; returns once ``conn`` is no longer
+        the session's (the session ended, or it was cut or replaced in turn).
+
+        Raises:
+            ClientGone: the session ended meanwhile, or ``conn`` was cut before it was taken.
+        """
+        await conn.accept(self._subprotocol)
+        async with self._send_lock:
+            if self._closing:
+                raise ClientGone(None)
+            old, self._conn = self._conn, None
+            if old is not None:  # the old connection has not noticed its cut yet: replace it
+                self._stop_reader()
+                self._released.set()
+                self._close_later(old)
+            self._token = self._tokens.issue(self, self._origin, self._identity)
+            for frame in [*self._wire.resumed(self.session_id, self._token), *self._buffer.drain()]:
+                await conn.send(frame)
+            self._generation += 1
+            self._conn = conn
+            self._released = released = asyncio.Event()
+            self._start_reader(conn)
+            self.resumes += 1
+        logger.info("[session %s] resumed (%d so far)", self.session_id, self.resumes)
+        await released.wait()
+
+    def _lose(self, code: int | None) -> None:
+        """The connection of the moment ended with ``code``: hold the session, or end it."""
+        self._stop_reader()
+        self._generation += 1
+        self._conn = None
+        self._released.set()
+        with contextlib.suppress(asyncio.QueueFull):  # wake a receive that waits on the old one
+            self._queue.put_nowait(_Gone(-1, code))
+        if self._token is None or self._closing or not resumable(code) or self.grace_s <= 0:
+            raise ClientGone(code)
+        now = asyncio.get_running_loop().time()
+        self._deadline = now + self.grace_s
+        self._next_silence = now
+        logger.info("[session %s] the connection was cut: held %g s for a resume",
+                    self.session_id, self.grace_s)
+
+    async def _while_away(self) -> bytes | str | _Gone:
+        """Silence at real time until a resume (then what the new connection sends) or the end
+        of the grace (then ``ClientGone``: the session ends as on a close)."""
+        loop = asyncio.get_running_loop()
+        while self._conn is None:
+            now = loop.time()
+            if now >= self._deadline or self._closing:
+                self.expired = True
+                self._tokens.withdraw(self)
+                raise ClientGone(status.WS_1006_ABNORMAL_CLOSURE)
+            if now >= self._next_silence:
+                self._next_silence += _SILENCE_FRAME_S
+                self.away_silence_s += _SILENCE_FRAME_S
+                return self._wire.silence(_SILENCE_FRAME_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self._next_silence, self._deadline) - now):
+                    return await self._queue.get()
+        return await self._queue.get()
+
+    def _start_reader(self, conn: ClientConnection) -> None:
+        self._reader = asyncio.get_running_loop().create_task(self._read(conn, self._generation))
+
+    def _stop_reader(self) -> None:
+        if self._reader is not None and self._reader is not asyncio.current_task():
+            self._reader.cancel()
+        self._reader = None
+
+    async def _read(self, conn: ClientConnection, generation: int) -> None:
+        while True:
+            try:
+                frame = await conn.receive()
+            except ClientGone as exc:
+                await self._queue.put(_Gone(generation, exc.code))
+                return
+            await self._queue.put(frame)
+
+    def _close_later(self, conn: ClientConnection) -> None:
+        async def close() -> None:
+            with contextlib.suppress(TimeoutError, ClientGone):
+                async with asyncio.timeout(2.0):
+                    await conn.close(status.WS_1008_POLICY_VIOLATION, "resumed on another connection")
+        task = asyncio.get_running_loop().create_task(close())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,133 @@
+"""Resuming after a cut, without sockets: the tokens, the bound on what is kept for a client
+that is away, which ends may be a cut, and :class:`ResumableClient` over in-memory connections
+(silence at real time while away, the grace's end, ``resumed`` then what was kept)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from asgi_audio_proxy.dialects.native import NativeDialect
+from asgi_audio_proxy.errors import ClientGone
+from asgi_audio_proxy.session.resumable import ResumableClient
+from asgi_audio_proxy.session.resume import MAX_AWAY_AUDIO_S, ReplyBuffer, ResumeTokens, resumable
+from tests.timing import within
+
+
+def test_a_token_works_once_and_only_for_its_origin_and_identity() -> None:
+    tokens: ResumeTokens[str] = ResumeTokens()
+    first = tokens.issue("session-a", "https://app.example", "alice")
+    assert len(first) >= 32 and first != tokens.issue("session-b", "https://app.example", "alice")
+    assert tokens.claim(first, "https://app.example", "alice").holder == "session-a"
+    assert tokens.claim(first, "https://evil.example", "alice").holder is None
+    assert tokens.claim(first, "https://app.example", "mallory").holder is None
+    assert tokens.claim("x" + first[1:], "https://app.example", "alice").holder is None
+    second = tokens.issue("session-a", "https://app.example", "alice")  # a resume: the next one
+    assert tokens.claim(first, "https://app.example", "alice").holder is None
+    assert tokens.claim(second, "https://app.example", "alice").holder == "session-a"
+    tokens.withdraw("session-a")  # the session ended
+    assert tokens.claim(second, "https://app.example", "alice").reason.startswith("the token is unknown")
+    assert len(tokens) == 1
+
+
+def test_the_buffer_keeps_ten_seconds_of_audio_and_counts_the_rest() -> None:
+    buffer = ReplyBuffer(int(MAX_AWAY_AUDIO_S * 16_000 * 2))
+    second = bytes(32_000)
+    assert all(buffer.add(second) for _ in range(10))
+    assert buffer.add('{"type":"text","content":"hi"}')  # events do not count as audio
+    assert not buffer.add(b"\x00\x00")
+    assert buffer.dropped_bytes == 2 and buffer.audio_bytes == 320_000
+    assert len(buffer.drain()) == 11 and len(buffer) == 0 and buffer.audio_bytes == 0
+    base64ish = ReplyBuffer(300, text_audio_ratio=0.75)
+    assert base64ish.add("a" * 400) and not base64ish.add("a" * 4)
+
+
+@pytest.mark.parametrize(("code", "cut"), [(None, True), (1006, True), (1005, True),
+                                           (1000, False), (1001, False), (4000, False)])
+def test_which_ends_leave_the_session_held(code: int | None, cut: bool) -> None:
+    assert resumable(code) is cut
+
+
+class Memory:
+    """An in-memory client connection: frames in through ``incoming``, out into ``sent``."""
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[bytes | str | ClientGone] = asyncio.Queue()
+        self.sent: list[bytes | str] = []
+        self.closed: int | None = None
+
+    async def accept(self, subprotocol: str | None = None) -> None:
+        return None
+
+    async def receive(self) -> bytes | str:
+        item = await self.incoming.get()
+        if isinstance(item, ClientGone):
+            raise item
+        return item
+
+    async def send(self, message: bytes | str) -> None:
+        if self.closed is not None:
+            raise ClientGone(1006)
+        self.sent.append(message)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.closed = code
+
+
+async def test_away_it_feeds_silence_at_real_time_keeps_replies_and_hands_them_over() -> None:
+    tokens: ResumeTokens[ResumableClient] = ResumeTokens()
+    first, second = Memory(), Memory()
+    client = ResumableClient(first, tokens, NativeDialect(4096), origin=None, identity=None,
+                             grace_s=5.0)
+    await client.accept()
+    token = client.issue("s1")
+    first.incoming.put_nowait(b"\x01\x00")
+    assert await client.receive() == b"\x01\x00"
+    first.incoming.put_nowait(ClientGone(1006))
+    first.closed = 1006
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    silence = [await client.receive() for _ in range(10)]  # 0.2 s of it
+    assert silence == [bytes(640)] * 10 and client.away
+    assert 0.15 <= loop.time() - started < within(1.0)
+    await client.send(b"\x02\x00" * 100)  # reply audio while away: kept
+    await client.send('{"type":"turn_end","reason":"complete"}')
+    assert tokens.claim(token, None, None).holder is client
+    attach = asyncio.create_task(client.attach(second))
+    second.incoming.put_nowait(b"\x03\x00")
+    async with asyncio.timeout(within(2)):
+        while (frame := await client.receive()) == bytes(640):
+            pass
+    assert frame == b"\x03\x00" and not client.away and client.resumes == 1
+    resumed, audio, ended = second.sent
+    assert '"type":"resumed"' in str(resumed) and token not in str(resumed)
+    assert audio == b"\x02\x00" * 100 and "turn_end" in str(ended)
+    assert tokens.claim(token, None, None).holder is None  # used
+    await client.close(1000)
+    await asyncio.wait_for(attach, within(2))  # the resumed connection's handler may return
+    assert second.closed == 1000 and len(tokens) == 0
+
+
+async def test_the_grace_ends_the_session_and_a_close_frame_ends_it_at_once() -> None:
+    tokens: ResumeTokens[ResumableClient] = ResumeTokens()
+    conn = Memory()
+    client = ResumableClient(conn, tokens, NativeDialect(4096), origin=None, identity=None,
+                             grace_s=0.1)
+    await client.accept()
+    client.issue("s1")
+    conn.incoming.put_nowait(ClientGone(1006))
+    with pytest.raises(ClientGone):
+        async with asyncio.timeout(within(2)):
+            while True:
+                await client.receive()
+    assert client.expired and len(tokens) == 0
+    closing = Memory()
+    client = ResumableClient(closing, tokens, NativeDialect(4096), origin=None, identity=None,
+                             grace_s=30.0)
+    await client.accept()
+    client.issue("s2")
+    closing.incoming.put_nowait(ClientGone(1000))
+    with pytest.raises(ClientGone) as gone:
+        await asyncio.wait_for(client.receive(), within(2))
+    assert gone.value.code == 1000 and not client.expired
