@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from . import chunk, compare, kinds
+from . import chunk, compare, kinds, overload
 from .load import LoadResult, run_load, summary
 from .procs import ServerProcess, server
 from .report import Row, build_rows, format_table, plot
@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-seconds", type=float, default=180.0,
                         help="soak length in seconds (full run only; 600 for a 10-minute soak, "
                              "which does not fit a 10-minute full run)")
+    parser.add_argument("--overload-capacity", type=int, default=overload.DEFAULT_CAPACITY,
+                        help="full run: sessions the proxy holds in the overload run (twice as "
+                             "many are offered)")
     args = parser.parse_args(argv)
     started = time.monotonic()
 
@@ -159,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     durations = {} if args.quick else _chunk_durations(log)
     kind_runs = {} if args.quick else _kinds(log)
     soak = None if args.quick else _soak(args, log)
+    overloaded = None if args.quick else overload.measure_overload(
+        args.overload_capacity, warmup_s=2.0, window_s=10.0, log=log)
     rows: list[Row] = build_rows(bare_runs, proxy_runs, replies, turns, soak, resamplers, router)
     top = _phases_level(args.quick)
     aligned = {"proxy": next(r for r in proxy_runs if r.sessions == top),
@@ -168,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += compare.voice_rows(compared["on"], compared["off"], compared["detector"])
     rows += chunk.chunk_rows(durations) if durations else []
     rows += kinds.kind_rows(kind_runs) if kind_runs else []
+    rows += overload.overload_rows(overloaded) if overloaded else []
     elapsed = time.monotonic() - started
     report = {
         "meta": {"quick": args.quick, "elapsed_s": round(elapsed, 1), "python": platform.python_version(),
@@ -178,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                       "direct_first_audio_ms": summary(turns["direct"].first_audio_ms)},
         "runs": {"proxy": [r.as_dict() for r in proxy_runs], "reply_path": replies.as_dict(),
                  "soak": soak.as_dict() if soak else None,
+                 "overload": overloaded.as_dict() if overloaded else None,
                  "turns": {k: vars(v) for k, v in turns.items()},
                  "chunk_duration": chunk.as_json(durations) if durations else None,
                  "upstream_kinds": kinds.as_json(kind_runs) if kind_runs else None,

@@ -68,6 +68,11 @@ class LoadResult:
     reply_ms: list[float] = field(default_factory=list)
     reply_e2e_ms: list[float] = field(default_factory=list)
     rss_samples: list[tuple[float, float]] = field(default_factory=list)
+    #: why each session that did not open failed (``... HTTP 503`` for a refused handshake)
+    connect_failures: list[str] = field(default_factory=list)
+    #: error events the sessions got (the first few per generator) and closes other than 1000
+    session_errors: list[str] = field(default_factory=list)
+    unexpected_closes: list[int | None] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -190,6 +195,9 @@ def _judge_generators(result: LoadResult, outputs: list[dict[str, Any]]) -> None
         result.invalidate(f"load generator fell behind (late p99 {late_p99:.1f} ms, "
                           f"max {late_max:.1f} ms)")
     for o in outputs:
+        result.connect_failures.extend(o["connect_failures"])
+        result.session_errors.extend(o["errors"])
+        result.unexpected_closes.extend(o["unexpected_closes"])
         if o["frames_sent"] < o["frames_due"]:
             result.invalidate(f"{o['frames_due'] - o['frames_sent']} frames not sent")
         if o["errors"] or o["unexpected_closes"]:

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from asgi_audio_proxy.dialects.native_client import (
     AudioMessage,
@@ -144,7 +144,8 @@ async def _open(spec: dict[str, Any], index: int, gate: asyncio.Semaphore,
                 ws = await connect(spec["url"], compression=compression, ping_interval=None,
                                    max_queue=None)
                 await wire.open(ws)
-        except (OSError, TimeoutError, ConnectionClosed, ValueError, HandshakeFailed) as exc:
+        except (OSError, TimeoutError, ConnectionClosed, InvalidStatus, ValueError,
+                HandshakeFailed) as exc:  # InvalidStatus: refused at admission (503)
             if ws is not None:
                 await ws.close()
             return f"session {index}: {type(exc).__name__}: {exc}"[:200]

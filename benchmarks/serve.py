@@ -48,6 +48,7 @@ def build_app(args: argparse.Namespace) -> Any:
     if args.stamp_replies:
         _stamp_reply_arrivals()
     config = ProxyConfig(upstream_url=args.upstream, chunk_duration=args.chunk_duration,
+                         max_sessions=args.max_sessions, max_loop_lag_s=args.max_loop_lag,
                          **({"barge_in": args.barge_in} if args.barge_in else {}))
     client = None
     if args.pool == "unbounded":
@@ -156,6 +157,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="proxy: ProxyConfig.barge_in (the library's default when omitted)")
     parser.add_argument("--chunk-duration", type=float, default=CHUNK_DURATION_S,
                         help="proxy: ProxyConfig.chunk_duration, forwarded to the minicpm kind")
+    parser.add_argument("--max-sessions", type=int, default=None,
+                        help="proxy: ProxyConfig.max_sessions (no limit when omitted)")
+    parser.add_argument("--max-loop-lag", type=float, default=None,
+                        help="proxy: ProxyConfig.max_loop_lag_s (not measured when omitted)")
     parser.add_argument("--dialects", action="store_true",
                         help="proxy: native on /audio, Realtime on /v1/realtime, Twilio on /twilio")
     parser.add_argument("--profile", metavar="PATH", help="write cProfile stats here at shutdown")
