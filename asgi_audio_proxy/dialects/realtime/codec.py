@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from array import array
+
+import numpy as np
 
 from ...audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
 from ...audio.resample import Resampler
@@ -78,9 +79,12 @@ def decode_whole(audio: list[str], fmt: str) -> list[tuple[bytes, int, int]]:
 
 
 def peak(pcm: bytes) -> int:
-    """The loudest sample of PCM16 (native order: the machines this runs on are little-endian)."""
-    samples = array("h", pcm)
-    return max(max(samples), -min(samples)) if samples else 0
+    """The loudest sample of PCM16 (little-endian), taken on every append: numpy's min and max,
+    a few microseconds where Python's over an ``array`` took some 60 per 20 ms."""
+    if len(pcm) < 2:
+        return 0
+    samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2)
+    return max(int(samples.max()), -int(samples.min()))
 
 
 class OutputEncoder:

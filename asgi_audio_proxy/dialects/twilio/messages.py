@@ -13,12 +13,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Any, Literal
 
 from ...errors import BadClientPayload, ClientError
 from ..base import Frame
+
+#: a string as ``json.dumps`` writes it (ASCII, escaped), without the rest of the encoder
+_json_string: Callable[[str], str] = encode_basestring_ascii
 
 __all__ = [
     "INBOUND_EVENTS",
@@ -164,8 +168,14 @@ def options_from_parameters(parameters: Mapping[str, str], names: frozenset[str]
 
 def outbound(event: Literal["media", "mark", "clear"], stream_sid: str,
              body: Mapping[str, str] | None = None) -> str:
-    """A message to Twilio: ``event``, ``streamSid`` and, for media and mark, its one object."""
-    message: dict[str, Any] = {"event": event, "streamSid": stream_sid}
-    if body is not None:
-        message[event] = dict(body)
-    return json.dumps(message, separators=(",", ":"))
+    """A message to Twilio: ``event``, ``streamSid`` and, for media and mark, its one object.
+
+    Written out around its strings rather than built as a dict for ``json.dumps``: the same
+    bytes as ``json.dumps(message, separators=(",", ":"))`` (the strings escaped as it escapes
+    them), in a little over half the CPU.
+    """
+    head = f'{{"event":"{event}","streamSid":{_json_string(stream_sid)}'
+    if body is None:
+        return head + "}"
+    fields = ",".join(f"{_json_string(key)}:{_json_string(value)}" for key, value in body.items())
+    return f'{head},"{event}":{{{fields}}}}}'
