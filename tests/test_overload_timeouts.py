@@ -1,9 +1,10 @@
-"""Every wait a session makes on the upstream ends as the error it is, not as our bug.
+"""Every wait a session makes ends as the error it is, not as our bug.
 
 An overloaded or hung model server shows up as waits that run out: a server that accepts the
 connection and never answers, one that finishes the WebSocket handshake and then says nothing,
 an adapter whose library lets its own ``TimeoutError`` out. Each must end the session with
-``upstream_timeout`` (1011) in the client's own dialect, never ``internal_error``.
+``upstream_timeout`` (1011) in the client's own dialect, never ``internal_error``. A lease store
+(Redis) that never answers is ``lease_store_unavailable`` (1011), not a wait without end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from websockets.exceptions import ConnectionClosed
 from asgi_audio_proxy import AudioProxy, ProxyConfig
 from asgi_audio_proxy.config import UpstreamOptions
 from asgi_audio_proxy.dialects.realtime import realtime_dialect
+from asgi_audio_proxy.errors import LeaseStoreUnavailable
+from asgi_audio_proxy.pool import RedisLeaseStore, UpstreamPool
 from asgi_audio_proxy.session.session import ProxySession
 from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter
 from asgi_audio_proxy.upstreams.registry import named_kind
@@ -146,3 +149,37 @@ async def test_a_timeout_an_adapter_lets_out_is_upstream_timeout_not_a_bug() -> 
     event = json.loads(client.outgoing.get_nowait())
     assert event["error"] == "upstream_timeout" and event["code"] == 1011, event
     assert client.close_code == stats.close_code == 1011
+
+
+async def test_a_lease_store_that_never_answers_is_lease_store_unavailable() -> None:
+    async with silent_tcp_server() as port:
+        store = RedisLeaseStore.from_url(f"redis://127.0.0.1:{port}/0", timeout_s=0.2)
+        try:
+            async with asyncio.timeout(within(5)):
+                with pytest.raises(LeaseStoreUnavailable, match=r"within 0\.2 s"):
+                    await store.join("t1", ["http://gpu:1"], 4)
+                with pytest.raises(LeaseStoreUnavailable, match=r"within 0\.2 s"):
+                    await store.snapshot(["http://gpu:1"])
+                with pytest.raises(LeaseStoreUnavailable, match="subscribed"):
+                    await store.start()
+        finally:
+            await store.aclose()
+
+
+async def test_a_session_whose_lease_store_never_answers_ends_with_lease_store_unavailable() -> None:
+    async with silent_tcp_server() as port:
+        store = RedisLeaseStore.from_url(f"redis://127.0.0.1:{port}/0", timeout_s=0.2)
+        pool = UpstreamPool(["http://127.0.0.1:9"], store=store)
+        proxy = AudioProxy(ProxyConfig(upstream_url="http://127.0.0.1:9"), leaser=pool)
+        try:
+            async with serve_uvicorn(proxy) as proxy_port, \
+                    connect(f"ws://127.0.0.1:{proxy_port}/", ping_interval=None) as ws:
+                async with asyncio.timeout(within(10)):
+                    event = json.loads(await ws.recv())
+                    with contextlib.suppress(ConnectionClosed):
+                        await ws.recv()
+        finally:
+            await proxy.aclose()
+            await pool.aclose()
+    assert event["error"] == "lease_store_unavailable" and event["code"] == 1011, event
+    assert ws.close_code == 1011

@@ -32,13 +32,16 @@ from redis.exceptions import RedisError
 from ..errors import LeaseStoreUnavailable
 from .store import DEFAULT_LEASE_TTL_S, ChangeSignal, Grant, QueueFull, StoreSnapshot, Waiting
 
-__all__ = ["DEFAULT_REDIS_PREFIX", "RedisLeaseStore"]
+__all__ = ["DEFAULT_REDIS_PREFIX", "DEFAULT_REDIS_TIMEOUT_S", "RedisLeaseStore"]
 
 logger = logging.getLogger("asgi_audio_proxy.leases_redis")
 #: every key of the store starts with this; give each deployment its own
 DEFAULT_REDIS_PREFIX = "asgi_audio_proxy:"
 #: a lost pub/sub connection is retried this often; waiters fall back on their retry time meanwhile
 _RESUBSCRIBE_S = 1.0
+#: a Redis call answers in milliseconds; one that takes seconds is a store that is gone (a host
+#: that accepts the connection and never answers would otherwise hold its session forever)
+DEFAULT_REDIS_TIMEOUT_S = 2.0
 
 # Shared head of the scripts: ARGV[1] is the prefix. prune() drops queued tickets whose key
 # expired and returns the live queue; retry_ms() is the soonest expiry a waiter at `place` awaits.
@@ -154,7 +157,7 @@ class RedisLeaseStore:
     """Leases and the queue in Redis, shared by every replica pointing at the same ``prefix``.
 
     Call :meth:`start` (the pool does) before use, so no change is missed, and :meth:`aclose`.
-    A Redis error or a lost connection raises
+    A Redis error, a lost connection or a call unanswered for ``timeout_s`` raises
     :class:`~asgi_audio_proxy.errors.LeaseStoreUnavailable`, chained to the Redis exception.
 
     Args:
@@ -163,12 +166,16 @@ class RedisLeaseStore:
         prefix: the start of every key and of the channel.
         ttl_s: how long a lease or queued ticket outlives its replica's last heartbeat.
         owns_client: close ``redis`` in :meth:`aclose`.
+        timeout_s: the longest any one call (and the subscription at :meth:`start`) may take.
     """
 
     def __init__(self, redis: Redis, *, prefix: str = DEFAULT_REDIS_PREFIX,
-                 ttl_s: float = DEFAULT_LEASE_TTL_S, owns_client: bool = False) -> None:
-        if not 0 < ttl_s < float("inf"):
-            raise ValueError(f"invalid ttl_s={ttl_s!r}: expected a positive finite number")
+                 ttl_s: float = DEFAULT_LEASE_TTL_S, owns_client: bool = False,
+                 timeout_s: float = DEFAULT_REDIS_TIMEOUT_S) -> None:
+        for name, value in (("ttl_s", ttl_s), ("timeout_s", timeout_s)):
+            if not 0 < value < float("inf"):
+                raise ValueError(f"invalid {name}={value!r}: expected a positive finite number")
+        self.timeout_s = timeout_s
         self._ttl_ms = max(1, round(ttl_s * 1000))
         self.ttl_s = self._ttl_ms / 1000  # what the leases get: Redis counts whole milliseconds
         self.prefix = prefix
@@ -190,11 +197,26 @@ class RedisLeaseStore:
         return self._changes.version
 
     async def start(self) -> None:
-        """Subscribe to the change channel; returns once Redis has confirmed it."""
+        """Subscribe to the change channel; returns once Redis has confirmed it.
+
+        Raises:
+            LeaseStoreUnavailable: Redis refused, failed or did not confirm within ``timeout_s``
+                (a later call tries again).
+        """
         if self._listener is None:
             subscribed = asyncio.get_running_loop().create_future()
             self._listener = asyncio.create_task(self._listen(subscribed), name="lease-listener")
-            await asyncio.shield(subscribed)
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await asyncio.shield(subscribed)
+            except (RedisError, OSError, TimeoutError) as exc:
+                listener, self._listener = self._listener, None
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                    await listener
+                raise LeaseStoreUnavailable(f"the lease store (Redis) could not be subscribed to: "
+                                            f"{exc or 'no answer within ' + str(self.timeout_s) + ' s'}"
+                                            ) from exc
 
     async def join(self, ticket: str, urls: Sequence[str], max_queue: int, *,
                    front: bool = False) -> Grant | Waiting | QueueFull:
@@ -234,10 +256,15 @@ class RedisLeaseStore:
 
     async def snapshot(self, urls: Sequence[str]) -> StoreSnapshot:
         try:
-            # redis-py 5 types the asyncio client's lrange() as maybe-not-awaitable; it always is
-            waiting = cast("Awaitable[list[Any]]", self._redis.lrange(self.prefix + "queue", 0, -1))
-            queue = [_text(t) for t in await waiting]
-            values = await self._redis.mget([self.prefix + "lease:" + url for url in urls]) if urls else []
+            async with asyncio.timeout(self.timeout_s):
+                # redis-py 5 types the asyncio client's lrange() as maybe-not-awaitable; it always is
+                waiting = cast("Awaitable[list[Any]]", self._redis.lrange(self.prefix + "queue", 0, -1))
+                queue = [_text(t) for t in await waiting]
+                values = (await self._redis.mget([self.prefix + "lease:" + url for url in urls])
+                          if urls else [])
+        except TimeoutError as exc:
+            raise LeaseStoreUnavailable(f"the lease store (Redis) did not answer within "
+                                        f"{self.timeout_s:g} s") from exc
         except (RedisError, OSError) as exc:
             raise LeaseStoreUnavailable(f"the lease store (Redis) failed: {exc}") from exc
         leases = {}
@@ -258,7 +285,11 @@ class RedisLeaseStore:
 
     async def _run(self, name: str, *args: str | int) -> Any:
         try:
-            return _decode(await self._scripts[name](args=[self.prefix, *args]))
+            async with asyncio.timeout(self.timeout_s):
+                return _decode(await self._scripts[name](args=[self.prefix, *args]))
+        except TimeoutError as exc:
+            raise LeaseStoreUnavailable(f"the lease store (Redis) did not answer {name} within "
+                                        f"{self.timeout_s:g} s") from exc
         except (RedisError, OSError) as exc:
             raise LeaseStoreUnavailable(f"the lease store (Redis) failed: {exc}") from exc
 
