@@ -143,6 +143,17 @@ async def test_a_worker_that_dies_stops_the_others_with_a_failure_status() -> No
         await said.wait_for(r"worker 0 \(pid \d+\) exited with status -9; stopping the others", 5)
 
 
+async def test_a_setting_the_workers_refuse_ends_the_server_with_status_2() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *command("serve", "--workers", "2", "--port", "0", "--chunk-duration", "0.3"), cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(within(20)):
+        _, err = await proc.communicate()
+    assert proc.returncode == 2, err.decode()
+    assert "asgi-audio-proxy: error: " in err.decode() and "chunk_duration=0.3" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
 def test_workers_come_from_the_flag_or_the_variable() -> None:
     def settings(argv: list[str], environ: dict[str, str]) -> int:
         return resolve_settings(build_parser().parse_args(["serve", *argv]), environ).workers

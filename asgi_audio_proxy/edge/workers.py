@@ -90,7 +90,8 @@ def run_workers(settings: ServeSettings, environ: Mapping[str, str], *, workers:
         announce: told one line once every worker listens (the URL and the workers' pids).
 
     Returns:
-        0 once every worker has ended gracefully after a signal; 1 if one died or failed to start.
+        0 once every worker has ended gracefully after a signal; 1 if one died or did not start;
+        2 if one refused a setting (it says which on stderr).
 
     Raises:
         OSError: the port cannot be bound, or this system has no ``SO_REUSEPORT``.
@@ -122,10 +123,17 @@ def run_workers(settings: ServeSettings, environ: Mapping[str, str], *, workers:
             worker.start()
             processes.append(worker)
         ready_out.close()
-        if _all_listening(processes, ready_in) and not stop_signals:
+        failed_to_start = not _all_listening(processes, ready_in) and not stop_signals
+        if failed_to_start:
+            logger.error("a worker failed to start; stopping the others")
+            stop(signal.SIGTERM, None)
+        elif not stop_signals:
             pids = ", ".join(str(p.pid) for p in processes)
             announce(f"asgi-audio-proxy: {workers} workers on http://{settings.host}:{port} (pids {pids})")
-        return _supervise(processes, stop_signals, stop, run_dir)
+        status = _supervise(processes, stop_signals, stop, run_dir)
+        if failed_to_start:  # a setting the workers refuse ends with 2, as a single serve's does
+            return 2 if any(p.exitcode == 2 for p in processes) else 1
+        return status
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -159,10 +167,6 @@ def _supervise(processes: list[BaseProcess], stop_signals: list[int],
     """Wait for every worker to end; the first to end unasked stops the others. The status."""
     status = 0
     running = list(processes)
-    if not stop_signals and any(p.exitcode is not None for p in running):
-        logger.error("a worker failed to start; stopping the others")
-        status = 1
-        stop(signal.SIGTERM, None)
     while running:
         multiprocessing.connection.wait([p.sentinel for p in running])
         for process in [p for p in running if p.exitcode is not None]:
