@@ -11,7 +11,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from asgi_audio_proxy import AudioProxy, ProxyConfig
+from asgi_audio_proxy.cli import build_parser
 from asgi_audio_proxy.edge.load_monitor import LagGauge
+from asgi_audio_proxy.edge.serving import build_server_app
+from asgi_audio_proxy.edge.settings import resolve_settings
 from asgi_audio_proxy.metrics import ProxyMetrics
 from tests.conftest import Upstream
 from tests.fakes import OpenLeaser
@@ -99,3 +102,17 @@ async def test_an_overloaded_proxy_refuses_a_handshake_with_503_and_retry_after(
             assert metrics.shed_sessions._value.get() == 1
     finally:
         await proxy.aclose()
+
+
+async def test_serve_takes_the_threshold_from_its_flag_or_its_variable() -> None:
+    parser = build_parser()
+    for argv, environ in ((["serve", "--max-loop-lag", "0.1"], {}),
+                          (["serve"], {"ASGI_AUDIO_PROXY_MAX_LOOP_LAG": "0.1"})):
+        settings = resolve_settings(parser.parse_args(argv), environ)
+        app = build_server_app(settings)
+        assert app.proxy.config.max_loop_lag_s == 0.1 and app.proxy.load is not None
+        await app.proxy.aclose()
+        await app.proxy.leaser.aclose()
+    unset = build_server_app(resolve_settings(parser.parse_args(["serve"]), {}))
+    assert unset.proxy.load is None
+    await unset.proxy.leaser.aclose()
