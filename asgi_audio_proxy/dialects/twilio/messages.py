@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ...errors import BadClientPayload, ClientError
 from ..base import Frame
+from ..jsonwire import loads
 
 #: a string as ``json.dumps`` writes it (ASCII, escaped), without the rest of the encoder
 _json_string: Callable[[str], str] = encode_basestring_ascii
@@ -70,7 +71,7 @@ def parse_message(frame: Frame) -> dict[str, Any]:
         raise BadClientPayload("Twilio sends JSON text frames; got a binary frame of "
                                f"{len(frame)} bytes")
     try:
-        message = json.loads(frame)
+        message = loads(frame)
     except json.JSONDecodeError as exc:
         raise BadClientPayload(f"Twilio message is not JSON: {exc}") from exc
     if not isinstance(message, dict) or not isinstance(message.get("event"), str):
