@@ -108,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grace", type=float, default=2.0)
     args = parser.parse_args(argv)
     # the soak's simulator holds any number of conversations: every cycle is served at once
+    # a short resume grace: the soak's dropped connections are held, then end, within its wait
     proxy = AudioProxy(ProxyConfig(upstream_url=args.upstream, chunk_duration=0.2,
-                                   shutdown_grace_s=args.grace, close_timeout_s=1.0),
+                                   shutdown_grace_s=args.grace, close_timeout_s=1.0,
+                                   resume_grace_s=0.5),
                        leaser=OpenLeaser(args.upstream) if args.mode == "soak" else None)
     if args.mode == "hypercorn":
         _hypercorn(proxy, args.grace)
