@@ -180,9 +180,10 @@ class UpstreamPool:
         if not self.urls:
             raise ValueError(f"invalid urls={list(urls)!r}: expected one or more URLs")
         #: every slot's key, in the order free ones are leased: each server's first, then seconds...
-        self.slots = tuple(slot_keys(url, self._slots[url])[n] for n in range(max(self._slots.values()))
+        keys = {url: slot_keys(url, self._slots[url]) for url in self.urls}  # once: --slots 10000 is fine
+        self.slots = tuple(keys[url][n] for n in range(max(self._slots.values()))
                            for url in self.urls if n < self._slots[url])
-        self._server = {key: url for url in self.urls for key in slot_keys(url, self._slots[url])}
+        self._server = {key: url for url in self.urls for key in keys[url]}
         self._resting: dict[str, float] = {}  # slot -> until when (a server refused it as full)
         for name, value in (("max_wait_s", max_wait_s), ("health_interval_s", health_interval_s),
                             ("health_timeout_s", health_timeout_s),
