@@ -4,8 +4,9 @@ Owns: one conversation with a running proxy over its client protocol (read throu
 client half, :mod:`~asgi_audio_proxy.dialects.native_client`): wait for ``ready`` (showing
 ``queued`` updates), optionally send a ``config``, stream audio at real-time pace (silence
 included, as the upstream's VAD needs), and read replies concurrently: the live transcript, the
-per-turn latency, the reply audio (saved as a 16 kHz WAV). Sources: ``generated`` turns, a WAV
-file, or the microphone (``microphone.py``). Signals live in ``audio.py`` and the bookkeeping
+per-turn latency, the reply audio (saved as a 16 kHz WAV); a connection cut under it (no
+close frame) is resumed (``reconnect.py``), and the console says so. Sources: ``generated``
+turns, a WAV file, or the microphone (``microphone.py``). Signals live in ``audio.py`` and the bookkeeping
 in ``turns.py``; this module is their async edge.
 Must not: print for a library user (output goes to the :class:`Console` it is given).
 """
@@ -39,6 +40,7 @@ from ..dialects.native_client import (
 from .audio import FRAME_BYTES, FRAME_S, is_loud, split_frames
 from .console import Console
 from .microphone import MicrophoneCapture
+from .reconnect import ResumeRefused, is_cut, reconnect
 from .turns import TurnResult, TurnTracker
 
 __all__ = ["TalkFailed", "TalkOptions", "talk"]
@@ -89,6 +91,37 @@ class _Conversation:
         self.reply_pcm = bytearray()
         self.error: str | None = None
         self.sender: asyncio.Task[None] | None = None
+        self.resumes = 0
+        self._resuming = asyncio.Lock()
+
+    async def send(self, frame: bytes | str) -> None:
+        """Send on the connection of the moment; a cut is resumed (the frame is lost)."""
+        ws = self.ws
+        try:
+            await ws.send(frame)
+        except ConnectionClosed as exc:
+            if not is_cut(exc) or self.proxy.resume_token is None:
+                raise
+            await self.resume(ws)
+
+    async def resume(self, lost: ClientConnection) -> None:
+        """Take the session back on a new connection after ``lost`` was cut (once, whoever of
+        the sender and the receiver notices first).
+
+        Raises:
+            TalkFailed: the proxy refused the resume, or could not be reached in time.
+        """
+        async with self._resuming:
+            if self.ws is not lost:
+                return  # the other side resumed already
+            self.console.status("connection lost: resuming")
+            try:
+                ws, answer = await reconnect(self.options.proxy_url, self.proxy)
+            except ResumeRefused as exc:
+                raise TalkFailed(f"the connection was lost and could not be resumed: {exc}") from exc
+            self.ws = ws
+            self.resumes += 1
+            self.console.status(f"resumed: session {answer.session_id}")
 
     async def handshake(self) -> None:
         async with asyncio.timeout(READY_TIMEOUT_S):
@@ -116,23 +149,35 @@ class _Conversation:
             BadProxyMessage: the proxy sent something its protocol does not have.
         """
         loop = asyncio.get_running_loop()
-        async for frame in self.ws:
-            match self.proxy.receive(frame):
-                case AudioMessage(pcm=pcm):
-                    self.tracker.reply_audio_received(loop.time(), len(pcm))
-                    room = MAX_SAVED_REPLY_BYTES - len(self.reply_pcm)
-                    self.reply_pcm += pcm[: max(room, 0)]
-                case TextMessage(text=text):
-                    self.tracker.reply_text_received(text)
-                    self.console.reply_text(text)
-                case TurnEndMessage(reason=reason):
-                    self._finish_turn(reason)
-                case ErrorMessage() as error:
-                    self.error = _error_text(error)
-                    self.console.status(f"error: {self.error}")
+        while True:
+            ws = self.ws
+            try:
+                async for frame in ws:
+                    self._take(frame, loop.time())
+                break
+            except ConnectionClosed as exc:
+                if not is_cut(exc) or self.proxy.resume_token is None:
+                    raise
+                await self.resume(ws)
         # the proxy ended the conversation: stop talking (a microphone would wait forever)
         if self.sender is not None and not self.sender.done():
             self.sender.cancel()
+
+    def _take(self, frame: bytes | str, now: float) -> None:
+        """One frame from the proxy: the transcript, the reply audio, a turn's end, an error."""
+        match self.proxy.receive(frame):
+            case AudioMessage(pcm=pcm):
+                self.tracker.reply_audio_received(now, len(pcm))
+                room = MAX_SAVED_REPLY_BYTES - len(self.reply_pcm)
+                self.reply_pcm += pcm[: max(room, 0)]
+            case TextMessage(text=text):
+                self.tracker.reply_text_received(text)
+                self.console.reply_text(text)
+            case TurnEndMessage(reason=reason):
+                self._finish_turn(reason)
+            case ErrorMessage() as error:
+                self.error = _error_text(error)
+                self.console.status(f"error: {self.error}")
 
     def _finish_turn(self, reason: str) -> TurnResult:
         result = self.tracker.turn_ended(reason)
@@ -176,7 +221,7 @@ class _Conversation:
         loop = asyncio.get_running_loop()
         async with contextlib.aclosing(frames):  # closes the device as soon as we stop
             async for frame in frames:
-                await self.ws.send(frame)
+                await self.send(frame)
                 self.tracker.frame_sent(loop.time(), len(frame), loud=is_loud(frame))
                 self.console.progress(self.tracker)
                 if self.options.turns is not None and len(self.tracker.results) >= self.options.turns:
@@ -197,7 +242,7 @@ class _Pacer:
         # pacing a real-time sender, not synchronising: the frame is "recorded" by then
         await asyncio.sleep(max(0.0, self._next - loop.time()))
         self._next += len(frame) / 32_000
-        await conversation.ws.send(frame)
+        await conversation.send(frame)
         conversation.tracker.frame_sent(loop.time(), len(frame), loud=is_loud(frame))
         conversation.console.progress(conversation.tracker)
 
@@ -235,7 +280,10 @@ async def talk(options: TalkOptions, console: Console,
             conversation.error = f"connection closed: {group.exceptions[0]}"
     except* BadProxyMessage as group:
         conversation.error = f"the proxy broke its protocol: {group.exceptions[0]}"
+    except* TalkFailed as group:  # a resume refused
+        conversation.error = str(group.exceptions[0])
     finally:
+        await conversation.ws.close()  # a resumed connection is not the one opened here
         if options.save is not None:
             options.save.write_bytes(pcm16_to_wav(bytes(conversation.reply_pcm)))
             console.status(f"saved {len(conversation.reply_pcm) / 32_000:.1f} s of reply audio "
