@@ -2,9 +2,9 @@
 (its supervisor and two workers), one simulator, real websockets clients.
 
 One model server holds one conversation, whichever worker a client reaches: the workers share
-their leases (a file of the run's) and their metrics (one ``/metrics`` shows the sum), and
-SIGTERM ends every worker gracefully. Which worker answered is in each handshake's
-``x-audio-proxy-worker`` header.
+their leases (a file of the run's, or Redis with ``--redis``) and their metrics (one
+``/metrics`` shows the sum), and SIGTERM ends every worker gracefully. Which worker answered
+is in each handshake's ``x-audio-proxy-worker`` header.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -91,9 +92,14 @@ async def scrape(port: int) -> tuple[str, dict[str, float]]:
     return response.headers[WORKER_HEADER], totals
 
 
-async def test_two_workers_share_one_model_server_one_metrics_and_stop_together_on_sigterm() -> None:
+@pytest.mark.parametrize("leases", ["file", "redis"])
+async def test_two_workers_share_one_model_server_one_metrics_and_stop_together_on_sigterm(
+        leases: str, request: pytest.FixtureRequest) -> None:
+    shared = ["--redis", request.getfixturevalue("redis_url"), "--redis-prefix",
+              f"workers-{uuid.uuid4().hex[:8]}:"] if leases == "redis" else []
     async with watched_simulator() as (upstream, recorder), serve_workers(
-            "--upstream", upstream.url, "--metrics", "--shutdown-grace", "1") as (proc, announced, said):
+            "--upstream", upstream.url, "--metrics", "--shutdown-grace", "1", *shared) as (
+                proc, announced, said):
         port = int(announced.group(1))
         url = f"ws://127.0.0.1:{port}/audio_proxy"
         first, event = await arrive(url, 15)
