@@ -37,7 +37,10 @@ class WebRTCDialect:
 
     name = "webrtc"
     subprotocol: str | None = None
-    playback_lead_ms: float | None = None  # the track plays in real time itself
+    #: reply audio reaches the track at most this far ahead of its playing: the session then
+    #: knows what is playing (a barge-in, a cancel, a truncation act on what is heard), and a
+    #: stop has little to drop
+    playback_lead_ms: float | None = 200.0
     wants_speech_events = True
     binary_pcm_rate_hz: int | None = None  # the microphone's PCM becomes appends (see receive)
 

@@ -34,6 +34,7 @@ class Playout:
         self._playing: str | None = None  # the response whose audio the track is taking
         self._is_playing = False
         self._ended: set[str | None] = set()  # responses whose last audio has been pushed
+        self._cleared: str | None = None  # a response cleared: what still comes of it is dropped
         self._events: list[dict[str, Any]] = []
 
     @property
@@ -44,10 +45,11 @@ class Playout:
     def response(self, response_id: str) -> None:
         """The audio pushed from now on is ``response_id``'s."""
         self._response_id = response_id
+        self._cleared = None
 
     def push(self, pcm: bytes) -> None:
-        """Queue reply audio of the current response."""
-        if pcm:
+        """Queue reply audio of the current response (none once it has been cleared)."""
+        if pcm and (self._cleared is None or self._cleared != self._response_id):
             self._pieces.append((pcm, self._response_id))
             self._queued += len(pcm)
 
@@ -65,6 +67,7 @@ class Playout:
             response_id = self._playing if self._is_playing else self._response_id
             self._events.append({"type": "output_audio_buffer.cleared", "response_id": response_id})
         self._pieces.clear()
+        self._cleared = self._response_id
         self._queued = 0
         self._is_playing = False
         self._ended.clear()

@@ -68,8 +68,6 @@ class Peer:
         self.mic = Microphone()
         if audio:
             self.pc.addTrack(self.mic)
-        else:
-            self.pc.addTransceiver("audio", direction="recvonly")
         self.channel = self.pc.createDataChannel(channel) if channel else None
         self.events: list[dict[str, Any]] = []
         self.changed = asyncio.Event()
@@ -93,6 +91,7 @@ class Peer:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
+                assert isinstance(frame, AudioFrame)
                 samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
                 self.heard.append((loop.time(), samples.astype("<i2").tobytes()))
                 self.changed.set()
@@ -101,12 +100,12 @@ class Peer:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 
-    async def call(self, base: str, **headers: str) -> httpx.Response:
-        """Post the offer; on 201, take the answer."""
+    async def call(self, base: str, *, answer: bool = True, **headers: str) -> httpx.Response:
+        """Post the offer; on 201, take the answer (unless told not to: ICE never completes)."""
         async with httpx.AsyncClient() as http:
             response = await http.post(f"{base}/v1/realtime/calls", content=await self.offer(),
                                        headers={"Content-Type": "application/sdp", **headers})
-        if response.status_code == 201:
+        if response.status_code == 201 and answer:
             await self.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
         return response
 
@@ -116,13 +115,16 @@ class Peer:
 
     async def wait_for(self, kind: str, timeout_s: float = 10, after: int = 0) -> dict[str, Any]:
         """The first event of ``kind`` from index ``after`` on, waiting up to ``timeout_s``."""
-        async with asyncio.timeout(within(timeout_s)):
-            while True:
-                for event in self.events[after:]:
-                    if event["type"] == kind:
-                        return event
-                self.changed.clear()
-                await self.changed.wait()
+        try:
+            async with asyncio.timeout(within(timeout_s)):
+                while True:
+                    for event in self.events[after:]:
+                        if event["type"] == kind:
+                            return event
+                    self.changed.clear()
+                    await self.changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"no {kind} in {[e['type'] for e in self.events[after:]]}") from None
 
     async def wait_until(self, predicate: Any, timeout_s: float = 10) -> None:
         async with asyncio.timeout(within(timeout_s)):

@@ -12,11 +12,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
-from asgi_audio_proxy.edge.calls import RealtimeCalls
+from asgi_audio_proxy.edge.calls import RealtimeCalls, WebRTCSettings
 from asgi_audio_proxy.edge.serving import build_server_app
-from asgi_audio_proxy.webrtc.call import CallTimeouts
+from asgi_audio_proxy.webrtc import CallTimeouts
 from tests.conftest import running_simulator
 from tests.servers import serve_uvicorn
 from tests.signals import dominant_frequency_hz, silence, tone
@@ -26,7 +27,7 @@ from tests.timing import within
 from .peer import RATE_HZ, Peer, loud, peer
 
 #: one short turn: a 440 Hz tone, then enough quiet for the model's VAD
-UTTERANCE = tone(440, 1.0, RATE_HZ) + silence(0.2, RATE_HZ)
+UTTERANCE = tone(440, 0.6, RATE_HZ) + silence(0.2, RATE_HZ)
 
 
 @contextlib.asynccontextmanager
@@ -36,8 +37,7 @@ async def served(*argv: str, timeouts: CallTimeouts | None = None,
     async with running_simulator(**simulator) as up:
         app = build_server_app(settings_of(["--upstream", up.url, "--max-queue", "0", *argv]))
         if timeouts is not None:
-            calls = _calls(app)
-            calls.settings = type(calls.settings)(timeouts=timeouts)
+            _calls(app).settings = WebRTCSettings(timeouts=timeouts)
         try:
             async with serve_uvicorn(app) as port:
                 yield f"http://127.0.0.1:{port}", app
@@ -61,6 +61,12 @@ async def calls_ended(app: Any, timeout_s: float = 8) -> None:
     assert not await app.proxy.leaser.would_wait()
 
 
+async def connected(p: Peer) -> None:
+    """The session has begun and the call's media flows (the server's track is heard)."""
+    await p.wait_for("session.created")
+    await p.wait_until(lambda: len(p.heard) > 5)
+
+
 async def turn(p: Peer) -> tuple[dict[str, Any], bytes]:
     """Speak; wait for the reply to end playing; return its response.done and its audio."""
     after = len(p.events)
@@ -73,22 +79,102 @@ async def turn(p: Peer) -> tuple[dict[str, Any], bytes]:
     return done, p.audio_since(t0)
 
 
-async def test_a_call_takes_turns_with_events_on_the_channel_and_audio_on_the_track() -> None:
+async def test_a_call_takes_a_turn_with_events_on_the_channel_and_audio_on_the_track() -> None:
     async with served() as (base, app), peer() as p:
         response = await p.call(base)
         assert response.status_code == 201, response.text
         assert response.headers["content-type"].startswith("application/sdp")
         assert response.headers["location"].startswith("/v1/realtime/calls/rtc_")
         assert (await p.wait_for("session.created"))["session"]["type"] == "realtime"
+        await connected(p)
         done, audio = await turn(p)
         assert done["response"]["status"] == "completed"
         transcript = await p.wait_for("response.output_audio_transcript.done")
         assert transcript["transcript"].startswith("Turn 1:")
         assert not any(e["type"] == "response.output_audio.delta" for e in p.events)
         assert dominant_frequency_hz(audio, RATE_HZ) == pytest.approx(440, abs=10)
-        done, audio = await turn(p)  # a second turn
-        assert done["response"]["status"] == "completed"
-        assert loud(audio)
         assert len(app.proxy.sessions) == 1
         await p.close()  # the peer goes: the call ends, its place and lease are free
         await calls_ended(app)
+
+
+async def test_response_cancel_silences_the_track_within_300_ms() -> None:
+    async with served(reply_chunks=6) as (base, _app), peer() as p:  # a 3 s reply
+        assert (await p.call(base)).status_code == 201
+        await connected(p)
+        p.mic.say(UTTERANCE)
+        await p.wait_for("output_audio_buffer.started")
+        await p.wait_until(lambda: loud(p.audio_since(p.heard[-1][0] - 0.1)))
+        loop = asyncio.get_running_loop()
+        cancelled_at = loop.time()
+        p.send("response.cancel")
+        cleared = await p.wait_for("output_audio_buffer.cleared")
+        done = await p.wait_for("response.done")
+        assert done["response"]["status"] == "cancelled"
+        assert cleared["response_id"] == done["response"]["id"]
+        await p.wait_until(lambda: p.heard[-1][0] > cancelled_at + 0.6)
+        assert not loud(p.audio_since(cancelled_at + 0.3))
+        assert not any(e["type"] == "output_audio_buffer.stopped" for e in p.events)
+
+
+@pytest.mark.slow
+async def test_a_cancelled_reply_then_two_whole_turns() -> None:
+    async with served(reply_chunks=3) as (base, _app), peer() as p:
+        assert (await p.call(base)).status_code == 201
+        await connected(p)
+        p.mic.say(UTTERANCE)
+        await p.wait_for("output_audio_buffer.started")
+        p.send("response.cancel")
+        await p.wait_for("output_audio_buffer.cleared")
+        await p.wait_for("response.done")
+        for _ in range(2):  # (the simulator's fixed-length reply replays what it heard first)
+            done, audio = await turn(p)
+            assert done["response"]["status"] == "completed" and len(audio) >= 0.5 * RATE_HZ * 2
+
+
+async def test_an_offer_that_is_not_sdp_or_has_no_audio_is_refused_as_openai_does() -> None:
+    async with served() as (base, app), peer(audio=False) as p:
+        async with httpx.AsyncClient() as http:
+            bad = await http.post(f"{base}/v1/realtime/calls", content=b"hello",
+                                  headers={"Content-Type": "application/sdp"})
+        assert bad.status_code == 400
+        assert bad.json() == {"error": {"message": bad.json()["error"]["message"], "code": "invalid_offer",
+                                        "type": "invalid_request_error", "param": "sdp"}}
+        response = await p.call(base)
+        assert response.status_code == 400 and response.json()["error"]["code"] == "missing_audio"
+        assert not app.proxy.sessions and app.proxy._admitted == 0
+
+
+async def test_a_full_house_is_503_with_retry_after_and_a_key_is_checked(tmp_path: Any) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("sk-good\n")
+    async with (served("--token-file", str(tokens)) as (base, _app), peer() as p, peer() as q,
+                peer() as r):
+        refused = await q.call(base, Authorization="Bearer sk-bad")
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+        assert (await p.call(base, Authorization="Bearer sk-good")).status_code == 201
+        await p.wait_for("session.created")
+        busy = await r.call(base, Authorization="Bearer sk-good")
+        assert busy.status_code == 503 and int(busy.headers["retry-after"]) > 0
+        assert busy.json()["error"]["type"] == "server_error"
+
+
+async def test_a_channel_under_another_name_is_closed_and_the_call_goes_on() -> None:
+    async with served() as (base, app), peer(channel="events") as p:
+        assert (await p.call(base)).status_code == 201
+        closed = asyncio.Event()
+        assert p.channel is not None
+        p.channel.on("close", closed.set)
+        async with asyncio.timeout(within(5)):
+            await closed.wait()
+        await p.wait_until(lambda: bool(p.heard))  # the call's media flows
+        p.mic.say(UTTERANCE)  # the turn still happens: its reply is heard on the track
+        await p.wait_until(lambda: loud(p.audio_since(0)), timeout_s=10)
+        assert len(app.proxy.sessions) == 1
+
+
+async def test_ice_never_completing_ends_the_call_and_frees_its_place() -> None:
+    async with served(timeouts=CallTimeouts(connect_s=1.0, media_s=1.0)) as (base, app), peer() as p:
+        assert (await p.call(base, answer=False)).status_code == 201
+        assert app.proxy._admitted == 1
+        await calls_ended(app, timeout_s=4)

@@ -68,7 +68,11 @@ def test_playout_frames_events_and_clear() -> None:
     assert playout.clear() == (2000 - 480) * 2
     assert [e["type"] for e in playout.events()] == ["output_audio_buffer.started",
                                                       "output_audio_buffer.cleared"]
+    playout.push(b"\x01\x00" * 2000)  # what was on its way of the cleared response
     assert playout.take() == bytes(960) and playout.clear() == 0 and playout.events() == []
+    playout.response("resp_3")
+    playout.push(b"\x01\x00" * 480)
+    assert playout.take() == b"\x01\x00" * 480
 
 
 def test_the_dialect_sends_audio_to_the_track_and_clears_it_on_cancel() -> None:
