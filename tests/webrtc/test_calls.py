@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiortc import RTCSessionDescription
 
 from asgi_audio_proxy.edge.calls import RealtimeCalls, WebRTCSettings
 from asgi_audio_proxy.edge.serving import build_server_app
@@ -178,3 +179,23 @@ async def test_ice_never_completing_ends_the_call_and_frees_its_place() -> None:
         assert (await p.call(base, answer=False)).status_code == 201
         assert app.proxy._admitted == 1
         await calls_ended(app, timeout_s=4)
+
+
+async def test_a_call_whose_audio_stops_ends_as_a_closed_tab_does() -> None:
+    async with served(timeouts=CallTimeouts(connect_s=5.0, media_s=1.0)) as (base, app), peer() as p:
+        assert (await p.call(base)).status_code == 201
+        await connected(p)
+        p.mic.stop()  # no more RTP, and nothing that says goodbye: the connection stays up
+        await calls_ended(app, timeout_s=4)
+
+
+async def test_the_unified_form_takes_the_offer_and_the_session() -> None:
+    async with served() as (base, _app), peer() as p:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(f"{base}/v1/realtime/calls", files={
+                "sdp": (None, await p.offer()),
+                "session": (None, '{"type": "realtime", "instructions": "Be brief."}')})
+        assert response.status_code == 201, response.text
+        await p.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+        updated = await p.wait_for("session.updated")
+        assert updated["session"]["instructions"] == "Be brief."
