@@ -108,6 +108,12 @@ def build_demo_app(upstream_url: str, *, simulator: _Simulator | None = None,
         Starlette(routes=routes, lifespan=lifespan), path=PROXY_PATH, config=config,
         http_client=http_client, dialects={REALTIME_PATH: realtime_dialect, TWILIO_PATH: twilio_dialect},
         kind=kind)
+    try:  # browsers' WebRTC calls beside the Realtime WebSocket, with the webrtc extra
+        from ..edge.calls import add_calls_route
+    except ImportError as exc:
+        logger.info("WebRTC calls are off: %s", exc)
+    else:
+        add_calls_route(middleware, REALTIME_PATH)
     return middleware
 
 

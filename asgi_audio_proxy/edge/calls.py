@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..dialects.realtime import RealtimeDialect, realtime_dialect
@@ -35,9 +36,9 @@ from ..webrtc import (
     read_offer,
 )
 from .admission import Denied, authenticate_scope
-from .middleware import AudioProxy
+from .middleware import AudioProxy, AudioProxyMiddleware
 
-__all__ = ["RealtimeCalls", "WebRTCSettings"]
+__all__ = ["RealtimeCalls", "WebRTCSettings", "add_calls_route"]
 
 logger = logging.getLogger("asgi_audio_proxy.webrtc")
 
@@ -172,3 +173,15 @@ def _denied(denial: Denied) -> JSONResponse:
             503: "server_busy"}.get(denial.status_code, "denied")
     return JSONResponse(error_body(denial.message, error_type=kind, code=code), denial.status_code,
                         headers=denial.headers)
+
+
+def add_calls_route(middleware: AudioProxyMiddleware, realtime_path: str,
+                    settings: WebRTCSettings | None = None) -> RealtimeCalls:
+    """Serve ``POST <realtime_path>/calls`` beside the middleware's WebSocket paths; its app
+    must be a Starlette app (the route goes on its router)."""
+    calls = RealtimeCalls(middleware.proxy, settings or WebRTCSettings())
+    router = getattr(middleware.app, "router", None)
+    if router is None:
+        raise TypeError(f"expected a Starlette app under the middleware, got {middleware.app!r}")
+    router.routes.append(Route(realtime_path.rstrip("/") + "/calls", calls, methods=["POST"]))
+    return calls

@@ -167,16 +167,13 @@ def build_server_app(settings: ServeSettings, environ: Mapping[str, str] | None 
 def _add_calls(middleware: AudioProxyMiddleware, settings: ServeSettings) -> None:
     """``POST <realtime_path>/calls``: WebRTC calls, when the webrtc extra is installed."""
     try:
-        from .calls import RealtimeCalls, WebRTCSettings
+        from .calls import WebRTCSettings, add_calls_route
     except ImportError as exc:
         logger.info("WebRTC calls are off: %s", exc)
         return
-    calls = RealtimeCalls(middleware.proxy, WebRTCSettings(
+    add_calls_route(middleware, settings.realtime_path, WebRTCSettings(
         ice_servers=settings.webrtc_ice_server or (),
         advertise_address=settings.webrtc_advertise_address))
-    app = cast(Starlette, middleware.app)
-    app.router.routes.append(Route(settings.realtime_path.rstrip("/") + "/calls", calls,
-                                   methods=["POST"]))
 
 
 def _metrics(multiprocess_dir: Path | None) -> ProxyMetrics:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from aiortc import RTCSessionDescription
 
+from asgi_audio_proxy.demo.server import DemoServer
 from asgi_audio_proxy.edge.calls import RealtimeCalls, WebRTCSettings
 from asgi_audio_proxy.edge.serving import build_server_app
 from asgi_audio_proxy.webrtc import CallTimeouts
@@ -199,3 +200,9 @@ async def test_the_unified_form_takes_the_offer_and_the_session() -> None:
         await p.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
         updated = await p.wait_for("session.updated")
         assert updated["session"]["instructions"] == "Be brief."
+
+
+async def test_the_demo_answers_calls_beside_its_realtime_path() -> None:
+    async with DemoServer(port=0) as demo, peer() as p:
+        assert (await p.call(demo.url.rstrip("/"))).status_code == 201
+        assert (await p.wait_for("session.created"))["session"]["object"] == "realtime.session"
