@@ -335,6 +335,20 @@ async def realtime_keys(blocks: Blocks, box: Sandbox, tmp: Path) -> None:
     assert unknown["status"] == none["status"] == 401, (unknown, none)
 
 
+# -- webrtc.md -------------------------------------------------------------------------------
+
+WEBRTC = "docs/webrtc.md"
+HANDLERS.cannot_run((WEBRTC, " browser ──POST /v1/realtime/calls (SDP offer)──► proxy ──► 201, SDP answer,"
+                             " Location"), "a diagram, not a command")
+for _first in ("import { RealtimeAgent, RealtimeSession } from '@openai/agents/realtime';",
+               "const pc = new RTCPeerConnection();"):
+    HANDLERS.cannot_run((WEBRTC, _first), "browser code (a page's microphone and RTCPeerConnection); "
+                        "tests/webrtc/test_calls.py makes the same calls with aiortc as the browser")
+HANDLERS.cannot_run((WEBRTC, "from asgi_audio_proxy import AudioProxyMiddleware"),
+                    "an excerpt: starlette_app and config are the app's; add_calls_route is what serve "
+                    "and the demo call, run by tests/webrtc/test_calls.py")
+
+
 # -- twilio.md -------------------------------------------------------------------------------
 
 TWILIO = "docs/twilio.md"
