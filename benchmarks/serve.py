@@ -4,7 +4,8 @@ Owns: binding 127.0.0.1 port 0, printing ``PORT <n>`` on stdout, and running one
 uvicorn in this process, so each side's CPU and memory can be read per process (psutil).
 Kinds: ``proxy`` (:class:`asgi_audio_proxy.AudioProxy`, ``chunk_duration`` 0.2; with
 ``--dialects``, :class:`asgi_audio_proxy.AudioProxyMiddleware` serving the native protocol on
-``/audio``, the Realtime dialect on ``/v1/realtime`` and the Twilio one on ``/twilio``),
+``/audio``, the Realtime dialect on ``/v1/realtime`` (and its WebRTC calls on
+``/v1/realtime/calls``) and the Twilio one on ``/twilio``),
 ``bare`` (:mod:`benchmarks.bare_relay`), ``load-upstream`` (:mod:`benchmarks.load_upstream`) and
 ``simulator`` (:class:`asgi_audio_proxy.simulator.app.UpstreamSimulator`).
 Must not: measure anything; the parent reads this process from outside.
@@ -81,12 +82,20 @@ def _dialects_app(config: Any, client: Any, leaser: Any) -> Any:
             await middleware.proxy.shutdown()
             await middleware.proxy.aclose()
             await send({"type": "lifespan.shutdown.complete"})
+        elif scope["type"] == "http" and calls is not None and scope["path"] == "/v1/realtime/calls":
+            await calls(scope, receive, send)
         elif scope["type"] == "http":  # /health and anything else
             await PlainTextResponse("ok\n")(scope, receive, send)
 
     middleware = AudioProxyMiddleware(rest, path="/audio", config=config, http_client=client,
                                       leaser=leaser, dialects={"/v1/realtime": realtime_dialect,
                                                                "/twilio": twilio_dialect})
+    try:  # WebRTC calls on /v1/realtime/calls, with the webrtc extra
+        from asgi_audio_proxy.edge.calls import RealtimeCalls
+    except ImportError:
+        calls = None
+    else:
+        calls = RealtimeCalls(middleware.proxy)
     return middleware
 
 
