@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from aiortc import RTCSessionDescription
 
+from asgi_audio_proxy.audio import Resampler
 from asgi_audio_proxy.demo.server import DemoServer
 from asgi_audio_proxy.edge.calls import RealtimeCalls, WebRTCSettings
 from asgi_audio_proxy.edge.serving import build_server_app
@@ -25,6 +27,7 @@ from tests.servers import serve_uvicorn
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.test_cli_serve import settings_of
 from tests.timing import within
+from tests.vad.speech import SpeechBank, espeak_missing_reason, to_pcm
 
 from .peer import RATE_HZ, Peer, loud, peer
 
@@ -206,3 +209,20 @@ async def test_the_demo_answers_calls_beside_its_realtime_path() -> None:
     async with DemoServer(port=0) as demo, peer() as p:
         assert (await p.call(demo.url.rstrip("/"))).status_code == 201
         assert (await p.wait_for("session.created"))["session"]["object"] == "realtime.session"
+
+
+@pytest.mark.skipif(espeak_missing_reason() is not None, reason=espeak_missing_reason() or "")
+async def test_talking_over_a_reply_clears_the_track_under_voice_barge_in(tmp_path: Any) -> None:
+    words = SpeechBank(tmp_path).utterance("Hold on, stop, listen.").samples
+    resampler = Resampler(16_000, RATE_HZ)
+    speech = resampler.feed(to_pcm(0.5 * words / np.abs(words).max())) + resampler.flush()
+    async with served("--barge-in", "voice", chunk_delay_s=0.45) as (base, _app), peer() as p:
+        assert (await p.call(base)).status_code == 201
+        await connected(p)
+        p.mic.say(tone(440, 2.0, RATE_HZ) + silence(0.4, RATE_HZ))
+        started = await p.wait_for("output_audio_buffer.started")
+        p.mic.say(speech)  # the user talks over the reply
+        cleared = await p.wait_for("output_audio_buffer.cleared")
+        assert cleared["response_id"] == started["response_id"]
+        done = await p.wait_for("response.done")
+        assert done["response"]["status"] == "cancelled"
