@@ -7,10 +7,13 @@ parse (stdlib ``json`` against ``orjson`` and ``msgspec``), the base64 decode (`
 through ``json.dumps``, the message written out around its escaped strings, and ``orjson``),
 the loudest sample of an append, the μ-law decode and the resampling to the upstream's 16 kHz.
 A codec that is not installed is reported as missing, not measured. Must not: start processes
-or do network I/O (the end-to-end dialect figures are ``python -m benchmarks``' "Realtime vs
-native" rows).
+or do network I/O, outside ``--sessions``.
 
-Each figure is the best of five runs of ``--frames`` frames (``time.perf_counter``), so it is
+``--sessions N [--window S]`` runs the end-to-end "Realtime vs native" and "Twilio vs native"
+rows of ``python -m benchmarks`` alone (a proxy and a load upstream as processes; about a
+minute with 50 sessions).
+
+Each in-process figure is the best of five runs of ``--frames`` frames (``time.perf_counter``), so it is
 the step's own cost on an idle core; the machine's load only makes every figure slower.
 """
 
@@ -37,7 +40,7 @@ from asgi_audio_proxy.dialects.twilio import TwilioDialect
 from asgi_audio_proxy.dialects.twilio.messages import outbound
 from asgi_audio_proxy.events import AudioIn
 
-__all__ = ["main", "measure"]
+__all__ = ["end_to_end", "main", "measure"]
 
 #: 20 ms of 24 kHz PCM16 (a Realtime append) and of 8 kHz μ-law (a Twilio media message)
 _PCM_24K = bytes(range(256)) * 3 + bytes(192)
@@ -139,11 +142,43 @@ def measure(frames: int) -> dict[str, float | None]:
     return {name: None if step is None else _best_us(step, frames) for name, step in steps.items()}
 
 
+def end_to_end(sessions: int, window_s: float) -> dict[str, float]:
+    """The "Realtime vs native" and "Twilio vs native" rows alone: one proxy serving the three
+    dialects (barge-in off), ``sessions`` of each one after the other, then native again; the
+    proxy's CPU per session in % of a core, and each dialect's ratio to the two native runs'
+    mean. A run the load generator calls invalid is marked so in its key."""
+    from .dialect_wire import DIALECT_PATHS
+    from .load import run_load
+    from .procs import server
+
+    cpu: dict[str, float] = {}
+    with server("load-upstream") as upstream, server("proxy", "--upstream", upstream.http_url,
+                                                     "--dialects", "--barge-in", "off") as relay:
+        for i, dialect in enumerate(("native", "realtime", "twilio", "native")):
+            run = run_load(relay, upstream, relay.ws_url + DIALECT_PATHS[dialect], target=dialect,
+                           sessions=sessions, dialect=dialect, declare=True, warmup_s=1.0,
+                           window_s=window_s)
+            name = f"{dialect}{'' if i < 3 else ' again'}{'' if run.valid else ' (INVALID)'}"
+            cpu[f"{name}: % core per session"] = round(run.cpu_s_per_audio_s * 100, 3)
+    values = list(cpu.values())
+    native = (values[0] + values[3]) / 2
+    cpu["Realtime vs native: x"] = round(values[1] / native, 2)
+    cpu["Twilio vs native: x"] = round(values[2] / native, 2)
+    return cpu
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.codecs", description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=2000, help="frames per run (best of five runs)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--sessions", type=int, default=0,
+                        help="instead, the end-to-end dialect rows with this many sessions each")
+    parser.add_argument("--window", type=float, default=8.0, help="seconds measured per run (--sessions)")
     args = parser.parse_args(argv)
+    if args.sessions:
+        for name, value in end_to_end(args.sessions, args.window).items():
+            print(f"{name:<40} {value}")
+        return 0
     figures = measure(args.frames)
     if args.json:
         print(json.dumps(figures, indent=1))
