@@ -21,7 +21,7 @@ from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.session.stats import SessionStats
 from tests.clients import ProxyClient, arrive
 from tests.conftest import Upstream, running_simulator
-from tests.servers import serve_uvicorn
+from tests.servers import serve_hypercorn, serve_uvicorn
 from tests.signals import silence, tone
 from tests.tcp_relay import TcpRelay, tcp_relay
 from tests.timing import within
@@ -137,3 +137,19 @@ async def test_wrong_reused_and_expired_tokens_are_refused_with_1008() -> None:
         await refused(relay, resumed.resume_token)  # expired
         assert up.sim.recorder.ws_opened == 1 and len(up.sim.recorder.options) == 1
         assert [s.end_reason[:12] for s in ended] == ["not resumed "]
+
+
+async def test_under_hypercorn_which_reports_every_close_as_a_cut_no_session_is_held() -> None:
+    ended: list[SessionStats] = []
+    async with running_simulator() as up:
+        proxy = AudioProxy(ProxyConfig(upstream_url=up.url), on_session_end=ended.append)
+        try:
+            async with serve_hypercorn(proxy) as port:
+                client, ready = await arrive(f"ws://127.0.0.1:{port}/")
+                assert isinstance(ready, ReadyMessage) and ready.resume_token is None
+                await client.__aexit__()
+                async with asyncio.timeout(within(5)):
+                    await proxy.wait_idle()
+        finally:
+            await proxy.aclose()
+    assert [s.resumes for s in ended] == [0] and len(proxy.resume_tokens) == 0

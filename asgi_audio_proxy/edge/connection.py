@@ -21,7 +21,8 @@ from websockets.exceptions import ConnectionClosed
 from ..dialects.connection import ClientConnection
 from ..errors import ClientGone
 
-__all__ = ["ClientConnection", "ClientGone", "StarletteClient", "WebsocketsClient", "as_client"]
+__all__ = ["ClientConnection", "ClientGone", "StarletteClient", "WebsocketsClient", "as_client",
+           "tells_a_close_from_a_cut"]
 
 
 class StarletteClient:
@@ -100,6 +101,16 @@ class WebsocketsClient:
     async def close(self, code: int, reason: str = "") -> None:
         with contextlib.suppress(ConnectionClosed, OSError):  # already closed
             await self.connection.close(code, reason[:120])
+
+
+def tells_a_close_from_a_cut(websocket: WebSocket) -> bool:
+    """Whether the ASGI server under ``websocket`` reports the code of a client's close frame,
+    so a cut (1005 or 1006 there) can be told from a close: uvicorn does; hypercorn reports
+    every close of the client's as 1006, so there a session is never held for a resume (each
+    close would keep its model server for the whole grace)."""
+    receive = getattr(websocket, "_receive", None)
+    owner = getattr(receive, "__self__", None)
+    return type(owner).__module__.startswith("uvicorn.")
 
 
 def as_client(websocket: object) -> ClientConnection:

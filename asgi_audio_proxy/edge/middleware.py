@@ -36,7 +36,7 @@ from ..upstreams.base import UpstreamFactory
 from ..upstreams.kind import UpstreamKind, new_http_client
 from ..upstreams.minicpm.kind import MINICPM
 from .admission import Authenticator, Denied, ParameterCheck, authenticate_scope
-from .connection import ClientConnection, ClientGone, StarletteClient
+from .connection import ClientConnection, ClientGone, StarletteClient, tells_a_close_from_a_cut
 from .load_monitor import LagGauge, LoopLagMonitor
 
 __all__ = ["AudioProxy", "AudioProxyMiddleware"]
@@ -176,7 +176,7 @@ class AudioProxy:
         (``origin`` given, maybe ``None``) may be resumed after a cut, where its dialect can."""
         resume = None
         if (isinstance(client, StarletteClient) and isinstance(dialect, ResumeWire)
-                and self.config.resume_grace_s > 0):
+                and self.config.resume_grace_s > 0 and tells_a_close_from_a_cut(client.websocket)):
             resume = ResumableClient(client, self.resume_tokens, dialect, origin=origin,
                                      identity=identity, grace_s=self.config.resume_grace_s)
             client = resume

@@ -76,6 +76,7 @@ class ResumableClient:
         self._generation = 0
         self._queue: asyncio.Queue[bytes | str | _Gone] = asyncio.Queue(_QUEUE_FRAMES)
         self._reader: asyncio.Task[None] | None = None
+        self._failed: ClientConnection | None = None  # a send to it failed
         self._released = asyncio.Event()  # the connection of the moment is no longer used
         self._send_lock = asyncio.Lock()
         self._buffer = ReplyBuffer(int(MAX_AWAY_AUDIO_S * wire.output_rate_hz * 2), wire.text_audio_ratio)
@@ -117,13 +118,16 @@ class ResumableClient:
     async def send(self, message: bytes | str) -> None:
         async with self._send_lock:
             conn = self._conn
-            if conn is not None:
+            if conn is not None and conn is not self._failed:
                 try:
                     await conn.send(message)
                     return
-                except ClientGone as exc:
-                    if conn is self._conn:
-                        self._lose(exc.code)
+                except ClientGone:
+                    if self._token is None or self._closing:
+                        raise
+                    # how it ended (a close, or a cut) is its reader's to tell: until then,
+                    # what goes to it is kept as for a client away
+                    self._failed = conn
             if self._token is None or self._closing:
                 raise ClientGone(None)
             self._buffer.add(message)
