@@ -21,6 +21,7 @@ from asgi_audio_proxy.config import MESSAGE_DURATION_S
 from tests.clients import at_real_time
 from tests.faults.dialect_cases import DIALECT_CASES, dialect_input
 from tests.faults.observe import Outcome
+from tests.faults.resume_cases import RESUME_CASES, resume_case
 from tests.faults.scenarios import (
     ADMISSION_CASES,
     CLIENT_CASES,
@@ -38,7 +39,7 @@ from tests.timing import cpu_slowness, unit, within
 __all__ = ["GROUPS", "SERVERS", "Scenario", "outcomes_of", "run_scenarios", "scenarios"]
 
 #: in the order the command runs them
-GROUPS = ("upstream", "client", "dialect", "admission", "shutdown")
+GROUPS = ("upstream", "client", "dialect", "admission", "shutdown", "resume")
 #: the longest a scenario may take, set-up to teardown, before it counts as hung: its own waits
 #: (the client's read, the proxy's idle, the upstream settling) add up to about half of it
 BUDGET_S = 20.0
@@ -80,6 +81,10 @@ def scenarios(group: str, servers: Iterable[str] = SERVERS) -> list[Scenario]:
         elif group == "admission":
             out += [Scenario(group, c, f"admission {c}", server, functools.partial(admission, c, server))
                     for c in ADMISSION_CASES]
+        elif group == "resume":  # uvicorn only: under hypercorn no session is held
+            if server == "uvicorn":
+                out += [Scenario(group, c, f"resume {c}", server, functools.partial(resume_case, c, server))
+                        for c in RESUME_CASES]
         elif group == "shutdown":
             out.append(Scenario(group, "sigterm_mid_reply", "shutdown SIGTERM mid-reply", server,
                                 functools.partial(shutdown, server), SHUTDOWN_BUDGET_S))
