@@ -34,7 +34,8 @@ from ..metrics import ProxyMetrics
 from ..pool import LeaseStore, UpstreamPool, UpstreamServer
 from ..upstreams.registry import named_kind
 from ..vad.bargein import BargeInPolicy
-from .admission import TokenAuth
+from .admission import Authenticator, TokenAuth
+from .client_secrets import EphemeralKeys
 from .middleware import AudioProxy, AudioProxyMiddleware
 from .pool_file import read_pool_file
 from .settings import ServeSettings
@@ -130,7 +131,12 @@ def build_server_app(settings: ServeSettings, environ: Mapping[str, str] | None 
                        "only within this process unless --redis is set")
     tokens = [line.strip() for line in settings.token_file.read_text().splitlines()
               if line.strip()] if settings.token_file else []
-    authenticate = TokenAuth({t: f"token#{i}" for i, t in enumerate(tokens, 1)}) if tokens else None
+    authenticate: Authenticator | None = (
+        TokenAuth({t: f"token#{i}" for i, t in enumerate(tokens, 1)}) if tokens else None)
+    # ephemeral keys, minted at <realtime_path>/client_secrets for a client admitted by a real one
+    keys = EphemeralKeys(authenticate, allowed_origins=config.allowed_origins)
+    if authenticate is not None:
+        authenticate = keys.accepting(authenticate)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -160,6 +166,8 @@ def build_server_app(settings: ServeSettings, environ: Mapping[str, str] | None 
                                       metrics=metrics, dialects=dialects, kind=kind)
     proxy = middleware.proxy
     if settings.realtime_path:
+        cast(Starlette, middleware.app).router.routes.append(Route(
+            settings.realtime_path.rstrip("/") + "/client_secrets", keys, methods=["POST"]))
         _add_calls(middleware, settings)
     return middleware
 
