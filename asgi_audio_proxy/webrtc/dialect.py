@@ -66,6 +66,8 @@ class WebRTCDialect:
         if kind == "output_audio_buffer.clear":
             self.playout.clear()
             return []
+        if kind == "session.update":
+            frame = _without_formats(frame)
         events = self.realtime.receive(frame)
         if kind == "response.cancel":
             self.playout.clear()  # what the track has queued must not play either
@@ -90,9 +92,32 @@ class WebRTCDialect:
         return frames
 
 
+#: the events this wrapper looks into (none is an append: their audio is never parsed twice)
+_WATCHED = ("output_audio_buffer.clear", "response.cancel", "session.update")
+#: an event longer than this is left to the dialect (which refuses what is over its limit)
+_MAX_WATCHED_CHARS = 256 * 1024
+
+
+def _without_formats(frame: str) -> str:
+    """A ``session.update`` without its audio formats: over WebRTC the audio is Opus on the
+    tracks, and the microphone reaches the dialect as PCM at 24 kHz whatever it names."""
+    event = json.loads(frame)
+    session = event.get("session")
+    if isinstance(session, dict):
+        for name in ("input_audio_format", "output_audio_format"):  # beta
+            session.pop(name, None)
+        audio = session.get("audio")
+        if isinstance(audio, dict):
+            for side in ("input", "output"):
+                if isinstance(audio.get(side), dict):
+                    audio[side].pop("format", None)
+    return json.dumps(event)
+
+
 def _event_type(frame: str) -> str | None:
-    """The ``type`` of a small control event (``None`` for anything else: the dialect judges)."""
-    if len(frame) > 4096 or ("output_audio_buffer.clear" not in frame and "response.cancel" not in frame):
+    """The ``type`` of an event this wrapper acts on (``None`` for anything else, or anything
+    that is not JSON: the dialect judges those)."""
+    if len(frame) > _MAX_WATCHED_CHARS or not any(name in frame for name in _WATCHED):
         return None
     try:
         event = json.loads(frame)

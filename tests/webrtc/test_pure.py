@@ -101,3 +101,14 @@ def test_output_audio_buffer_clear_is_honoured_and_audio_config_kept() -> None:
     assert d.receive('{"type":"output_audio_buffer.clear"}') == []
     assert playout.queued_ms == 0
     assert d.output_rate_hz == 24_000 and ProxyConfig().max_message_bytes > 0
+
+
+def test_a_session_update_cannot_change_the_audio_formats_of_a_call() -> None:
+    d = WebRTCDialect(realtime(), Playout(24_000))
+    d.receive(json.dumps({"type": "session.update", "session": {
+        "type": "realtime", "instructions": "Be brief.",
+        "audio": {"input": {"format": {"type": "audio/pcmu"}},
+                  "output": {"format": {"type": "audio/pcmu"}}}}}))
+    [audio_in] = d.receive(tone(440, 0.1, 24_000))  # still PCM at 24 kHz, not read as μ-law
+    assert audio_in == AudioIn(tone(440, 0.1, 24_000), 24_000, wire_bytes=len(tone(440, 0.1, 24_000)))
+    assert d.output_rate_hz == 24_000
