@@ -1,0 +1,98 @@
+"""``@openai/agents``' stock WebRTC transport in headless Chromium against ``serve``.
+
+The page imports the SDK's own browser bundle (``tests/dialects/realtime_js``, ``npm ci``) and
+connects a ``RealtimeSession`` with ``transport: 'webrtc'`` to ``/v1/realtime/calls``, its
+microphone Chromium's fake capture device playing a WAV (a 440 Hz tone, then silence). The
+reply's frequency is read off the remote track with a WebAudio analyser. Skipped with the
+reason when Chromium, Playwright or the package is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.responses import HTMLResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from asgi_audio_proxy.audio import pcm16_to_wav
+from tests.signals import silence, tone
+from tests.timing import within
+
+from .test_calls import calls_ended, served
+
+CHROMIUM = Path("/usr/bin/chromium")
+BUNDLE = (Path(__file__).resolve().parent.parent / "dialects" / "realtime_js" / "node_modules" / "@openai"
+          / "agents-realtime" / "dist" / "bundle")
+playwright_api = pytest.importorskip("playwright.async_api", reason="needs playwright (the browser extra)")
+pytestmark = [
+    pytest.mark.slow,  # a browser and a whole turn: about 9 s
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+    pytest.mark.skipif(not BUNDLE.is_dir(), reason="run `npm ci` in tests/dialects/realtime_js"),
+]
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>agents over WebRTC</title>
+<script type="module">
+import { RealtimeAgent, RealtimeSession } from '/js/openai-realtime-agents.mjs';
+window.events = []; window.peakHz = 0; window.failure = null;
+try {
+  const session = new RealtimeSession(new RealtimeAgent({ name: 'Assistant' }),
+                                      { transport: 'webrtc', model: 'gpt-realtime' });
+  session.transport.on('*', (event) => window.events.push(event.type));
+  await session.connect({ apiKey: 'ek_page', url: location.origin + '/v1/realtime/calls' });
+  window.session = session;
+  const pc = session.transport.connectionState.peerConnection;
+  const track = pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === 'audio');
+  const context = new AudioContext();
+  await context.resume();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 4096;
+  context.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  setInterval(() => {
+    analyser.getFloatFrequencyData(bins);
+    let best = 0;
+    for (let i = 1; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
+    if (bins[best] > -50) window.peakHz = best * context.sampleRate / analyser.fftSize;
+  }, 50);
+} catch (error) {
+  window.failure = String(error && error.stack || error);
+}
+</script>"""
+
+
+async def page_app(app: Any) -> None:
+    async def page(request: Any) -> HTMLResponse:
+        return HTMLResponse(PAGE)
+    app.app.router.routes[:0] = [Route("/", page), Mount("/js", StaticFiles(directory=BUNDLE))]
+
+
+async def test_agents_sdk_webrtc_turn_reply_heard_at_440_hz_then_the_tab_closes(tmp_path: Path) -> None:
+    wav = tmp_path / "microphone.wav"
+    wav.write_bytes(pcm16_to_wav(tone(440.0, 1.0) + silence(3.0)))
+    ms = round(within(20) * 1000)
+    async with served() as (base, app), playwright_api.async_playwright() as pw:
+        await page_app(app)
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}",
+            "--autoplay-policy=no-user-gesture-required", "--no-first-run"])
+        try:
+            page = await browser.new_page()
+            await page.goto(base + "/")
+            await page.wait_for_function("window.session || window.failure", timeout=ms)
+            assert await page.evaluate("window.failure") is None
+            await page.wait_for_function(
+                "window.events.includes('output_audio_buffer.stopped')", timeout=ms)
+            events = await page.evaluate("window.events")
+            assert events[0] == "session.created", events
+            assert "response.output_audio_transcript.done" in events and "response.done" in events
+            assert events.index("output_audio_buffer.started") < events.index("output_audio_buffer.stopped")
+            await page.wait_for_function("Math.abs(window.peakHz - 440) < 25", timeout=ms)
+            assert len(app.proxy.sessions) == 1
+            await page.close()  # the tab closes: the call ends, its place is free
+            await calls_ended(app, timeout_s=8)
+        finally:
+            await browser.close()
