@@ -341,8 +341,8 @@ NOT_IN_THE_SUITE = {
     ".venv/bin/pip install": "installs into the environment the suite is running in; the "
                              "Quickstart's install runs as written in a fresh one",
     ".venv/bin/python -m benchmarks            #": "the full run takes about 9 minutes, three times "
-                                                   "the whole suite; tests/test_benchmarks.py runs --quick (in the "
-                                                   "slow part: pytest -m slow, which CI runs)",
+                                                   "the whole suite; tests/test_benchmarks.py runs "
+                                                   "--quick (pytest -m slow, which CI runs)",
     ".venv/bin/python -m benchmarks.against": "REV stands for a git revision to compare with, and a "
                                               "paired run takes about 90 s",
     ".venv/bin/python -m pytest": "this suite itself",
