@@ -36,7 +36,8 @@ pytestmark = [
 PAGE = """<!doctype html><meta charset="utf-8"><title>agents over WebRTC</title>
 <script type="module">
 import { RealtimeAgent, RealtimeSession } from '/js/openai-realtime-agents.mjs';
-window.events = []; window.peakHz = 0; window.failure = null;
+window.events = []; window.peakHz = 0; window.failure = null; window.levelDb = -200;
+window.interruptedAt = 0; window.quietAfterMs = 0;
 try {
   const session = new RealtimeSession(new RealtimeAgent({ name: 'Assistant' }),
                                       { transport: 'webrtc', model: 'gpt-realtime' });
@@ -49,14 +50,18 @@ try {
   await context.resume();
   const analyser = context.createAnalyser();
   analyser.fftSize = 4096;
+  analyser.smoothingTimeConstant = 0;
   context.createMediaStreamSource(new MediaStream([track])).connect(analyser);
   const bins = new Float32Array(analyser.frequencyBinCount);
   setInterval(() => {
     analyser.getFloatFrequencyData(bins);
     let best = 0;
     for (let i = 1; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
+    window.levelDb = bins[best];
     if (bins[best] > -50) window.peakHz = best * context.sampleRate / analyser.fftSize;
-  }, 50);
+    if (window.interruptedAt && !window.quietAfterMs && bins[best] < -70)
+      window.quietAfterMs = performance.now() - window.interruptedAt;
+  }, 10);
 } catch (error) {
   window.failure = String(error && error.stack || error);
 }
@@ -69,16 +74,19 @@ async def page_app(app: Any) -> None:
     app.app.router.routes[:0] = [Route("/", page), Mount("/js", StaticFiles(directory=BUNDLE))]
 
 
+def chromium_args(wav: Path) -> list[str]:
+    return ["--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}",
+            "--autoplay-policy=no-user-gesture-required", "--no-first-run"]
+
+
 async def test_agents_sdk_webrtc_turn_reply_heard_at_440_hz_then_the_tab_closes(tmp_path: Path) -> None:
     wav = tmp_path / "microphone.wav"
     wav.write_bytes(pcm16_to_wav(tone(440.0, 1.0) + silence(3.0)))
     ms = round(within(20) * 1000)
     async with served() as (base, app), playwright_api.async_playwright() as pw:
         await page_app(app)
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}",
-            "--autoplay-policy=no-user-gesture-required", "--no-first-run"])
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
         try:
             page = await browser.new_page()
             await page.goto(base + "/")
@@ -94,5 +102,29 @@ async def test_agents_sdk_webrtc_turn_reply_heard_at_440_hz_then_the_tab_closes(
             assert len(app.proxy.sessions) == 1
             await page.close()  # the tab closes: the call ends, its place is free
             await calls_ended(app, timeout_s=8)
+        finally:
+            await browser.close()
+
+
+async def test_agents_sdk_interrupt_silences_the_remote_track_within_300_ms(tmp_path: Path) -> None:
+    wav = tmp_path / "microphone.wav"
+    wav.write_bytes(pcm16_to_wav(tone(440.0, 1.0) + silence(9.0)))
+    ms = round(within(20) * 1000)
+    async with served(reply_chunks=10) as (base, app), playwright_api.async_playwright() as pw:
+        await page_app(app)
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
+        try:
+            page = await browser.new_page()
+            await page.goto(base + "/")
+            await page.wait_for_function("window.session || window.failure", timeout=ms)
+            assert await page.evaluate("window.failure") is None
+            await page.wait_for_function("window.levelDb > -40", timeout=ms)  # the reply plays
+            await page.evaluate("window.interruptedAt = performance.now(); window.session.interrupt()")
+            await page.wait_for_function("window.quietAfterMs > 0", timeout=ms)
+            quiet_after_ms = await page.evaluate("window.quietAfterMs")
+            print(f"remote track quiet {quiet_after_ms:.0f} ms after interrupt()")
+            assert quiet_after_ms < 300, quiet_after_ms
+            await page.wait_for_function("window.events.includes('output_audio_buffer.cleared')",
+                                         timeout=ms)
         finally:
             await browser.close()
