@@ -131,3 +131,15 @@ async def test_the_grace_ends_the_session_and_a_close_frame_ends_it_at_once() ->
     with pytest.raises(ClientGone) as gone:
         await asyncio.wait_for(client.receive(), within(2))
     assert gone.value.code == 1000 and not client.expired
+
+
+def test_a_token_names_its_replica_and_another_replica_says_where_the_session_is() -> None:
+    here: ResumeTokens[str] = ResumeTokens("host-a-1")
+    there: ResumeTokens[str] = ResumeTokens("host-b-1")
+    token = here.issue("session", None, None)
+    assert token.startswith("host-a-1.")
+    claim = there.claim(token, None, None)
+    assert claim.holder is None and "held by replica host-a-1" in claim.reason
+    assert there.claim("no-dot", None, None).reason.startswith("the token is unknown")
+    with pytest.raises(ValueError, match="replica name"):
+        ResumeTokens("a.b")

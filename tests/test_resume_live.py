@@ -153,3 +153,23 @@ async def test_under_hypercorn_which_reports_every_close_as_a_cut_no_session_is_
         finally:
             await proxy.aclose()
     assert [s.resumes for s in ended] == [0] and len(proxy.resume_tokens) == 0
+
+
+async def test_a_resume_that_reaches_another_replica_is_refused_naming_where_the_session_is() -> None:
+    async with proxied(grace_s=0.5) as (up, proxy, relay, ended):
+        other = AudioProxy(ProxyConfig(upstream_url=up.url))
+        try:
+            async with serve_uvicorn(other) as other_port:
+                _client, ready = await arrive(f"ws://127.0.0.1:{relay.port}/")
+                assert isinstance(ready, ReadyMessage) and ready.resume_token
+                relay.cut()
+                lost, message = await arrive(f"ws://127.0.0.1:{other_port}/?resume={ready.resume_token}")
+                assert isinstance(message, ErrorMessage) and message.kind == "resume_failed"
+                assert f"held by replica {proxy.resume_tokens.replica}" in message.message
+                async with asyncio.timeout(within(5)):
+                    await lost.conn.wait_closed()
+                assert lost.conn.close_code == 1008 and not other.sessions
+        finally:
+            await other.aclose()
+        await proxy.wait_idle()  # its grace ends: nothing on the other touched it
+    assert [s.end_reason[:12] for s in ended] == ["not resumed "]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
+import socket
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -104,7 +107,7 @@ class AudioProxy:
         self._owns_client = http_client is None
         self._on_session_end = on_session_end
         self.sessions: dict[str, ProxySession] = {}
-        self.resume_tokens: ResumeTokens[ResumableClient] = ResumeTokens()
+        self.resume_tokens: ResumeTokens[ResumableClient] = ResumeTokens(_replica_name())
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._per_client: Counter[str] = Counter()
         self._admitted = 0
@@ -200,6 +203,8 @@ class AudioProxy:
             return
         logger.info("refused a resume: %s", claim.reason)
         message = "this session cannot be resumed (its token is unknown, used or expired)"
+        if claim.reason.startswith("the session is held by replica"):
+            message = claim.reason  # another process's: saying so costs nothing, and helps
         await client.accept(dialect.subprotocol)
         with contextlib.suppress(ClientGone, TimeoutError):
             async with asyncio.timeout(self.config.close_timeout_s):
@@ -330,6 +335,15 @@ class AudioProxy:
                     await self.leaser.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _replica_name() -> str:
+    """This proxy's name in its tokens: host, process and the proxy's number in it."""
+    host = "".join(c if c.isalnum() else "-" for c in socket.gethostname())[:40]
+    return f"{host}-{os.getpid()}-{next(_PROXIES)}"
+
+
+_PROXIES = itertools.count(1)
 
 
 class AudioProxyMiddleware:

@@ -67,10 +67,18 @@ class ResumeTokens(Generic[H]):
     """The live resume tokens of one process, each naming the holder of one session.
 
     A holder has at most one live token: :meth:`issue` replaces the one it had, so a token
-    works once (the resumed connection gets the next one).
+    works once (the resumed connection gets the next one). Each token starts with
+    ``replica`` and a dot, so a process that gets another's token can say where the session is.
+
+    Args:
+        replica: this process's name among those behind one address (letters, digits, ``-``,
+            ``_``), or empty.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, replica: str = "") -> None:
+        if not all(c.isalnum() or c in "-_" for c in replica):
+            raise ValueError(f"a replica name is letters, digits, '-' and '_'; got {replica!r}")
+        self.replica = replica
         self._by_key: dict[bytes, _Entry[H]] = {}
         self._key_of: dict[int, bytes] = {}  # id(holder) -> its live token's key
 
@@ -80,7 +88,7 @@ class ResumeTokens(Generic[H]):
     def issue(self, holder: H, origin: str | None, identity: object) -> str:
         """A new token for ``holder``, bound to ``origin`` and ``identity``; its old one goes."""
         self.withdraw(holder)
-        token = secrets.token_urlsafe(_TOKEN_BYTES)
+        token = f"{self.replica}.{secrets.token_urlsafe(_TOKEN_BYTES)}"
         key = _key(token)
         self._by_key[key] = _Entry(holder, origin, identity)
         self._key_of[id(holder)] = key
@@ -100,6 +108,11 @@ class ResumeTokens(Generic[H]):
         """
         entry = self._by_key.get(_key(token))
         if entry is None:
+            replica = token.partition(".")[0] if "." in token else ""
+            if replica and replica != self.replica:
+                return Claim(None, f"the session is held by replica {replica}, not this one "
+                                   f"({self.replica}): the load balancer must send a resume "
+                                   "where the session was")
             return Claim(None, "the token is unknown, used or expired")
         if entry.origin != origin or entry.identity != identity:
             return Claim(None, "the token was issued to another origin or identity")
