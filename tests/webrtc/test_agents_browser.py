@@ -126,5 +126,7 @@ async def test_agents_sdk_interrupt_silences_the_remote_track_within_300_ms(tmp_
             assert quiet_after_ms < 300, quiet_after_ms
             await page.wait_for_function("window.events.includes('output_audio_buffer.cleared')",
                                          timeout=ms)
+            await page.close()
+            await calls_ended(app, timeout_s=8)
         finally:
             await browser.close()
