@@ -29,6 +29,7 @@ from tests.test_cli_serve import settings_of
 from tests.timing import within
 from tests.vad.speech import SpeechBank, espeak_missing_reason, to_pcm
 
+from .lossy import relayed
 from .peer import RATE_HZ, Peer, loud, peer
 
 #: one short turn: a 440 Hz tone, then enough quiet for the model's VAD
@@ -226,3 +227,36 @@ async def test_talking_over_a_reply_clears_the_track_under_voice_barge_in(tmp_pa
         assert cleared["response_id"] == started["response_id"]
         done = await p.wait_for("response.done")
         assert done["response"]["status"] == "cancelled"
+
+
+async def _reply_latency_s(loss: float, jitter_s: float) -> float:
+    """From the end of the words to the reply's first loud audio on the client's track."""
+    async with served() as (base, _app), peer() as p:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(f"{base}/v1/realtime/calls", content=await p.offer(),
+                                       headers={"Content-Type": "application/sdp"})
+        answer, relay = await relayed(response.text, loss, jitter_s)
+        try:
+            await p.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+            await connected(p)
+            loop = asyncio.get_running_loop()
+            p.mic.say(UTTERANCE)
+            words_end = loop.time() + len(tone(440, 0.6, RATE_HZ)) / 2 / RATE_HZ
+            await p.wait_for("response.done", timeout_s=15)
+            await p.wait_for("output_audio_buffer.stopped", timeout_s=15)
+            first_loud = next(when for when, pcm in p.heard if when > words_end and loud(pcm))
+            heard = p.audio_since(first_loud)
+            assert dominant_frequency_hz(heard, RATE_HZ) == pytest.approx(440, abs=15)
+            assert relay.dropped > 0 or loss == 0
+            return first_loud - words_end
+        finally:
+            relay.close()
+
+
+@pytest.mark.slow
+async def test_a_lossy_network_still_gives_a_whole_reply_and_its_added_latency() -> None:
+    clean = await _reply_latency_s(0.0, 0.0)
+    lossy = await _reply_latency_s(0.05, 0.040)
+    print(f"reply latency: clean {clean * 1000:.0f} ms, 5% loss + 40 ms jitter {lossy * 1000:.0f} ms "
+          f"(+{(lossy - clean) * 1000:.0f} ms)")
+    assert lossy < clean + 1.0
