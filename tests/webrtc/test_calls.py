@@ -148,8 +148,9 @@ async def test_an_offer_that_is_not_sdp_or_has_no_audio_is_refused_as_openai_doe
                                         "type": "invalid_request_error", "param": "sdp"}}
         response = await p.call(base)
         assert response.status_code == 400 and response.json()["error"]["code"] == "missing_audio"
-        no_ice = "\r\n".join(["v=0", "o=- 1 2 IN IP4 0.0.0.0", "s=-", "t=0 0", "m=audio 9 UDP/TLS/RTP/SAVPF 111",
-                               "a=fingerprint:sha-256 AA:BB", "a=rtpmap:111 opus/48000/2", ""])
+        no_ice = "\r\n".join(["v=0", "o=- 1 2 IN IP4 0.0.0.0", "s=-", "t=0 0",
+                               "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=fingerprint:sha-256 AA:BB",
+                               "a=rtpmap:111 opus/48000/2", ""])
         async with httpx.AsyncClient() as http:
             unanswerable = await http.post(f"{base}/v1/realtime/calls", content=no_ice,
                                            headers={"Content-Type": "application/sdp"})
