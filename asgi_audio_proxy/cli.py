@@ -133,6 +133,10 @@ def _announce_demo(demo: DemoServer, upstream_url: str | None) -> None:
           f"  Ctrl-C stops", flush=True)
 
 
+#: how long the demo's start-up talk's session may take to end before the page is announced anyway
+_TALK_ENDS_S = 10.0
+
+
 async def _demo_talk(demo: DemoServer, turns: int, upstream_url: str | None) -> None:
     from .client.audio import generated_utterance
     from .client.console import Console
@@ -149,6 +153,12 @@ async def _demo_talk(demo: DemoServer, turns: int, upstream_url: str | None) -> 
     else:
         verdict = "every turn got a reply" if code == 0 else "some turns got no reply"
         print(f"asgi-audio-proxy demo: {verdict}; the test client has left.", flush=True)
+    try:  # its session has ended and freed the model server, so the first visitor is not queued
+        async with asyncio.timeout(_TALK_ENDS_S):
+            await demo.wait_idle()
+    except TimeoutError:
+        print(f"asgi-audio-proxy demo: the test client's session is still open after "
+              f"{_TALK_ENDS_S:.0f} s", file=sys.stderr, flush=True)
     _announce_demo(demo, upstream_url)
 
 

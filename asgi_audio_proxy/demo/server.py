@@ -21,7 +21,6 @@ from starlette.applications import Starlette
 from starlette.responses import FileResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
 
 from ..config import ProxyConfig
 from ..dialects.realtime import realtime_dialect
@@ -66,7 +65,7 @@ SHUTDOWN_GRACE_S = 2
 def build_demo_app(upstream_url: str, *, simulator: _Simulator | None = None,
                    chunk_duration: float = DEMO_CHUNK_DURATION_S,
                    barge_in: BargeInPolicy = DEMO_BARGE_IN,
-                   kind: UpstreamKind = MINICPM) -> ASGIApp:
+                   kind: UpstreamKind = MINICPM) -> AudioProxyMiddleware:
     """The demo's ASGI app: page, static files, the proxy at ``/audio_proxy`` (and its Realtime
     and Twilio dialects at ``/v1/realtime`` and ``/twilio``), maybe the simulator.
 
@@ -212,6 +211,7 @@ class DemoServer:
         self.upstream_url = upstream_url or f"http://{local}{SIMULATOR_PREFIX}"
         app = build_demo_app(self.upstream_url, simulator=self.simulator,
                              chunk_duration=chunk_duration, barge_in=barge_in, kind=kind)
+        self._proxy = app.proxy
         config = uvicorn.Config(app, log_level=log_level, lifespan="on",
                                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
                                 ws_per_message_deflate=False)  # PCM does not compress
@@ -231,6 +231,12 @@ class DemoServer:
             await self._server.serve(sockets=[self._sock])
         finally:
             self._sock.close()
+
+    async def wait_idle(self) -> None:
+        """Return once no session is live: a client's close is heard before its session has
+        ended and given its lease back, so a client that has left may still hold the model
+        server for a moment."""
+        await self._proxy.wait_idle()
 
     def shutdown(self) -> None:
         """Ask the server to stop (as Ctrl-C does)."""
