@@ -130,6 +130,7 @@ class HeldCompletions:
         self.released.set()
 
 
+@pytest.mark.slow
 async def test_a_page_opened_during_the_start_up_talk_queues_then_hears_its_own_first_turn(
         tmp_path: Path) -> None:
     wav = tmp_path / "microphone.wav"

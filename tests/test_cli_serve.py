@@ -155,7 +155,7 @@ async def scrape(base: str) -> dict[str, float]:
 
 
 @pytest.mark.skipif(not HAVE_REDIS, reason=SKIP_REASON)
-@pytest.mark.parametrize("how", ["flags", "environment"])
+@pytest.mark.parametrize("how", ["flags", pytest.param("environment", marks=pytest.mark.slow)])
 async def test_two_processes_two_model_servers_three_clients_two_live_one_queued(
         how: str, redis_url: str) -> None:
     prefix = f"serve-{uuid.uuid4().hex[:8]}:"

@@ -158,6 +158,7 @@ async def proxy_process(redis_url: str, prefix: str, upstreams: list[str],
         await stop(process)
 
 
+@pytest.mark.slow
 async def test_two_proxy_processes_share_three_upstreams_in_order_and_outlive_a_sigkill(
         redis_url: str, tmp_path: pathlib.Path) -> None:
     prefix = f"procs-{uuid.uuid4().hex[:8]}:"

@@ -144,6 +144,7 @@ async def test_client_leaving_mid_reply_stops_the_upstream_and_leaves_no_task(se
         assert leftovers == []
 
 
+@pytest.mark.slow
 async def test_more_than_a_hundred_live_sessions_share_one_http_client() -> None:
     # each live session holds a /completions stream: a capped pool would stall session 101
     async with running_simulator(multi_conversation=True) as up, \
