@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 from typing import Any
 
 from tests.timing import within
 
-__all__ = ["stop", "stop_group"]
+__all__ = ["metric_totals", "stop", "stop_group"]
 
 
 async def stop(proc: asyncio.subprocess.Process, signum: int = signal.SIGTERM, timeout_s: float = 15) -> int:
@@ -41,3 +42,13 @@ def stop_group(proc: subprocess.Popen[Any], timeout_s: float = 15) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def metric_totals(exposition: str) -> dict[str, float]:
+    """A ``/metrics`` page summed over labels: ``{"audio_proxy_live_sessions": 2.0, ...}``."""
+    totals: dict[str, float] = {}
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            name, value = re.sub(r"\{.*\}", "", line).rsplit(" ", 1)
+            totals[name] = totals.get(name, 0.0) + float(value)
+    return totals

@@ -24,6 +24,7 @@ from asgi_audio_proxy.dialects.native_client import QueuedMessage, ReadyMessage,
 from asgi_audio_proxy.edge.serving import build_server_app
 from asgi_audio_proxy.edge.settings import SERVE_SETTINGS, ServeSettings, SettingError, resolve_settings
 from tests.clients import arrive
+from tests.processes import metric_totals
 from tests.redis_server import HAVE_REDIS, SKIP_REASON
 from tests.test_one_conversation import (
     OverlapRecorder,
@@ -146,12 +147,7 @@ async def scrape(base: str) -> dict[str, float]:
     async with httpx.AsyncClient(trust_env=False, timeout=within(10)) as client:
         response = await client.get(f"http://{base}/metrics")
     assert response.status_code == 200, response.text
-    totals: dict[str, float] = {}
-    for line in response.text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = re.sub(r"\{.*\}", "", line).rsplit(" ", 1)
-            totals[name] = totals.get(name, 0.0) + float(value)
-    return totals
+    return metric_totals(response.text)
 
 
 @pytest.mark.skipif(not HAVE_REDIS, reason=SKIP_REASON)

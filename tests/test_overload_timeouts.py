@@ -30,6 +30,7 @@ from asgi_audio_proxy.session.session import ProxySession
 from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter
 from asgi_audio_proxy.upstreams.registry import named_kind
 from tests.fakes import FakeClient, FakeUpstream, OpenLeaser
+from tests.faults.silent import silent_upstream
 from tests.servers import serve_uvicorn
 from tests.timing import within
 
@@ -39,23 +40,9 @@ CONNECT_TIMEOUT_S = 0.2
 
 @contextlib.asynccontextmanager
 async def silent_tcp_server() -> AsyncIterator[int]:
-    """A loopback server that accepts every connection and never sends a byte."""
-    held: list[asyncio.StreamWriter] = []
-    never = asyncio.Event()
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-        with contextlib.suppress(asyncio.CancelledError):
-            await never.wait()  # never set: the peer hears nothing, ever
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        for writer in held:
-            writer.transport.abort()
-        server.close()
-        await server.wait_closed()
+    """The port of a loopback server that accepts every connection and never sends a byte."""
+    async with silent_upstream() as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 @contextlib.asynccontextmanager

@@ -27,7 +27,7 @@ from asgi_audio_proxy.dialects.native_client import QueuedMessage, ReadyMessage
 from asgi_audio_proxy.edge.settings import SettingError, resolve_settings
 from asgi_audio_proxy.edge.workers import WORKER_HEADER
 from tests.clients import ProxyClient, arrive
-from tests.processes import stop
+from tests.processes import metric_totals, stop
 from tests.test_one_conversation import REPO, command, watched_simulator
 from tests.timing import within
 
@@ -84,12 +84,7 @@ async def scrape(port: int) -> tuple[str, dict[str, float]]:
     async with httpx.AsyncClient(trust_env=False, timeout=within(10)) as http:
         response = await http.get(f"http://127.0.0.1:{port}/audio_proxy/metrics")
     assert response.status_code == 200, response.text
-    totals: dict[str, float] = {}
-    for line in response.text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = re.sub(r"\{.*\}", "", line).rsplit(" ", 1)
-            totals[name] = totals.get(name, 0.0) + float(value)
-    return response.headers[WORKER_HEADER], totals
+    return response.headers[WORKER_HEADER], metric_totals(response.text)
 
 
 @pytest.mark.parametrize("leases", ["file", "redis"])
