@@ -68,15 +68,20 @@ async def _native_ending(kind_name: str, port: int) -> tuple[dict[str, Any], int
     proxy = AudioProxy(ProxyConfig(upstream_url=url, connect_timeout_s=CONNECT_TIMEOUT_S),
                        kind=kind, leaser=OpenLeaser(url, kind))
     try:
-        async with serve_uvicorn(proxy) as proxy_port, \
-                connect(f"ws://127.0.0.1:{proxy_port}/", ping_interval=None) as ws:
-            async with asyncio.timeout(within(10)):
-                event = json.loads(await ws.recv())
-                with contextlib.suppress(ConnectionClosed):
-                    await ws.recv()
-            return event, ws.close_code
+        return await _first_event_and_close(proxy)
     finally:
         await proxy.aclose()
+
+
+async def _first_event_and_close(proxy: AudioProxy) -> tuple[dict[str, Any], int | None]:
+    """One native client of ``proxy`` on uvicorn: the first event it gets, and its close code."""
+    async with serve_uvicorn(proxy) as proxy_port, \
+            connect(f"ws://127.0.0.1:{proxy_port}/", ping_interval=None) as ws:
+        async with asyncio.timeout(within(10)):
+            event = json.loads(await ws.recv())
+            with contextlib.suppress(ConnectionClosed):
+                await ws.recv()
+        return event, ws.close_code
 
 
 @pytest.mark.parametrize("kind", ["minicpm", "realtime", "vllm-duplex", "minicpm-demo"])
@@ -159,14 +164,9 @@ async def test_a_session_whose_lease_store_never_answers_ends_with_lease_store_u
         pool = UpstreamPool(["http://127.0.0.1:9"], store=store)
         proxy = AudioProxy(ProxyConfig(upstream_url="http://127.0.0.1:9"), leaser=pool)
         try:
-            async with serve_uvicorn(proxy) as proxy_port, \
-                    connect(f"ws://127.0.0.1:{proxy_port}/", ping_interval=None) as ws:
-                async with asyncio.timeout(within(10)):
-                    event = json.loads(await ws.recv())
-                    with contextlib.suppress(ConnectionClosed):
-                        await ws.recv()
+            event, close_code = await _first_event_and_close(proxy)
         finally:
             await proxy.aclose()
             await pool.aclose()
     assert event["error"] == "lease_store_unavailable" and event["code"] == 1011, event
-    assert ws.close_code == 1011
+    assert close_code == 1011
