@@ -6,8 +6,11 @@ first of the two resamplings (client rate to the upstream's), the voice detector
 client audio, and what each client event does (audio, stop, configure, commit, clear, the
 dialect's own answers, end, introduction), options after the first audio going to an upstream
 that takes them then and kept as they are otherwise (``ConfigKept``). A bad frame costs one
-error event, never the session. Must not: write to the client other than by queueing events,
-or catch what ends the session (the session's one catch-all does).
+error event, never the session. The voice detector's decisions come from its loop's batch, off
+the receiver's path; a failure acting on one (a client too slow for its speech event) is raised
+by the receiver at the next frame, so it ends the session as its own would. Must not: write to
+the client other than by queueing events, or catch what ends the session (the session's one
+catch-all does).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ..audio.wav import CLIENT_SAMPLE_RATE_HZ
 from ..config import ProxyConfig
 from ..dialects.base import ClientDialect, Frame
 from ..dialects.connection import ClientConnection
-from ..errors import BadClientPayload, ClientError, MessageTooBig
+from ..errors import AudioProxyError, BadClientPayload, ClientError, MessageTooBig
 from ..events import (
     AudioIn,
     ClearInput,
@@ -40,12 +43,13 @@ from ..events import (
 from ..pacing import Pacer, RateLimit
 from ..upstreams.base import UpstreamAdapter, takes_options_mid_call
 from ..vad.bargein import CutReply
+from ..vad.batch import FrameBatcher
 from .admit import ParameterCheck, admit_parameters
 from .channel import ClientChannel, EventObserver
 from .rates import RateBridge
 from .replies import ReplyPath
 from .stats import AudioLedger, SessionStats
-from .voice import VoiceWatch
+from .voice import Heard, VoiceWatch
 
 __all__ = ["ClientEnded", "ClientInbound"]
 
@@ -96,8 +100,27 @@ class ClientInbound:
         self._admit = admit
         self._touch = touch
         self._text_rate = RateLimit(config.max_text_frames_per_s)
-        #: the voice detector, once the session has loaded it (off the loop)
-        self.voice: VoiceWatch | None = None
+        self._voice: VoiceWatch | None = None
+        self._voice_failure: AudioProxyError | None = None
+
+    @property
+    def voice(self) -> VoiceWatch | None:
+        """The voice detector, once the session has loaded it (off the loop)."""
+        return self._voice
+
+    @voice.setter
+    def voice(self, watch: VoiceWatch | None) -> None:
+        """Set on the loop, before any audio: a Silero detector joins the loop's batch."""
+        if self._voice is not None and self._voice is not watch:
+            self._voice.close()
+        self._voice = watch
+        if watch is not None and watch.is_batchable:
+            watch.batch_with(FrameBatcher.for_running_loop(), self._act_on)
+
+    def close(self) -> None:
+        """The session is ending: the voice detector leaves its batch (nothing heard after this)."""
+        if self._voice is not None:
+            self._voice.close()
 
     async def receive(self) -> None:
         """The receiver task: reads the client until it leaves (``ClientGone``) or breaks a limit."""
@@ -105,6 +128,8 @@ class ClientInbound:
         max_bytes, pcm_rate = self._config.max_message_bytes, self._dialect.binary_pcm_rate_hz
         while True:
             frame = await receive()
+            if self._voice_failure is not None:
+                raise self._voice_failure
             if pcm_rate is not None and type(frame) is bytes and len(frame) <= max_bytes:
                 # the hot path, 50 frames a second: bare PCM, no event made unless observed
                 if self._observer is not None:
@@ -192,16 +217,25 @@ class ClientInbound:
             self._ledger.dropped("too_fast", len(pcm))
             raise ClientError(f"audio is arriving {lead_s:.1f} s ahead of real time (the limit is "
                               f"{self._config.max_lead_s} s): stream at real-time pace")
-        if self.voice is not None:
-            self._hear(self.voice, pcm, rate)
+        if self._voice is not None:
+            self._act(self._voice.heard(pcm, rate))
         await upstream.send_audio(pcm)  # a full buffer: back-pressure on the client
 
-    def _hear(self, voice: VoiceWatch, pcm: bytes, rate_hz: int) -> None:
-        for heard in voice.heard(pcm, rate_hz):
-            if isinstance(heard, CutReply):  # voice barge-in: the user spoke over the reply
-                self.stop_reply("voice", resend_from_ms=heard.audio_start_ms)
+    def _act(self, heard: list[Heard]) -> None:
+        for event in heard:
+            if isinstance(event, CutReply):  # voice barge-in: the user spoke over the reply
+                self.stop_reply("voice", resend_from_ms=event.audio_start_ms)
             else:
-                self._to_client.emit(heard)
+                self._to_client.emit(event)
+
+    def _act_on(self, heard: list[Heard]) -> None:
+        """The batch's decisions, in a loop callback: what they raise is the receiver's to raise."""
+        if self._voice_failure is not None:
+            return
+        try:
+            self._act(heard)
+        except AudioProxyError as exc:
+            self._voice_failure = exc
 
     def _keep_options(self, config_data: Mapping[str, Any], acknowledge: bool) -> None:
         """Options after the first audio, which this upstream takes only at connect: none applied."""

@@ -254,6 +254,7 @@ class ProxySession:
 
     async def _teardown(self, failure: AudioProxyError | None, client_left: bool) -> None:
         self.state = SessionState.CLOSING
+        self._inbound.close()  # the voice detector leaves its batch: no decision comes after this
         self._replies.close()
         if self._resume is not None:
             self._resume.end()

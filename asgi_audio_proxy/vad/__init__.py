@@ -11,6 +11,7 @@ from .bargein import (
     VoiceActivity,
     VoiceEvent,
 )
+from .batch import BatchStats, FrameBatcher
 from .detector import (
     DETECTOR_RATE_HZ,
     EnergyDetector,
@@ -25,9 +26,11 @@ __all__ = [
     "DETECTOR_RATE_HZ",
     "BargeInConfig",
     "BargeInPolicy",
+    "BatchStats",
     "CutReply",
     "EchoReference",
     "EnergyDetector",
+    "FrameBatcher",
     "MissingVadExtra",
     "SileroDetector",
     "SpeechDetector",

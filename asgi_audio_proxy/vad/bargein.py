@@ -6,6 +6,11 @@ returning frozen events (:class:`SpeechStarted`, :class:`SpeechStopped`, :class:
 Times are milliseconds of input audio since the session started: the count of samples fed, so
 the decisions depend on the audio alone, never on when it arrived.
 
+The detector may run here (:meth:`VoiceActivity.feed_input`) or elsewhere, batched with other
+sessions' frames (:meth:`VoiceActivity.take_input`, then :meth:`VoiceActivity.decide` with the
+probabilities, later). Then what the session says of the reply in between waits for the frames
+taken before it, so the decisions are the same as if each frame had been decided as it came.
+
 While a reply plays, a frame is the client's speech only if the detector's probability reaches the
 higher ``reply_threshold`` *and* at least ``min_unexplained_share`` of its energy is more than the
 reply's own echo could be (:class:`~asgi_audio_proxy.vad.echo.EchoReference`): a phone on speaker
@@ -19,6 +24,8 @@ Must not: do I/O, read a clock, or cut anything itself: the session acts on the 
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,20 +83,33 @@ class VoiceActivity:
     Args:
         config: the policy and its tunables.
         detector: the frame-level detector; :func:`~asgi_audio_proxy.vad.default_detector` if
-            omitted (none is made under policy ``off``).
+            omitted (none is made under policy ``off``, nor when ``frame_ms`` is given).
+        frame_ms: the probabilities come from a detector run elsewhere on frames of this
+            duration (:meth:`take_input` and :meth:`decide`); ``detector`` must then be omitted.
     """
 
-    def __init__(self, config: BargeInConfig, detector: SpeechDetector | None = None) -> None:
+    def __init__(self, config: BargeInConfig, detector: SpeechDetector | None = None, *,
+                 frame_ms: float | None = None) -> None:
+        if detector is not None and frame_ms is not None:
+            raise ValueError("give a detector or the frame_ms of one run elsewhere, not both")
         self._config = config
-        self._detector = detector if detector is not None or config.policy == "off" else default_detector()
-        frame_ms = self._detector.frame_ms if self._detector is not None else 20.0
+        elsewhere = frame_ms is not None
+        self._detector = (detector if detector is not None or config.policy == "off" or elsewhere
+                          else default_detector())
+        self._is_detecting = self._detector is not None or (elsewhere and config.policy != "off")
+        if frame_ms is None:
+            frame_ms = self._detector.frame_ms if self._detector is not None else 20.0
         self._frame_ms = frame_ms
         self._frame_bytes = round(frame_ms * DETECTOR_RATE_HZ / 1000) * 2
         self._echo = EchoReference(
             DETECTOR_RATE_HZ, config.max_echo_delay_ms, config.echo_loss_db, self._frame_bytes // 2
         )
-        self._unanalysed = bytearray()
+        self._unanalysed = bytearray()  # input not yet decided, the partial frame at its end
         self._analysed_samples = 0
+        self._frames_taken = self._frames_decided = 0
+        # what the session said of the reply while frames taken before it waited for their
+        # probabilities: (frames taken then, the change), applied once those are decided
+        self._deferred: deque[tuple[int, Callable[[], None]]] = deque()
         self._reply = ReplyLifecycle("voice")  # as sent to the client
         # a CutReply was asked for this reply: one is enough (the session cuts it, or finds it
         # over); not the reply's phase, which moves only when the session's cut is sent
@@ -109,6 +129,9 @@ class VoiceActivity:
 
     def reply_started(self) -> None:
         """The upstream began a reply: from now on, speech may cut it (policy ``voice``)."""
+        self._in_order(self._start_reply)
+
+    def _start_reply(self) -> None:
         if not self._reply.is_playing:
             self._reply.start()
         self._has_asked_cut = False
@@ -120,11 +143,16 @@ class VoiceActivity:
         """
         if rate_hz <= 0:
             raise ValueError(f"rate_hz must be positive, not {rate_hz!r}")
-        if not self._reply.is_playing:
-            self.reply_started()
-        self._reply.more()
-        if self._config.policy != "off":
-            self._echo.play(pcm, rate_hz, self._analysed_samples + len(self._unanalysed) // 2)
+        now = self._fed_samples
+
+        def play() -> None:
+            if not self._reply.is_playing:
+                self._start_reply()
+            self._reply.more()
+            if self._config.policy != "off":
+                self._echo.play(pcm, rate_hz, now)
+
+        self._in_order(play)
 
     def reply_ended(self, *, cut: bool = False) -> None:
         """The proxy sent the last of the reply; its audio still plays out (and echoes) for a while.
@@ -133,28 +161,80 @@ class VoiceActivity:
             cut: the reply was cut and the client told to drop what it had queued: only what
                 has already played can echo.
         """
-        if self._reply.is_playing:  # else none was playing: nothing to end
+        now = self._fed_samples
+
+        def end() -> None:
+            if self._reply.is_playing:  # else none was playing: nothing to end
+                if cut:
+                    self._reply.cut()
+                    self._reply.close()  # what was queued of it is dropped: nothing more of it plays
+                else:
+                    self._reply.end()
             if cut:
-                self._reply.cut()
-                self._reply.close()  # what was queued of it is dropped: nothing more of it plays
-            else:
-                self._reply.end()
-        if cut:
-            self._echo.cut(self._analysed_samples + len(self._unanalysed) // 2)
+                self._echo.cut(now)
+
+        self._in_order(end)
+
+    @property
+    def _fed_samples(self) -> int:
+        """Every input sample taken so far: the input clock's now."""
+        return self._analysed_samples + len(self._unanalysed) // 2
+
+    def _in_order(self, change: Callable[[], None]) -> None:
+        """Apply a change of the reply now, or once the frames taken before it are decided."""
+        if self._frames_decided == self._frames_taken:
+            change()
+        else:
+            self._deferred.append((self._frames_taken, change))
 
     def feed_input(self, pcm: bytes) -> list[VoiceEvent]:
         """Client audio (PCM16 LE mono 16 kHz, any length, in order); the events it completes."""
         if self._detector is None:
             return []
+        self._take(pcm)
+        return self.decide(self._detector.feed(pcm))
+
+    def take_input(self, pcm: bytes) -> np.ndarray:
+        """Client audio as :meth:`feed_input` takes it, for a detector run elsewhere.
+
+        Returns:
+            The frames it completes, (count, samples) int16, for the detector; their
+            probabilities go to :meth:`decide`, in order. None under policy ``off``.
+        """
+        if not self._is_detecting:
+            return np.empty((0, self._frame_bytes // 2), dtype=np.int16)
+        first = len(self._unanalysed) // self._frame_bytes * self._frame_bytes
+        whole = self._take(pcm)
+        end = first + whole * self._frame_bytes
+        return np.frombuffer(bytes(self._unanalysed[first:end]), dtype="<i2").reshape(whole, self._frame_bytes // 2)
+
+    def _take(self, pcm: bytes) -> int:
+        """Keep ``pcm`` until decided; the count of frames it completes."""
+        whole = (len(self._unanalysed) % self._frame_bytes + len(pcm)) // self._frame_bytes
         self._unanalysed += pcm
+        self._frames_taken += whole
+        return whole
+
+    def decide(self, probabilities: Sequence[float]) -> list[VoiceEvent]:
+        """The speech probabilities of the next frames taken, in order; the events they complete."""
+        if len(probabilities) > self._frames_taken - self._frames_decided:
+            raise ValueError(f"{len(probabilities)} probabilities for "
+                             f"{self._frames_taken - self._frames_decided} frames taken")
         events: list[VoiceEvent] = []
-        for probability in self._detector.feed(pcm):
+        for probability in probabilities:
+            self._apply_deferred()
             frame = np.frombuffer(bytes(self._unanalysed[: self._frame_bytes]), dtype="<i2")
             del self._unanalysed[: self._frame_bytes]
             start = self._analysed_samples
             self._analysed_samples += len(frame)
+            self._frames_decided += 1
             events.extend(self._decide(probability, frame.astype(np.float64) / 32768.0, start))
+        self._apply_deferred()
         return events
+
+    def _apply_deferred(self) -> None:
+        while self._deferred and self._deferred[0][0] <= self._frames_decided:
+            self._deferred.popleft()[1]()
 
     def _decide(self, probability: float, frame: np.ndarray, start: int) -> list[VoiceEvent]:
         config = self._config
