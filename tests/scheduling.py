@@ -18,6 +18,7 @@ SHARE_A_WORKER = {
     "tests/faults/test_dialect_input.py": "fault table",
     "tests/faults/test_admission.py": "fault table",
     "tests/faults/test_shutdown.py": "fault table",  # the groups in turn, as python -m tests.faults
+    "tests/faults/test_webrtc.py": "fault table",
     "tests/test_benchmarks.py": "quick benchmark",
 }
 

@@ -34,12 +34,13 @@ from tests.faults.scenarios import (
     upstream_silent,
 )
 from tests.faults.shutdown import shutdown
+from tests.faults.webrtc_cases import WEBRTC_CASES, webrtc_fault
 from tests.timing import cpu_slowness, unit, within
 
 __all__ = ["GROUPS", "SERVERS", "Scenario", "outcomes_of", "run_scenarios", "scenarios"]
 
 #: in the order the command runs them
-GROUPS = ("upstream", "client", "dialect", "admission", "shutdown", "resume")
+GROUPS = ("upstream", "client", "dialect", "admission", "shutdown", "resume", "webrtc")
 #: the longest a scenario may take, set-up to teardown, before it counts as hung: its own waits
 #: (the client's read, the proxy's idle, the upstream settling) add up to about half of it
 BUDGET_S = 20.0
@@ -85,6 +86,9 @@ def scenarios(group: str, servers: Iterable[str] = SERVERS) -> list[Scenario]:
             if server == "uvicorn":
                 out += [Scenario(group, c, f"resume {c}", server, functools.partial(resume_case, c, server))
                         for c in RESUME_CASES]
+        elif group == "webrtc":
+            out += [Scenario(group, c, f"webrtc {c}", server, functools.partial(webrtc_fault, c, server))
+                    for c in WEBRTC_CASES]
         elif group == "shutdown":
             out.append(Scenario(group, "sigterm_mid_reply", "shutdown SIGTERM mid-reply", server,
                                 functools.partial(shutdown, server), SHUTDOWN_BUDGET_S))

@@ -56,10 +56,40 @@ class LossyRelay:
         delay = self.random.uniform(0, self.jitter_s)
         asyncio.get_running_loop().call_later(delay, side.transport.sendto, data, to)
 
+    def take_answer(self, answer: str) -> str:
+        """The answer to a :func:`relayed_offer`: the proxy's first host candidate is where the
+        relay forwards; the client is given the relay's front instead."""
+        first = _HOST.search(_ipv4_only(answer))
+        assert first is not None and self.front is not None, "the answer has no IPv4 host candidate"
+        self.target = (first[2], int(first[3]))
+        return _to(_ipv4_only(answer), self.front.transport.get_extra_info("sockname")[:2])
+
     def close(self) -> None:
         for side in (self.front, self.back):
             if side is not None and side.transport is not None:
                 side.transport.close()
+
+
+def _to(sdp: str, address: tuple[str, int]) -> str:
+    return _HOST.sub(lambda m: f"{m[1]}{address[0]} {address[1]}{m[4]}", sdp)
+
+
+def _ipv4_only(sdp: str) -> str:
+    return "\r\n".join(line for line in sdp.splitlines()
+                        if not (line.startswith("a=candidate:") and " typ host" in line
+                                and ":" in line.split()[4])) + "\r\n"
+
+
+async def relayed_offer(offer: str, loss: float, jitter_s: float) -> tuple[str, LossyRelay]:
+    """The offer with its host candidates pointing at a new relay's back socket, so neither side
+    knows a path around the relay; :meth:`LossyRelay.take_answer` does the same to the answer."""
+    first = _HOST.search(_ipv4_only(offer))
+    assert first is not None, "the offer has no IPv4 host candidate"
+    relay = LossyRelay(("0.0.0.0", 0), loss, jitter_s)
+    await relay.start(first[2])
+    assert relay.back is not None
+    back: tuple[str, int] = relay.back.transport.get_extra_info("sockname")[:2]
+    return _to(_ipv4_only(offer), back), relay
 
 
 async def relayed(answer: str, loss: float, jitter_s: float) -> tuple[str, LossyRelay]:
