@@ -4,19 +4,34 @@ every server event against the official SDK's pydantic types."""
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 from typing import Any
-
-from openai.types.beta.realtime import RealtimeServerEvent as BetaServerEvent
-from openai.types.realtime import RealtimeServerEvent
-from pydantic import TypeAdapter
 
 from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.dialects.base import Frame
 from asgi_audio_proxy.dialects.realtime import RealtimeDialect, realtime_dialect
 
-GA_EVENTS: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
-BETA_EVENTS: TypeAdapter[Any] = TypeAdapter(BetaServerEvent)
+
+class OfficialEvents:
+    """One of the official SDK's unions of events (``RealtimeServerEvent`` of ``module``...), as a
+    pydantic adapter built at its first use: importing the SDK's types takes a second or two of
+    CPU, which every test worker would pay at collection for tests that may run elsewhere."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+        self._adapter: Any = None
+
+    def validate_python(self, event: Any, *, strict: bool = False) -> Any:
+        if self._adapter is None:
+            from pydantic import TypeAdapter
+
+            self._adapter = TypeAdapter(getattr(importlib.import_module(self.module), self.name))
+        return self._adapter.validate_python(event, strict=strict)
+
+
+GA_EVENTS = OfficialEvents("openai.types.realtime", "RealtimeServerEvent")
+BETA_EVENTS = OfficialEvents("openai.types.beta.realtime", "RealtimeServerEvent")
 
 
 def scope(*, query: str = "", headers: dict[str, str] | None = None,

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from openai import AsyncOpenAI
 
 from asgi_audio_proxy.audio import Resampler
 from asgi_audio_proxy.config import ProxyConfig
@@ -48,6 +47,8 @@ async def test_talking_over_a_reply_cancels_it_as_turn_detected(tmp_path: Path) 
             upstream_url=up.url, chunk_duration=0.2, barge_in="voice"),
             dialects={"/v1/realtime": realtime_dialect}, authenticate=check_key)
         async with serve("uvicorn", app) as port:
+            from openai import AsyncOpenAI  # at use, not at collection
+
             client = AsyncOpenAI(api_key="sk-proxy-test", base_url="http://127.0.0.1:9/v1",
                                  websocket_base_url=f"ws://127.0.0.1:{port}/v1")
             async with client.realtime.connect(model="minicpm-o") as conn:

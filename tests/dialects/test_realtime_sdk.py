@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from openai import AsyncOpenAI
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -127,6 +126,8 @@ def _unb64(text: str) -> bytes:
 
 @contextlib.asynccontextmanager
 async def sdk_connection(base_url: str, *, beta: bool) -> AsyncIterator[Conversation]:
+    from openai import AsyncOpenAI  # here, not at collection: see realtime_support.ServerEvents
+
     client = AsyncOpenAI(api_key=KEY, websocket_base_url=base_url, base_url="http://127.0.0.1:9/v1")
     realtime = client.beta.realtime if beta else client.realtime
     async with realtime.connect(model="gpt-realtime") as conn:

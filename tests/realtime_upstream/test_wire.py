@@ -10,9 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from openai.types.beta.realtime import RealtimeClientEvent as BetaClientEvent
-from openai.types.realtime import RealtimeClientEvent
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from asgi_audio_proxy.config import UpstreamOptions
 from asgi_audio_proxy.errors import UpstreamBusy, UpstreamError, UpstreamProtocolError
@@ -49,11 +47,11 @@ from asgi_audio_proxy.upstreams.realtime import (
     truncate_item,
     websocket_url,
 )
-from tests.dialects.realtime_support import client, dialect
+from tests.dialects.realtime_support import OfficialEvents, client, dialect
 from tests.signals import tone
 
-GA: TypeAdapter[Any] = TypeAdapter(RealtimeClientEvent)
-BETA: TypeAdapter[Any] = TypeAdapter(BetaClientEvent)
+GA = OfficialEvents("openai.types.realtime", "RealtimeClientEvent")
+BETA = OfficialEvents("openai.types.beta.realtime", "RealtimeClientEvent")
 OPTIONS = UpstreamOptions(assistant_prompt="Answer in one sentence.")
 PCM = bytes(range(256)) * 3
 

@@ -1,0 +1,138 @@
+"""LiveKit Agents' OpenAI plugin against the proxy in front of the simulator, driven as
+``AgentSession`` drives it, and a microphone and a speaker for an ``AgentSession`` with no room:
+what tests/frameworks/test_livekit.py runs. Imported by the tests that run, so a worker that runs
+none does not pay for LiveKit's import (three seconds of CPU)."""
+
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from livekit import rtc
+from livekit.agents import Agent as LiveKitAgent
+from livekit.agents import AgentSession, llm
+from livekit.agents.voice import io
+from livekit.plugins.openai.realtime import RealtimeModel, RealtimeSession
+
+from tests.clients import at_real_time
+from tests.dialects.test_realtime_sdk import KEY
+from tests.signals import silence
+from tests.timing import within
+
+from .conftest import RATE_HZ, Sent, watched_proxy
+
+__all__ = ["RATE_HZ", "Agent", "AgentSession", "LiveKitAgent", "Microphone", "RealtimeModel", "Speaker",
+           "aiohttp", "heard", "livekit_agent", "llm", "replied", "silence", "watched_proxy"]
+
+FRAME_SAMPLES = RATE_HZ // 50  # 20 ms frames, as a LiveKit room delivers them
+
+
+class Agent:
+    """One plugin session: what it was told (generations, errors), and a microphone."""
+
+    def __init__(self, session: RealtimeSession, sent: Sent) -> None:
+        self.session = session
+        self.sent = sent
+        self.generations: asyncio.Queue[llm.GenerationCreatedEvent] = asyncio.Queue()
+        self.errors: list[llm.RealtimeModelError] = []
+        session.on("generation_created", self.generations.put_nowait)
+        session.on("error", self.errors.append)
+
+    async def say(self, pcm: bytes) -> None:
+        start = asyncio.get_running_loop().time()
+        step = FRAME_SAMPLES * 2
+        for i in range(0, len(pcm), step):
+            piece = pcm[i:i + step]
+            self.session.push_audio(rtc.AudioFrame(piece, RATE_HZ, 1, len(piece) // 2))
+            await at_real_time(start, (i + step) / (RATE_HZ * 2))
+
+    async def next_generation(self, timeout_s: float = 20) -> llm.GenerationCreatedEvent:
+        async with asyncio.timeout(within(timeout_s)):
+            return await self.generations.get()
+
+    async def turn(self, question: bytes) -> tuple[bytes, str]:
+        """Speak (then a pause, as a user does) while the model's turn detection ends the turn."""
+        speaking = asyncio.create_task(self.say(question + silence(1.4, RATE_HZ)))
+        try:
+            return await heard(await self.next_generation())
+        finally:
+            await speaking
+
+
+async def heard(generation: llm.GenerationCreatedEvent, timeout_s: float = 20) -> tuple[bytes, str]:
+    """The reply's audio and text, read to the end."""
+    audio, text = bytearray(), []
+
+    async def read_audio(stream: Any) -> None:
+        async for frame in stream:
+            audio.extend(frame.data.tobytes())
+
+    async def read_text(stream: Any) -> None:
+        async for piece in stream:
+            text.append(str(piece))
+
+    async with asyncio.timeout(within(timeout_s)):
+        async for message in generation.message_stream:
+            await asyncio.gather(read_audio(message.audio_stream), read_text(message.text_stream))
+    return bytes(audio), "".join(text)
+
+
+@contextlib.asynccontextmanager
+async def livekit_agent(*, turn_detection_disabled: bool = False) -> AsyncIterator[Agent]:
+    async with watched_proxy() as (base_url, sent), aiohttp.ClientSession() as http:
+        http_base = base_url.replace("ws://", "http://", 1)
+        model = RealtimeModel(base_url=http_base, api_key=KEY, http_session=http)
+        session = model.session(turn_detection_disabled=turn_detection_disabled)
+        try:
+            yield Agent(session, sent)
+        finally:
+            await session.aclose()
+            await model.aclose()
+
+
+def replied(reply: tuple[bytes, str]) -> bool:
+    audio, text = reply
+    return bool(audio) and bool(text)
+
+
+class Microphone(io.AudioInput):
+    """The session's audio input: frames the test puts in."""
+
+    def __init__(self) -> None:
+        super().__init__(label="test microphone")
+        self.frames: asyncio.Queue[rtc.AudioFrame] = asyncio.Queue()
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        return await self.frames.get()
+
+    async def say(self, pcm: bytes) -> None:
+        start = asyncio.get_running_loop().time()
+        step = FRAME_SAMPLES * 2
+        for i in range(0, len(pcm), step):
+            piece = pcm[i:i + step]
+            self.frames.put_nowait(rtc.AudioFrame(piece, RATE_HZ, 1, len(piece) // 2))
+            await at_real_time(start, (i + step) / (RATE_HZ * 2))
+
+
+class Speaker(io.AudioOutput):
+    """The session's audio output: keeps what it is given, played out at once."""
+
+    def __init__(self) -> None:
+        super().__init__(label="test speaker", capabilities=io.AudioOutputCapabilities(pause=False),
+                         sample_rate=RATE_HZ)
+        self.audio = bytearray()
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        self.audio.extend(frame.data.tobytes())
+
+    def flush(self) -> None:
+        super().flush()
+        self.on_playback_finished(playback_position=0.0, interrupted=False)
+
+    def clear_buffer(self) -> None:
+        self.on_playback_finished(playback_position=0.0, interrupted=True)
