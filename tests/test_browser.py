@@ -65,7 +65,8 @@ async def test_page_talks_plays_the_reply_and_stop_silences_it(tmp_path: Path) -
             page = await browser.new_page(viewport={"width": 390, "height": 844})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(demo.url + "?processing=off")
+            await page.goto(demo.url + "?processing=off&transport=websocket")
+            await page.wait_for_function("document.body.dataset.ready === 'true'", timeout=ms)
             await page.focus("#talk")  # the keyboard starts it, as a keyboard user would
             await page.keyboard.press("Enter")
             await page.wait_for_function("demoStats.state === 'live'", timeout=ms)
@@ -164,7 +165,9 @@ async def test_a_page_opened_during_the_start_up_talk_queues_then_hears_its_own_
                         page = await browser.new_page()
                         errors: list[str] = []
                         page.on("pageerror", lambda exc: errors.append(str(exc)))
-                        await page.goto(f"http://{found.group(1)}/?processing=off")
+                        await page.goto(f"http://{found.group(1)}/?processing=off&transport=websocket")
+                        await page.wait_for_function("document.body.dataset.ready === 'true'",
+                                                     timeout=ms)
                         await page.click("#talk")
                         await page.wait_for_function("demoStats.state === 'queued'", timeout=ms)
                         shown = await page.inner_text("#state")

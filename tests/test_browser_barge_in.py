@@ -37,7 +37,8 @@ async def test_talking_over_the_reply_stops_it_and_the_transcript_says_so(tmp_pa
             page = await browser.new_page(viewport={"width": 390, "height": 844})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(demo.url + "?processing=off")
+            await page.goto(demo.url + "?processing=off&transport=websocket")
+            await page.wait_for_function("document.body.dataset.ready === 'true'", timeout=ms)
             await page.click("#talk")
             await page.wait_for_function("demoStats.interruptions.length >= 1", timeout=ms)
             await page.wait_for_function("demoStats.stops.some((s) => s.voice)", timeout=ms)

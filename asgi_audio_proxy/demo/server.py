@@ -1,7 +1,8 @@
 """The demo behind ``asgi-audio-proxy demo``: the voice page, the proxy and a simulator on one port.
 
-Owns: the demo's Starlette app (the page at ``/``, its files under ``/static``, the proxy's
-WebSocket at ``/audio_proxy``, and, unless a real model server is given, the upstream simulator
+Owns: the demo's Starlette app (the page at ``/``, its files under ``/static``, its settings at
+``/demo.json``, the proxy's WebSocket at ``/audio_proxy``, WebRTC calls at
+``/v1/realtime/calls`` with the webrtc extra, and, unless a real model server is given, the upstream simulator
 mounted at ``/upstream``, which the proxy dials over loopback like any upstream), and serving it
 with uvicorn on a socket bound first so port 0 works and the URL printed is the real one.
 Must not: hold proxy logic (it only wires :class:`AudioProxyMiddleware` in), or act on import.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -40,6 +41,8 @@ logger = logging.getLogger("asgi_audio_proxy.demo")
 #: the page's files ship inside the package, so an installed demo finds them
 DEMO_PAGE_DIR = Path(__file__).with_name("page")
 PROXY_PATH = "/audio_proxy"
+#: the page's settings (``{"webrtc", "calls", "resumeGraceS"}``), read once as it loads
+SETTINGS_PATH = "/demo.json"
 SIMULATOR_PREFIX = "/upstream"
 #: the kinds the demo has a simulator for, mounted at SIMULATOR_PREFIX when no upstream is given
 DUPLEX_KIND = "vllm-duplex"
@@ -66,8 +69,9 @@ def build_demo_app(upstream_url: str, *, simulator: _Simulator | None = None,
                    chunk_duration: float = DEMO_CHUNK_DURATION_S,
                    barge_in: BargeInPolicy = DEMO_BARGE_IN,
                    kind: UpstreamKind = MINICPM) -> AudioProxyMiddleware:
-    """The demo's ASGI app: page, static files, the proxy at ``/audio_proxy`` (and its Realtime
-    and Twilio dialects at ``/v1/realtime`` and ``/twilio``), maybe the simulator.
+    """The demo's ASGI app: page, its settings, static files, the proxy at ``/audio_proxy`` (and
+    its Realtime and Twilio dialects at ``/v1/realtime`` and ``/twilio``, and WebRTC calls at
+    ``/v1/realtime/calls`` with the webrtc extra), maybe the simulator.
 
     Args:
         upstream_url: the model server the proxy talks to (the mounted simulator's URL when
@@ -96,8 +100,18 @@ def build_demo_app(upstream_url: str, *, simulator: _Simulator | None = None,
     async def index(request: object) -> FileResponse:
         return FileResponse(DEMO_PAGE_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
+    calls_path: str | None = None  # set below once the calls route is known to be served
+
+    async def settings(request: object) -> JSONResponse:
+        # what the page cannot find out alone: whether it may call over WebRTC, and how long
+        # the proxy holds a cut session for its resume
+        return JSONResponse({"webrtc": calls_path is not None, "calls": calls_path,
+                             "resumeGraceS": config.resume_grace_s},
+                            headers={"Cache-Control": "no-cache"})
+
     routes: list[Route | Mount] = [
         Route("/", index),
+        Route(SETTINGS_PATH, settings),
         Mount("/static", StaticFiles(directory=DEMO_PAGE_DIR), name="static"),
     ]
     if simulator is not None:
@@ -113,6 +127,7 @@ def build_demo_app(upstream_url: str, *, simulator: _Simulator | None = None,
         logger.info("WebRTC calls are off: %s", exc)
     else:
         add_calls_route(middleware, REALTIME_PATH)
+        calls_path = f"{REALTIME_PATH}/calls"
     return middleware
 
 

@@ -1,9 +1,19 @@
-// The demo page: microphone -> proxy -> speaker, with a live transcript.
-// Client protocol: binary frames of PCM16 16 kHz mono both ways; text frames are JSON events
-// (ready, queued, text, turn_end, speech_started, speech_stopped, error; we send stop).
-// Talking over a reply interrupts it when the proxy runs voice barge-in: the proxy says
-// speech_started, cuts the reply (turn_end "stopped") and the page silences what it buffered.
+// The demo page: microphone -> proxy -> speaker, with a live transcript, over one of two ways.
+// - WebRTC (call.js), where the browser supports it and the demo answers calls: the audio is
+//   Opus on the call's tracks, the events are OpenAI Realtime's on its data channel, and the
+//   browser's own echo cancellation hears what the speaker plays.
+// - The WebSocket (here): the proxy's native protocol, binary frames of PCM16 16 kHz mono both
+//   ways; text frames are JSON events (ready, resumed, queued, text, turn_end, speech_started,
+//   speech_stopped, error; we send stop). A connection cut without a close is resumed with the
+//   session's token (resume.js) while the proxy holds the session.
+// Talking over a reply interrupts it (the proxy runs voice barge-in) and the page silences it.
 // No build step, no dependencies.
+
+import {
+  hasTurn, interruptedByVoice, markStopped, microphoneLevel, ordinal, replyAudio, replyText,
+  resetTurns, setState, speechEvent, stats, turnEnded, ui, waitText,
+} from "./conversation.js";
+import { isCut, nextRetryMs, resumeUrl } from "./resume.js";
 
 const params = new URLSearchParams(location.search);
 // echo cancellation, noise suppression and auto gain help people; ?processing=off gives raw audio
@@ -11,82 +21,22 @@ const processing = params.get("processing") !== "off";
 const defaultProxy = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/audio_proxy`;
 const proxyUrl = params.get("proxy") || defaultProxy;
 const FRAME_SAMPLES = 800;          // 50 ms at 16 kHz
-const SPEECH_LEVEL = 0.01;          // RMS that counts as talking (about -40 dBFS)
 
-const $ = (id) => document.getElementById(id);
-const ui = {
-  state: $("state"), talk: $("talk"), stop: $("stop"), level: $("level"), latency: $("latency"),
-  transcript: $("transcript"), empty: $("empty"), speaking: $("speaking"),
-};
-
-// what the page did, for people (devtools) and for the browser test
-const stats = window.demoStats = {
-  state: "idle", message: "", session: null,
-  samplesSent: 0, samplesReceived: 0, samplesPlayed: 0, buffered: 0, playing: false,
-  replyText: "", turns: [], stops: [], playbackReports: 0,
-  queued: [],      // every place in the queue the proxy told us: {position, etaS}
-  speech: [],      // speech_started / speech_stopped the proxy heard: {type, ms}
-  interruptions: [],  // replies cut by the user's voice: {afterMs: first audio -> cut, silentAfterMs}
-};
-
-let ctx = null, media = null, capture = null, playback = null, ws = null;
-let turn = null;           // the reply being received: {entry, textNode, firstAudioAt, ...}
-let userEntry = null;      // the transcript line of the user's current utterance
-let lastLoudAt = null;     // performance.now() of the last loud frame sent before a reply
+let ctx = null, media = null, capture = null, playback = null, ws = null, call = null;
 let discarding = false;    // after Stop: drop reply audio until that turn's turn_end
 let pendingStop = null;
-let lastReply = null;      // the transcript line of the latest reply, to mark it stopped
-
-function setState(state, message = "") {
-  stats.state = state;
-  stats.message = message;
-  ui.state.dataset.state = state;
-  const labels = { idle: "Not connected", connecting: "Connecting…", live: "Live", queued: "Queued",
-                   error: "Error", closed: "Disconnected" };
-  ui.state.textContent = message ? `${labels[state]}: ${message}` : labels[state];
-}
-
-function ordinal(n) {
-  const tens = n % 100, ones = n % 10;
-  const suffix = tens >= 11 && tens <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[ones] || "th");
-  return `${n}${suffix}`;
-}
-
-function waitText(seconds) {
-  if (!(seconds > 0)) return "a moment";
-  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
-  return `${Math.round(seconds / 60)} min`;
-}
-
-function addEntry(kind, text) {
-  ui.empty.hidden = true;
-  const li = document.createElement("li");
-  li.className = kind;
-  const body = document.createElement("span");
-  body.textContent = text;
-  const meta = document.createElement("span");
-  meta.className = "meta";
-  li.append(body, meta);
-  ui.transcript.append(li);
-  li.scrollIntoView({ block: "end" });
-  return { li, body, meta };
-}
+let resumeToken = null;    // from ready, then from each resumed
+let cut = null;            // while resuming: {at, attempts, timer}
+let demo = { webrtc: false, calls: "/v1/realtime/calls", resumeGraceS: 30 };  // what the demo serves (/demo.json)
 
 function onCaptureFrame({ pcm, level }) {
-  ui.level.value = Math.min(1, Math.max(0, (20 * Math.log10(level + 1e-9) + 60) / 60));
-  if (!ws || ws.readyState !== WebSocket.OPEN || stats.state !== "live") return;
+  if (!ws || ws.readyState !== WebSocket.OPEN || stats.state !== "live") {
+    ui.level.value = 0;
+    return;
+  }
+  microphoneLevel(level);
   ws.send(pcm);
   stats.samplesSent += FRAME_SAMPLES;
-  if (level >= SPEECH_LEVEL && !turn) {
-    lastLoudAt = performance.now();
-    if (!userEntry) {
-      userEntry = addEntry("user", "You: speaking…");
-      userEntry.startedAt = lastLoudAt;
-    }
-    ui.speaking.textContent = "speaking";
-  } else if (level < SPEECH_LEVEL) {
-    ui.speaking.textContent = "";
-  }
 }
 
 function onPlaybackMessage(msg) {
@@ -95,7 +45,7 @@ function onPlaybackMessage(msg) {
     stats.samplesPlayed = msg.played;
     stats.buffered = msg.buffered;
     stats.playing = msg.playing;
-    ui.stop.disabled = !(msg.playing || msg.buffered > 0 || turn);
+    ui.stop.disabled = !(msg.playing || msg.buffered > 0 || hasTurn());
   } else if (msg.type === "flushed" && pendingStop) {
     // both clocks: the audio clock says when output went silent, the wall clock when we knew
     // plus the output latency: what was already handed to the device still plays
@@ -107,50 +57,30 @@ function onPlaybackMessage(msg) {
   }
 }
 
-function startReply() {
-  if (userEntry) {
-    const seconds = ((lastLoudAt - userEntry.startedAt) / 1000).toFixed(1);
-    userEntry.body.textContent = `You spoke for ${seconds} s`;
-    userEntry = null;
-  }
-  turn = { entry: addEntry("assistant", ""), text: "", firstAudioAt: null, speechEnd: lastLoudAt };
-  lastReply = turn.entry;
-}
-
 function onServerText(event) {
-  if (event.type === "ready") {
+  if (event.type === "ready" || event.type === "resumed") {
     stats.session = event.session;
-    setState("live");
+    resumeToken = event.resume_token ?? null;
+    if (event.type === "resumed") {
+      stats.resumes.push({ session: event.session, attempts: cut.attempts,
+                           afterMs: performance.now() - cut.at });
+      cut = null;
+    }
+    setState("live", event.type === "resumed" ? "resumed" : "");
   } else if (event.type === "queued") {
     // the model server holds one conversation at a time: someone else is talking to it
     stats.queued.push({ position: event.position, etaS: event.eta_s });
     setState("queued", `${ordinal(event.position)} in line, about ${waitText(event.eta_s)}`);
   } else if (event.type === "text") {
-    if (discarding) return;
-    if (!turn) startReply();
-    turn.text += event.content;
-    stats.replyText += event.content;
-    turn.entry.body.textContent = turn.text;
+    if (!discarding) replyText(event.content);
   } else if (event.type === "speech_started" || event.type === "speech_stopped") {
-    stats.speech.push({ type: event.type, ms: event.audio_start_ms ?? event.audio_end_ms });
-    if (event.type === "speech_started") ui.speaking.textContent = "speaking";
+    speechEvent(event.type, event.audio_start_ms ?? event.audio_end_ms);
   } else if (event.type === "turn_end") {
     const byVoice = event.reason === "stopped" && !discarding && pendingStop === null;
-    if (byVoice) interrupted();  // the proxy heard the user talk over it: the buffer must not play
+    if (byVoice) silenceCutReply();  // the proxy heard the user talk over it: the buffer must not play
     playback.port.postMessage({ type: "end" });
-    if (turn) {
-      const latency = turn.firstAudioAt !== null && turn.speechEnd !== null
-        ? Math.max(0, turn.firstAudioAt - turn.speechEnd) : null;
-      stats.turns.push({ text: turn.text, latencyMs: latency, reason: event.reason });
-      const parts = [event.reason === "complete" ? "reply"
-        : byVoice ? "you interrupted it" : `reply ${event.reason}`];
-      if (latency !== null) parts.push(`${Math.round(latency)} ms to first audio`);
-      turn.entry.meta.textContent = parts.join(" · ");
-      if (latency !== null) ui.latency.textContent = `${Math.round(latency)} ms`;
-    }
-    turn = null;
+    turnEnded(event.reason, byVoice);
     discarding = false;
-    lastLoudAt = null;
   } else if (event.type === "error") {
     setState("error", event.message || event.error);
   }
@@ -158,96 +88,161 @@ function onServerText(event) {
 
 function onServerAudio(buffer) {
   if (discarding) return;
-  if (!turn) startReply();
-  if (turn.firstAudioAt === null) turn.firstAudioAt = performance.now();
+  replyAudio();
   stats.samplesReceived += buffer.byteLength / 2;
   playback.port.postMessage({ type: "pcm", pcm: buffer }, [buffer]);
 }
 
-function interrupted() {
+function silenceCutReply() {
   pendingStop = { ctxTime: ctx.currentTime, wallTime: performance.now(),
                   outputLatencyMs: (ctx.outputLatency || ctx.baseLatency || 0) * 1000, voice: true };
   playback.port.postMessage({ type: "flush" });
-  stats.interruptions.push({ afterMs: turn && turn.firstAudioAt !== null
-    ? performance.now() - turn.firstAudioAt : null });
-  if (turn) {
-    turn.entry.li.classList.add("interrupted");
-    turn.text += " …";
-    turn.entry.body.textContent = turn.text;
-  }
+  interruptedByVoice();
 }
 
 function stopReply() {
+  if (call) {
+    call.stopReply();
+    return;
+  }
   if (!playback) return;
   // silence first, then tell the proxy: what is already buffered must not play on
   pendingStop = { ctxTime: ctx.currentTime, wallTime: performance.now(),
                   outputLatencyMs: (ctx.outputLatency || ctx.baseLatency || 0) * 1000 };
   playback.port.postMessage({ type: "flush" });
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "stop" }));
-  discarding = turn !== null;
-  if (lastReply && (turn || stats.playing || stats.buffered > 0)) {
-    lastReply.meta.textContent += lastReply.meta.textContent ? " · stopped" : "stopped";
+  discarding = hasTurn();
+  markStopped(hasTurn() || stats.playing || stats.buffered > 0);
+}
+
+function connect(url) {
+  const socket = ws = new WebSocket(url);
+  socket.binaryType = "arraybuffer";
+  socket.onmessage = (e) => (typeof e.data === "string" ? onServerText(JSON.parse(e.data)) : onServerAudio(e.data));
+  socket.onclose = (e) => onClose(socket, e);
+}
+
+function onClose(socket, e) {
+  if (socket !== ws) return;  // an earlier connection, already given up
+  const opened = stats.session !== null;
+  if (isCut(e.code) && resumeToken !== null && opened && stats.state !== "error") {
+    resumeLater();
+    return;
   }
+  if (stats.state === "error") {
+    // the proxy said why (a resume_failed, a limit) before it closed: that stays on show
+  } else if (cut !== null) {
+    setState("error", `could not resume: closed (${e.code}) ${e.reason}`);
+  } else if (!opened && isCut(e.code)) {
+    setState("error", `cannot reach ${proxyUrl}`);
+  } else {
+    setState(e.code === 1000 ? "closed" : "error", e.code === 1000 ? "" : `closed (${e.code}) ${e.reason}`);
+  }
+  teardown();
+}
+
+// The connection was cut: try again with the token, backing off, while the proxy holds the session.
+function resumeLater() {
+  if (cut === null) {
+    stats.cuts += 1;
+    cut = { at: performance.now(), attempts: 0, timer: null };
+  }
+  const delay = nextRetryMs(cut.attempts, performance.now() - cut.at, demo.resumeGraceS * 1000);
+  if (delay === null) {
+    setState("error", "the connection was lost and could not be resumed");
+    teardown();
+    return;
+  }
+  setState("reconnecting", cut.attempts ? `try ${cut.attempts + 1}` : "");
+  cut.timer = setTimeout(() => {
+    cut.attempts += 1;
+    connect(resumeUrl(proxyUrl, resumeToken));
+  }, delay);
+}
+
+async function startSocket() {
+  ctx = new AudioContext({ latencyHint: "interactive" });
+  await ctx.audioWorklet.addModule("/static/worklet.js");
+  media = await navigator.mediaDevices.getUserMedia({
+    audio: { channelCount: 1, echoCancellation: processing, noiseSuppression: processing,
+             autoGainControl: processing },
+  });
+  capture = new AudioWorkletNode(ctx, "capture-16k", { processorOptions: { frameSamples: FRAME_SAMPLES } });
+  capture.port.onmessage = (e) => onCaptureFrame(e.data);
+  ctx.createMediaStreamSource(media).connect(capture);
+  capture.connect(ctx.destination);  // outputs silence; connected so the graph renders it
+  playback = new AudioWorkletNode(ctx, "playback-16k", { outputChannelCount: [2] });
+  playback.port.onmessage = (e) => onPlaybackMessage(e.data);
+  playback.connect(ctx.destination);
+  await ctx.resume();
 }
 
 async function start() {
-  ui.talk.disabled = true;
+  ui.talk.disabled = ui.webrtc.disabled = true;
   setState("connecting");
+  stats.session = null;
+  stats.transport = ui.webrtc.checked ? "webrtc" : "websocket";
   try {
-    ctx = new AudioContext({ latencyHint: "interactive" });
-    await ctx.audioWorklet.addModule("/static/worklet.js");
-    media = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: processing, noiseSuppression: processing,
-               autoGainControl: processing },
-    });
-    capture = new AudioWorkletNode(ctx, "capture-16k", { processorOptions: { frameSamples: FRAME_SAMPLES } });
-    capture.port.onmessage = (e) => onCaptureFrame(e.data);
-    ctx.createMediaStreamSource(media).connect(capture);
-    capture.connect(ctx.destination);  // outputs silence; connected so the graph renders it
-    playback = new AudioWorkletNode(ctx, "playback-16k", { outputChannelCount: [2] });
-    playback.port.onmessage = (e) => onPlaybackMessage(e.data);
-    playback.connect(ctx.destination);
-    await ctx.resume();
+    if (ui.webrtc.checked) {
+      const { openCall } = await import("./call.js");
+      call = await openCall({ processing, callsUrl: demo.calls, onEnd: teardown });
+    } else {
+      await startSocket();
+    }
   } catch (err) {
-    setState("error", `microphone: ${err.message || err}`);
+    setState("error", `${call || ui.webrtc.checked ? "call" : "microphone"}: ${err.message || err}`);
     await teardown();
     return;
   }
-  ws = new WebSocket(proxyUrl);
-  ws.binaryType = "arraybuffer";
-  ws.onmessage = (e) => (typeof e.data === "string" ? onServerText(JSON.parse(e.data)) : onServerAudio(e.data));
-  ws.onclose = (e) => {
-    if (stats.state !== "error") setState(e.code === 1000 ? "closed" : "error", e.code === 1000 ? "" : `closed (${e.code}) ${e.reason}`);
-    teardown();
-  };
-  ws.onerror = () => setState("error", `cannot reach ${proxyUrl}`);
+  if (!call) connect(proxyUrl);
   ui.talk.textContent = "End conversation";
   ui.talk.setAttribute("aria-pressed", "true");
   ui.talk.disabled = false;
 }
 
 async function teardown() {
-  if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+  if (cut !== null) clearTimeout(cut.timer);
+  cut = null;
+  resumeToken = null;
+  const socket = ws;
   ws = null;
+  if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000);
+  if (call) await call.close();
+  call = null;
   if (media) media.getTracks().forEach((t) => t.stop());
   media = null;
   if (ctx) await ctx.close();
   ctx = capture = playback = null;
-  turn = userEntry = null;
-  ui.level.value = 0;
+  resetTurns();
   ui.stop.disabled = true;
   ui.talk.textContent = "Start talking";
   ui.talk.setAttribute("aria-pressed", "false");
   ui.talk.disabled = false;
+  ui.webrtc.disabled = !demo.webrtc;
 }
 
-ui.talk.addEventListener("click", () => (ws ? teardown().then(() => setState("closed")) : start()));
+ui.talk.addEventListener("click", () => (ws || call || cut ? teardown().then(() => setState("closed")) : start()));
 ui.stop.addEventListener("click", stopReply);
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape") { e.preventDefault(); stopReply(); }
 });
-$("processing").textContent = processing ? "on" : "off";
+document.getElementById("processing").textContent = processing ? "on" : "off";
 const toggle = new URLSearchParams(params);
 toggle.set("processing", processing ? "off" : "on");
-$("processing-toggle").href = `?${toggle}`;
-$("processing-toggle").textContent = processing ? "turn off" : "turn on";
+document.getElementById("processing-toggle").href = `?${toggle}`;
+document.getElementById("processing-toggle").textContent = processing ? "turn off" : "turn on";
+
+// WebRTC where the browser has it and the demo answers calls; ?transport=websocket (or a
+// ?proxy= elsewhere, which the demo cannot call) chooses the WebSocket.
+try {
+  const answer = await fetch("/demo.json");
+  if (answer.ok) demo = { ...demo, ...(await answer.json()) };
+} catch (err) {
+  console.warn("the demo's settings are unknown", err);
+}
+demo.webrtc = demo.webrtc && "RTCPeerConnection" in window && !params.get("proxy");
+ui.webrtc.checked = demo.webrtc && params.get("transport") !== "websocket";
+ui.webrtc.disabled = !demo.webrtc;
+ui.webrtc.closest("label").title = demo.webrtc ? "" : "not offered here: the WebSocket it is";
+stats.transport = ui.webrtc.checked ? "webrtc" : "websocket";
+document.body.dataset.ready = "true";
