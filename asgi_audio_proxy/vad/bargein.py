@@ -206,7 +206,8 @@ class VoiceActivity:
         first = len(self._unanalysed) // self._frame_bytes * self._frame_bytes
         whole = self._take(pcm)
         end = first + whole * self._frame_bytes
-        return np.frombuffer(bytes(self._unanalysed[first:end]), dtype="<i2").reshape(whole, self._frame_bytes // 2)
+        frames = np.frombuffer(bytes(self._unanalysed[first:end]), dtype="<i2")
+        return frames.reshape(whole, self._frame_bytes // 2)
 
     def _take(self, pcm: bytes) -> int:
         """Keep ``pcm`` until decided; the count of frames it completes."""

@@ -31,13 +31,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
-from .silero import SileroModel, SileroState, shared_model
+from .silero import SileroState, shared_model
 
-__all__ = ["MAX_WAIT_S", "TICK_S", "BatchStats", "BatchStream", "FrameBatcher"]
+__all__ = ["MAX_WAIT_S", "TICK_S", "BatchModel", "BatchStats", "BatchStream", "FrameBatcher"]
 
 logger = logging.getLogger("asgi_audio_proxy.vad.batch")
 
@@ -49,6 +49,14 @@ TICK_S = 0.010
 MAX_WAIT_S = 0.5
 
 Deliver = Callable[[list[float]], None]
+
+
+class BatchModel(Protocol):
+    """What a tick needs of the model (:class:`~asgi_audio_proxy.vad.silero.SileroModel`)."""
+
+    def batch(self, states: list[SileroState], frames: np.ndarray) -> list[float]: ...
+
+
 #: one stream's part of a tick: its state, and its frames (None: coalesced, skipped by the model)
 _Part = tuple[SileroState, list[np.ndarray | None]]
 
@@ -138,14 +146,15 @@ class FrameBatcher:
     _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FrameBatcher]] = (
         weakref.WeakKeyDictionary())
 
-    def __init__(self, model: SileroModel | None = None, *, tick_s: float = TICK_S,
+    def __init__(self, model: BatchModel | None = None, *, tick_s: float = TICK_S,
                  max_wait_s: float = MAX_WAIT_S) -> None:
-        self._model = model if model is not None else shared_model()
+        self._model: BatchModel = model if model is not None else shared_model()
         self._tick_s = tick_s
         self._max_wait_s = max_wait_s
         self._due: dict[BatchStream, None] = {}  # streams with frames waiting, in arrival order
         self._is_ticking = False  # a tick is scheduled or running
         self._last_tick = float("-inf")
+        self._idle: asyncio.Event | None = None
         self.stats = BatchStats()
 
     @classmethod
@@ -161,6 +170,13 @@ class FrameBatcher:
     def is_idle(self) -> bool:
         """No frame waits and no tick is scheduled or running."""
         return not self._due and not self._is_ticking
+
+    async def idle(self) -> None:
+        """Return once no frame waits and no tick runs (what was judged delivered before)."""
+        while not self.is_idle:
+            if self._idle is None:
+                self._idle = asyncio.Event()
+            await self._idle.wait()
 
     def join(self, deliver: Deliver) -> BatchStream:
         """A new stream; ``deliver`` gets its frames' probabilities on the loop, in order."""
@@ -180,8 +196,8 @@ class FrameBatcher:
 
     def _tick(self) -> None:
         """On the loop: take every waiting frame, and hand them to the worker thread."""
-        if not self._due:
-            self._is_ticking = False
+        if not self._due:  # every stream that had frames left
+            self._next_tick()
             return
         loop = asyncio.get_running_loop()
         now = self._last_tick = loop.time()
@@ -200,16 +216,16 @@ class FrameBatcher:
     def _finished(self, streams: list[BatchStream],
                   done: Future[tuple[list[list[float]], int]]) -> None:
         """On the loop: each stream's probabilities to it, then the next tick if frames wait."""
+        loop = asyncio.get_running_loop()
         try:
             results, calls = done.result()  # the model raising is a bug: the loop's handler logs it
             self.stats.calls += calls
-            loop = asyncio.get_running_loop()
             for stream, probabilities in zip(streams, results, strict=True):
                 self.stats.frames += len(probabilities)
                 # one callback each, in order: a stream's failure is its own, not the others'
                 loop.call_soon(stream._judged, probabilities)
         finally:
-            self._next_tick()
+            loop.call_soon(self._next_tick)  # after the deliveries: this tick ends with them
 
     def _next_tick(self) -> None:
         self._is_ticking = False
@@ -217,9 +233,12 @@ class FrameBatcher:
             self._is_ticking = True
             loop = asyncio.get_running_loop()
             loop.call_at(max(loop.time(), self._last_tick + self._tick_s), self._tick)
+        elif self._idle is not None:
+            self._idle.set()
+            self._idle = None
 
 
-def _judge(model: SileroModel, parts: list[_Part]) -> tuple[list[list[float]], int]:
+def _judge(model: BatchModel, parts: list[_Part]) -> tuple[list[list[float]], int]:
     """In the worker thread: every stream's frames, one model call per round; and the calls made.
 
     Round ``r`` takes the ``r``-th frame the model judges of every stream that has one, so each
