@@ -82,6 +82,9 @@ class ProxyMetrics:
                                   ["upstream"], **kw, multiprocess_mode="livemin")
         self.upstream_errors = prom.Counter("upstream_errors", "Sessions or health checks that "
                                             "failed on the upstream", ["upstream", "source"], **kw)
+        self.resumes = prom.Counter("resumes", "Reconnects with ?resume=<token> after a cut: "
+                                    "resumed (the session took the new connection) or refused "
+                                    "(resume_failed, 1008)", ["outcome"], **kw)
         self.bytes_in = prom.Counter("client_received_bytes", "Bytes of frames from clients", **kw)
         self.bytes_out = prom.Counter("client_sent_bytes", "Bytes of messages to clients", **kw)
         self.turn_latency = prom.Histogram("turn_latency_seconds", "From a client's last audio "

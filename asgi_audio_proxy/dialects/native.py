@@ -104,10 +104,18 @@ class NativeDialect:
         self._max_text = max_text_bytes
 
     text_audio_ratio = 0.0  # text frames are events; audio is binary
+    numbers_events = False  # a resume cannot say what it read last: what a cut lost is lost
+
+    def is_event(self, frame: Frame, event_id: str) -> bool:
+        return False
 
     def resumed(self, session_id: str, token: str) -> list[Frame]:
         """The answer to a resume: the same session, and the token for the next one."""
         return [_json({"type": "resumed", "session": session_id, "resume_token": token})]
+
+    def resume_failed(self, message: str) -> list[Frame]:
+        """A refused resume: ``error`` ``resume_failed`` (then close 1008)."""
+        return self.send(ErrorEvent("resume_failed", message, 1008, fatal=True))
 
     def silence(self, duration_s: float) -> Frame:
         """What stands for the client's audio while it is away."""

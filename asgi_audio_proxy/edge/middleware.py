@@ -81,6 +81,9 @@ class AudioProxy:
             Twilio call's ``customParameters``): ``admit(parameters, identity)`` returns the
             identity to keep or raises :class:`~asgi_audio_proxy.errors.Denied` (the session
             then ends with its close code); may be async.
+        replica: this proxy's name among those behind one address, the start of each resume
+            token (``replica.…``), so a load balancer can route a resume on it (letters, digits,
+            ``-``, ``_``); ``host-pid-N`` by default.
     """
 
     def __init__(self, config: ProxyConfig | None = None, *,
@@ -91,7 +94,7 @@ class AudioProxy:
                  dialect: DialectFactory = native_dialect,
                  kind: UpstreamKind = MINICPM,
                  upstream_factory: UpstreamFactory | None = None,
-                 admit: ParameterCheck | None = None) -> None:
+                 admit: ParameterCheck | None = None, replica: str | None = None) -> None:
         self.config = config or ProxyConfig()
         kind = kind.configured(self.config)  # a bad forwarded value is refused here, not later
         self.kind = kind if upstream_factory is None else replace(kind, factory=upstream_factory)
@@ -107,7 +110,7 @@ class AudioProxy:
         self._owns_client = http_client is None
         self._on_session_end = on_session_end
         self.sessions: dict[str, ProxySession] = {}
-        self.resume_tokens: ResumeTokens[ResumableClient] = ResumeTokens(_replica_name())
+        self.resume_tokens: ResumeTokens[ResumableClient] = ResumeTokens(replica or _replica_name())
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._per_client: Counter[str] = Counter()
         self._admitted = 0
@@ -198,17 +201,23 @@ class AudioProxy:
         client = StarletteClient(websocket)
         claim = self.resume_tokens.claim(token, websocket.headers.get("origin"), identity)
         if claim.holder is not None:
+            if self.metrics is not None:
+                self.metrics.resumes.labels(outcome="resumed").inc()
             with contextlib.suppress(ClientGone):
-                await claim.holder.attach(client)
+                await claim.holder.attach(client, websocket.query_params.get("last_event_id"))
             return
         logger.info("refused a resume: %s", claim.reason)
+        if self.metrics is not None:
+            self.metrics.resumes.labels(outcome="refused").inc()
         message = "this session cannot be resumed (its token is unknown, used or expired)"
         if claim.reason.startswith("the session is held by replica"):
             message = claim.reason  # another process's: saying so costs nothing, and helps
+        frames = (dialect.resume_failed(message) if isinstance(dialect, ResumeWire)
+                  else dialect.send(ErrorEvent(RESUME_FAILED, message, 1008, fatal=True)))
         await client.accept(dialect.subprotocol)
         with contextlib.suppress(ClientGone, TimeoutError):
             async with asyncio.timeout(self.config.close_timeout_s):
-                for frame in dialect.send(ErrorEvent(RESUME_FAILED, message, 1008, fatal=True)):
+                for frame in frames:
                     await client.send(frame)
                 await client.close(1008, "resume failed")
 
@@ -359,8 +368,8 @@ class AudioProxyMiddleware:
         dialects: more paths, each with the dialect its clients speak
             (``{"/v1/realtime": realtime_dialect, "/twilio": twilio_dialect}``); every path
             shares one proxy, so one pool of upstreams and one queue serve them all.
-        http_client, on_session_end, authenticate, leaser, metrics, kind, upstream_factory, admit:
-            see :class:`AudioProxy`.
+        http_client, on_session_end, authenticate, leaser, metrics, kind, upstream_factory, admit,
+        replica: see :class:`AudioProxy`.
 
     The middleware does not touch lifespan: to end sessions with 1001 before the server closes
     them (uvicorn closes WebSockets with 1012 on its own), call ``await middleware.proxy.shutdown()``
@@ -376,7 +385,7 @@ class AudioProxyMiddleware:
                  dialects: Mapping[str, DialectFactory] | None = None,
                  kind: UpstreamKind = MINICPM,
                  upstream_factory: UpstreamFactory | None = None,
-                 admit: ParameterCheck | None = None) -> None:
+                 admit: ParameterCheck | None = None, replica: str | None = None) -> None:
         routes = {path: native_dialect, **(dialects or {})}
         for route in routes:
             if not route.startswith("/"):
@@ -386,7 +395,8 @@ class AudioProxyMiddleware:
         self.routes = {route.rstrip("/") or "/": factory for route, factory in routes.items()}
         self.proxy = AudioProxy(config, http_client=http_client, on_session_end=on_session_end,
                                 authenticate=authenticate, leaser=leaser, metrics=metrics,
-                                kind=kind, upstream_factory=upstream_factory, admit=admit)
+                                kind=kind, upstream_factory=upstream_factory, admit=admit,
+                                replica=replica)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         dialect = self.routes.get(self._route_path(scope)) if scope["type"] == "websocket" else None

@@ -163,7 +163,8 @@ def build_server_app(settings: ServeSettings, environ: Mapping[str, str] | None 
         dialects[settings.twilio_path] = twilio_dialect
     middleware = AudioProxyMiddleware(Starlette(routes=routes, lifespan=lifespan), path=settings.path,
                                       config=config, authenticate=authenticate, leaser=pool,
-                                      metrics=metrics, dialects=dialects, kind=kind)
+                                      metrics=metrics, dialects=dialects, kind=kind,
+                                      replica=settings.replica)
     proxy = middleware.proxy
     if settings.realtime_path:
         cast(Starlette, middleware.app).router.routes.append(Route(

@@ -140,6 +140,12 @@ def _barge_in(text: str) -> str:
     return text
 
 
+def _replica(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text):
+        raise ValueError("a name of letters, digits, '-' and '_' (at most 64)")
+    return text
+
+
 def _switch(text: str) -> bool:
     if text.lower() in _TRUE:
         return True
@@ -224,6 +230,10 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting(name="resume_grace", parse=_grace, default=DEFAULT_RESUME_GRACE_S, metavar="SECONDS",
             help="how long a session whose connection was cut is held for its client to resume "
                  "(?resume=TOKEN); 0: a cut ends it"),
+    Setting(name="replica", parse=_replica, metavar="NAME", default_text="host-pid-N",
+            help="this process's name, the start of each resume token it issues (NAME.…), for a "
+                 "load balancer to send a resume where its session is; with --workers, each "
+                 "worker's is NAME-<index>"),
 )
 
 
@@ -258,6 +268,7 @@ class ServeSettings:
     token_file: Path | None
     shutdown_grace: float
     resume_grace: float
+    replica: str | None
 
 
 def add_settings(parser: argparse.ArgumentParser,

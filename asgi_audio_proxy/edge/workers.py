@@ -32,6 +32,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
@@ -193,6 +194,8 @@ def _worker(index: int, settings: ServeSettings, environ: Mapping[str, str], run
     stop_asked: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: stop_asked.append(signum))
+    if settings.replica:  # each worker holds its own sessions: a name of its own
+        settings = replace(settings, replica=f"{settings.replica}-{index}")
     try:
         app = _worker_app(settings, environ, run_dir)
     except (ValueError, ImportError, OSError) as exc:

@@ -21,7 +21,7 @@ from starlette import status
 from ..dialects.base import Frame
 from ..dialects.connection import ClientConnection
 from ..errors import ClientGone
-from .resume import MAX_AWAY_AUDIO_S, ReplyBuffer, ResumeTokens, resumable
+from .resume import MAX_AWAY_AUDIO_S, ReplyBuffer, ResumeTokens, SentWindow, resumable
 
 __all__ = ["ResumableClient", "ResumeWire"]
 
@@ -34,12 +34,19 @@ _QUEUE_FRAMES = 16  # frames read ahead of the session (back-pressure holds the 
 
 @runtime_checkable
 class ResumeWire(Protocol):
-    """What a dialect that supports resuming says: the ``resumed`` event, and silence."""
+    """What a dialect that supports resuming says: the ``resumed`` event, a refusal (an
+    ``error`` of kind ``resume_failed``, before close 1008), and silence."""
 
     output_rate_hz: int
     text_audio_ratio: float
+    #: whether each frame it sends carries an id a client may name on its resume (below)
+    numbers_events: bool
 
     def resumed(self, session_id: str, token: str) -> list[Frame]: ...
+
+    def resume_failed(self, message: str) -> list[Frame]: ...
+
+    def is_event(self, frame: Frame, event_id: str) -> bool: ...
 
     def silence(self, duration_s: float) -> Frame: ...
 
@@ -79,7 +86,9 @@ class ResumableClient:
         self._failed: ClientConnection | None = None  # a send to it failed
         self._released = asyncio.Event()  # the connection of the moment is no longer used
         self._send_lock = asyncio.Lock()
-        self._buffer = ReplyBuffer(int(MAX_AWAY_AUDIO_S * wire.output_rate_hz * 2), wire.text_audio_ratio)
+        max_audio = int(MAX_AWAY_AUDIO_S * wire.output_rate_hz * 2)
+        self._buffer = ReplyBuffer(max_audio, wire.text_audio_ratio)
+        self._sent = SentWindow(max_audio, wire.text_audio_ratio) if wire.numbers_events else None
         self._deadline = self._next_silence = 0.0
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
@@ -121,6 +130,8 @@ class ResumableClient:
             if conn is not None and conn is not self._failed:
                 try:
                     await conn.send(message)
+                    if self._sent is not None:
+                        self._sent.add(message)
                     return
                 except ClientGone:
                     if self._token is None or self._closing:
@@ -155,10 +166,12 @@ class ResumableClient:
         self._stop_reader()
         self._released.set()
 
-    async def attach(self, conn: ClientConnection) -> None:
+    async def attach(self, conn: ClientConnection, last_event_id: str | None = None) -> None:
         """Take ``conn`` (a resume, already checked) as the session's connection: ``resumed``
-        with the next token, then what was kept while away; returns once ``conn`` is no longer
-        the session's (the session ended, or it was cut or replaced in turn).
+        with the next token, then what was sent after ``last_event_id`` (the last event the
+        client read, where its dialect numbers events: a cut loses what was in flight), then
+        what was kept while away; returns once ``conn`` is no longer the session's (the
+        session ended, or it was cut or replaced in turn).
 
         Raises:
             ClientGone: the session ended meanwhile, or ``conn`` was cut before it was taken.
@@ -173,8 +186,11 @@ class ResumableClient:
                 self._released.set()
                 self._close_later(old)
             self._token = self._tokens.issue(self, self._origin, self._identity)
-            for frame in [*self._wire.resumed(self.session_id, self._token), *self._buffer.drain()]:
+            for frame in [*self._wire.resumed(self.session_id, self._token),
+                          *self._lost(last_event_id), *self._buffer.drain()]:
                 await conn.send(frame)
+                if self._sent is not None:
+                    self._sent.add(frame)
             self._generation += 1
             self._conn = conn
             self._released = released = asyncio.Event()
@@ -182,6 +198,20 @@ class ResumableClient:
             self.resumes += 1
         logger.info("[session %s] resumed (%d so far)", self.session_id, self.resumes)
         await released.wait()
+
+    def _lost(self, last_event_id: str | None) -> list[bytes | str]:
+        """What was sent after the event the client read last, and taken from the window."""
+        if self._sent is None or last_event_id is None:
+            return []
+        lost = self._sent.after(lambda frame: self._wire.is_event(frame, last_event_id))
+        self._sent.clear()
+        if lost is None:
+            logger.warning("[session %s] resumed after event %s, which was not among the last "
+                           "sent: nothing is sent again", self.session_id, last_event_id[:64])
+            return []
+        if lost:
+            logger.info("[session %s] %d frames sent again after the cut", self.session_id, len(lost))
+        return lost
 
     def _lose(self, code: int | None) -> None:
         """The connection of the moment ended with ``code``: hold the session, or end it."""

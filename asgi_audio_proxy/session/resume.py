@@ -4,7 +4,8 @@ Owns: :class:`ResumeTokens` (who may take a held session back: one opaque token 
 new one after every resume, bound to the origin and identity that opened it, looked up by its
 SHA-256 so the lookup takes the same time whether a token exists or not),
 :class:`ReplyBuffer` (what was meant for the client while it was away, bounded to
-:data:`MAX_AWAY_AUDIO_S` of audio), and :func:`resumable` (which ends of a connection leave the
+:data:`MAX_AWAY_AUDIO_S` of audio), :class:`SentWindow` (what was last sent, for a client
+that says which event it got last), and :func:`resumable` (which ends of a connection leave the
 session held). Must not: await, touch a socket, or read a clock (times are passed in).
 """
 
@@ -13,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from starlette import status
 
-__all__ = ["MAX_AWAY_AUDIO_S", "RESUME_FAILED", "Claim", "ReplyBuffer", "ResumeTokens", "resumable"]
+__all__ = ["MAX_AWAY_AUDIO_S", "RESUME_FAILED", "Claim", "ReplyBuffer", "ResumeTokens", "SentWindow",
+           "resumable"]
 
 #: reply audio kept for a client that is away; past it, reply audio is dropped (and counted)
 MAX_AWAY_AUDIO_S = 10.0
@@ -163,3 +166,41 @@ class ReplyBuffer:
         self._frames.clear()
         self._audio = self._events = 0
         return frames
+
+
+class SentWindow:
+    """The frames last sent on a connection, the newest kept, bounded as :class:`ReplyBuffer`.
+
+    A cut loses what was in flight: frames the socket took but the client never read. A
+    client whose dialect numbers its events says, on its resume, the last one it read; what
+    came after it here is sent again. Past the bound the oldest frames go.
+    """
+
+    def __init__(self, max_audio_bytes: int, text_audio_ratio: float = 0.0) -> None:
+        self.max_audio_bytes = max_audio_bytes
+        self._ratio = text_audio_ratio
+        self._frames: deque[tuple[bytes | str, int]] = deque()
+        self._audio = 0
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def add(self, frame: bytes | str) -> None:
+        size = len(frame) if isinstance(frame, bytes) else int(len(frame) * self._ratio)
+        self._frames.append((frame, size))
+        self._audio += size
+        while self._audio > self.max_audio_bytes or len(self._frames) > _MAX_AWAY_EVENTS:
+            self._audio -= self._frames.popleft()[1]
+
+    def after(self, is_last_read: Callable[[bytes | str], bool]) -> list[bytes | str] | None:
+        """The frames after the one ``is_last_read`` picks (newest searched first); ``None``
+        when none is (it is older than the window, or was never sent)."""
+        frames = [frame for frame, _ in self._frames]
+        for index in range(len(frames) - 1, -1, -1):
+            if is_last_read(frames[index]):
+                return frames[index + 1:]
+        return None
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self._audio = 0

@@ -10,6 +10,8 @@ the official SDKs do, for the proxy's admission hook to check. Must not: check t
     Sec-WebSocket-Protocol: realtime,                 browsers (@openai/agents), which cannot
         openai-insecure-api-key.<key>[, openai-beta.realtime-v1]     set headers
     OpenAI-Beta: realtime=v1                          the beta protocol (else GA)
+    ?resumable=1                                      resume tokens, after a cut (``resume.py``)
+    ?resume=<token>                                   a resume
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.types import Scope
 
 from ...config import ProxyConfig
 from .dialect import RealtimeDialect
+from .resume import RESUMABLE_PARAM, ResumableRealtimeDialect
 from .wire import Protocol
 
 __all__ = ["realtime_api_key", "realtime_dialect", "realtime_protocol"]
@@ -38,10 +41,15 @@ def realtime_dialect(scope: Scope, config: ProxyConfig) -> RealtimeDialect:
     Accepts ``?model=`` (shown back in the session), speaks beta when the client asks for it
     (``OpenAI-Beta: realtime=v1`` or the ``openai-beta.realtime-v1`` subprotocol) and GA
     otherwise, and accepts with the ``realtime`` subprotocol only if the client offered it.
+    A client that asks for resume tokens (``?resumable=1``) or resumes (``?resume=<token>``)
+    gets :class:`~.resume.ResumableRealtimeDialect`; any other sees OpenAI's events only.
     """
-    return RealtimeDialect(config, protocol=realtime_protocol(scope),
-                           subprotocol="realtime" if "realtime" in _subprotocols(scope) else None,
-                           model=_model(scope))
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    resumable = query.get(RESUMABLE_PARAM, [""])[0].lower() in ("1", "true") or "resume" in query
+    speaks = ResumableRealtimeDialect if resumable else RealtimeDialect
+    return speaks(config, protocol=realtime_protocol(scope),
+                  subprotocol="realtime" if "realtime" in _subprotocols(scope) else None,
+                  model=_model(scope))
 
 
 def realtime_protocol(scope: Scope) -> Protocol:
