@@ -7,10 +7,12 @@ import json
 
 import pytest
 
+from asgi_audio_proxy.audio.wav import pcm16_to_wav
 from asgi_audio_proxy.config import UpstreamOptions
 from asgi_audio_proxy.errors import UpstreamProtocolError
 from asgi_audio_proxy.upstreams.minicpm.wire import (
     Ack,
+    AudioMessages,
     ReplyError,
     ReplyMessage,
     ack_error,
@@ -32,6 +34,21 @@ def test_s3_2_audio_message_shape() -> None:
     assert item["input_audio"]["timestamp"] == "1718000000123"
     wav = base64.b64decode(item["input_audio"]["data"])
     assert wav[:4] == b"RIFF" and len(wav) == 6444
+
+
+@pytest.mark.parametrize("uid", ["K3Q9ZT7WBA", 'a"quote\\back\u00e9\u2028', "@data@", '"@timestamp@"', ""])
+def test_s3_2_audio_message_is_the_text_json_dumps_makes(uid: str) -> None:
+    """The envelope is made once per conversation; every message is still ``json.dumps``'s text,
+    even for a uid spelled like the envelope's stand-ins."""
+    pcm = bytes(range(256)) * 25
+    data = base64.b64encode(pcm16_to_wav(pcm)).decode("ascii")
+    item = {"type": "input_audio", "input_audio": {"data": data, "format": "wav", "timestamp": "7"}}
+    expected = json.dumps({"uid": uid, "messages": [{"role": "user", "content": [item]}]},
+                          separators=(",", ":"))
+    messages = AudioMessages(uid)
+    assert messages.message(pcm, 7) == expected
+    assert messages.message(pcm, 7) == expected  # the envelope is reused, unchanged
+    assert audio_message(pcm, uid, 7) == expected
 
 
 def test_s5_6_init_options_always_carries_all_five_keys() -> None:

@@ -11,6 +11,7 @@ from .transport import BodyClosed, MiniCPMTransport, Transport, TransportItem
 from .wire import (
     COMPLETIONS_BODY,
     Ack,
+    AudioMessages,
     ReplyError,
     ReplyMessage,
     UpstreamEvent,
@@ -29,6 +30,7 @@ __all__ = [
     "COMPLETIONS_BODY",
     "MINICPM",
     "Ack",
+    "AudioMessages",
     "BodyClosed",
     "MiniCPMAdapter",
     "MiniCPMSettings",

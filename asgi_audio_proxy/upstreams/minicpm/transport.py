@@ -29,8 +29,8 @@ from .settings import MiniCPMSettings, upstream_ws_url
 from .wire import (
     COMPLETIONS_BODY,
     Ack,
+    AudioMessages,
     UpstreamEvent,
-    audio_message,
     init_options_body,
     make_uid,
     parse_ack,
@@ -87,6 +87,7 @@ class MiniCPMTransport:
         self._http = http_client
         self._log = log or logging.LoggerAdapter(logger, {})
         self.uid = make_uid()
+        self._messages = AudioMessages(self.uid)
         self.version = "unknown"
         self._base = config.upstream_url.rstrip("/")
         self._ws: ClientConnection | None = None
@@ -119,7 +120,7 @@ class MiniCPMTransport:
         """Send one 200 ms message; waits only while ``MAX_IN_FLIGHT`` are unacknowledged."""
         ws = self._require_ws()
         await self._in_flight.put(len(pcm))
-        text = audio_message(pcm, self.uid, int(time.time() * 1000))
+        text = self._messages.message(pcm, int(time.time() * 1000))
         async with self._translated("WebSocket send"):
             await ws.send(text)
 

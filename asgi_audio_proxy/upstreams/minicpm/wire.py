@@ -21,6 +21,7 @@ from ...errors import UpstreamError, UpstreamProtocolError
 __all__ = [
     "COMPLETIONS_BODY",
     "Ack",
+    "AudioMessages",
     "ReplyError",
     "ReplyMessage",
     "UpstreamEvent",
@@ -49,11 +50,54 @@ def make_uid() -> str:
 
 def audio_message(pcm: bytes, uid: str, timestamp_ms: int) -> str:
     """One 200 ms message: PCM16 16 kHz mono wrapped as WAV, base64, in the server's JSON."""
-    data = base64.b64encode(pcm16_to_wav(pcm)).decode("ascii")
-    item = {"type": "input_audio",
-            "input_audio": {"data": data, "format": "wav", "timestamp": str(timestamp_ms)}}
-    return json.dumps({"uid": uid, "messages": [{"role": "user", "content": [item]}]},
-                      separators=(",", ":"))
+    return AudioMessages(uid).message(pcm, timestamp_ms)
+
+
+#: stand-ins for the base64 audio and the timestamp in the envelope (the quotes are JSON's)
+_DATA_STAND_IN, _TIMESTAMP_STAND_IN = '"@data@"', '"@timestamp@"'
+
+
+class AudioMessages:
+    """One conversation's audio messages (section 3.2), its envelope made once.
+
+    Each message is the same text as ``json.dumps`` of the whole, made in a fraction of its
+    time: ``json.dumps`` checks each of the 8 600 base64 characters for escapes, which base64
+    never needs (30 µs a message, the largest part of the proxy's work at the instant every
+    session's message falls due). The envelope around the two values is ``json.dumps``'s,
+    made once with stand-ins for them; the values go in as they are.
+
+    Args:
+        uid: the conversation's id.
+    """
+
+    def __init__(self, uid: str) -> None:
+        self._uid = uid
+        self._envelope = _audio_envelope(uid)
+
+    def message(self, pcm: bytes, timestamp_ms: int) -> str:
+        """One message of ``pcm`` (PCM16 16 kHz mono) sent at ``timestamp_ms``."""
+        data = base64.b64encode(pcm16_to_wav(pcm)).decode("ascii")
+        if self._envelope is None:  # a uid that reads as a stand-in: the whole message the slow way
+            return json.dumps(_audio_message_body(self._uid, data, str(timestamp_ms)),
+                              separators=(",", ":"))
+        head, middle, tail = self._envelope
+        return f"{head}{data}{middle}{timestamp_ms:d}{tail}"
+
+
+def _audio_message_body(uid: str, data: str, timestamp: str) -> dict[str, Any]:
+    item = {"type": "input_audio", "input_audio": {"data": data, "format": "wav", "timestamp": timestamp}}
+    return {"uid": uid, "messages": [{"role": "user", "content": [item]}]}
+
+
+def _audio_envelope(uid: str) -> tuple[str, str, str] | None:
+    """The audio message's JSON cut where its two values go (their quotes kept), or ``None``
+    when a stand-in shows up elsewhere too (a uid spelled as one)."""
+    text = json.dumps(_audio_message_body(uid, "@data@", "@timestamp@"), separators=(",", ":"))
+    if text.count(_DATA_STAND_IN) != 1 or text.count(_TIMESTAMP_STAND_IN) != 1:
+        return None
+    head, _, rest = text.partition(_DATA_STAND_IN)
+    middle, _, tail = rest.partition(_TIMESTAMP_STAND_IN)
+    return head + '"', '"' + middle + '"', '"' + tail
 
 
 def minicpm_options(conversation: ConversationOptions, base: UpstreamOptions | None = None
