@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     config = uvicorn.Config(app, loop=args.loop, http=args.http, ws=args.ws,
                             ws_per_message_deflate=args.ws_deflate, log_level="warning",
                             lifespan="on" if args.kind != "bare" else "auto", backlog=4096)
+    if args.kind in ("proxy", "bare"):  # both relays as serve runs them (see edge.collector)
+        from asgi_audio_proxy.edge.collector import settle_collector
+
+        settle_collector()
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
 

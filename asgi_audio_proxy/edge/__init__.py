@@ -14,6 +14,7 @@ from .admission import (
     authenticate_scope,
     origin_allowed,
 )
+from .collector import settle_collector
 from .connection import ClientConnection, ClientGone, StarletteClient, WebsocketsClient, as_client
 from .load_monitor import LagGauge, LoopLagMonitor
 from .middleware import AudioProxy, AudioProxyMiddleware
@@ -59,5 +60,6 @@ __all__ = [
     "read_pool_file",
     "resolve_settings",
     "serve",
+    "settle_collector",
     "shared_pool",
 ]

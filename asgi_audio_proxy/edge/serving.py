@@ -36,6 +36,7 @@ from ..upstreams.registry import named_kind
 from ..vad.bargein import BargeInPolicy
 from .admission import Authenticator, TokenAuth
 from .client_secrets import EphemeralKeys
+from .collector import settle_collector
 from .middleware import AudioProxy, AudioProxyMiddleware
 from .pool_file import read_pool_file
 from .settings import ServeSettings
@@ -77,8 +78,9 @@ def serve(app: ASGIApp, proxy: AudioProxy, **uvicorn_options: Any) -> None:
     uvicorn_options.setdefault("timeout_graceful_shutdown", proxy.config.shutdown_grace_s + 1)
     server = GracefulServer(uvicorn.Config(app, **uvicorn_options), proxy)
     if threading.current_thread() is not threading.main_thread():
-        server.run()
+        server.run()  # a thread of a process someone else runs: its collector is theirs
         return
+    settle_collector()  # start-up is over: its objects out of every later collection
     # once shut down, uvicorn raises the signal that stopped it again under the handler it found;
     # SIGTERM's default handler would then kill the process (status -15) after a graceful stop
     previous = signal.signal(signal.SIGTERM, _ignore)
