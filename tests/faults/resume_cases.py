@@ -1,5 +1,6 @@
 """The fault table's ``resume`` group: a connection cut under a session (a TCP relay drops both
-sockets, no close frame), then the client back with its token, or not.
+sockets, no close frame), then the client back with its token, or not; in the native protocol,
+and in the Realtime dialect (``?resumable=1``, and a stock client that did not ask).
 
 Each case plays on its own simulator and proxy (uvicorn, where a close can be told from a cut;
 under hypercorn no session is held: ``tests/test_resume_live.py``) and returns what it saw.
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from websockets.asyncio.client import connect
+
 from asgi_audio_proxy.dialects.native_client import (
     AudioMessage,
     ErrorMessage,
@@ -18,9 +21,11 @@ from asgi_audio_proxy.dialects.native_client import (
     TurnEndMessage,
 )
 from tests.clients import arrive
+from tests.dialects.realtime_support import GA_EVENTS
 from tests.faults.observe import Checks, Outcome
 from tests.signals import silence, tone
 from tests.test_resume_live import proxied
+from tests.test_resume_realtime import LAST_READ, next_event, read_reply, realtime_proxied, speak
 from tests.timing import within
 
 __all__ = ["RESUME_CASES", "resume_case"]
@@ -107,11 +112,70 @@ async def refused_tokens(checks: Checks) -> str:
     return "wrong, reused, expired: resume_failed 1008; nothing upstream touched"
 
 
+async def realtime_cut_mid_reply(checks: Checks) -> str:
+    async with realtime_proxied(chunk_delay_s=0.2) as (up, proxy, relay, ended):
+        url = f"ws://127.0.0.1:{relay.port}/v1/realtime"
+        ws = await connect(f"{url}?resumable=1")
+        created, ready = await next_event(ws), await next_event(ws)
+        await speak(ws)
+        audio = bytearray()
+        await read_reply(ws, audio, until_audio=True)
+        before = len(audio)
+        relay.cut()
+        ws.transport.abort()
+        resume = f"resume={ready['resume_token']}&last_event_id={LAST_READ.pop(ws)}"
+        async with connect(f"{url}?{resume}") as again:
+            resumed = await next_event(again)
+            checks.equal("session.resumed, same session",
+                         (resumed["type"], resumed.get("session", {}).get("id")),
+                         ("session.resumed", created["session"]["id"]))
+            await read_reply(again, audio)
+        async with asyncio.timeout(within(5)):
+            await proxy.wait_idle()
+    [stats] = ended
+    checks.equal("reply audio received", len(audio), stats.reply_audio_bytes)
+    checks.that("the ledger balanced", stats.balanced, stats.summary())
+    checks.equal("conversations upstream", up.sim.recorder.ws_opened, 1)
+    return f"{before} B before the cut, {len(audio) - before} B after session.resumed; all of it"
+
+
+async def realtime_refused(checks: Checks) -> str:
+    async with realtime_proxied(grace_s=0.5) as (up, _proxy, relay, _ended):
+        async with connect(f"ws://127.0.0.1:{relay.port}/v1/realtime?resume=nobody.x") as ws:
+            error = await next_event(ws)
+            async with asyncio.timeout(within(5)):
+                await ws.wait_closed()
+        GA_EVENTS.validate_python(error, strict=True)
+        checks.equal("error code, close code", (error["error"]["code"], ws.close_code),
+                     ("resume_failed", 1008))
+        checks.equal("upstream connections", up.sim.recorder.ws_opened, 0)
+    return "an error event (resume_failed) in OpenAI's shape, then 1008; nothing upstream"
+
+
+async def realtime_stock_cut(checks: Checks) -> str:
+    async with realtime_proxied() as (up, proxy, relay, ended):
+        ws = await connect(f"ws://127.0.0.1:{relay.port}/v1/realtime")
+        created = await next_event(ws)
+        GA_EVENTS.validate_python(created, strict=True)
+        relay.cut()
+        ws.transport.abort()
+        async with asyncio.timeout(within(5)):
+            await proxy.wait_idle()  # not held: no grace to wait out
+        await up.sim.recorder.wait_for(lambda r: r.ws_closed == r.ws_opened, timeout=within(5))
+    checks.equal("resumes, tokens", (ended[0].resumes, len(proxy.resume_tokens)), (0, 0))
+    return "session.created alone (no extension event); the cut ended the session at once"
+
+
 RESUME_CASES: dict[str, tuple[str, Callable[[Checks], Awaitable[str]]]] = {
     "cut_speaking": ("resumed; the turn's reply; one conversation upstream", cut_speaking),
     "cut_mid_reply": ("the rest of the reply after resumed; all of it", cut_mid_reply),
     "queued_during_grace": ("a second client queued; served when the grace ends", queued_during_grace),
     "refused_tokens": ("wrong, reused, expired tokens: resume_failed 1008", refused_tokens),
+    "realtime_cut_mid_reply": ("Realtime: session.resumed, the rest of the reply; all of it",
+                               realtime_cut_mid_reply),
+    "realtime_refused": ("Realtime: an error resume_failed, then 1008", realtime_refused),
+    "realtime_stock_cut": ("Realtime without ?resumable: no extension event; a cut ends it",
+                           realtime_stock_cut),
 }
 
 
