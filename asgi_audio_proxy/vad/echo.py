@@ -78,15 +78,23 @@ def _band_matrix(size: int, rate_hz: int) -> np.ndarray:
     matrix = np.zeros((len(frequencies), _BANDS))
     inside = (band >= 0) & (band < _BANDS)
     matrix[np.flatnonzero(inside), band[inside]] = 1.0
-    window = np.hanning(size)
+    window = _window(size)
     # Parseval, one-sided: a band's power per sample, whatever the block size and rate
     return matrix * 2.0 / (size * float(np.sum(window * window)))
+
+
+@cache
+def _window(size: int) -> np.ndarray:
+    """The Hann window, made once per size: every frame of every session uses it."""
+    window = np.hanning(size)
+    window.flags.writeable = False
+    return window
 
 
 def band_powers(samples: np.ndarray, rate_hz: int) -> np.ndarray:
     """Each row of ``samples`` (float, full scale 1.0) as its power in the 20 bands."""
     size = samples.shape[-1]
-    spectrum = np.fft.rfft(samples * np.hanning(size), axis=-1)
+    spectrum = np.fft.rfft(samples * _window(size), axis=-1)
     return np.asarray((spectrum.real**2 + spectrum.imag**2) @ _band_matrix(size, rate_hz))
 
 
@@ -108,7 +116,9 @@ class EchoReference:
         self._learn_after = int(_LEARN_AFTER_FRAMES_S * frames_per_s)
         self._trust_after = int(_TRUST_AFTER_FRAMES_S * frames_per_s)
         self._ratios: deque[np.ndarray] = deque(maxlen=int(_LEARN_WINDOW_S * frames_per_s))
-        self._quiet: deque[np.ndarray] = deque(maxlen=int(_FLOOR_WINDOW_S * frames_per_s))
+        # the last 2 s of band powers, a ring: its minimum each frame, without stacking a deque
+        self._quiet = np.empty((int(_FLOOR_WINDOW_S * frames_per_s), _BANDS))
+        self._quiet_count = 0
         self._starts: deque[float] = deque()
         self._blocks: deque[np.ndarray] = deque()
         self._cursor = 0.0
@@ -167,14 +177,16 @@ class EchoReference:
             noise floor explains: near 0 for echo alone, near 1 for a voice well above it.
         """
         powers = band_powers(frame, self._rate)
-        self._quiet.append(powers)
-        floor = np.min(np.stack(self._quiet), axis=0) * _FLOOR_MARGIN
+        self._quiet[self._quiet_count % len(self._quiet)] = powers
+        self._quiet_count += 1
         total = float(np.sum(powers))
         end = start + len(frame)
         block = self._rate * _BLOCK_S
         while self._starts and self._starts[0] < start - self._max_delay - block:
             self._starts.popleft()
             self._blocks.popleft()
+        if not self._starts:  # no reply to compare with (the common case): nothing but the floor
+            return 1.0 if total > 0 else 0.0
         starts = np.fromiter(self._starts, dtype=np.float64, count=len(self._starts))
         live = starts < end
         if not np.any(live):
@@ -192,6 +204,8 @@ class EchoReference:
             candidates = np.any(overlap, axis=0)
         if not np.any(candidates):
             return 1.0 if total > 0 else 0.0
+        heard = self._quiet[: min(self._quiet_count, len(self._quiet))]
+        floor = np.min(heard, axis=0) * _FLOOR_MARGIN
         reference = np.max(blocks[candidates], axis=0)
         gain = self._gain()
         excess = float(np.sum(np.maximum(powers - (gain * reference + floor), 0.0))) / max(total, 1e-20)
