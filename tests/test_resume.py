@@ -1,17 +1,28 @@
 """Resuming after a cut, without sockets: the tokens, the bound on what is kept for a client
 that is away, which ends may be a cut, and :class:`ResumableClient` over in-memory connections
-(silence at real time while away, the grace's end, ``resumed`` then what was kept)."""
+(silence at real time while away, the grace's end, ``resumed`` then what was kept; with a
+dialect that numbers its events, what was sent after the last event the client read)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
+from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.dialects.native import NativeDialect
+from asgi_audio_proxy.dialects.realtime import ResumableRealtimeDialect
 from asgi_audio_proxy.errors import ClientGone
+from asgi_audio_proxy.events import Ready, ReplyText
 from asgi_audio_proxy.session.resumable import ResumableClient
-from asgi_audio_proxy.session.resume import MAX_AWAY_AUDIO_S, ReplyBuffer, ResumeTokens, resumable
+from asgi_audio_proxy.session.resume import (
+    MAX_AWAY_AUDIO_S,
+    ReplyBuffer,
+    ResumeTokens,
+    SentWindow,
+    resumable,
+)
 from tests.timing import within
 
 
@@ -143,3 +154,44 @@ def test_a_token_names_its_replica_and_another_replica_says_where_the_session_is
     assert there.claim("no-dot", None, None).reason.startswith("the token is unknown")
     with pytest.raises(ValueError, match="replica name"):
         ResumeTokens("a.b")
+
+
+def test_the_sent_window_keeps_the_newest_frames_and_finds_what_followed_the_last_read() -> None:
+    window = SentWindow(max_audio_bytes=300, text_audio_ratio=0.0)
+    for n in range(5):
+        window.add(bytes([n]) * 100)  # audio: only the newest 300 bytes stay
+    assert len(window) == 3
+    assert window.after(lambda f: f[:1] == b"\x03") == [b"\x04" * 100]
+    assert window.after(lambda f: f[:1] == b"\x04") == []  # it read everything
+    assert window.after(lambda f: f[:1] == b"\x00") is None  # older than the window
+    window.clear()
+    assert len(window) == 0 and window.after(lambda f: True) is None
+
+
+async def test_a_realtime_resume_sends_again_what_followed_the_last_event_read() -> None:
+    tokens: ResumeTokens[ResumableClient] = ResumeTokens()
+    wire = ResumableRealtimeDialect(ProxyConfig())
+    first, second = Memory(), Memory()
+    client = ResumableClient(first, tokens, wire, origin=None, identity=None, grace_s=5.0)
+    await client.accept()
+    token = client.issue("s1")
+    for frame in [*wire.send(Ready("s1", "v", token)), *wire.send(ReplyText("one")),
+                  *wire.send(ReplyText("two"))]:
+        await client.send(frame)  # all taken by the socket; the client read up to "one" only
+    ids = [json.loads(f)["event_id"] for f in first.sent]
+    read = next(i for i, f in enumerate(first.sent) if '"one"' in str(f))
+    first.incoming.put_nowait(ClientGone(1006))
+    first.closed = 1006
+    assert await client.receive() != b""  # away now: silence stands in for the client
+    await client.send(wire.send(ReplyText("three"))[0])  # while away: kept
+    attach = asyncio.create_task(client.attach(second, last_event_id=ids[read]))
+    second.incoming.put_nowait('{"type":"input_audio_buffer.clear"}')
+    async with asyncio.timeout(within(2)):
+        while "clear" not in str(await client.receive()):
+            pass
+    resumed, *rest = [json.loads(f) for f in second.sent]
+    assert resumed["type"] == "session.resumed" and resumed["resume_token"] != token
+    assert [e["event_id"] for e in rest[:len(ids) - read - 1]] == ids[read + 1:]
+    assert '"three"' in json.dumps(rest[-1])
+    await client.close(1000)
+    await asyncio.wait_for(attach, within(2))
