@@ -203,6 +203,8 @@ async def test_openai_sdk_reconnects_with_its_token_and_hears_the_rest_of_the_re
                     elif event.type == DELTA:
                         audio += base64.b64decode(event.delta)
                         if seen.count(DELTA) == 1:
+                            assert speaking is not None
+                            await speaking  # the SDK raises on a send to a socket it finds cut
                             relay.cut()
                     elif event.type == "response.done":
                         break

@@ -37,10 +37,12 @@ class ResumeWire(Protocol):
     """What a dialect that supports resuming says: the ``resumed`` event, a refusal (an
     ``error`` of kind ``resume_failed``, before close 1008), and silence."""
 
-    output_rate_hz: int
     text_audio_ratio: float
     #: whether each frame it sends carries an id a client may name on its resume (below)
     numbers_events: bool
+
+    @property
+    def output_rate_hz(self) -> int: ...
 
     def resumed(self, session_id: str, token: str) -> list[Frame]: ...
 
