@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from asgi_audio_proxy.edge.settings import DEFAULT_MAX_LOOP_LAG_S
+
 from .load import LoadResult, run_load
 from .procs import server
 from .report import Row, format_table
@@ -31,8 +33,8 @@ __all__ = ["DEFAULT_CAPACITY", "MAX_LOOP_LAG_S", "OverloadRun", "main", "measure
 
 #: sessions one proxy process holds with p99 under 20 ms (the native sweep's, rounded down)
 DEFAULT_CAPACITY = 100
-#: the lag threshold the run's proxy sheds at (the value docs/deployment.md suggests)
-MAX_LOOP_LAG_S = 0.1
+#: the lag threshold the run's proxy sheds at: ``serve``'s default
+MAX_LOOP_LAG_S = DEFAULT_MAX_LOOP_LAG_S
 _REFUSED = "HTTP 503"
 
 

@@ -117,7 +117,7 @@ def build_server_app(settings: ServeSettings, environ: Mapping[str, str] | None 
         else [UpstreamServer(kind.check_url(url)) for url in settings.upstream])
     config = ProxyConfig(upstream_url=servers[0].url, chunk_duration=settings.chunk_duration,
                          max_sessions=settings.max_sessions, allowed_origins=settings.allow_origin,
-                         max_loop_lag_s=settings.max_loop_lag,
+                         max_loop_lag_s=settings.max_loop_lag or None,  # 0.0: off
                          max_queue=settings.max_queue, max_queue_wait_s=settings.max_queue_wait,
                          shutdown_grace_s=settings.shutdown_grace,
                          resume_grace_s=settings.resume_grace,

@@ -22,9 +22,15 @@ from typing import Any
 from ..config import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_WAIT_S, DEFAULT_RESUME_GRACE_S, DEFAULT_UPSTREAM_URL
 from ..upstreams.registry import KIND_NAMES
 
-__all__ = ["ENV_PREFIX", "SERVE_SETTINGS", "ServeSettings", "Setting", "SettingError",
-           "add_settings", "resolve_settings"]
+__all__ = ["DEFAULT_MAX_LOOP_LAG_S", "ENV_PREFIX", "SERVE_SETTINGS", "ServeSettings", "Setting",
+           "SettingError", "add_settings", "resolve_settings"]
 
+#: ``serve``'s shedding threshold: the smoothed event-loop lag over which new sessions get 503.
+#: Measured under load (``docs/benchmarks.md``, "overload"): the admitted sessions' message
+#: latency p99 passes 20 ms with the smoothed lag still under 10 ms, and an idle process on a
+#: machine loaded ten times over its cores stays under 3 ms; 20 ms is a saturated process,
+#: never a busy neighbour or one collection
+DEFAULT_MAX_LOOP_LAG_S = 0.02
 #: every variable's name starts with this, then the flag's name in capitals
 ENV_PREFIX = "ASGI_AUDIO_PROXY_"
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -89,6 +95,16 @@ def _seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise ValueError("a positive number of seconds")
     return value
+
+
+def _lag(text: str) -> float:
+    """Seconds, or 0.0 for ``off`` (``None`` would read as "not given" and bring the default)."""
+    if text.lower() in _FALSE:
+        return 0.0
+    try:
+        return _seconds(text)
+    except ValueError:
+        raise ValueError("a positive number of seconds, or 'off'") from None
 
 
 def _grace(text: str) -> float:
@@ -215,9 +231,10 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting(name="max_sessions", parse=_whole(1), metavar="N",
             default_text="no limit",
             help="live sessions admitted at once, queued ones included; more get 503"),
-    Setting(name="max_loop_lag", parse=_seconds, metavar="SECONDS", default_text="off",
+    Setting(name="max_loop_lag", parse=_lag, default=DEFAULT_MAX_LOOP_LAG_S, metavar="SECONDS",
             help="event-loop lag (smoothed over about a second) over which the process is "
-                 "overloaded: new sessions get 503 and Retry-After until it is back under half"),
+                 "overloaded: new sessions get 503 and Retry-After until it is back under half; "
+                 "'off' to admit regardless"),
     Setting(name="allow_origin", repeated=True, metavar="ORIGIN",
             default_text="any",
             help="an allowed Origin (exact, wildcard like https://*.example.com, or *); repeat "
