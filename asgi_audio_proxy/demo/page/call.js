@@ -9,7 +9,7 @@
 
 import {
   hasTurn, interruptedByVoice, markStopped, microphoneLevel, replyAudio, replyText, setState,
-  speechEvent, stats, turnEnded, ui,
+  showLevel, speechEvent, stats, turnEnded, ui,
 } from "./conversation.js";
 
 const METER_MS = 20;
@@ -84,8 +84,8 @@ class Call {
 
   measure() {
     const now = performance.now();
-    const live = stats.state === "live";
-    microphoneLevel(live ? rms(this.mic.node, this.mic.samples) : 0);
+    const level = rms(this.mic.node, this.mic.samples);
+    if (stats.state === "live") microphoneLevel(level); else showLevel(level);
     if (!this.remote) return;
     const heard = rms(this.remote.node, this.remote.samples) >= HEARD_RMS;
     stats.playing = heard;

@@ -63,10 +63,15 @@ function addEntry(kind, text) {
   return { li, body, meta };
 }
 
+// The meter alone (-60 dBFS empty, 0 dBFS full): also while nothing is sent.
+export function showLevel(level) {
+  ui.level.value = Math.min(1, Math.max(0, (20 * Math.log10(level + 1e-9) + 60) / 60));
+}
+
 // One microphone level (RMS, full scale 1.0) as the user hears it sent: the meter, and while no
 // reply is under way the start and the end of their utterance (its end starts the latency).
 export function microphoneLevel(level) {
-  ui.level.value = Math.min(1, Math.max(0, (20 * Math.log10(level + 1e-9) + 60) / 60));
+  showLevel(level);
   if (level >= SPEECH_LEVEL && !turn) {
     lastLoudAt = performance.now();
     if (!userEntry) {

@@ -11,7 +11,7 @@
 
 import {
   hasTurn, interruptedByVoice, markStopped, microphoneLevel, ordinal, replyAudio, replyText,
-  resetTurns, setState, speechEvent, stats, turnEnded, ui, waitText,
+  resetTurns, setState, showLevel, speechEvent, stats, turnEnded, ui, waitText,
 } from "./conversation.js";
 import { isCut, nextRetryMs, resumeUrl } from "./resume.js";
 
@@ -31,7 +31,7 @@ let demo = { webrtc: false, calls: "/v1/realtime/calls", resumeGraceS: 30 };  //
 
 function onCaptureFrame({ pcm, level }) {
   if (!ws || ws.readyState !== WebSocket.OPEN || stats.state !== "live") {
-    ui.level.value = 0;
+    showLevel(level);
     return;
   }
   microphoneLevel(level);
@@ -243,6 +243,7 @@ try {
 demo.webrtc = demo.webrtc && "RTCPeerConnection" in window && !params.get("proxy");
 ui.webrtc.checked = demo.webrtc && params.get("transport") !== "websocket";
 ui.webrtc.disabled = !demo.webrtc;
-ui.webrtc.closest("label").title = demo.webrtc ? "" : "not offered here: the WebSocket it is";
+ui.webrtc.closest("label").title = demo.webrtc ? ""
+  : "WebRTC is not offered here (no RTCPeerConnection, no calls served, or another proxy)";
 stats.transport = ui.webrtc.checked ? "webrtc" : "websocket";
 document.body.dataset.ready = "true";
