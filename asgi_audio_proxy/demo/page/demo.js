@@ -61,7 +61,7 @@ function onServerText(event) {
   if (event.type === "ready" || event.type === "resumed") {
     stats.session = event.session;
     resumeToken = event.resume_token ?? null;
-    if (event.type === "resumed") {
+    if (event.type === "resumed" && cut !== null) {
       stats.resumes.push({ session: event.session, attempts: cut.attempts,
                            afterMs: performance.now() - cut.at });
       cut = null;
