@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import threading
 import weakref
 from pathlib import Path
@@ -17,6 +18,8 @@ from asgi_audio_proxy.session.voice import Heard, VoiceWatch
 from asgi_audio_proxy.vad import CutReply, FrameBatcher
 from asgi_audio_proxy.vad.batch import _judge
 from asgi_audio_proxy.vad.silero import FRAME_SAMPLES, SileroState, shared_model
+from tests.clients import ProxyClient
+from tests.conftest import running_proxy, running_simulator
 from tests.timing import within
 
 from .speech import RATE_HZ, SpeechBank, echo_of, espeak_missing_reason, pink_noise, scale_to_dbfs, to_pcm
@@ -165,3 +168,21 @@ async def test_each_loop_has_its_batcher() -> None:
 
 async def _its_batcher() -> FrameBatcher:
     return FrameBatcher.for_running_loop()
+
+
+async def test_a_proxy_session_s_frames_go_through_its_loop_s_batch_and_leave_with_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    noise = to_pcm(pink_noise(RATE_HZ // 2, -20, 8))  # half a second, sent at once
+    async with running_simulator() as up, \
+            running_proxy("uvicorn", up.url, barge_in="voice") as (proxy, url):
+        batcher = FrameBatcher.for_running_loop()  # the server's: it serves in this loop
+        ticks = batcher.stats.ticks
+        async with ProxyClient(url) as client:
+            for offset in range(0, len(noise), STEP):
+                await client.conn.send(noise[offset : offset + STEP])
+        # the client left with its frames waiting or in the worker thread
+        async with asyncio.timeout(within(10)):
+            await proxy.wait_idle()
+            await batcher.idle()
+    assert batcher.stats.ticks > ticks
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
