@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from . import chunk, compare, kinds, overload
+from . import chunk, compare, kinds, overload, webrtc_calls
 from .load import LoadResult, run_load, summary
 from .procs import ServerProcess, server
 from .report import Row, build_rows, format_table, plot
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     soak = None if args.quick else _soak(args, log)
     overloaded = None if args.quick else overload.measure_overload(
         args.overload_capacity, warmup_s=2.0, window_s=10.0, log=log)
+    calls = [] if args.quick else webrtc_calls.measure_calls([10, 50], 12.0, log)
     rows: list[Row] = build_rows(bare_runs, proxy_runs, replies, turns, soak, resamplers, router)
     top = _phases_level(args.quick)
     aligned = {"proxy": next(r for r in proxy_runs if r.sessions == top),
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += chunk.chunk_rows(durations) if durations else []
     rows += kinds.kind_rows(kind_runs) if kind_runs else []
     rows += overload.overload_rows(overloaded) if overloaded else []
+    rows += webrtc_calls.webrtc_rows(calls) if calls else []
     elapsed = time.monotonic() - started
     report = {
         "meta": {"quick": args.quick, "elapsed_s": round(elapsed, 1), "python": platform.python_version(),
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                  "turns": {k: vars(v) for k, v in turns.items()},
                  "chunk_duration": chunk.as_json(durations) if durations else None,
                  "upstream_kinds": kinds.as_json(kind_runs) if kind_runs else None,
+                 "webrtc_calls": [run.as_dict() for run in calls] or None,
                  "resamplers": [r.as_dict() for r in resamplers], "router": router,
                  "phases": {"aligned": {k: r.as_dict() for k, r in aligned.items()},
                             "random": {k: r.as_dict() for k, r in random_phases.items()}},

@@ -100,9 +100,10 @@ class Peer:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 
-    async def call(self, base: str, *, answer: bool = True, **headers: str) -> httpx.Response:
+    async def call(self, base: str, *, answer: bool = True, timeout_s: float = 5.0,
+                   **headers: str) -> httpx.Response:
         """Post the offer; on 201, take the answer (unless told not to: ICE never completes)."""
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=within(timeout_s)) as http:
             response = await http.post(f"{base}/v1/realtime/calls", content=await self.offer(),
                                        headers={"Content-Type": "application/sdp", **headers})
         if response.status_code == 201 and answer:

@@ -1,4 +1,5 @@
-"""The call's pure parts: the offer read and checked, the playout and its events, the dialect."""
+"""The call's pure parts: the offer read and checked, the playout and its events, the dialect;
+and the calls benchmark's verdicts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from asgi_audio_proxy.events import AudioIn, ReplyAudio, ReplyEnded, ReplyStarte
 from asgi_audio_proxy.webrtc.dialect import WebRTCDialect
 from asgi_audio_proxy.webrtc.offer import CallRefused, advertise, read_offer
 from asgi_audio_proxy.webrtc.playout import Playout
+from benchmarks.webrtc_calls import largest_valid, webrtc_rows
+from benchmarks.webrtc_clients import CallsRun
 from tests.dialects.realtime_support import dialect as realtime
 from tests.signals import tone
 
@@ -112,3 +115,22 @@ def test_a_session_update_cannot_change_the_audio_formats_of_a_call() -> None:
     [audio_in] = d.receive(tone(440, 0.1, 24_000))  # still PCM at 24 kHz, not read as μ-law
     assert audio_in == AudioIn(tone(440, 0.1, 24_000), 24_000, wire_bytes=len(tone(440, 0.1, 24_000)))
     assert d.output_rate_hz == 24_000
+
+
+def test_the_calls_benchmark_names_the_largest_valid_count_and_what_broke_the_next() -> None:
+    def run(transport: str, calls: int, **figures: object) -> CallsRun:
+        r = CallsRun(transport, calls, cpu_ms=20.0 if transport == "websocket" else 60.0, turns=30,
+                     latencies_ms=[1200.0 if transport == "websocket" else 1400.0] * 30)
+        for name, value in figures.items():
+            setattr(r, name, value)
+        return r
+
+    runs = [run("websocket", 10), run("webrtc", 10), run("websocket", 50),
+            run("webrtc", 50, client_lag_p99_ms=900.0, latencies_ms=[1400.0] * 3)]
+    assert runs[3].invalid_reasons == ["the clients ran 900 ms late (p99)", "27 of 30 turns unanswered"]
+    assert largest_valid(runs) == ("largest valid call count: 10 (50 calls: webrtc: the clients ran "
+                                   "900 ms late (p99), 27 of 30 turns unanswered)")
+    rows = {row.figure: row for row in webrtc_rows(runs)}
+    assert rows["webrtc CPU per call-second x10"].ratio == 3.0
+    assert rows["webrtc reply latency p50 x10"].note.startswith("+200 ms")
+    assert rows["webrtc reply latency p50 x50"].note.startswith("+200 ms; INVALID")
