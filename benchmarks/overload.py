@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_CAPACITY", "MAX_LOOP_LAG_S", "OverloadRun", "main", "measure
 
 #: sessions one proxy process holds with p99 under 20 ms (the native sweep's, rounded down)
 DEFAULT_CAPACITY = 100
-#: the lag threshold the run's proxy sheds at: ``serve``'s default
+#: the lag threshold the run's proxy sheds at (the one docs/deployment.md suggests)
 MAX_LOOP_LAG_S = DEFAULT_MAX_LOOP_LAG_S
 _REFUSED = "HTTP 503"
 

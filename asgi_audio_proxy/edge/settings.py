@@ -25,11 +25,11 @@ from ..upstreams.registry import KIND_NAMES
 __all__ = ["DEFAULT_MAX_LOOP_LAG_S", "ENV_PREFIX", "SERVE_SETTINGS", "ServeSettings", "Setting",
            "SettingError", "add_settings", "resolve_settings"]
 
-#: ``serve``'s shedding threshold: the smoothed event-loop lag over which new sessions get 503.
-#: Measured under load (``docs/benchmarks.md``, "overload"): the admitted sessions' message
-#: latency p99 passes 20 ms with the smoothed lag still under 10 ms, and an idle process on a
-#: machine loaded ten times over its cores stays under 3 ms; 20 ms is a saturated process,
-#: never a busy neighbour or one collection
+#: the shedding threshold ``docs/deployment.md`` suggests for a host of its own, not the
+#: default: under load the admitted sessions' message latency p99 passes 20 ms while the
+#: smoothed lag is still under 10 ms, so 20 ms is a saturated process; but a fresh process on a
+#: loaded host stalls its loop for hundreds of ms while it warms up, and at any threshold it
+#: would refuse its first clients, so ``serve`` measures only when asked
 DEFAULT_MAX_LOOP_LAG_S = 0.02
 #: every variable's name starts with this, then the flag's name in capitals
 ENV_PREFIX = "ASGI_AUDIO_PROXY_"
@@ -231,10 +231,10 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting(name="max_sessions", parse=_whole(1), metavar="N",
             default_text="no limit",
             help="live sessions admitted at once, queued ones included; more get 503"),
-    Setting(name="max_loop_lag", parse=_lag, default=DEFAULT_MAX_LOOP_LAG_S, metavar="SECONDS",
+    Setting(name="max_loop_lag", parse=_lag, metavar="SECONDS", default_text="off",
             help="event-loop lag (smoothed over about a second) over which the process is "
-                 "overloaded: new sessions get 503 and Retry-After until it is back under half; "
-                 "'off' to admit regardless"),
+                 "overloaded: new sessions get 503 and Retry-After until it is back under half "
+                 f"({DEFAULT_MAX_LOOP_LAG_S:g} suits a host of its own)"),
     Setting(name="allow_origin", repeated=True, metavar="ORIGIN",
             default_text="any",
             help="an allowed Origin (exact, wildcard like https://*.example.com, or *); repeat "
