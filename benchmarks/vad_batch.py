@@ -34,7 +34,8 @@ def _batcher() -> FrameBatcher:
 
 class BatchedTicks:
     """``n`` streams of the product's batcher; calling it with one tick's frames, (n, 512)
-    float32, feeds each stream its frame and returns once every probability is delivered."""
+    float32, feeds each stream its frame (as PCM16, what a session feeds) and returns once every
+    probability is delivered."""
 
     def __init__(self, n: int) -> None:
         self._loop = asyncio.new_event_loop()
@@ -45,14 +46,15 @@ class BatchedTicks:
     async def _make(self) -> FrameBatcher:
         return _batcher()
 
-    def _count(self, probabilities: list[float]) -> None:
+    def _count(self, probabilities: list[float], powers: np.ndarray) -> None:
         self._delivered += len(probabilities)
 
     def __call__(self, frames: np.ndarray) -> None:
         self._loop.run_until_complete(self._tick(frames))
 
     async def _tick(self, frames: np.ndarray) -> None:
-        for stream, frame in zip(self._streams, frames, strict=True):
+        pcm = (frames * 32767).astype(np.int16)
+        for stream, frame in zip(self._streams, pcm, strict=True):
             stream.feed(frame[np.newaxis])
         await self._batcher.idle()
 

@@ -92,7 +92,7 @@ class VoiceWatch:
         if not self._stream.has_left:
             frames = self._activity.take_input(pcm)
             if len(frames):
-                self._stream.feed(frames.astype(np.float32) / np.float32(32768.0))
+                self._stream.feed(frames)
         return []
 
     def sent(self, event: ServerEvent) -> None:
@@ -104,9 +104,9 @@ class VoiceWatch:
         elif isinstance(event, ReplyEnded):
             self._activity.reply_ended(cut=event.reason == "stopped")
 
-    def _judged(self, probabilities: list[float]) -> None:
-        """A tick's probabilities for this session's frames, on the loop."""
-        heard = self._told(self._activity.decide(probabilities))
+    def _judged(self, probabilities: list[float], powers: np.ndarray) -> None:
+        """A tick's probabilities (and band powers) for this session's frames, on the loop."""
+        heard = self._told(self._activity.decide(probabilities, powers))
         if heard and self._on_heard is not None:
             self._on_heard(heard)
 

@@ -216,20 +216,26 @@ class VoiceActivity:
         self._frames_taken += whole
         return whole
 
-    def decide(self, probabilities: Sequence[float]) -> list[VoiceEvent]:
-        """The speech probabilities of the next frames taken, in order; the events they complete."""
+    def decide(self, probabilities: Sequence[float], powers: np.ndarray | None = None
+               ) -> list[VoiceEvent]:
+        """The speech probabilities of the next frames taken, in order; the events they complete.
+
+        ``powers``: the frames' band powers for the echo comparison, one row each
+        (:func:`~asgi_audio_proxy.vad.echo.band_powers`), if already taken.
+        """
         if len(probabilities) > self._frames_taken - self._frames_decided:
             raise ValueError(f"{len(probabilities)} probabilities for "
                              f"{self._frames_taken - self._frames_decided} frames taken")
         events: list[VoiceEvent] = []
-        for probability in probabilities:
+        for index, probability in enumerate(probabilities):
             self._apply_deferred()
             frame = np.frombuffer(bytes(self._unanalysed[: self._frame_bytes]), dtype="<i2")
             del self._unanalysed[: self._frame_bytes]
             start = self._analysed_samples
             self._analysed_samples += len(frame)
             self._frames_decided += 1
-            events.extend(self._decide(probability, frame.astype(np.float64) / 32768.0, start))
+            row = powers[index] if powers is not None else None
+            events.extend(self._decide(probability, frame.astype(np.float64) / 32768.0, start, row))
         self._apply_deferred()
         return events
 
@@ -237,10 +243,11 @@ class VoiceActivity:
         while self._deferred and self._deferred[0][0] <= self._frames_decided:
             self._deferred.popleft()[1]()
 
-    def _decide(self, probability: float, frame: np.ndarray, start: int) -> list[VoiceEvent]:
+    def _decide(self, probability: float, frame: np.ndarray, start: int,
+                powers: np.ndarray | None) -> list[VoiceEvent]:
         config = self._config
         playing = self._reply.is_playing or start < self._echo.plays_until
-        unexplained = self._echo.observe(frame, start)
+        unexplained = self._echo.observe(frame, start, powers)
         # hysteresis: a started segment goes on at a lower bar, so a word's quieter frames still count
         drop = _CONTINUE_THRESHOLD_DROP if self._started else 0.0
         share = config.min_unexplained_share * (_CONTINUE_SHARE_FACTOR if self._started else 1.0)

@@ -6,9 +6,12 @@ all to the process's one worker thread, which runs the shared model
 (:func:`~asgi_audio_proxy.vad.silero.shared_model`) once per round: the first waiting frame of
 every stream in one call, then the second of those that have two, and so on, each stream's
 recurrent state moved on in order. ONNX Runtime releases the GIL while it runs, so the loop goes
-on with its sockets meanwhile; each stream's probabilities come back to it on the loop, in the
-order of its frames. :class:`BatchStream` is one session's place in the batch: its state (1.3 KiB)
-and the frames waiting. Why one batch in one thread, with the figures: ``docs/vad.md``.
+on with its sockets meanwhile. The thread also takes every frame's band powers for the echo
+comparison (:func:`~asgi_audio_proxy.vad.echo.band_powers`), all of a tick's frames in one
+transform, which the loop would otherwise take one frame at a time. Each stream's probabilities
+and band powers come back to it on the loop, in the order of its frames. :class:`BatchStream` is
+one session's place in the batch: its state (1.3 KiB) and the frames waiting. Why one batch in
+one thread, with the figures: ``docs/vad.md``.
 
 When the thread falls behind, frames wait. A frame that has waited longer than ``max_wait_s``
 when a tick takes it is *coalesced*: the model skips it, and it takes the probability of the next
@@ -35,6 +38,8 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from .detector import DETECTOR_RATE_HZ
+from .echo import band_powers
 from .silero import SileroState, shared_model
 
 __all__ = ["MAX_WAIT_S", "TICK_S", "BatchModel", "BatchStats", "BatchStream", "FrameBatcher"]
@@ -48,7 +53,8 @@ TICK_S = 0.010
 #: and judging every such frame would only make the next tick later still
 MAX_WAIT_S = 0.5
 
-Deliver = Callable[[list[float]], None]
+#: a stream's probabilities, one per frame, and the frames' band powers, one row each
+Deliver = Callable[[list[float], np.ndarray], None]
 
 
 class BatchModel(Protocol):
@@ -57,8 +63,11 @@ class BatchModel(Protocol):
     def batch(self, states: list[SileroState], frames: np.ndarray) -> list[float]: ...
 
 
-#: one stream's part of a tick: its state, and its frames (None: coalesced, skipped by the model)
-_Part = tuple[SileroState, list[np.ndarray | None]]
+#: one stream's part of a tick: its state, its frames (int16), and which the model judges (the
+#: others are coalesced)
+_Part = tuple[SileroState, list[np.ndarray], list[bool]]
+#: a tick's answer to each stream: probabilities, band powers
+_Judged = tuple[list[float], np.ndarray]
 
 _worker_lock = threading.Lock()
 _worker: ThreadPoolExecutor | None = None
@@ -96,7 +105,7 @@ class BatchStream:
         self.has_left = False
 
     def feed(self, frames: np.ndarray) -> None:
-        """Frames of this stream, (count, 512) float32 in [-1, 1], in order after those before."""
+        """Frames of this stream, (count, 512) int16 (PCM16 at 16 kHz), in order after those before."""
         if self.has_left:
             raise RuntimeError("feed after leaving the batch")
         if len(frames):
@@ -108,17 +117,18 @@ class BatchStream:
         self.waiting.clear()
         self._batcher._forget(self)
 
-    def _take(self, now: float, max_wait_s: float) -> list[np.ndarray | None]:
-        """Every waiting frame, those that waited too long (but the newest) coalesced."""
-        frames: list[np.ndarray | None] = []
+    def _take(self, now: float, max_wait_s: float) -> tuple[list[np.ndarray], list[bool]]:
+        """Every waiting frame, and whether the model judges it (not if it waited too long,
+        unless it is the newest)."""
+        frames: list[np.ndarray] = []
+        judged: list[bool] = []
         late = 0
         while self.waiting:
             queued_at, frame = self.waiting.popleft()
-            if self.waiting and now - queued_at > max_wait_s:
-                frames.append(None)
-                late += 1
-            else:
-                frames.append(frame)
+            frames.append(frame)
+            is_late = bool(self.waiting) and now - queued_at > max_wait_s
+            judged.append(not is_late)
+            late += is_late
         if late:
             if not self.coalesced_frames:
                 logger.warning("the voice detector is %.0f ms behind: frames coalesced (%d now)",
@@ -126,12 +136,12 @@ class BatchStream:
             self.coalesced_frames += late
             self._batcher.stats.coalesced_frames += late
         self.in_flight += 1
-        return frames
+        return frames, judged
 
-    def _judged(self, probabilities: list[float]) -> None:
+    def _judged(self, probabilities: list[float], powers: np.ndarray) -> None:
         self.in_flight -= 1
         if not self.has_left:
-            self._deliver(probabilities)
+            self._deliver(probabilities, powers)
 
 
 class FrameBatcher:
@@ -203,27 +213,27 @@ class FrameBatcher:
         now = self._last_tick = loop.time()
         streams = list(self._due)
         self._due.clear()
-        parts: list[_Part] = [(s.state, s._take(now, self._max_wait_s)) for s in streams]
+        parts: list[_Part] = [(s.state, *s._take(now, self._max_wait_s)) for s in streams]
         self.stats.ticks += 1
         job = _shared_worker().submit(_judge, self._model, parts)
 
-        def back(done: Future[tuple[list[list[float]], int]]) -> None:
+        def back(done: Future[tuple[list[_Judged], int]]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is left to tell
                 loop.call_soon_threadsafe(self._finished, streams, done)
 
         job.add_done_callback(back)
 
     def _finished(self, streams: list[BatchStream],
-                  done: Future[tuple[list[list[float]], int]]) -> None:
+                  done: Future[tuple[list[_Judged], int]]) -> None:
         """On the loop: each stream's probabilities to it, then the next tick if frames wait."""
         loop = asyncio.get_running_loop()
         try:
             results, calls = done.result()  # the model raising is a bug: the loop's handler logs it
             self.stats.calls += calls
-            for stream, probabilities in zip(streams, results, strict=True):
+            for stream, (probabilities, powers) in zip(streams, results, strict=True):
                 self.stats.frames += len(probabilities)
                 # one callback each, in order: a stream's failure is its own, not the others'
-                loop.call_soon(stream._judged, probabilities)
+                loop.call_soon(stream._judged, probabilities, powers)
         finally:
             loop.call_soon(self._next_tick)  # after the deliveries: this tick ends with them
 
@@ -238,30 +248,38 @@ class FrameBatcher:
             self._idle = None
 
 
-def _judge(model: BatchModel, parts: list[_Part]) -> tuple[list[list[float]], int]:
+def _judge(model: BatchModel, parts: list[_Part]) -> tuple[list[_Judged], int]:
     """In the worker thread: every stream's frames, one model call per round; and the calls made.
 
     Round ``r`` takes the ``r``-th frame the model judges of every stream that has one, so each
     state moves on frame by frame, in order. A coalesced frame takes the next judged one's value.
     """
-    judged = [[frame for frame in frames if frame is not None] for _, frames in parts]
+    counts = [len(frames) for _, frames, _ in parts]
+    if not sum(counts):
+        return [([], np.empty((0, 0))) for _ in parts], 0
+    # as the session's inline detector and echo comparison convert them, all at once
+    samples = np.stack([frame for _, frames, _ in parts for frame in frames]).astype(np.float64) / 32768.0
+    powers = band_powers(samples, DETECTOR_RATE_HZ)
+    floats = samples.astype(np.float32)
+    starts = np.cumsum([0, *counts])
+    judged = [[int(starts[i]) + k for k, is_judged in enumerate(part[2]) if is_judged]
+              for i, part in enumerate(parts)]
     probabilities: list[list[float]] = [[] for _ in parts]
     calls = 0
-    for r in range(max((len(j) for j in judged), default=0)):
+    for r in range(max(len(j) for j in judged)):
         members = [i for i, j in enumerate(judged) if len(j) > r]
-        batch = np.stack([judged[i][r] for i in members])
-        out = model.batch([parts[i][0] for i in members], batch)
+        out = model.batch([parts[i][0] for i in members], floats[[judged[i][r] for i in members]])
         calls += 1
         for i, p in zip(members, out, strict=True):
             probabilities[i].append(p)
-    results: list[list[float]] = []
-    for (_, frames), mine in zip(parts, probabilities, strict=True):
+    results: list[_Judged] = []
+    for i, ((_, _, is_judged), mine) in enumerate(zip(parts, probabilities, strict=True)):
         filled: list[float] = []
         following = len(mine)
-        for frame in reversed(frames):
-            if frame is not None:
+        for judged_here in reversed(is_judged):
+            if judged_here:
                 following -= 1
             filled.append(mine[following])
         filled.reverse()
-        results.append(filled)
+        results.append((filled, powers[starts[i] : starts[i + 1]]))
     return results, calls

@@ -169,14 +169,18 @@ class EchoReference:
         self._cursor = min(self._cursor, float(now))
         self._pending = np.empty(0)
 
-    def observe(self, frame: np.ndarray, start: int) -> float:
+    def observe(self, frame: np.ndarray, start: int, powers: np.ndarray | None = None) -> float:
         """Take one microphone frame (float, full scale 1.0) starting at input sample ``start``.
+
+        ``powers``: the frame's :func:`band_powers`, if already taken (a batch takes them for
+        all its frames at once).
 
         Returns:
             The share, 0 to 1, of the frame's energy that neither the reply's echo nor the
             noise floor explains: near 0 for echo alone, near 1 for a voice well above it.
         """
-        powers = band_powers(frame, self._rate)
+        if powers is None:
+            powers = band_powers(frame, self._rate)
         self._quiet[self._quiet_count % len(self._quiet)] = powers
         self._quiet_count += 1
         total = float(np.sum(powers))

@@ -17,6 +17,7 @@ from asgi_audio_proxy.events import ReplyAudio, ReplyEnded, ReplyStarted
 from asgi_audio_proxy.session.voice import Heard, VoiceWatch
 from asgi_audio_proxy.vad import CutReply, FrameBatcher
 from asgi_audio_proxy.vad.batch import _judge
+from asgi_audio_proxy.vad.echo import band_powers
 from asgi_audio_proxy.vad.silero import FRAME_SAMPLES, SileroState, shared_model
 from tests.clients import ProxyClient
 from tests.conftest import running_proxy, running_simulator
@@ -28,27 +29,33 @@ STEP = 640  # the client's 20 ms frames
 
 
 def _frames(seed: int, count: int) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal((count, FRAME_SAMPLES)) * 0.1).astype(np.float32)
+    """PCM16 frames of noise at -20 dBFS, (count, 512)."""
+    noise = np.random.default_rng(seed).standard_normal((count, FRAME_SAMPLES)) * 3_277
+    return noise.astype(np.int16)
 
 
 def test_rounds_of_a_tick_give_each_stream_what_frame_by_frame_calls_give() -> None:
     model = shared_model()
     counts = (3, 1, 0, 5)
     streams = [_frames(seed, n) for seed, n in enumerate(counts)]
-    alone = [model.frames(SileroState(), frames) for frames in streams]
+    alone = [model.frames(SileroState(), frames.astype(np.float32) / 32768) for frames in streams]
     states = [SileroState() for _ in counts]
-    parts = [(state, list(frames)) for state, frames in zip(states, streams, strict=True)]
+    parts = [(state, list(frames), [True] * len(frames))
+             for state, frames in zip(states, streams, strict=True)]
     results, calls = _judge(model, parts)
     assert calls == max(counts)  # one call per round, not per frame
-    for got, want in zip(results, alone, strict=True):
+    for (got, powers), want, frames in zip(results, alone, streams, strict=True):
         assert np.allclose(got, want, atol=1e-5), (got, want)
+        assert np.allclose(powers, band_powers(frames.astype(np.float64) / 32768, RATE_HZ))
 
 
 def test_a_coalesced_frame_takes_the_next_judged_frame_s_probability() -> None:
     frames = _frames(7, 3)
-    results, calls = _judge(shared_model(), [(SileroState(), [None, None, frames[2]])])
+    results, calls = _judge(shared_model(), [(SileroState(), list(frames), [False, False, True])])
     assert calls == 1
-    assert results[0][0] == results[0][1] == results[0][2]
+    probabilities, powers = results[0]
+    assert probabilities[0] == probabilities[1] == probabilities[2]
+    assert len(powers) == 3  # the echo comparison still sees every frame
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +132,8 @@ async def test_a_session_that_leaves_is_never_called_back_and_not_kept() -> None
     told: list[str] = []
     leaving = VoiceWatch(config)
     leaving.batch_with(batcher, lambda heard: told.append("leaving"))
-    left = batcher.join(lambda probabilities: told.append("left"))
-    staying = batcher.join(lambda probabilities: told.extend(["staying"] * len(probabilities)))
+    left = batcher.join(lambda probabilities, powers: told.append("left"))
+    staying = batcher.join(lambda probabilities, powers: told.extend(["staying"] * len(probabilities)))
     leaving.heard(to_pcm(pink_noise(RATE_HZ, -20, 5)), RATE_HZ)
     left.feed(_frames(4, 2))
     staying.feed(_frames(5, 4))
