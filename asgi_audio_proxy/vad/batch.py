@@ -123,6 +123,7 @@ class BatchStream:
         frames: list[np.ndarray] = []
         judged: list[bool] = []
         late = 0
+        oldest = self.waiting[0][0] if self.waiting else now
         while self.waiting:
             queued_at, frame = self.waiting.popleft()
             frames.append(frame)
@@ -132,7 +133,7 @@ class BatchStream:
         if late:
             if not self.coalesced_frames:
                 logger.warning("the voice detector is %.0f ms behind: frames coalesced (%d now)",
-                               (now - queued_at) * 1000, late)
+                               (now - oldest) * 1000, late)
             self.coalesced_frames += late
             self._batcher.stats.coalesced_frames += late
         self.in_flight += 1
