@@ -34,7 +34,7 @@ from tests.tcp_relay import TcpRelay, tcp_relay
 from tests.timing import within
 
 RATE_HZ = 24_000
-UTTERANCE = tone(440, 1.0, RATE_HZ) + silence(1.4, RATE_HZ)
+UTTERANCE = tone(440, 0.5, RATE_HZ) + silence(0.8, RATE_HZ)  # the simulator ends a turn after 0.5 s quiet
 CHUNK_BYTES = RATE_HZ * 2 // 10
 DELTA = "response.output_audio.delta"
 
@@ -132,6 +132,7 @@ async def read_reply(ws: ClientConnection, audio: bytearray, *, until_audio: boo
             return "response.done"
 
 
+@pytest.mark.slow  # a spoken turn and a reply (6 s); its sibling is the fault table's realtime_cut_mid_reply
 async def test_raw_client_cut_mid_reply_resumes_and_gets_all_the_reply_audio() -> None:
     async with realtime_proxied(chunk_delay_s=0.2) as (up, proxy, relay, ended):
         url = f"ws://127.0.0.1:{relay.port}/v1/realtime?model=gpt-realtime&resumable=1"
@@ -176,6 +177,46 @@ async def test_a_refused_realtime_resume_is_an_error_event_then_1008() -> None:
         assert 'audio_proxy_resumes_total{outcome="refused"} 1.0' in proxy.metrics.exposition()
 
 
+def sdk_client(relay: TcpRelay) -> AsyncOpenAI:
+    return AsyncOpenAI(api_key="sk-any", websocket_base_url=f"ws://127.0.0.1:{relay.port}/v1",
+                       base_url="http://127.0.0.1:9/v1")
+
+
+async def test_openai_sdk_reconnect_hook_resumes_the_session_after_a_cut() -> None:
+    async with realtime_proxied() as (up, proxy, relay, ended):
+        tokens: list[str] = []
+
+        def resume(event: Any) -> Any:  # nothing read since session.resumable: no last_event_id
+            return {"extra_query": {**event.extra_query, "resume": tokens[-1]}}
+
+        sdk = sdk_client(relay)
+        seen: list[str] = []
+        async with sdk.realtime.connect(model="gpt-realtime", extra_query={"resumable": "1"},
+                                        on_reconnecting=resume, initial_delay=0.05) as conn:
+            async with asyncio.timeout(within(10)):
+                async for parsed in conn:
+                    event: Any = parsed
+                    seen.append(event.type)
+                    if event.type == "session.created":
+                        created = event.session.id
+                    elif event.type == "session.resumable":
+                        tokens.append(event.resume_token)
+                        relay.cut()
+                    elif event.type == "session.resumed":
+                        assert event.session["id"] == created and event.resume_token != tokens[0]
+                        break
+            assert proxy.metrics is not None  # one session, live across its two connections
+            assert metric_totals(proxy.metrics.exposition())["audio_proxy_live_sessions"] == 1
+        await sdk.close()
+        async with asyncio.timeout(within(5)):
+            await proxy.wait_idle()
+        totals = metric_totals(proxy.metrics.exposition())
+    assert seen == ["session.created", "session.resumable", "session.resumed"]
+    assert ended[0].resumes == 1 and ended[0].balanced and up.sim.recorder.ws_opened == 1
+    assert (totals["audio_proxy_resumes_total"], totals["audio_proxy_live_sessions"]) == (1, 0)
+
+
+@pytest.mark.slow  # a spoken turn and a reply (6 s); its sibling is the test above
 async def test_openai_sdk_reconnects_with_its_token_and_hears_the_rest_of_the_reply() -> None:
     async with realtime_proxied(chunk_delay_s=0.2) as (up, proxy, relay, ended):
         tokens: list[str] = []
@@ -185,8 +226,7 @@ async def test_openai_sdk_reconnects_with_its_token_and_hears_the_rest_of_the_re
             return {"extra_query": {**event.extra_query, "resume": tokens[-1],
                                     "last_event_id": last_read[-1]}}
 
-        sdk = AsyncOpenAI(api_key="sk-any", websocket_base_url=f"ws://127.0.0.1:{relay.port}/v1",
-                          base_url="http://127.0.0.1:9/v1")
+        sdk = sdk_client(relay)
         audio, seen = bytearray(), list[str]()
         async with sdk.realtime.connect(model="gpt-realtime", extra_query={"resumable": "1"},
                                         on_reconnecting=resume, initial_delay=0.05) as conn:
