@@ -95,3 +95,66 @@ async def test_the_websocket_closes_though_the_upstream_never_answers_its_close(
         await transport.aclose()
         async with asyncio.timeout(within(5)):
             await silent.ws_closed.wait()
+
+
+class ScriptedAcks(SilentOnClose):
+    """The same server, but its audio WebSocket answers each text frame with the next of
+    ``acks`` (raw text, as the server words it)."""
+
+    def __init__(self, acks: list[str]) -> None:
+        super().__init__()
+        self._acks = iter(acks)
+
+    async def _silent_websocket(self, key: str, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest())
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                     b"connection: upgrade\r\nsec-websocket-accept: %s\r\n\r\n" % accept)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                first, second = await reader.readexactly(2)
+                size = second & 0x7F
+                if size >= 126:
+                    size = int.from_bytes(await reader.readexactly(2 if size == 126 else 8), "big")
+                await reader.readexactly(4 + size)  # the client's mask, then the payload
+                if first & 0x0F != 1:  # not a text frame: the close
+                    return
+                ack = next(self._acks).encode()
+                writer.write(bytes([0x81, len(ack)]) + ack)  # unmasked text, under 126 bytes
+
+
+def _ack(reason: str, uid: str = "K3Q9ZT7WBA") -> str:
+    return json.dumps({"id": uid, "choices": {"role": "assistant", "content": "success",
+                                              "finish_reason": reason}})
+
+
+async def test_each_acknowledgement_reads_as_its_own_text_says_repeated_or_not() -> None:
+    # the same texts again and again (read once, then known), then more distinct ones than are
+    # kept, then an error: every one must still read as it says
+    script = [_ack("done"), _ack("done"), _ack("skip"), _ack("done"), _ack("skip"),
+              *(_ack("done", uid=f"UID{i:07d}") for i in range(10)), _ack("done"),
+              json.dumps({"error": "UID changed in stream"})]
+    server_side = ScriptedAcks(script)
+    server = await asyncio.start_server(server_side.serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            config = ProxyConfig(upstream_url=url, close_timeout_s=0.2)
+            transport = MiniCPMTransport(config, http)
+            await transport.connect(config.client_options(None))
+            acks = transport.acks()
+            read = []
+            async with asyncio.timeout(within(10)):
+                for _ in script:
+                    await transport.send_audio(bytes(6400))
+                    read.append(await anext(acks))
+            await acks.aclose()
+            await transport.aclose()
+    finally:
+        server.close()
+        await server_side.aclose()
+        await server.wait_closed()
+    assert [nbytes for nbytes, _ in read] == [6400] * len(script)
+    assert [ack.reason for _, ack in read] == [
+        "done", "done", "skip", "done", "skip", *["done"] * 11, None]
+    assert read[-1][1].error == "UID changed in stream"

@@ -43,6 +43,10 @@ __all__ = ["BodyClosed", "MiniCPMTransport", "Transport", "TransportItem"]
 logger = logging.getLogger("asgi_audio_proxy.upstream")
 #: messages sent but not yet acknowledged; 10 x 200 ms is two seconds of audio in flight
 MAX_IN_FLIGHT = 10
+#: acknowledgement texts read once per conversation and then known: the server words each
+#: outcome the same way every time (its uid in it), so a few cover every ack, and JSON is not
+#: parsed again for each of the five a second; the bound keeps odd ones from piling up
+_KNOWN_ACKS = 8
 _TRANSPORT_ERRORS = (OSError, httpx.TransportError, SSEError, ConnectionClosed, InvalidHandshake)
 
 
@@ -131,6 +135,7 @@ class MiniCPMTransport:
             UpstreamTimeout: an acknowledgement took longer than ``ack_timeout_s``.
         """
         ws = self._require_ws()
+        known: dict[str | bytes, Ack] = {}
         while True:
             nbytes = await self._in_flight.get()
             try:
@@ -141,7 +146,12 @@ class MiniCPMTransport:
                     f"no acknowledgement within {self._settings.ack_timeout_s} s") from exc
             except ConnectionClosed as exc:
                 raise _closed_error(exc) from exc
-            yield nbytes, parse_ack(raw)
+            ack = known.get(raw)
+            if ack is None:
+                ack = parse_ack(raw)
+                if len(known) < _KNOWN_ACKS:
+                    known[raw] = ack
+            yield nbytes, ack
 
     async def events(self) -> AsyncIterator[TransportItem]:
         """Yield every reply event, turn after turn, reopening ``/completions`` after each body.
