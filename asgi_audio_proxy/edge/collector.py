@@ -14,9 +14,9 @@ collector's reach, so a full collection walks the sessions' objects only (about 
 The first generation's threshold goes from 700 to :data:`YOUNG_THRESHOLD`: a loop juggling 200
 sessions has thousands of objects in flight (futures, frames, events) that live a few
 iterations; at 700 allocations many of them are still alive when the young generation is
-collected, so they are promoted and later cost a full collection. Counted over the same
-200-session run: 109 young, 10 middle and 1 full collection against 443, 40 and 3 at 700, each
-young one no longer (what is walked is what survives, and that barely grows).
+collected, so they are promoted and later cost a full collection. Counted in one 200-session
+run of each (a loaded machine, so a rough count): 109 young, 10 middle and 1 full collection
+against 443, 40 and 3 at 700, each young one no longer (what is walked is what survives).
 """
 
 from __future__ import annotations
