@@ -4,7 +4,9 @@ Owns: the connection of the moment (each read by a task of its own into one queu
 resumed connection can take the place of a cut one), the time away (silence at real time
 in place of the client's audio, so the upstream's turn logic goes on; what was meant for the
 client kept in a :class:`~.resume.ReplyBuffer`), the end of the grace, and taking a resumed
-connection in (the dialect's ``resumed`` first, then what was kept). A close frame from the
+connection in (the dialect's ``resumed`` first; where the dialect numbers its events, what was
+sent after the last one the client read, from a :class:`~.resume.SentWindow`; then what was
+kept). A close frame from the
 client ends the session at once; a cut (no close frame) leaves it held for ``grace_s``.
 Must not: parse a frame, or decide anything of the conversation's.
 """
