@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -158,13 +158,22 @@ class RealtimeCalls:
 
 
 async def _body(request: Request) -> tuple[bytes, dict[str, str] | None]:
-    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        try:
-            form = await request.form()
-        except Exception as exc:  # python-multipart's errors, or its absence
-            raise CallRefused(f"Invalid multipart body: {exc}.", param=None) from exc
-        return b"", {name: value for name, value in form.items() if isinstance(value, str)}
-    return await request.body(), None
+    """The offer's body: raw SDP, or the unified form's fields. A client that leaves before its
+    body has arrived is refused like a bad offer (no one reads the answer; nothing is logged as
+    the application's failure)."""
+    try:
+        if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            try:
+                form = await request.form()
+            except ClientDisconnect:
+                raise
+            except Exception as exc:  # python-multipart's errors, or its absence
+                raise CallRefused(f"Invalid multipart body: {exc}.", param=None) from exc
+            return b"", {name: value for name, value in form.items() if isinstance(value, str)}
+        return await request.body(), None
+    except ClientDisconnect:
+        logger.info("a call's offer was cut off: the client left before its body arrived")
+        raise CallRefused("The offer's body did not arrive: the client left.", param=None) from None
 
 
 def _denied(denial: Denied) -> JSONResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -157,6 +158,52 @@ async def test_an_offer_that_is_not_sdp_or_has_no_audio_is_refused_as_openai_doe
         assert unanswerable.status_code == 400, unanswerable.text  # refused by aiortc, said as ours
         assert "ICE" in unanswerable.json()["error"]["message"]
         assert not app.proxy.sessions and app.proxy._admitted == 0
+
+
+class _Logged(logging.Handler):
+    """Keeps the records of a logger, and wakes whoever waits for one that says something."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.changed.set()
+
+    async def said(self, text: str, timeout_s: float = 5) -> None:
+        async with asyncio.timeout(within(timeout_s)):
+            while not any(text in r.getMessage() for r in self.records):
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_a_client_leaving_mid_offer_is_one_info_line_and_the_next_offer_is_answered() -> None:
+    logged = _Logged()
+    watched = [logging.getLogger(name) for name in ("asgi_audio_proxy", "uvicorn.error")]
+    levels = [log.level for log in watched]
+    for log in watched:
+        log.addHandler(logged)
+        log.setLevel(logging.INFO)
+    try:
+        async with served(timeouts=CallTimeouts(connect_s=5.0, media_s=1.0)) as (base, app), peer() as p:
+            port = int(base.rsplit(":", 1)[1])
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /v1/realtime/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/sdp\r\nContent-Length: 5000\r\n\r\nv=0\r\n")
+            await writer.drain()
+            writer.close()  # gone before the rest of its body
+            await writer.wait_closed()
+            await logged.said("the client left before its body arrived")
+            assert (await p.call(base)).status_code == 201  # the next caller is served
+            await p.close()
+            await calls_ended(app)  # its media stopped: over within media_s
+    finally:
+        for log, level in zip(watched, levels, strict=True):
+            log.removeHandler(logged)
+            log.setLevel(level)
+    assert not [r for r in logged.records if r.levelno >= logging.ERROR], logged.records
 
 
 async def test_a_full_house_is_503_with_retry_after_and_a_key_is_checked(tmp_path: Any) -> None:
