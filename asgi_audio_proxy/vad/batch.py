@@ -17,7 +17,7 @@ When the thread falls behind, frames wait. A frame that has waited longer than `
 when a tick takes it is *coalesced*: the model skips it, and it takes the probability of the next
 frame the model judges in its stream (the newest is always judged). No frame goes without a
 probability, the work of a tick stays bounded, and each coalesced frame is counted, on the stream
-and on the batcher, and logged once per stream at WARNING.
+and on the batcher, which says so at WARNING at most every 10 s.
 
 Must not: decide anything (:class:`~asgi_audio_proxy.vad.bargein.VoiceActivity` does), touch a
 stream's state on the loop while a tick has it, or call back a stream that has left.
@@ -52,6 +52,8 @@ TICK_S = 0.010
 #: a frame that has waited this long is coalesced: over 500 ms late, a barge-in is late already,
 #: and judging every such frame would only make the next tick later still
 MAX_WAIT_S = 0.5
+#: coalescing is logged at most this often per loop: while behind, every tick coalesces
+_LOG_EVERY_S = 10.0
 
 #: a stream's probabilities, one per frame, and the frames' band powers, one row each
 Deliver = Callable[[list[float], np.ndarray], None]
@@ -131,11 +133,8 @@ class BatchStream:
             judged.append(not is_late)
             late += is_late
         if late:
-            if not self.coalesced_frames:
-                logger.warning("the voice detector is %.0f ms behind: frames coalesced (%d now)",
-                               (now - oldest) * 1000, late)
             self.coalesced_frames += late
-            self._batcher.stats.coalesced_frames += late
+            self._batcher._coalesced(late, now - oldest, now)
         self.in_flight += 1
         return frames, judged
 
@@ -166,6 +165,7 @@ class FrameBatcher:
         self._is_ticking = False  # a tick is scheduled or running
         self._last_tick = float("-inf")
         self._idle: asyncio.Event | None = None
+        self._logged_at = float("-inf")
         self.stats = BatchStats()
 
     @classmethod
@@ -201,6 +201,14 @@ class FrameBatcher:
         if not self._is_ticking:
             self._is_ticking = True
             loop.call_at(max(now, self._last_tick + self._tick_s), self._tick)
+
+    def _coalesced(self, frames: int, behind_s: float, now: float) -> None:
+        """Count coalesced frames; say so at most once per ``_LOG_EVERY_S``, with the totals."""
+        self.stats.coalesced_frames += frames
+        if now - self._logged_at >= _LOG_EVERY_S:
+            self._logged_at = now
+            logger.warning("the voice detector is %.0f ms behind: frames coalesced (%d so far)",
+                           behind_s * 1000, self.stats.coalesced_frames)
 
     def _forget(self, stream: BatchStream) -> None:
         self._due.pop(stream, None)
