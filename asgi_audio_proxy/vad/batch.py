@@ -52,6 +52,8 @@ TICK_S = 0.010
 #: a frame that has waited this long is coalesced: over 500 ms late, a barge-in is late already,
 #: and judging every such frame would only make the next tick later still
 MAX_WAIT_S = 0.5
+#: frames whose band powers are taken in one transform (1 MiB of samples): the most a tick holds
+_POWERS_SLICE = 256
 #: coalescing is logged at most this often per loop: while behind, every tick coalesces
 _LOG_EVERY_S = 10.0
 
@@ -266,18 +268,24 @@ def _judge(model: BatchModel, parts: list[_Part]) -> tuple[list[_Judged], int]:
     counts = [len(frames) for _, frames, _ in parts]
     if not sum(counts):
         return [([], np.empty((0, 0))) for _ in parts], 0
-    # as the session's inline detector and echo comparison convert them, all at once
-    samples = np.stack([frame for _, frames, _ in parts for frame in frames]).astype(np.float64) / 32768.0
-    powers = band_powers(samples, DETECTOR_RATE_HZ)
-    floats = samples.astype(np.float32)
+    pcm = np.stack([frame for _, frames, _ in parts for frame in frames])
+    # as the session's inline echo comparison converts them, a slice at a time: a tick that takes
+    # seconds of every session's audio (the thread was behind) must not take ten times its memory
+    powers = np.concatenate([band_powers(pcm[at : at + _POWERS_SLICE].astype(np.float64) / 32768.0,
+                                         DETECTOR_RATE_HZ)
+                             for at in range(0, len(pcm), _POWERS_SLICE)])
     starts = np.cumsum([0, *counts])
     judged = [[int(starts[i]) + k for k, is_judged in enumerate(part[2]) if is_judged]
               for i, part in enumerate(parts)]
+    # and as its detector does, for the frames the model judges only
+    at_row = {row: n for n, row in enumerate(row for rows in judged for row in rows)}
+    floats = pcm[list(at_row)].astype(np.float32) / np.float32(32768.0)
     probabilities: list[list[float]] = [[] for _ in parts]
     calls = 0
     for r in range(max(len(j) for j in judged)):
         members = [i for i, j in enumerate(judged) if len(j) > r]
-        out = model.batch([parts[i][0] for i in members], floats[[judged[i][r] for i in members]])
+        out = model.batch([parts[i][0] for i in members],
+                          floats[[at_row[judged[i][r]] for i in members]])
         calls += 1
         for i, p in zip(members, out, strict=True):
             probabilities[i].append(p)

@@ -58,6 +58,14 @@ def test_a_coalesced_frame_takes_the_next_judged_frame_s_probability() -> None:
     assert len(powers) == 3  # the echo comparison still sees every frame
 
 
+def test_a_late_tick_takes_every_frame_s_band_powers_slice_by_slice() -> None:
+    frames = _frames(9, 600)  # 19 s of one session: a tick far behind
+    results, calls = _judge(shared_model(), [(SileroState(), list(frames), [False] * 599 + [True])])
+    probabilities, powers = results[0]
+    assert calls == 1 and len(probabilities) == 600
+    assert np.allclose(powers, band_powers(frames.astype(np.float64) / 32768, RATE_HZ))
+
+
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
     """A reply, and a microphone hearing its echo 80 ms late at -12 dB, then speech over it."""
