@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from asgi_audio_proxy.edge.settings import DEFAULT_MAX_LOOP_LAG_S
+from asgi_audio_proxy.edge.settings import SUGGESTED_MAX_LOOP_LAG_S
 
 from .load import LoadResult, run_load
 from .procs import server
@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_CAPACITY", "MAX_LOOP_LAG_S", "OverloadRun", "main", "measure
 #: sessions one proxy process holds with p99 under 20 ms (the native sweep's, rounded down)
 DEFAULT_CAPACITY = 100
 #: the lag threshold the run's proxy sheds at (the one docs/deployment.md suggests)
-MAX_LOOP_LAG_S = DEFAULT_MAX_LOOP_LAG_S
+MAX_LOOP_LAG_S = SUGGESTED_MAX_LOOP_LAG_S
 _REFUSED = "HTTP 503"
 
 
