@@ -234,6 +234,7 @@ async def test_demo_talks_before_it_announces_the_page_and_a_visitor_then_waits_
             await stop(proc, signal.SIGINT, 10)
     assert turn.text.startswith("Turn 1: heard"), turn.text  # its own first turn, not the talk's
     text = "".join(lines)
-    assert text.index("says 2 generated") < text.index("every turn got a reply") < text.index("open http")
+    said = [text.find(line) for line in ("says 2 generated", "every turn got a reply", "open http")]
+    assert -1 < said[0] < said[1] < said[2], text
     await recorder.wait_for(lambda r: r.ws_closed == r.ws_opened, within(10))
     recorder.assert_one_conversation_at_a_time(2)

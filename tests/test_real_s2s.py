@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from openai import AsyncOpenAI
 
 from asgi_audio_proxy.audio.g711 import ulaw_to_pcm16
 from asgi_audio_proxy.dialects.native_client import TurnEndMessage
@@ -107,6 +106,8 @@ async def test_openai_sdk_on_v1_realtime(sentence: np.ndarray, tmp_path: pathlib
     rate = 24_000
     utterance = spoken(sentence, rate)
     async with s2s_stack(tmp_path / "s2s.log") as base:
+        from openai import AsyncOpenAI  # at use: the module is collected where S2S is absent too
+
         client = AsyncOpenAI(api_key="unused", websocket_base_url=f"{base}/v1",
                              base_url="http://127.0.0.1:9/v1")
         audio, transcript = bytearray(), []

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from openai import AsyncOpenAI
 from websockets.asyncio.client import ClientConnection, connect
 
 from asgi_audio_proxy.config import ProxyConfig
@@ -177,7 +176,9 @@ async def test_a_refused_realtime_resume_is_an_error_event_then_1008() -> None:
         assert 'audio_proxy_resumes_total{outcome="refused"} 1.0' in proxy.metrics.exposition()
 
 
-def sdk_client(relay: TcpRelay) -> AsyncOpenAI:
+def sdk_client(relay: TcpRelay) -> Any:
+    from openai import AsyncOpenAI  # at use, not at collection (see realtime_support.OfficialEvents)
+
     return AsyncOpenAI(api_key="sk-any", websocket_base_url=f"ws://127.0.0.1:{relay.port}/v1",
                        base_url="http://127.0.0.1:9/v1")
 

@@ -1,9 +1,11 @@
 """Test time: deadlines that one unit scales, and a clock a test moves by hand.
 
-``within(s)`` is ``s`` seconds times :func:`unit`, the slowness :func:`cpu_slowness` measures
-once per process, at the first deadline asked for: 1 on an idle machine, about 2 while another
-busy process shares our core, more on a crowded one; never below 1. ``TEST_TIME_UNIT``, if set,
-multiplies it for what a measurement cannot see (a debugger stopping the process).
+``within(s)`` is ``s`` seconds times :func:`unit`: the larger of the slowness :func:`cpu_slowness`
+measured once per process, at the first deadline asked for, and the machine's load now
+(:func:`load_share`, read at every deadline: a process that measured a quiet moment at its start
+still sees the crowd that came after); 1 on an idle machine, about 2 while another busy process
+shares our core, more on a crowded one; never below 1. ``TEST_TIME_UNIT``, if set, multiplies it
+for what a measurement cannot see (a debugger stopping the process).
 :class:`FakeClock` is for the parts that take a clock: time passes when the test says so.
 """
 
@@ -13,7 +15,7 @@ import functools
 import os
 import time
 
-__all__ = ["FakeClock", "cpu_slowness", "unit", "within"]
+__all__ = ["FakeClock", "cpu_slowness", "load_share", "unit", "within"]
 
 
 def cpu_slowness(wall_s: float = 0.2) -> float:
@@ -30,9 +32,23 @@ def cpu_slowness(wall_s: float = 0.2) -> float:
 
 
 @functools.cache
+def _measured() -> float:
+    return cpu_slowness()
+
+
+def load_share() -> float:
+    """Runnable tasks per core over the last minute (the kernel's load average): about how many
+    processes share each core now. Free to read, so read at every deadline."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:  # no load average on this system
+        return 1.0
+
+
 def unit() -> float:
-    """The factor every deadline is scaled by, measured once per process."""
-    return max(1.0, cpu_slowness()) * float(os.environ.get("TEST_TIME_UNIT", "1.0"))
+    """The factor every deadline is scaled by: the process's measured slowness or the machine's
+    load now, whichever is larger."""
+    return max(1.0, _measured(), load_share()) * float(os.environ.get("TEST_TIME_UNIT", "1.0"))
 
 
 def within(seconds: float) -> float:
