@@ -93,6 +93,8 @@ async def test_the_demo_stops_its_pool_with_it() -> None:
     assert [task for task in asyncio.all_tasks() if task.get_name() == "pool"] == []
 
 
+# slow: the README's own recipe (tests/test_docs.py, terminal_clients) runs this line in the default run
+@pytest.mark.slow
 async def test_client_generated_mode_prints_the_transcript_and_saves_the_reply(
     demo: DemoServer, tmp_path: Path
 ) -> None:

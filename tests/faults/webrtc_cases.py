@@ -216,7 +216,10 @@ async def tab_killed_mid_reply(rig: Rig, checks: Checks) -> str:
         await p.wait_until(lambda: len(p.heard) > 5)  # the media flow both ways
         p.mic.say(UTTERANCE)
         await p.wait_for("output_audio_buffer.started", timeout_s=15)
-        await p.wait_until(lambda: loud(p.audio_since(p.heard[-1][0] - 0.1)))
+        started = p.heard[-1][0] if p.heard else 0.0
+        # the reply is heard (not "is loud now": a test process starved for a moment would see
+        # the reply's end and wait for a loudness that had passed)
+        await p.wait_until(lambda: loud(p.audio_since(started)))
         relay.loss = 1.0  # the tab is gone
         killed_at = time.monotonic()
         budget_s = TIMEOUTS.media_s + rig.proxy.config.close_timeout_s
