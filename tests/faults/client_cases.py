@@ -274,5 +274,7 @@ CLIENT_CASES: dict[str, ClientCase] = {
     "idle": ClientCase("idle_timeout 1000; close 1000", idle, {"idle_timeout_s": within(3.0)}),
     # longer than the bystander's whole round trip (its 1.8 s turn, then the reply), on any machine
     "session_length": ClientCase("limit_exceeded 1013; close 1013", session_length,
-                                 {"max_session_s": within(3.5)}),
+                                 # longer than the bystander's round trip beside it, which
+                                 # the limit ends too
+                                 {"max_session_s": within(7)}),
 }

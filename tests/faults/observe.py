@@ -171,7 +171,7 @@ async def upstream_settled(recorder: SimulatorRecorder, checks: Checks, timeout_
                                f"sse {recorder.sse_opened}/{recorder.sse_closed} opened/closed")
 
 
-async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks) -> None:
+async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks, timeout_s: float = 12) -> None:
     """A well-behaved client's full round trip, beside whatever else is going on.
 
     It streams :data:`UTTERANCE` at real-time pace and then silence, as a live client does,
@@ -193,7 +193,7 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks) -> No
             await at_real_time(start, offset / 32_000)
 
     try:
-        async with asyncio.timeout(within(12)), connect(url, open_timeout=within(5)) as ws:
+        async with asyncio.timeout(within(timeout_s)), connect(url, open_timeout=within(5)) as ws:
             await opened(ws, checks, "bystander: first event")
             speaker = asyncio.create_task(speak(ws))
             try:

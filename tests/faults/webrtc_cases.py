@@ -248,12 +248,14 @@ async def webrtc_fault(case: str, server: str) -> Outcome:
     """One call does ``case`` while a native client completes a round trip on the same proxy."""
     spec = WEBRTC_CASES[case]
     outcome, checks = Outcome(f"webrtc {case}", server, spec.expected), Checks()
-    # slow reply chunks: the killed tab's reply is still coming from the model server
-    async with running_simulator(multi_conversation=True, chunk_delay_s=0.45, reply_chunks=6) as up, \
+    # slow reply chunks: the killed tab's reply is still coming from the model server; for that
+    # row a reply of 7 s, so that it is, however late a starved test process acts on its start
+    chunks = 16 if case == "tab_killed_mid_reply" else 6
+    async with running_simulator(multi_conversation=True, chunk_delay_s=0.45, reply_chunks=chunks) as up, \
             calls_app(server, up.url, up.sim.recorder) as rig:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(bystander(rig.base.replace("http", "ws") + "/audio_proxy", up.sim.recorder,
-                                     checks))
+                                     checks, 12 + chunks * 0.45))
             offender = tg.create_task(spec.run(rig, checks))
         async with asyncio.timeout(within(10)):
             await rig.proxy.wait_idle()
