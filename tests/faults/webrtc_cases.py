@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +164,18 @@ async def _ends_within(rig: Rig, since: float, budget_s: float, checks: Checks, 
     return f"close {stats.close_code} {took_s:.2f} s after {what}"
 
 
+async def _stage(what: str, awaited: Awaitable[Any], timeout_s: float | None = None) -> None:
+    """Await one step of a case; a step that runs out of time says which it was."""
+    try:
+        if timeout_s is None:
+            await awaited
+        else:
+            async with asyncio.timeout(within(timeout_s)):
+                await awaited
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
 async def other_channel(rig: Rig, checks: Checks) -> str:
     """A channel named ``events``: closed by the proxy; the call goes on, audio only, until the
     peer hangs up (a DTLS close: at once, so the budget is the teardown's)."""
@@ -174,12 +186,13 @@ async def other_channel(rig: Rig, checks: Checks) -> str:
     try:
         response = await p.call(rig.base)
         checks.equal("answer", response.status_code, 201)
-        async with asyncio.timeout(within(5)):
-            await closed.wait()
+        # ICE, DTLS and SCTP before the proxy sees the channel: seconds on a crowded machine
+        await _stage("the channel closed by the proxy", closed.wait(), 15)
         # there is no channel to say session.created on: speak once the model server hears the call
-        await p.wait_until(lambda: any(s.sent_bytes > 24_000 for s in rig.call_sessions()))
+        await _stage("the model server hearing the call", p.wait_until(
+            lambda: any(s.sent_bytes > 24_000 for s in rig.call_sessions()), timeout_s=15))
         p.mic.say(UTTERANCE)
-        await p.wait_until(lambda: loud(p.audio_since(0)), timeout_s=10)
+        await _stage("the reply on the track", p.wait_until(lambda: loud(p.audio_since(0)), timeout_s=15))
     finally:
         hung_up_at = time.monotonic()
         await p.close()
