@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from .audio.wav import CLIENT_SAMPLE_RATE_HZ
 
-__all__ = ["Pacer", "RateLimit"]
+__all__ = ["CATCH_UP", "Pacer", "RateLimit"]
 
 _BYTES_PER_S = CLIENT_SAMPLE_RATE_HZ * 2
+#: how much faster than real time audio that fell behind goes upstream until it is back on
+#: schedule: a second behind is made up in four, and a second of speech still spans 0.8 s of
+#: the model server's clock (its shortest turn is 0.6 s)
+CATCH_UP = 1.25
 
 
 class Pacer:
@@ -65,10 +69,20 @@ class Pacer:
             return 0.0
         return self._received_s - (now - self._start)
 
-    def send_at(self, index: int) -> float:
-        """When message ``index`` (0-based) may go upstream, on the caller's clock."""
+    def send_at(self, index: int, previous_at: float | None = None) -> float:
+        """When message ``index`` (0-based) may go upstream, on the caller's clock.
+
+        ``previous_at``, when the message before it went: audio that fell behind the schedule
+        (a client that stalled and then sent its backlog at once, or this process busy for a
+        moment) catches up at :data:`CATCH_UP` times real time, never as one burst. The model
+        server's VAD times speech by its own clock: a second of speech arriving in a tenth of
+        one reads as a turn too short to answer (section 5.2), and the turn is lost.
+        """
         start = self._start if self._start is not None else 0.0
-        return start + (index + 1) * self._message_s - self._burst_s
+        at = start + (index + 1) * self._message_s - self._burst_s
+        if previous_at is not None:
+            at = max(at, previous_at + self._message_s / CATCH_UP)
+        return at
 
 
 class RateLimit:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from asgi_audio_proxy.pacing import Pacer, RateLimit
+from asgi_audio_proxy.pacing import CATCH_UP, Pacer, RateLimit
 
 
 def test_a_real_time_client_is_never_held_back() -> None:
@@ -55,3 +57,15 @@ def test_the_clock_is_started_by_start_or_by_the_first_audio() -> None:
     by_start.start(1.0)
     by_audio.received(640, 1.0)
     assert by_start.started and by_audio.started
+
+
+def test_audio_that_fell_behind_catches_up_at_a_quarter_over_real_time_not_at_once() -> None:
+    pacer = Pacer(message_s=0.2, burst_s=0.2)
+    pacer.start(0.0)
+    pacer.received(32_000 * 2, now=2.0)  # two seconds of speech, read after a stall
+    sent = [max(pacer.send_at(0), 2.0)]  # the first of what is due goes at once ...
+    for k in range(1, 10):  # ... the rest one after another, each as soon as it may
+        sent.append(max(pacer.send_at(k, sent[-1]), 2.0))
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert gaps == pytest.approx([0.2 / CATCH_UP] * 9)  # a second of speech spans 0.8 s
+    assert pacer.send_at(20, 3.0) == pytest.approx(4.0)  # back on schedule: real time again

@@ -68,6 +68,8 @@ class MiniCPMAdapter:
         self._transport = transport
         self._buffer = ChunkBuffer(self.settings.release_messages)
         self._pacer = Pacer(MESSAGE_DURATION_S, self.settings.chunk_duration)
+        self._last_sent_at: float | None = None  # when the last message went (the catch-up pace)
+        self._backlog: int | None = None  # messages queued when the first went
         self._router = ReplyRouter()
         # back-pressure: a full queue makes send_audio wait, so the client is no longer read
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(
@@ -166,9 +168,15 @@ class MiniCPMAdapter:
                 self._pacer.replayed(len(again))
                 self._in_flight_resent.append(True)
                 await self._transport.send_audio(again)
-            delay = self._pacer.send_at(self._messages_sent) - loop.time()
+            if self._backlog is None:  # what came while the conversation was being opened
+                self._backlog = self._queue.qsize() + 1
+            # the opening's backlog goes at once (its schedule says so), later lateness catches
+            # up at CATCH_UP times real time, never as one burst
+            previous = self._last_sent_at if self._messages_sent >= self._backlog else None
+            delay = self._pacer.send_at(self._messages_sent, previous) - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing to real time, which the upstream's VAD needs
+            self._last_sent_at = loop.time()
             self._queued_bytes -= len(message)
             self._in_flight_bytes += len(message)
             if self._router.has_open_reply:
