@@ -10,11 +10,14 @@ page's ``window.demoStats`` or on the simulator's record, under a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -54,47 +57,57 @@ def loud_part(pcm: bytes) -> bytes:
     return samples[loud[0] : loud[-1] + 1].tobytes()
 
 
+@contextlib.asynccontextmanager
+async def demo_page(demo: DemoServer, wav: Path, query: str, timeout_ms: int
+                    ) -> AsyncIterator[tuple[Any, list[str]]]:
+    """Headless Chromium, phone-sized, on the demo page with ``query``, its fake microphone
+    playing ``wav``; yields the page once it is ready, and the page errors it raises."""
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
+        try:
+            page = await browser.new_page(viewport={"width": 390, "height": 844})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(demo.url + query)
+            await page.wait_for_function("document.body.dataset.ready === 'true'", timeout=timeout_ms)
+            yield page, errors
+        finally:
+            await browser.close()
+
+
 async def test_page_talks_plays_the_reply_and_stop_silences_it(tmp_path: Path) -> None:
     wav = tmp_path / "microphone.wav"
     wav.write_bytes(pcm16_to_wav(tone(440.0, 2.0) + silence(2.0)))
     ms = round(within(20) * 1000)
-    async with DemoServer(port=0) as demo, playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
-        try:
-            # phone-sized; voice processing off, or noise suppression would eat a steady tone
-            page = await browser.new_page(viewport={"width": 390, "height": 844})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(demo.url + "?processing=off&transport=websocket")
-            await page.wait_for_function("document.body.dataset.ready === 'true'", timeout=ms)
-            await page.focus("#talk")  # the keyboard starts it, as a keyboard user would
-            await page.keyboard.press("Enter")
-            await page.wait_for_function("demoStats.state === 'live'", timeout=ms)
+    async with DemoServer(port=0) as demo, \
+            demo_page(demo, wav, "?processing=off&transport=websocket", ms) as (page, errors):
+        # voice processing off, or noise suppression would eat a steady tone
+        await page.focus("#talk")  # the keyboard starts it, as a keyboard user would
+        await page.keyboard.press("Enter")
+        await page.wait_for_function("demoStats.state === 'live'", timeout=ms)
 
-            # a reply is playing, with at least half a second of it still to come
-            await page.wait_for_function("demoStats.samplesPlayed > 1600 && demoStats.buffered > 8000",
-                                         timeout=ms)
-            # the reply's text comes split over its audio chunks ("Turn 1:" with the first, " heard"
-            # with the second), and the stop below cuts it: its first piece is what is sure to show
-            reply = page.locator("#transcript li.assistant").first
-            await reply.wait_for(timeout=ms)
-            assert (await reply.inner_text()).startswith("Turn 1:")
-            assert await page.inner_text("#state") == "Live"
+        # a reply is playing, with at least half a second of it still to come
+        await page.wait_for_function("demoStats.samplesPlayed > 1600 && demoStats.buffered > 8000",
+                                     timeout=ms)
+        # the reply's text comes split over its audio chunks ("Turn 1:" with the first, " heard"
+        # with the second), and the stop below cuts it: its first piece is what is sure to show
+        reply = page.locator("#transcript li.assistant").first
+        await reply.wait_for(timeout=ms)
+        assert (await reply.inner_text()).startswith("Turn 1:")
+        assert await page.inner_text("#state") == "Live"
 
-            await page.click("#stop")
-            await page.wait_for_function("demoStats.stops.length === 1", timeout=ms)
-            stop = await page.evaluate("demoStats.stops[0]")
-            # and it stays silent: five more playback reports (250 ms of audio) play nothing
-            reports = await page.evaluate("demoStats.playbackReports")
-            await page.wait_for_function(f"demoStats.playbackReports >= {reports + 5}", timeout=ms)
-            stats = await page.evaluate("demoStats")
+        await page.click("#stop")
+        await page.wait_for_function("demoStats.stops.length === 1", timeout=ms)
+        stop = await page.evaluate("demoStats.stops[0]")
+        # and it stays silent: five more playback reports (250 ms of audio) play nothing
+        reports = await page.evaluate("demoStats.playbackReports")
+        await page.wait_for_function(f"demoStats.playbackReports >= {reports + 5}", timeout=ms)
+        stats = await page.evaluate("demoStats")
 
-            await page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
-            if os.environ.get("UPDATE_SCREENSHOT"):  # the README's picture, on demand only
-                DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-                shutil.copyfile(tmp_path / "demo.png", DOCS_SCREENSHOT)
-        finally:
-            await browser.close()
+        await page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+        if os.environ.get("UPDATE_SCREENSHOT"):  # the README's picture, on demand only
+            DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+            shutil.copyfile(tmp_path / "demo.png", DOCS_SCREENSHOT)
 
     assert errors == []
     assert stop["silentAfterMs"] < 300, stop

@@ -12,7 +12,7 @@ import pytest
 from asgi_audio_proxy.audio import pcm16_to_wav
 from asgi_audio_proxy.demo.server import DemoServer
 from tests.signals import silence, tone
-from tests.test_browser import CHROMIUM, chromium_args, playwright_api
+from tests.test_browser import CHROMIUM, demo_page
 from tests.timing import within
 from tests.vad.speech import SpeechBank, espeak_missing_reason, to_pcm
 
@@ -31,21 +31,13 @@ async def test_talking_over_the_reply_stops_it_and_the_transcript_says_so(tmp_pa
     wav = tmp_path / "microphone.wav"
     wav.write_bytes(pcm16_to_wav(microphone))
     ms = round(within(25) * 1000)
-    async with DemoServer(port=0) as demo, playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
-        try:
-            page = await browser.new_page(viewport={"width": 390, "height": 844})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(demo.url + "?processing=off&transport=websocket")
-            await page.wait_for_function("document.body.dataset.ready === 'true'", timeout=ms)
-            await page.click("#talk")
-            await page.wait_for_function("demoStats.interruptions.length >= 1", timeout=ms)
-            await page.wait_for_function("demoStats.stops.some((s) => s.voice)", timeout=ms)
-            stats = await page.evaluate("demoStats")
-            meta = await page.locator("#transcript li.assistant.interrupted .meta").first.inner_text()
-        finally:
-            await browser.close()
+    async with DemoServer(port=0) as demo, \
+            demo_page(demo, wav, "?processing=off&transport=websocket", ms) as (page, errors):
+        await page.click("#talk")
+        await page.wait_for_function("demoStats.interruptions.length >= 1", timeout=ms)
+        await page.wait_for_function("demoStats.stops.some((s) => s.voice)", timeout=ms)
+        stats = await page.evaluate("demoStats")
+        meta = await page.locator("#transcript li.assistant.interrupted .meta").first.inner_text()
     assert errors == []
     assert "you interrupted it" in meta
     assert any(s["type"] == "speech_started" for s in stats["speech"])

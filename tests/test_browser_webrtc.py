@@ -18,7 +18,7 @@ import pytest
 from asgi_audio_proxy.audio import pcm16_to_wav
 from asgi_audio_proxy.demo.server import DemoServer
 from tests.signals import silence, tone
-from tests.test_browser import CHROMIUM, chromium_args, playwright_api
+from tests.test_browser import CHROMIUM, demo_page
 from tests.timing import within
 from tests.vad.speech import SpeechBank, espeak_missing_reason, to_pcm
 
@@ -49,32 +49,23 @@ async def test_a_whole_turn_over_webrtc_then_talking_over_the_reply_cuts_it(tmp_
     wav = tmp_path / "microphone.wav"
     wav.write_bytes(pcm16_to_wav(microphone))
     ms = round(within(50) * 1000)
-    async with DemoServer(port=0) as demo, playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
-        try:
-            page = await browser.new_page(viewport={"width": 390, "height": 844})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(demo.url)
-            await page.wait_for_function("document.body.dataset.ready === 'true'", timeout=ms)
-            assert await page.is_checked("#webrtc")
-            await page.click("#talk")
-            await page.wait_for_function("demoStats.state === 'live'", timeout=ms)
-            await page.wait_for_function("demoStats.turns.length >= 1", timeout=ms)
-            first = await page.evaluate("demoStats.turns[0]")
-            reply = await page.locator("#transcript li.assistant").first.inner_text()
-            latency = await page.inner_text("#latency")
-            await page.wait_for_function("demoStats.stops.some((s) => s.voice)", timeout=ms)
-            # the words that cut it end (the proxy says speech_stopped): the track stayed silent
-            await page.wait_for_function(
-                "demoStats.speech.filter((s) => s.type === 'speech_stopped').length >= 3", timeout=ms)
-            stats = await page.evaluate("demoStats")
-            meta = await page.locator("#transcript li.assistant.interrupted .meta").first.inner_text()
-            await page.click("#talk")  # the conversation ends: so does the call
-            async with asyncio.timeout(within(10)):
-                await demo.wait_idle()
-        finally:
-            await browser.close()
+    async with DemoServer(port=0) as demo, demo_page(demo, wav, "", ms) as (page, errors):
+        assert await page.is_checked("#webrtc")
+        await page.click("#talk")
+        await page.wait_for_function("demoStats.state === 'live'", timeout=ms)
+        await page.wait_for_function("demoStats.turns.length >= 1", timeout=ms)
+        first = await page.evaluate("demoStats.turns[0]")
+        reply = await page.locator("#transcript li.assistant").first.inner_text()
+        latency = await page.inner_text("#latency")
+        await page.wait_for_function("demoStats.stops.some((s) => s.voice)", timeout=ms)
+        # the words that cut it end (the proxy says speech_stopped): the track stayed silent
+        await page.wait_for_function(
+            "demoStats.speech.filter((s) => s.type === 'speech_stopped').length >= 3", timeout=ms)
+        stats = await page.evaluate("demoStats")
+        meta = await page.locator("#transcript li.assistant.interrupted .meta").first.inner_text()
+        await page.click("#talk")  # the conversation ends: so does the call
+        async with asyncio.timeout(within(10)):
+            await demo.wait_idle()
     assert errors == []
     assert stats["transport"] == "webrtc"
     assert first["reason"] == "complete" and first["text"].startswith("Turn 1: heard"), first
@@ -101,30 +92,21 @@ async def test_stop_over_webrtc_cancels_the_reply_and_the_track_goes_silent(tmp_
     wav = tmp_path / "microphone.wav"  # voice processing off: noise suppression eats a steady tone
     wav.write_bytes(pcm16_to_wav(silence(1.0) + tone(440.0, 3.0) + silence(8.0)))
     ms = round(within(30) * 1000)
-    async with DemoServer(port=0) as demo, playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
-        try:
-            page = await browser.new_page(viewport={"width": 390, "height": 844})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(demo.url + "?processing=off")
-            await page.wait_for_function("document.body.dataset.ready === 'true'", timeout=ms)
-            await page.click("#talk")
-            # the reply is heard on the remote track, and is still being made
-            await page.wait_for_function(
-                "demoStats.playing && demoStats.events.at(-1) !== 'response.done'"
-                " && demoStats.events.includes('output_audio_buffer.started')", timeout=ms)
-            await page.click("#stop")
-            await page.wait_for_function("demoStats.stops.length === 1", timeout=ms)
-            await page.wait_for_function("demoStats.turns.length === 1", timeout=ms)
-            await page.screenshot(path=str(tmp_path / "webrtc.png"), full_page=True)
-            stats = await page.evaluate("demoStats")
-            meta = await page.locator("#transcript li.assistant .meta").first.inner_text()
-            await page.click("#talk")  # the conversation ends: so does the call
-            async with asyncio.timeout(within(10)):
-                await demo.wait_idle()
-        finally:
-            await browser.close()
+    async with DemoServer(port=0) as demo, demo_page(demo, wav, "?processing=off", ms) as (page, errors):
+        await page.click("#talk")
+        # the reply is heard on the remote track, and is still being made
+        await page.wait_for_function(
+            "demoStats.playing && demoStats.events.at(-1) !== 'response.done'"
+            " && demoStats.events.includes('output_audio_buffer.started')", timeout=ms)
+        await page.click("#stop")
+        await page.wait_for_function("demoStats.stops.length === 1", timeout=ms)
+        await page.wait_for_function("demoStats.turns.length === 1", timeout=ms)
+        await page.screenshot(path=str(tmp_path / "webrtc.png"), full_page=True)
+        stats = await page.evaluate("demoStats")
+        meta = await page.locator("#transcript li.assistant .meta").first.inner_text()
+        await page.click("#talk")  # the conversation ends: so does the call
+        async with asyncio.timeout(within(10)):
+            await demo.wait_idle()
     assert errors == []
     [stop] = stats["stops"]
     print(f"Stop over WebRTC: the track silent {stop['silentAfterMs']:.0f} ms after the click")
