@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, WebSocket
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocket  # FastAPI's own WebSocket
 from websockets.asyncio.client import connect
 
 from asgi_audio_proxy import AudioProxy, AudioProxyMiddleware, ProxyConfig, VoiceClient
@@ -18,6 +18,17 @@ from tests.clients import ProxyClient
 from tests.conftest import Upstream
 from tests.servers import serve
 from tests.signals import dominant_frequency_hz, silence, tone
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def fastapi_app() -> FastAPI:
+    """A FastAPI app; fastapi is imported here, not when the tests are collected (0.4 s a worker)."""
+    from fastapi import FastAPI
+
+    return FastAPI()
+
 
 UTTERANCE = tone(440, 1.0) + silence(1.4)
 
@@ -38,7 +49,7 @@ async def test_plain_http_gets_426(upstream: Upstream) -> None:
 
 
 async def test_middleware_passes_everything_else_through(server: str, upstream: Upstream) -> None:
-    app = FastAPI()
+    app = fastapi_app()
 
     @app.get("/hello")
     async def hello() -> dict[str, str]:
@@ -77,7 +88,7 @@ async def test_middleware_honours_root_path(upstream: Upstream) -> None:
 async def test_mount_under_a_path(framework: str, upstream: Upstream) -> None:
     proxy = AudioProxy(ProxyConfig(upstream_url=upstream.url))
     if framework == "fastapi":
-        app: Any = FastAPI()
+        app: Any = fastapi_app()
         app.mount("/audio_proxy", proxy)
     else:
         app = Starlette(routes=[Mount("/audio_proxy", app=proxy),
@@ -103,7 +114,7 @@ async def test_route_recipe_serves_the_bare_path(upstream: Upstream) -> None:
 
 async def test_voice_client_as_the_original_documents_fastapi_example(upstream: Upstream) -> None:
     port_of_upstream = int(upstream.url.rsplit(":", 1)[1])
-    app = FastAPI()
+    app = fastapi_app()
 
     @app.websocket("/audio_proxy")
     async def audio_proxy_endpoint(websocket: WebSocket) -> None:

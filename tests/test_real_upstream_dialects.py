@@ -14,7 +14,6 @@ import json
 from typing import Any
 
 import pytest
-from openai import AsyncOpenAI
 
 from asgi_audio_proxy.audio.g711 import ulaw_to_pcm16
 from asgi_audio_proxy.dialects.native_client import ReadyMessage, TurnEndMessage
@@ -51,6 +50,8 @@ async def test_the_openai_sdk_talks_to_the_real_server_through_v1_realtime() -> 
     utterance = tone(440, 1.5, rate) + silence(1.6, rate)
     async with real_stack() as url:
         base = url.removesuffix("/audio_proxy") + "/v1"
+        from openai import AsyncOpenAI  # imported here: 1 s of every worker's collection
+
         client = AsyncOpenAI(api_key="unused", websocket_base_url=base, base_url="http://127.0.0.1:9/v1")
         audio, transcript = bytearray(), []
         async with client.realtime.connect(model="minicpm-o") as conn:
