@@ -102,6 +102,8 @@ class ClientInbound:
         self._text_rate = RateLimit(config.max_text_frames_per_s)
         self._voice: VoiceWatch | None = None
         self._voice_failure: AudioProxyError | None = None
+        self._clock: Callable[[], float] | None = None  # the loop's: asyncio.get_running_loop()
+        # costs a getpid() system call each time, and audio comes 50 times a second
 
     @property
     def voice(self) -> VoiceWatch | None:
@@ -166,7 +168,7 @@ class ClientInbound:
         self._to_client.emit(ErrorEvent(exc.kind, exc.message, exc.close_code))
 
     def _check_control_rate(self) -> None:
-        if not self._text_rate.allow(asyncio.get_running_loop().time()):
+        if not self._text_rate.allow(self._now()):
             raise ClientError(f"more than {self._config.max_text_frames_per_s:g} control "
                               "messages per second")
 
@@ -205,7 +207,7 @@ class ClientInbound:
                 self._log.info("admitted: identity %s", self._stats.identity)
 
     async def _on_audio(self, pcm: bytes, rate_hz: int, upstream: UpstreamAdapter) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         rate = upstream.input_rate_hz
         if rate_hz != rate:
             pcm = self._rates.to_upstream(pcm, rate_hz, rate)
@@ -220,6 +222,12 @@ class ClientInbound:
         if self._voice is not None:
             self._act(self._voice.heard(pcm, rate))
         await upstream.send_audio(pcm)  # a full buffer: back-pressure on the client
+
+    def _now(self) -> float:
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = asyncio.get_running_loop().time
+        return clock()
 
     def _act(self, heard: list[Heard]) -> None:
         for event in heard:

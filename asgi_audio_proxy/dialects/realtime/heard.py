@@ -49,7 +49,8 @@ class HeardAudio:
                                        event_id=event_id) from exc
         if pcm:
             self.has_heard = True
-            self._peak = max(self._peak, peak(pcm))
+            if self._peak < SILENCE_PEAK:  # once loud, the commit is not silent: no need to look
+                self._peak = max(self._peak, peak(pcm))
             self.is_silent_commit = False
         return pcm, rate
 
