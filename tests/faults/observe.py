@@ -181,6 +181,8 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks, timeo
     done = asyncio.Event()
     proxy = NativeClient()
     audio = bytearray()
+    sent = [0]
+    began = asyncio.get_running_loop().time()
 
     async def speak(ws: ClientConnection) -> None:
         start = asyncio.get_running_loop().time()
@@ -190,6 +192,7 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks, timeo
                 pcm, offset = pcm + silence(0.2), offset  # then silence, until the reply ends
             await ws.send(pcm[offset:offset + FRAME_BYTES])
             offset += FRAME_BYTES
+            sent[0] = offset
             await at_real_time(start, offset / 32_000)
 
     try:
@@ -205,7 +208,10 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks, timeo
                 done.set()
                 await speaker
     except (TimeoutError, ConnectionClosed, OSError) as exc:
-        checks.failures.append(f"bystander: round trip failed: {exc!r}")
+        took = asyncio.get_running_loop().time() - began
+        checks.failures.append(f"bystander: round trip failed: {exc!r} after {took:.1f} s, "
+                               f"{sent[0] / 32_000:.1f} s of audio sent, {len(audio)} bytes of reply "
+                               f"audio, text {[r.text for r in proxy.replies]!r}")
         return
     end = [TurnEndMessage(r.reason) for r in proxy.replies] + proxy.errors
     checks.equal("bystander: turn end", end, [TurnEndMessage("complete")])
