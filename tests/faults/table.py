@@ -125,15 +125,14 @@ class LoopLag:
             async with self._ticked:
                 self._ticked.notify_all()
 
-    async def admit(self, room: Callable[[], bool]) -> None:
-        """Return on a tick that finds the loop on time and ``room()`` true, one caller per
-        tick: scenarios start one by one, and none while the ones running already make the loop
-        late or fill the room."""
+    async def admit(self) -> None:
+        """Return on a tick that finds the loop on time, one caller per tick: scenarios start one
+        by one, and none while the ones running already make the loop late."""
         async with self._admitting:
             while True:
                 async with self._ticked:
                     await self._ticked.wait()
-                if self.lag_s < ON_TIME_S and room():
+                if self.lag_s < ON_TIME_S:
                     return
 
 
@@ -143,29 +142,21 @@ async def run_scenarios(chosen: Iterable[Scenario]) -> list[Outcome]:
     A whole group at once takes about half a core (each scenario streams real-time audio through
     two servers and a simulator), and audio that cannot keep real time would make the simulated
     model miss the end of a turn. So at most the share this process gets of a core runs at once
-    (a slowness of 2 is half a core: the slower of a measure at the start and the machine's load
-    at each start, as a moment's quiet beside a busy suite says little of the next minute), and
-    they start one at a time, each when the loop runs on time (:class:`LoopLag`).
+    (a slowness of 2 is half a core: the slower of a measure now and the process's own, from its
+    start, as a moment's quiet beside a busy suite says little of the next minute), and they
+    start one at a time, each when the loop runs on time (:class:`LoopLag`).
     """
     chosen = list(chosen)
-    started_slowness = cpu_slowness()
-    running = 0
-
-    def room() -> bool:  # the machine's load read again at every start: a crowd may come later
-        return running < max(1, math.ceil(len(chosen) / max(started_slowness, unit())))
-
+    slowness = max(cpu_slowness(), unit())
+    room = asyncio.Semaphore(max(1, math.ceil(len(chosen) / slowness)))
     lag = LoopLag()
 
     async def guarded(scenario: Scenario) -> Outcome:
-        nonlocal running
         try:
-            await lag.admit(room)
-            running += 1
-            try:
+            async with room:
+                await lag.admit()
                 async with asyncio.timeout(within(scenario.budget_s)):
                     return await scenario.run()
-            finally:
-                running -= 1
         except TimeoutError:
             return Outcome(scenario.fault, scenario.server, "", "hung",
                            [f"did not finish within {within(scenario.budget_s):.0f} s"])
