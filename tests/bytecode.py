@@ -11,28 +11,12 @@ the source tree stays as clean as the variable wants it.
 
 from __future__ import annotations
 
-import compileall
 import os
 import sys
 import tempfile
-from pathlib import Path
-
-import pytest
 
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
     prefix = os.path.join(tempfile.gettempdir(), "asgi-audio-proxy-pycache")
     os.environ.setdefault("PYTHONPYCACHEPREFIX", prefix)
     sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
     sys.dont_write_bytecode = False
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """The package and the suite's helpers compiled once, here in the controller, before xdist
-    starts its workers: in a fresh clone each of the eight workers compiled them all again at
-    the same time, on two cores. (Test modules themselves are compiled by pytest's assertion
-    rewriting, worker by worker.)"""
-    if hasattr(config, "workerinput"):  # a worker: the controller did it
-        return
-    root = Path(__file__).resolve().parent.parent
-    for package in ("asgi_audio_proxy", "tests", "benchmarks", "demo_app"):
-        compileall.compile_dir(root / package, quiet=2, workers=0)
