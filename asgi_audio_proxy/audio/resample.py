@@ -25,7 +25,7 @@ _FLOAT = np.float64
 #: times the outputs), and a reply's 0.53 s chunk whole made that copy 8 MB, out of the cache
 _BLOCK = 2048
 #: bytes per sample of the filter's buffer
-_ITEM = 8
+_ITEM = np.dtype(_FLOAT).itemsize
 
 
 class Resampler:

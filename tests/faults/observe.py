@@ -181,10 +181,11 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks, timeo
     done = asyncio.Event()
     proxy = NativeClient()
     audio = bytearray()
-    sent = [0]
+    sent_bytes = 0
     began = asyncio.get_running_loop().time()
 
     async def speak(ws: ClientConnection) -> None:
+        nonlocal sent_bytes
         start = asyncio.get_running_loop().time()
         pcm, offset = UTTERANCE, 0
         while not done.is_set():
@@ -192,7 +193,7 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks, timeo
                 pcm, offset = pcm + silence(0.2), offset  # then silence, until the reply ends
             await ws.send(pcm[offset:offset + FRAME_BYTES])
             offset += FRAME_BYTES
-            sent[0] = offset
+            sent_bytes = offset
             await at_real_time(start, offset / 32_000)
 
     try:
@@ -210,7 +211,7 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks, timeo
     except (TimeoutError, ConnectionClosed, OSError) as exc:
         took = asyncio.get_running_loop().time() - began
         checks.failures.append(f"bystander: round trip failed: {exc!r} after {took:.1f} s, "
-                               f"{sent[0] / 32_000:.1f} s of audio sent, {len(audio)} bytes of reply "
+                               f"{sent_bytes / 32_000:.1f} s of audio sent, {len(audio)} bytes of reply "
                                f"audio, text {[r.text for r in proxy.replies]!r}")
         return
     end = [TurnEndMessage(r.reason) for r in proxy.replies] + proxy.errors
