@@ -67,6 +67,7 @@ class Memory:
         self.incoming: asyncio.Queue[bytes | str | ClientGone] = asyncio.Queue()
         self.sent: list[bytes | str] = []
         self.closed: int | None = None
+        self.was_closed = asyncio.Event()
 
     async def accept(self, subprotocol: str | None = None) -> None:
         return None
@@ -84,6 +85,7 @@ class Memory:
 
     async def close(self, code: int, reason: str = "") -> None:
         self.closed = code
+        self.was_closed.set()
 
 
 async def test_away_it_feeds_silence_at_real_time_keeps_replies_and_hands_them_over() -> None:
@@ -118,6 +120,33 @@ async def test_away_it_feeds_silence_at_real_time_keeps_replies_and_hands_them_o
     await client.close(1000)
     await asyncio.wait_for(attach, within(2))  # the resumed connection's handler may return
     assert second.closed == 1000 and len(tokens) == 0
+
+
+async def test_a_resume_before_the_cut_is_noticed_takes_over_the_pending_receive() -> None:
+    """The old connection never tells of its cut (a half-open network): the resume replaces it,
+    the receive waiting on it reads the new one instead, and the old one is closed with 1008.
+    A cancel from outside still cancels that receive."""
+    tokens: ResumeTokens[ResumableClient] = ResumeTokens()
+    silent, second = Memory(), Memory()
+    client = ResumableClient(silent, tokens, NativeDialect(4096), origin=None, identity=None,
+                             grace_s=5.0)
+    await client.accept()
+    client.issue("s1")
+    receiving = asyncio.create_task(client.receive())
+    await asyncio.sleep(0)  # let it wait on the old connection (a step, not a wait for time)
+    attach = asyncio.create_task(client.attach(second))
+    second.incoming.put_nowait(b"\x03\x00")
+    assert await asyncio.wait_for(receiving, within(2)) == b"\x03\x00"
+    assert client.resumes == 1 and not client.away
+    await asyncio.wait_for(silent.was_closed.wait(), within(2))
+    assert silent.closed == 1008
+    receiving = asyncio.create_task(client.receive())
+    await asyncio.sleep(0)
+    receiving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiving
+    await client.close(1000)
+    await asyncio.wait_for(attach, within(2))
 
 
 async def test_the_grace_ends_the_session_and_a_close_frame_ends_it_at_once() -> None:

@@ -1,13 +1,13 @@
 """``ResumableClient``: a session's client connection that outlives a dropped network.
 
-Owns: the connection of the moment (each read by a task of its own into one queue, so a
-resumed connection can take the place of a cut one), the time away (silence at real time
-in place of the client's audio, so the upstream's turn logic goes on; what was meant for the
-client kept in a :class:`~.resume.ReplyBuffer`), the end of the grace, and taking a resumed
-connection in (the dialect's ``resumed`` first; where the dialect numbers its events, what was
-sent after the last one the client read, from a :class:`~.resume.SentWindow`; then what was
-kept). A close frame from the
-client ends the session at once; a cut (no close frame) leaves it held for ``grace_s``.
+Owns: the connection of the moment (read by the session's own receiving task, which a resume
+interrupts when the old connection has not noticed its cut yet), the time away (silence at
+real time in place of the client's audio, so the upstream's turn logic goes on; what was meant
+for the client kept in a :class:`~.resume.ReplyBuffer`), the end of the grace, and taking a
+resumed connection in (the dialect's ``resumed`` first; where the dialect numbers its events,
+what was sent after the last one the client read, from a :class:`~.resume.SentWindow`; then
+what was kept). A close frame from the client ends the session at once; a cut (no close
+frame) leaves it held for ``grace_s``.
 Must not: parse a frame, or decide anything of the conversation's.
 """
 
@@ -31,7 +31,6 @@ logger = logging.getLogger("asgi_audio_proxy.session")
 
 #: silence goes upstream in frames of this length while the client is away
 _SILENCE_FRAME_S = 0.02
-_QUEUE_FRAMES = 16  # frames read ahead of the session (back-pressure holds the rest)
 
 
 @runtime_checkable
@@ -53,14 +52,6 @@ class ResumeWire(Protocol):
     def is_event(self, frame: Frame, event_id: str) -> bool: ...
 
     def silence(self, duration_s: float) -> Frame: ...
-
-
-class _Gone:
-    __slots__ = ("code", "generation")
-
-    def __init__(self, generation: int, code: int | None) -> None:
-        self.generation = generation
-        self.code = code
 
 
 class ResumableClient:
@@ -85,8 +76,9 @@ class ResumableClient:
         self.session_id = ""
         self._token: str | None = None  # issued once the session is ready
         self._generation = 0
-        self._queue: asyncio.Queue[bytes | str | _Gone] = asyncio.Queue(_QUEUE_FRAMES)
-        self._reader: asyncio.Task[None] | None = None
+        self._receiver: asyncio.Task[object] | None = None  # the task reading ``_conn`` now
+        self._replaced = False  # ``_receiver`` was cancelled because its connection was replaced
+        self._attached = asyncio.Event()  # set when a resumed connection is taken
         self._failed: ClientConnection | None = None  # a send to it failed
         self._released = asyncio.Event()  # the connection of the moment is no longer used
         self._send_lock = asyncio.Lock()
@@ -118,15 +110,32 @@ class ResumableClient:
         self._subprotocol = subprotocol
         assert self._conn is not None
         await self._conn.accept(subprotocol)
-        self._start_reader(self._conn)
 
     async def receive(self) -> bytes | str:
+        task = asyncio.current_task()
         while True:
-            item = await (self._queue.get() if self._conn is not None else self._while_away())
-            if not isinstance(item, _Gone):
-                return item
-            if item.generation == self._generation:
-                self._lose(item.code)
+            conn = self._conn
+            if conn is None:
+                frame = await self._while_away()
+                if frame is not None:
+                    return frame
+                continue  # resumed: read the new connection
+            generation = self._generation
+            self._receiver = task  # read in this task: no hop through another per frame
+            try:
+                return await conn.receive()
+            except ClientGone as exc:
+                if generation == self._generation:  # not a connection replaced meanwhile
+                    self._lose(exc.code)
+            except asyncio.CancelledError:
+                # a resume took the place of the connection read (its cut not yet noticed)
+                if not self._replaced or task is None:
+                    raise
+                self._replaced = False
+                if task.uncancel() > 0:  # cancelled for another reason as well
+                    raise
+            finally:
+                self._receiver = None
 
     async def send(self, message: bytes | str) -> None:
         async with self._send_lock:
@@ -140,7 +149,7 @@ class ResumableClient:
                 except ClientGone:
                     if self._token is None or self._closing:
                         raise
-                    # how it ended (a close, or a cut) is its reader's to tell: until then,
+                    # how it ended (a close, or a cut) is for its receive to tell: until then,
                     # what goes to it is kept as for a client away
                     self._failed = conn
             if self._token is None or self._closing:
@@ -150,7 +159,6 @@ class ResumableClient:
     async def close(self, code: int, reason: str = "") -> None:
         self.end()
         conn = self._conn
-        self._stop_reader()
         if conn is not None:
             try:
                 await conn.close(code, reason)
@@ -167,7 +175,6 @@ class ResumableClient:
         return)."""
         self.end()
         self._conn = None
-        self._stop_reader()
         self._released.set()
 
     async def attach(self, conn: ClientConnection, last_event_id: str | None = None) -> None:
@@ -186,7 +193,9 @@ class ResumableClient:
                 raise ClientGone(None)
             old, self._conn = self._conn, None
             if old is not None:  # the old connection has not noticed its cut yet: replace it
-                self._stop_reader()
+                if self._receiver is not None:  # stop reading it
+                    self._replaced = True
+                    self._receiver.cancel()
                 self._released.set()
                 self._close_later(old)
             self._token = self._tokens.issue(self, self._origin, self._identity)
@@ -198,7 +207,7 @@ class ResumableClient:
             self._generation += 1
             self._conn = conn
             self._released = released = asyncio.Event()
-            self._start_reader(conn)
+            self._attached.set()
             self.resumes += 1
         logger.info("[session %s] resumed (%d so far)", self.session_id, self.resumes)
         await released.wait()
@@ -219,12 +228,10 @@ class ResumableClient:
 
     def _lose(self, code: int | None) -> None:
         """The connection of the moment ended with ``code``: hold the session, or end it."""
-        self._stop_reader()
         self._generation += 1
         self._conn = None
+        self._attached = asyncio.Event()
         self._released.set()
-        with contextlib.suppress(asyncio.QueueFull):  # wake a receive that waits on the old one
-            self._queue.put_nowait(_Gone(-1, code))
         if self._token is None or self._closing or not resumable(code) or self.grace_s <= 0:
             raise ClientGone(code)
         now = asyncio.get_running_loop().time()
@@ -233,9 +240,9 @@ class ResumableClient:
         logger.info("[session %s] the connection was cut: held %g s for a resume",
                     self.session_id, self.grace_s)
 
-    async def _while_away(self) -> bytes | str | _Gone:
-        """Silence at real time until a resume (then what the new connection sends) or the end
-        of the grace (then ``ClientGone``: the session ends as on a close)."""
+    async def _while_away(self) -> bytes | str | None:
+        """Silence at real time until a resume (then ``None``: read the new connection) or the
+        end of the grace (then ``ClientGone``: the session ends as on a close)."""
         loop = asyncio.get_running_loop()
         while self._conn is None:
             now = loop.time()
@@ -249,25 +256,8 @@ class ResumableClient:
                 return self._wire.silence(_SILENCE_FRAME_S)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(self._next_silence, self._deadline) - now):
-                    return await self._queue.get()
-        return await self._queue.get()
-
-    def _start_reader(self, conn: ClientConnection) -> None:
-        self._reader = asyncio.get_running_loop().create_task(self._read(conn, self._generation))
-
-    def _stop_reader(self) -> None:
-        if self._reader is not None and self._reader is not asyncio.current_task():
-            self._reader.cancel()
-        self._reader = None
-
-    async def _read(self, conn: ClientConnection, generation: int) -> None:
-        while True:
-            try:
-                frame = await conn.receive()
-            except ClientGone as exc:
-                await self._queue.put(_Gone(generation, exc.code))
-                return
-            await self._queue.put(frame)
+                    await self._attached.wait()
+        return None
 
     def _close_later(self, conn: ClientConnection) -> None:
         async def close() -> None:
