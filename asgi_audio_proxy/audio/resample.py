@@ -7,6 +7,7 @@ asyncio or a network library, or read a clock.
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -21,8 +22,8 @@ _PASS_FRACTION = 0.4375
 #: the filter's samples and taps: float64, whose sums of 16-bit samples are exact to far below
 #: the rounding to 16 bits, so the output is the same whatever order a BLAS library sums in
 _FLOAT = np.float64
-#: input samples taken through the filter at a time: np.dot copies each phase's windows (taps
-#: times the outputs), and a reply's 0.53 s chunk whole made that copy 8 MB, out of the cache
+#: input samples taken through the filter at a time: np.dot copies the windows (their width
+#: times the output periods), and a reply's 0.53 s chunk whole made that copy 4 MB, out of the cache
 _BLOCK = 2048
 #: bytes per sample of the filter's buffer
 _ITEM = np.dtype(_FLOAT).itemsize
@@ -46,8 +47,12 @@ class Resampler:
         ratio = Fraction(out_rate_hz, in_rate_hz)
         self._up, self._down = ratio.numerator, ratio.denominator
         self._passthrough = ratio == 1
-        self._phases, self._taps = _design_polyphase(in_rate_hz, out_rate_hz, self._up)
-        self._history = np.zeros(self._taps - 1, dtype=_FLOAT)
+        self._taps, self._bank = _design(in_rate_hz, out_rate_hz)
+        # input kept from one piece to the next: what the oldest window still needing output
+        # reaches back to (a period's first output may lie before the next output due)
+        self._keep = self._taps + self._down
+        self._history = np.zeros(self._keep, dtype=_FLOAT)
+        self._tail = np.zeros(2 * self._down, dtype=_FLOAT)  # past the input, for the last period
         self._consumed = 0  # input samples fed so far
         self._produced = 0  # output samples emitted so far
         self._odd = b""
@@ -77,37 +82,47 @@ class Resampler:
         return self._run(np.zeros(self._taps, dtype=_FLOAT))
 
     def _run(self, x: np.ndarray) -> bytes:
-        buf = np.concatenate((self._history, x))
-        offset = self._consumed - (self._taps - 1)  # absolute input index of buf[0]
+        """Outputs are computed a period at a time: the ``up`` outputs from a multiple of ``up``
+        on read windows that start ``down`` input samples apart, each the same ``width``, so one
+        matrix product with the bank (a column per output of the period, each phase's taps at
+        its place in the window) gives them all, already in order."""
+        up, down, keep = self._up, self._down, self._keep
+        buf = np.concatenate((self._history, x, self._tail))
+        offset = self._consumed - keep  # absolute input index of buf[0]
         self._consumed += len(x)
         # output j uses input samples up to index (j * down) // up
-        end = -(-(self._consumed * self._up) // self._down)  # first j needing unseen input
+        end = -(-(self._consumed * up) // down)  # first j needing unseen input
         start = self._produced
-        y = np.empty(max(end - start, 0), dtype=_FLOAT)
-        for phase in range(self._up):
-            # outputs of one phase are `up` apart; their windows are `down` input samples apart
-            first = _first_with_phase(start, phase, self._up, self._down)
-            if first >= end:
-                continue
-            oldest = (first * self._down) // self._up - offset - self._taps + 1
-            rows = np.ndarray((len(range(first, end, self._up)), self._taps), _FLOAT, buffer=buf,
-                              offset=oldest * _ITEM, strides=(self._down * _ITEM, _ITEM))
-            # np.dot, not @: on these overlapping windows matmul takes a slow loop of its own
-            y[first - start :: self._up] = np.dot(rows, self._phases[phase])
         self._produced = end
-        self._history = buf[len(buf) - (self._taps - 1) :]
+        self._history = buf[len(x) : len(x) + keep]
+        if end <= start:
+            return b""
+        period = start - start % up  # outputs before ``start`` and from ``end`` are dropped
+        oldest = (period // up) * down - self._taps + 1 - offset
+        width = self._bank.shape[0]
+        rows = np.ndarray((-(-(end - period) // up), width), _FLOAT, buffer=buf,
+                          offset=oldest * _ITEM, strides=(down * _ITEM, _ITEM))
+        y: np.ndarray = np.dot(rows, self._bank).ravel()[start - period : end - period]
         np.rint(y, out=y)
         np.minimum(y, 32767, out=y)  # ufuncs: np.clip's Python wrapper cost more than the clip
         np.maximum(y, -32768, out=y)
         return y.astype("<i2").tobytes()
 
 
-def _first_with_phase(start: int, phase: int, up: int, down: int) -> int:
-    """Smallest j >= start with (j * down) % up == phase."""
-    for j in range(start, start + up):
-        if (j * down) % up == phase:
-            return j
-    return start + up  # unreachable while gcd(up, down) == 1 covers every phase
+@functools.cache
+def _design(in_rate_hz: int, out_rate_hz: int) -> tuple[int, np.ndarray]:
+    """Taps per phase, and the bank: for output ``i`` of a period (``0 <= i < up``), column
+    ``i`` holds its phase's taps from row ``(i * down) // up``, where its window starts within
+    the period's; zeros elsewhere. One per pair of rates in the process, read-only."""
+    ratio = Fraction(out_rate_hz, in_rate_hz)
+    up, down = ratio.numerator, ratio.denominator
+    phases, taps = _design_polyphase(in_rate_hz, out_rate_hz, up)
+    bank = np.zeros((taps + down - 1, up), dtype=_FLOAT)
+    for i in range(up):
+        lead = (i * down) // up
+        bank[lead : lead + taps, i] = phases[(i * down) % up]
+    bank.flags.writeable = False
+    return taps, bank
 
 
 def _design_polyphase(in_rate_hz: int, out_rate_hz: int, up: int) -> tuple[np.ndarray, int]:
