@@ -15,6 +15,7 @@ import pytest
 from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.events import ReplyAudio, ReplyEnded, ReplyStarted
 from asgi_audio_proxy.session.voice import Heard, VoiceWatch
+from asgi_audio_proxy.upstreams.realtime import TurnDetector
 from asgi_audio_proxy.vad import CutReply, FrameBatcher
 from asgi_audio_proxy.vad.batch import _judge
 from asgi_audio_proxy.vad.echo import band_powers
@@ -201,3 +202,52 @@ async def test_a_proxy_session_s_frames_go_through_its_loop_s_batch_and_leave_wi
             await batcher.idle()
     assert batcher.stats.ticks > ticks
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.records
+
+
+@pytest.fixture(scope="module")
+def two_turns(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    """Two utterances, each followed by 1.2 s of quiet, in pink noise at -55 dBFS: PCM16 of each."""
+    reason = espeak_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    bank = SpeechBank(Path(tmp_path_factory.mktemp("turns")))
+    turns = []
+    for seed, text in enumerate(("Could you repeat the last part?", "Hold on a second please.")):
+        said = bank.utterance(text)
+        pcm = np.zeros(RATE_HZ // 2 + len(said.samples) + RATE_HZ * 6 // 5)
+        pcm[RATE_HZ // 2 : RATE_HZ // 2 + len(said.samples)] += scale_to_dbfs(said.samples, -20, said.voiced)
+        turns.append(to_pcm(pcm + pink_noise(len(pcm), -55, seed)))
+    return turns[0], turns[1]
+
+
+def _turns_inline(detector: TurnDetector, *pieces: bytes, forget_after_first: bool = False) -> int:
+    """Each piece heard 20 ms at a time, then its turn taken if one ended; with
+    ``forget_after_first``, the client commits the first piece itself (its turn is forgotten)."""
+    taken = 0
+    for index, pcm in enumerate(pieces):
+        for offset in range(0, len(pcm), STEP):
+            detector.heard(pcm[offset : offset + STEP])
+        if forget_after_first and index == 0:
+            detector.forget()
+        taken += detector.take_turn()
+    return taken
+
+
+async def test_a_batched_turn_detector_ends_the_turns_an_inline_one_ends(
+        two_turns: tuple[bytes, bytes]) -> None:
+    """The Realtime upstream's own turn ends: batched, told to the callback; a forget covers
+    the audio heard before it, even when its frames are judged after it."""
+    config = ProxyConfig().voice
+    assert _turns_inline(TurnDetector(config, RATE_HZ), *two_turns) == 2
+    assert _turns_inline(TurnDetector(config, RATE_HZ), *two_turns, forget_after_first=True) == 1
+    batcher = FrameBatcher(max_wait_s=60.0)
+    for forget_after_first, expected in ((False, 2), (True, 1)):
+        detector = TurnDetector(config, RATE_HZ)
+        told: list[bool] = []
+        detector.batch_with(batcher, lambda d=detector, into=told: into.append(d.take_turn()))
+        # no yield while feeding: every frame is judged after the forget
+        assert _turns_inline(detector, *two_turns, forget_after_first=forget_after_first) == 0
+        async with asyncio.timeout(within(10)):
+            await batcher.idle()
+        assert told == [True] * expected, (forget_after_first, told)
+        detector.close()

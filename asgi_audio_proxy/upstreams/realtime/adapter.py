@@ -21,6 +21,7 @@ import httpx
 
 from ...config import ProxyConfig, UpstreamOptions
 from ...errors import BadClientPayload, UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from ...vad.batch import FrameBatcher
 from ..base import Emit, UpstreamFactory
 from .replies import ReplyTracker
 from .sendqueue import SendQueue
@@ -125,6 +126,8 @@ class RealtimeAdapter:
             # the detector's model takes tens of ms, and no audio flows before connect returns
             self._turns = await asyncio.to_thread(TurnDetector, self._config.voice,
                                                   self._settings.input_rate_hz)
+            if self._turns.is_batchable:  # judged in the loop's batch, off the loop
+                self._turns.batch_with(FrameBatcher.for_running_loop(), self._end_turn)
         self._log.debug("upstream session %s ready: model %s", self._server_session, self._version)
 
     async def configure(self, options: UpstreamOptions) -> None:
@@ -210,6 +213,8 @@ class RealtimeAdapter:
         if self._is_closed:
             return
         self._is_closed = True
+        if self._turns is not None:
+            self._turns.close()
         cut = self._replies.cut(asyncio.get_running_loop().time())
         if cut.was_playing and self._is_open:
             try:
