@@ -155,8 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstream", default="http://127.0.0.1:32550")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--http", choices=["h11", "httptools"], default="h11")
-    parser.add_argument("--ws", choices=["websockets", "websockets-sansio", "wsproto"],
-                        default="websockets-sansio")
+    parser.add_argument("--ws", choices=["flow", "websockets", "websockets-sansio", "wsproto"],
+                        default="flow", help="uvicorn's WebSocket protocol; flow: the one serve runs "
+                        "(asgi_audio_proxy.edge.wsflow)")
     parser.add_argument("--ws-deflate", action="store_true",
                         help="let uvicorn accept permessage-deflate (its own default)")
     parser.add_argument("--pool", choices=["default", "unbounded"], default="unbounded")
@@ -189,7 +190,12 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app(args)
     if args.profile:
         app = _profiled(app, args.profile)
-    config = uvicorn.Config(app, loop=args.loop, http=args.http, ws=args.ws,
+    ws: Any = args.ws
+    if ws == "flow":  # both relays as serve runs them
+        from asgi_audio_proxy.edge.wsflow import FlowWebSocketProtocol
+
+        ws = FlowWebSocketProtocol
+    config = uvicorn.Config(app, loop=args.loop, http=args.http, ws=ws,
                             ws_per_message_deflate=args.ws_deflate, log_level="warning",
                             lifespan="on" if args.kind != "bare" else "auto", backlog=4096)
     if args.kind in ("proxy", "bare"):  # both relays as serve runs them (see edge.collector)

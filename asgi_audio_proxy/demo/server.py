@@ -27,6 +27,7 @@ from ..config import ProxyConfig
 from ..dialects.realtime import realtime_dialect
 from ..dialects.twilio import twilio_dialect
 from ..edge.middleware import AudioProxyMiddleware
+from ..edge.wsflow import FlowWebSocketProtocol
 from ..simulator.app import UpstreamSimulator
 from ..simulator.minicpm_demo import GatewaySimulator
 from ..simulator.vllm_duplex import DuplexSimulator
@@ -229,7 +230,8 @@ class DemoServer:
         self._proxy = app.proxy
         config = uvicorn.Config(app, log_level=log_level, lifespan="on",
                                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-                                ws_per_message_deflate=False)  # PCM does not compress
+                                ws_per_message_deflate=False,  # PCM does not compress
+                                ws=FlowWebSocketProtocol)
         self._server = _Server(config, self._started)
         self._listening: list[Callable[[], None]] = []
 

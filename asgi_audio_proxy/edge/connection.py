@@ -107,10 +107,11 @@ def tells_a_close_from_a_cut(websocket: WebSocket) -> bool:
     """Whether the ASGI server under ``websocket`` reports the code of a client's close frame,
     so a cut (1005 or 1006 there) can be told from a close: uvicorn does; hypercorn reports
     every close of the client's as 1006, so there a session is never held for a resume (each
-    close would keep its model server for the whole grace)."""
+    close would keep its model server for the whole grace). A subclass of one of uvicorn's
+    protocols (:class:`~.wsflow.FlowWebSocketProtocol`) is uvicorn's."""
     receive = getattr(websocket, "_receive", None)
     owner = getattr(receive, "__self__", None)
-    return type(owner).__module__.startswith("uvicorn.")
+    return any(kind.__module__.startswith("uvicorn.") for kind in type(owner).__mro__)
 
 
 def as_client(websocket: object) -> ClientConnection:

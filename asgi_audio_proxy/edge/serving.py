@@ -40,6 +40,7 @@ from .collector import settle_collector
 from .middleware import AudioProxy, AudioProxyMiddleware
 from .pool_file import read_pool_file
 from .settings import ServeSettings
+from .wsflow import FlowWebSocketProtocol
 
 __all__ = ["GracefulServer", "build_server_app", "serve"]
 
@@ -69,9 +70,11 @@ def serve(app: ASGIApp, proxy: AudioProxy, **uvicorn_options: Any) -> None:
         app: the ASGI app.
         proxy: the :class:`AudioProxy` inside it, drained on shutdown.
         **uvicorn_options: passed to ``uvicorn.Config`` (``host``, ``port``, ``log_level``...);
-            by default frames are capped at ``max_message_bytes`` and not compressed.
+            by default frames are capped at ``max_message_bytes`` and not compressed, and
+            read by :class:`~.wsflow.FlowWebSocketProtocol`.
     """
     uvicorn_options.setdefault("ws_max_size", proxy.config.max_message_bytes)
+    uvicorn_options.setdefault("ws", FlowWebSocketProtocol)  # reading paused by watermark
     # PCM does not compress; permessage-deflate (uvicorn's default, browsers offer it) cost 32%
     # more CPU at 100 sessions in benchmarks, for nothing
     uvicorn_options.setdefault("ws_per_message_deflate", False)

@@ -45,6 +45,7 @@ from ..pool.file_store import FileLeaseStore
 from .middleware import AudioProxyMiddleware
 from .serving import GracefulServer, build_server_app
 from .settings import ServeSettings
+from .wsflow import FlowWebSocketProtocol
 
 __all__ = ["WORKER_HEADER", "WorkerHeader", "run_workers"]
 
@@ -205,7 +206,7 @@ def _worker(index: int, settings: ServeSettings, environ: Mapping[str, str], run
     sock.listen(_BACKLOG)
     config = uvicorn.Config(WorkerHeader(app, f"{index}/{os.getpid()}"), host=settings.host,
                             port=port, log_level=log_level,
-                            ws_max_size=app.proxy.config.max_message_bytes,
+                            ws_max_size=app.proxy.config.max_message_bytes, ws=FlowWebSocketProtocol,
                             ws_per_message_deflate=False,  # as serve(): PCM does not compress
                             timeout_graceful_shutdown=math.ceil(app.proxy.config.shutdown_grace_s) + 1)
 
