@@ -5,12 +5,12 @@ connection pauses only once the app is behind, by :data:`MAX_QUEUED_MESSAGES` or
 :data:`MAX_QUEUED_BYTES`, and resumes when the app has taken everything queued. uvicorn's own
 pauses reading after every message and resumes it when the app takes it: two ``epoll_ctl`` system
 calls and a trip through the selector per frame, and one ``recv`` per frame where a 20 ms audio
-frame arrives 50 times a second. Measured at 100 native sessions, the proxy's CPU per session fell
-from 0.59 to 0.43 % of a core with this protocol (docs/deployment.md). Must not: change what
-the app receives, or its order.
+frame arrives 50 times a second. With it, the proxy took 0.79x the CPU at 100 native sessions
+(``python -m benchmarks.against``; docs/deployment.md). Must not: change what the app receives,
+or its order.
 
-``serve``, ``serve --workers`` and the demo use it; an app run under uvicorn by hand can too:
-``uvicorn app:app --ws asgi_audio_proxy.edge.wsflow:FlowWebSocketProtocol``.
+``serve``, ``serve --workers`` and the demo use it; an app run under uvicorn from Python can too:
+``uvicorn.run(app, ws=FlowWebSocketProtocol)`` (uvicorn's command line takes only its own names).
 """
 
 from __future__ import annotations
