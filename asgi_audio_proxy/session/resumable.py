@@ -198,6 +198,7 @@ class ResumableClient:
                     self._receiver.cancel()
                 self._released.set()
                 self._close_later(old)
+                self._go_away()  # until the new one is in (or the grace ends, should it fail)
             self._token = self._tokens.issue(self, self._origin, self._identity)
             for frame in [*self._wire.resumed(self.session_id, self._token),
                           *self._lost(last_event_id), *self._buffer.drain()]:
@@ -230,15 +231,19 @@ class ResumableClient:
         """The connection of the moment ended with ``code``: hold the session, or end it."""
         self._generation += 1
         self._conn = None
-        self._attached = asyncio.Event()
         self._released.set()
         if self._token is None or self._closing or not resumable(code) or self.grace_s <= 0:
             raise ClientGone(code)
+        self._go_away()
+        logger.info("[session %s] the connection was cut: held %g s for a resume",
+                    self.session_id, self.grace_s)
+
+    def _go_away(self) -> None:
+        """No connection from now: silence from now on, until a resume or ``grace_s`` from now."""
         now = asyncio.get_running_loop().time()
         self._deadline = now + self.grace_s
         self._next_silence = now
-        logger.info("[session %s] the connection was cut: held %g s for a resume",
-                    self.session_id, self.grace_s)
+        self._attached = asyncio.Event()
 
     async def _while_away(self) -> bytes | str | None:
         """Silence at real time until a resume (then ``None``: read the new connection) or the
