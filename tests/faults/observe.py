@@ -45,6 +45,11 @@ __all__ = ["UTTERANCE", "Checks", "Outcome", "ProxyUnderTest", "Transcript", "by
 
 #: a short turn the simulator's VAD ends: 0.8 s of 440 Hz, then 1 s of quiet (9 messages)
 UTTERANCE = tone(440, 0.8) + silence(1.0)
+#: the bystander's turn: 1.2 s of 440 Hz, then 1 s of quiet. The simulated model, as the real
+#: server, ignores a turn whose end it hears less than 0.6 s (its own clock) after its start;
+#: 0.8 s of tone leaves that about 1.2 s of audio apart, so a loop late by 0.6 s (a table's rows
+#: starting at once) delivered it bunched and the turn went unheard; 1.2 s of tone leaves 1.6 s
+SPOKEN = tone(440, 1.2) + silence(1.0)
 FRAME_BYTES = 640  # 20 ms
 
 
@@ -174,7 +179,7 @@ async def upstream_settled(recorder: SimulatorRecorder, checks: Checks, timeout_
 async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks, timeout_s: float = 12) -> None:
     """A well-behaved client's full round trip, beside whatever else is going on.
 
-    It streams :data:`UTTERANCE` at real-time pace and then silence, as a live client does,
+    It streams :data:`SPOKEN` at real-time pace and then silence, as a live client does,
     until its reply ends; the reply must be complete and play back its 440 Hz tone, and the
     upstream must have heard the utterance intact.
     """
@@ -187,7 +192,7 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks, timeo
     async def speak(ws: ClientConnection) -> None:
         nonlocal sent_bytes
         start = asyncio.get_running_loop().time()
-        pcm, offset = UTTERANCE, 0
+        pcm, offset = SPOKEN, 0
         while not done.is_set():
             if offset >= len(pcm):
                 pcm, offset = pcm + silence(0.2), offset  # then silence, until the reply ends
@@ -220,4 +225,4 @@ async def bystander(url: str, recorder: SimulatorRecorder, checks: Checks, timeo
     checks.that("bystander: reply text", text.startswith("Turn 1: heard"), text)
     frequency = dominant_frequency_hz(bytes(audio)) if len(audio) > 3200 else 0.0
     checks.that("bystander: reply is its 440 Hz tone", abs(frequency - 440) < 5, f"{frequency:.0f} Hz")
-    checks.that("bystander: upstream heard its utterance intact", heard(recorder, UTTERANCE))
+    checks.that("bystander: upstream heard its utterance intact", heard(recorder, SPOKEN))
