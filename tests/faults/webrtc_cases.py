@@ -226,13 +226,13 @@ async def tab_killed_mid_reply(rig: Rig, checks: Checks) -> str:
         checks.equal("answer", response.status_code, 201)
         await p.pc.setRemoteDescription(RTCSessionDescription(relay.take_answer(response.text), "answer"))
         await p.wait_for("session.created")
-        await p.wait_until(lambda: len(p.heard) > 5)  # the media flow both ways
+        await p.wait_until(lambda: len(p.heard) > 5, what="media flowing")  # both ways
         p.mic.say(UTTERANCE)
         await p.wait_for("output_audio_buffer.started", timeout_s=15)
         started = p.heard[-1][0] if p.heard else 0.0
         # the reply is heard (not "is loud now": a test process starved for a moment would see
         # the reply's end and wait for a loudness that had passed)
-        await p.wait_until(lambda: loud(p.audio_since(started)))
+        await p.wait_until(lambda: loud(p.audio_since(started)), what="the reply heard")
         relay.loss = 1.0  # the tab is gone
         killed_at = time.monotonic()
         budget_s = TIMEOUTS.media_s + rig.proxy.config.close_timeout_s

@@ -127,11 +127,20 @@ class Peer:
         except TimeoutError:
             raise AssertionError(f"no {kind} in {[e['type'] for e in self.events[after:]]}") from None
 
-    async def wait_until(self, predicate: Any, timeout_s: float = 10) -> None:
-        async with asyncio.timeout(within(timeout_s)):
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
+    async def wait_until(self, predicate: Any, timeout_s: float = 10, what: str = "") -> None:
+        """Wait until ``predicate()`` holds; on timeout, an ``AssertionError`` naming ``what``
+        and what the call had got by then."""
+        try:
+            async with asyncio.timeout(within(timeout_s)):
+                while not predicate():
+                    self.changed.clear()
+                    await self.changed.wait()
+        except TimeoutError:
+            pcm = b"".join(chunk for _, chunk in self.heard)
+            peak = int(np.abs(np.frombuffer(pcm, "<i2")).max()) if len(pcm) > 1 else 0
+            raise AssertionError(f"not within {within(timeout_s):.1f} s: {what or predicate}; "
+                                 f"{len(self.heard)} frames heard (peak {peak}), events "
+                                 f"{[e['type'] for e in self.events][-12:]}") from None
 
     def audio_since(self, t: float) -> bytes:
         return b"".join(pcm for when, pcm in self.heard if when >= t)
