@@ -4,7 +4,7 @@ deadline and gives back its lease; a native client on the same proxy completes i
 undisturbed (the fault table's ``webrtc`` group, cases in ``webrtc_cases.py``).
 
 The uvicorn rows run by default (about 10 s, at once); the hypercorn rows, the same calls on
-the other server, and the foreign-channel row in the slow part (see ``_part``).
+the other server, and the foreign-channel and killed-tab rows in the slow part (see ``_part``).
 """
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ SCENARIOS = scenarios("webrtc")
 
 
 def _part(scenario: Scenario) -> str:
-    """Which part of the suite runs the row: the hypercorn rows, and the foreign-channel row (its
+    """Which part of the suite runs the row: the hypercorn rows, the foreign-channel row (its
     call waited more than 30 s for its audio to reach the model server in three of six runs
-    beside seven busy workers, never alone), go to the slow part, one test at a time."""
-    slow = scenario.server == "hypercorn" or scenario.id.startswith("other_channel")
+    beside seven busy workers, never alone) and the killed-tab row (its call, the one through a
+    UDP relay, never opened its data channel in two clean-clone runs of the whole suite, where
+    it runs last beside the busiest workers; never alone, nor in the tree) go to the slow part,
+    one test at a time."""
+    slow = scenario.server == "hypercorn" or scenario.id.startswith(("other_channel", "tab_killed"))
     return "slow" if slow else "default"
 
 
