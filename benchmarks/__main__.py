@@ -18,7 +18,7 @@ from typing import Any
 
 from . import chunk, compare, kinds, overload, webrtc_calls
 from .load import LoadResult, run_load, summary
-from .procs import ServerProcess, server
+from .procs import PLACEMENT, ServerProcess, server
 from .report import Row, build_rows, format_table, plot
 from .resampler import measure_resamplers
 from .routing import measure_router
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     report = {
         "meta": {"quick": args.quick, "elapsed_s": round(elapsed, 1), "python": platform.python_version(),
-                 "machine": platform.machine(), "cpus": os.cpu_count(),
+                 "machine": platform.machine(), "cpus": os.cpu_count(), "placement": PLACEMENT,
                  "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         "figures": [row.as_dict() for row in rows],
         "baselines": {"bare_relay": [r.as_dict() for r in bare_runs],
