@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import re
 import signal
@@ -25,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from asgi_audio_proxy.cli import build_parser
 from asgi_audio_proxy.dialects.native_client import QueuedMessage, ReadyMessage
 from asgi_audio_proxy.edge.settings import SettingError, resolve_settings
-from asgi_audio_proxy.edge.workers import WORKER_HEADER
+from asgi_audio_proxy.edge.workers import WORKER_HEADER, _all_listening
 from tests.clients import ProxyClient, arrive
 from tests.processes import metric_totals, stop
 from tests.test_one_conversation import REPO, command, watched_simulator
@@ -153,6 +154,29 @@ async def test_a_setting_the_workers_refuse_ends_the_server_with_status_2() -> N
     assert proc.returncode == 2, err.decode()
     assert "asgi-audio-proxy: error: " in err.decode() and "chunk_duration=0.3" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+class _Exiting:
+    """A worker between closing its files and being reaped: its pipe end is shut, its exit
+    status not there yet (``exitcode`` still ``None``), its sentinel not yet ready."""
+
+    exitcode = None
+
+    def __init__(self, sentinel: int) -> None:
+        self.sentinel = sentinel
+
+
+def test_workers_that_exit_before_their_status_is_reaped_are_a_failed_start() -> None:
+    ready_in, ready_out = multiprocessing.get_context("fork").Pipe(duplex=False)
+    never = [os.pipe() for _ in range(2)]  # sentinels that stay unready
+    ready_out.close()  # every worker's end closed: the pipe reads as EOF
+    try:
+        exiting = [_Exiting(r) for r, _ in never]
+        assert _all_listening(exiting, ready_in) is False  # type: ignore[arg-type]
+    finally:
+        ready_in.close()
+        for fd in (fd for pair in never for fd in pair):
+            os.close(fd)
 
 
 def test_workers_come_from_the_flag_or_the_variable() -> None:

@@ -160,7 +160,10 @@ def _all_listening(processes: list[BaseProcess], ready: multiprocessing.connecti
         if any(p.exitcode is not None for p in processes):
             return False
         if ready in done:
-            listening.add(ready.recv())
+            try:
+                listening.add(ready.recv())
+            except EOFError:  # every worker has closed its end: each exited, its status not yet reaped
+                return False
     return True
 
 
