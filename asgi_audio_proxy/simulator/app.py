@@ -41,7 +41,7 @@ from asgi_audio_proxy.simulator.host import FAULTS, Fault
 from asgi_audio_proxy.simulator.http import HttpEndpoints
 from asgi_audio_proxy.simulator.model import SimulatorVersion
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
-from asgi_audio_proxy.simulator.state import Conversation, OptionsStore
+from asgi_audio_proxy.simulator.state import MIN_TURN_S, Conversation, OptionsStore
 from asgi_audio_proxy.simulator.ws import StreamSocket
 
 __all__ = ["UpstreamSimulator", "run_simulator"]
@@ -71,6 +71,10 @@ class UpstreamSimulator:
         multi_conversation: keep state per uid (no takeover) and record message arrival times.
         no_audio_timeout_s, inactivity_reset_s, activity_check_interval_s: the timers.
         clock: seconds, monotonic; read for every time rule (VAD, echo guard, timers).
+        min_turn_s: the shortest speech, on ``clock`` from its start, that ends a turn (the
+            real server's 0.6 s). 0 judges a turn by its audio alone, for a simulator that shares
+            a starved event loop with the proxy and its clients, and so may read a second of
+            audio in a burst that the proxy paced in real time.
 
     Raises:
         ValueError: a setting out of range, naming it.
@@ -89,12 +93,14 @@ class UpstreamSimulator:
         inactivity_reset_s: float = INACTIVITY_RESET_S,
         activity_check_interval_s: float = ACTIVITY_CHECK_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        min_turn_s: float = MIN_TURN_S,
     ) -> None:
         if version not in get_args(SimulatorVersion):
             raise ValueError(f"version must be '2.6' or '4.5', got {version!r}")
         for name, value in (
             ("first_chunk_delay_s", first_chunk_delay_s),
             ("chunk_delay_s", chunk_delay_s),
+            ("min_turn_s", min_turn_s),
         ):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
@@ -119,6 +125,7 @@ class UpstreamSimulator:
         self.inactivity_reset_s = inactivity_reset_s
         self.activity_check_interval_s = activity_check_interval_s
         self.clock = clock
+        self.min_turn_s = min_turn_s
         self.recorder = SimulatorRecorder()
         self.options = OptionsStore()
         self._shared = self._new_conversation()
@@ -132,7 +139,8 @@ class UpstreamSimulator:
     # -- conversations --------------------------------------------------------------------------
 
     def _new_conversation(self) -> Conversation:
-        return Conversation(version=self.version, options=self.options, reply_chunks=self.reply_chunks)
+        return Conversation(version=self.version, options=self.options, reply_chunks=self.reply_chunks,
+                            min_turn_s=self.min_turn_s)
 
     def conversation_for(self, uid: str) -> Conversation:
         """The conversation a request with ``uid`` talks to (always the one, unless load mode)."""

@@ -33,7 +33,7 @@ from asgi_audio_proxy.simulator.model import (
 )
 from asgi_audio_proxy.simulator.vad import speech_seconds, window_rms
 
-__all__ = ["ChunkError", "Conversation", "OptionsStore"]
+__all__ = ["MIN_TURN_S", "ChunkError", "Conversation", "OptionsStore"]
 
 #: stream messages per VAD window and per prefill (``vad_sequence_length``, 1000 / ``audio_chunk``)
 VAD_WINDOW_MESSAGES = 5
@@ -76,12 +76,15 @@ class Conversation:
         version: which upstream to mimic ("2.6" or "4.5").
         options: the shared options store.
         reply_chunks: see :func:`build_reply`.
+        min_turn_s: the shortest speech, on the clock from its start, that ends a turn.
     """
 
     def __init__(
-        self, *, version: SimulatorVersion, options: OptionsStore, reply_chunks: int | None
+        self, *, version: SimulatorVersion, options: OptionsStore, reply_chunks: int | None,
+        min_turn_s: float = MIN_TURN_S,
     ) -> None:
         self.version: SimulatorVersion = version
+        self.min_turn_s = min_turn_s
         self.options = options
         self.reply_chunks = reply_chunks
         self.model = SimulatedModel()
@@ -246,7 +249,7 @@ class Conversation:
                 self.speaking = True
         elif speech_s < end_below_s and self.speaking:
             self.speaking = False
-            if now - self.vad_start_time >= MIN_TURN_S:
+            if now - self.vad_start_time >= self.min_turn_s:
                 self._prefill(audio, has_image, now, is_end=True)
                 self.turn_complete = True
                 self.turn_ends += 1

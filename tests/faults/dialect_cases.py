@@ -28,11 +28,10 @@ from asgi_audio_proxy.dialects.twilio import twilio_dialect_factory
 from asgi_audio_proxy.edge.middleware import AudioProxyMiddleware
 from asgi_audio_proxy.session.stats import SessionStats
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
-from tests.conftest import running_simulator
 from tests.dialects.test_realtime_faults import append, next_event
 from tests.dialects.twilio_peer import TwilioPeer, check_outbound, inbound_message, start_body
 from tests.fakes import OpenLeaser
-from tests.faults.observe import Checks, Outcome, bystander, upstream_settled
+from tests.faults.observe import Checks, Outcome, bystander, table_simulator, upstream_settled
 from tests.servers import serve
 from tests.signals import silence, tone
 from tests.timing import within
@@ -278,7 +277,7 @@ async def dialect_input(case: str, server: str) -> Outcome:
     """One client does ``case`` in its dialect while a native client completes a round trip."""
     spec = DIALECT_CASES[case]
     outcome, checks = Outcome(case, server, spec.expected), Checks()
-    async with running_simulator(multi_conversation=True) as up, \
+    async with table_simulator(multi_conversation=True) as up, \
             three_dialects(server, up.url, **(spec.config or {})) as (app, base, ended):
         async with asyncio.TaskGroup() as tg:
             tg.create_task(bystander(base + "/", up.sim.recorder, checks))

@@ -35,13 +35,23 @@ from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.session.stats import SessionStats
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from tests.clients import at_real_time
+from tests.conftest import Upstream, running_simulator
 from tests.fakes import OpenLeaser
 from tests.servers import serve
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
 
 __all__ = ["UTTERANCE", "Checks", "Outcome", "ProxyUnderTest", "Transcript", "bystander",
-           "heard", "opened", "proxy_on", "read_to_close", "upstream_settled"]
+           "heard", "opened", "proxy_on", "read_to_close", "table_simulator", "upstream_settled"]
+
+#: the table's model server, with its options: a simulator in the scenarios' own event loop,
+#: which a busy machine starves. It then reads a second of audio that the proxy paced in real
+#: time in one burst (seven 200 ms messages in 0.25 s, seen with three busy processes on two
+#: cores), and the real server's rule that a turn lasts 0.6 s on its clock drops the turn: the
+#: bystander talks to a model that never answers. What the table checks is the proxy's answer
+#: to a fault, so its simulators judge a turn by the audio alone (pacing has its own tests).
+def table_simulator(**options: Any) -> contextlib.AbstractAsyncContextManager[Upstream]:
+    return running_simulator(min_turn_s=0.0, **options)
 
 #: a short turn the simulator's VAD ends: 0.8 s of 440 Hz, then 1 s of quiet (9 messages)
 UTTERANCE = tone(440, 0.8) + silence(1.0)

@@ -29,7 +29,6 @@ from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.edge.admission import TokenAuth
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.simulator.app import FAULTS, Fault
-from tests.conftest import running_simulator
 from tests.faults.client_cases import CLIENT_CASES
 from tests.faults.observe import (
     UTTERANCE,
@@ -38,6 +37,7 @@ from tests.faults.observe import (
     bystander,
     proxy_on,
     read_to_close,
+    table_simulator,
     upstream_settled,
 )
 from tests.faults.silent import silent_upstream
@@ -98,7 +98,7 @@ async def upstream_fault(fault: Fault, server: str) -> Outcome:
     expected = UPSTREAM_FAULTS[fault]
     outcome, checks = Outcome(f"upstream {fault}", server, str(expected)), Checks()
     # slow chunks: the reply is still playing when die_mid_turn strikes at its second chunk
-    async with running_simulator(fault=fault, chunk_delay_s=0.2, reply_chunks=4) as up, \
+    async with table_simulator(fault=fault, chunk_delay_s=0.2, reply_chunks=4) as up, \
             proxy_on(server, up.url, chunk_duration=0.2, **expected.provoke) as proxy:
         async with connect(proxy.url, open_timeout=within(5)) as ws:
             async def speak() -> None:
@@ -160,7 +160,7 @@ async def bad_input(case: str, server: str) -> Outcome:
     """One client does ``case`` while a second client completes a round trip on the same proxy."""
     spec = CLIENT_CASES[case]
     outcome, checks = Outcome(f"client {case}", server, spec.expected), Checks()
-    async with running_simulator(multi_conversation=True, **spec.simulator) as up, \
+    async with table_simulator(multi_conversation=True, **spec.simulator) as up, \
             proxy_on(server, up.url, many=True, chunk_duration=0.2, **spec.config) as proxy:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(bystander(proxy.url, up.sim.recorder, checks))
@@ -211,7 +211,7 @@ async def admission(case: str, server: str) -> Outcome:
         refused_headers["Authorization"] = "Bearer bad"
     if case == "foreign_origin":
         refused_headers["Origin"] = "https://evil.example"
-    async with running_simulator(multi_conversation=True) as up, \
+    async with table_simulator(multi_conversation=True) as up, \
             proxy_on(server, up.url, authenticate=tokens, many=True, **config) as proxy:
         async with contextlib.AsyncExitStack() as holders:
             if case in _HOLDING:  # one admitted session holds the place
@@ -279,7 +279,7 @@ async def admission_fallback(case: str) -> Outcome:
              "scheme": "ws", "path": "/", "raw_path": b"/", "root_path": "", "query_string": b"",
              "headers": list(refused.items()), "client": ("127.0.0.1", 50_000),
              "server": ("127.0.0.1", 80), "subprotocols": [], "extensions": {}}
-    async with running_simulator(multi_conversation=True) as up, \
+    async with table_simulator(multi_conversation=True) as up, \
             proxy_on("uvicorn", up.url, authenticate=TokenAuth({"good": "alice"}), many=True,
                      **config) as proxy:
         async with contextlib.AsyncExitStack() as holders:

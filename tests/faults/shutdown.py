@@ -17,8 +17,15 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from tests.conftest import running_simulator
-from tests.faults.observe import UTTERANCE, Checks, Outcome, opened, read_to_close, upstream_settled
+from tests.faults.observe import (
+    UTTERANCE,
+    Checks,
+    Outcome,
+    opened,
+    read_to_close,
+    table_simulator,
+    upstream_settled,
+)
 from tests.timing import within
 
 __all__ = ["GRACE_S", "proxy_process", "shutdown"]
@@ -67,7 +74,7 @@ async def shutdown(server: str) -> Outcome:
     expected = "close 1001; stop + upstream closed; exit 0 within grace"
     outcome, checks = Outcome("shutdown SIGTERM mid-reply", server, expected), Checks()
     # a long reply (10 chunks, 0.3 s apart) that is still playing when the signal comes
-    async with running_simulator(chunk_delay_s=0.3, reply_chunks=10) as up, \
+    async with table_simulator(chunk_delay_s=0.3, reply_chunks=10) as up, \
             proxy_process(server, up.url) as (proc, port):
         async with connect(f"ws://127.0.0.1:{port}/", open_timeout=within(5)) as ws:
             await opened(ws, checks)

@@ -31,8 +31,7 @@ from asgi_audio_proxy.pool.pool import UpstreamPool, UpstreamServer
 from asgi_audio_proxy.session.stats import SessionStats
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from asgi_audio_proxy.webrtc import CallTimeouts
-from tests.conftest import running_simulator
-from tests.faults.observe import Checks, Outcome, bystander, upstream_settled
+from tests.faults.observe import Checks, Outcome, bystander, table_simulator, upstream_settled
 from tests.servers import serve
 from tests.signals import silence, tone
 from tests.timing import within
@@ -264,7 +263,7 @@ async def webrtc_fault(case: str, server: str) -> Outcome:
     # slow reply chunks: the killed tab's reply is still coming from the model server; for that
     # row a reply of 7 s, so that it is, however late a starved test process acts on its start
     chunks = 16 if case == "tab_killed_mid_reply" else 6
-    async with running_simulator(multi_conversation=True, chunk_delay_s=0.45, reply_chunks=chunks) as up, \
+    async with table_simulator(multi_conversation=True, chunk_delay_s=0.45, reply_chunks=chunks) as up, \
             calls_app(server, up.url, up.sim.recorder) as rig:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(bystander(rig.base.replace("http", "ws") + "/audio_proxy", up.sim.recorder,
