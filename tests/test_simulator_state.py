@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from asgi_audio_proxy.audio import pcm16_to_wav, wav_to_pcm16
+from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from asgi_audio_proxy.simulator.model import build_reply
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from asgi_audio_proxy.simulator.state import ChunkError, Conversation, OptionsStore
@@ -59,6 +60,21 @@ def test_s5_2_burst_shorter_than_0_6_s_of_wall_clock_does_not_end_the_turn() -> 
     conv = conversation()
     assert feed(conv, SPEECH, 0.0, step=0.05) == ["done"] * 11
     assert conv.turn_ends == 0
+
+
+def test_a_simulator_with_no_minimum_turn_ends_the_burst_by_its_audio() -> None:
+    conv = Conversation(version="2.6", options=OptionsStore(), reply_chunks=None, min_turn_s=0.0)
+    conv.open_completions("U1", 0.0)
+    assert feed(conv, SPEECH, 0.0, step=0.05)[:10] == ["done"] * 10
+    assert conv.turn_ends == 1
+
+
+def test_the_simulator_passes_its_minimum_turn_to_each_conversation() -> None:
+    sim = UpstreamSimulator(multi_conversation=True, min_turn_s=0.0)
+    assert sim.conversation_for("U1").min_turn_s == 0.0
+    assert UpstreamSimulator().conversation_for("U1").min_turn_s == 0.6
+    with pytest.raises(ValueError, match="min_turn_s"):
+        UpstreamSimulator(min_turn_s=-1.0)
 
 
 def test_s5_2_vad_threshold_sets_the_end_rule() -> None:
