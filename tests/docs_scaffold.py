@@ -22,6 +22,7 @@ import pytest
 
 from tests.docs_blocks import REPO, Block, Handler, Handlers, docs_blocks
 from tests.docs_sandbox import SANDBOX_REASON, CommandFailed, Proc, Sandbox, sandbox_available
+from tests.timing import within
 
 __all__ = ["AGENT_JS", "AGENT_PY", "HANDLERS", "LISTENING", "YOUR_APP", "assert_extra", "assert_first",
            "help_text", "printed_urls", "ready", "realtime_clients", "run_case", "serve_app", "simulator"]
@@ -202,6 +203,6 @@ def assert_extra(install: str) -> None:
 def help_text(module: str) -> str:
     """What ``python -m MODULE --help`` prints; it must exit 0."""
     helped = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True,
-                            text=True, check=False, timeout=30)
+                            text=True, check=False, timeout=within(30))
     assert helped.returncode == 0, helped.stderr
     return helped.stdout

@@ -17,6 +17,7 @@ import pytest
 
 from benchmarks.chunk import BASELINE_S, DURATIONS_S, chunk_rows
 from benchmarks.turns import TurnFigures
+from tests.timing import within
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +28,7 @@ def test_one_turn_at_each_duration_is_measured_and_reported(tmp_path: Path) -> N
     path = tmp_path / "chunk.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
     done = subprocess.run([sys.executable, "-m", "benchmarks.chunk", "--turns", "1", "--json", str(path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=80)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=within(80))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "first reply audio, chunk_duration 0.2 s vs 1 s" in done.stdout
     report = json.loads(path.read_text())
@@ -49,5 +50,5 @@ def test_the_row_is_a_ratio_and_a_difference_against_the_baseline() -> None:
 
 def test_the_standalone_command_bounds_its_turns() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks.chunk", "--turns", "500"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=within(30))
     assert done.returncode == 2 and "--turns must be 1 to 20" in done.stderr

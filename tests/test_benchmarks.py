@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.timing import within
+
 ROOT = Path(__file__).resolve().parent.parent
 #: how a run says the machine could not give its load generators real time (benchmarks/load.py)
 FELL_BEHIND = "load generator fell behind"
@@ -20,7 +22,7 @@ FELL_BEHIND = "load generator fell behind"
 def _quick_run(path: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json", str(path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=within(170))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| figure" in done.stdout
     loaded: dict[str, Any] = json.loads(path.read_text())
@@ -172,7 +174,7 @@ def _against_head(path: Path) -> tuple[dict[str, Any], str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
     done = subprocess.run([sys.executable, "-m", "benchmarks.against", "HEAD", "--sessions", "10",
                            "--rounds", "2", "--warmup", "0.3", "--window", "2", "--json", str(path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=within(110))
     # 1 with a report written: it measured, but no round was valid
     assert done.returncode == 0 or (done.returncode == 1 and path.exists()), done.stderr[-3000:]
     loaded: dict[str, Any] = json.loads(path.read_text())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from tests.timing import within
+
 _PROBE = """
 import gc
 import asgi_audio_proxy.edge  # the start-up a serving process has done
@@ -23,6 +25,6 @@ print(frozen)
 
 def test_start_up_objects_are_frozen_and_later_garbage_still_collected() -> None:
     # a process of its own: freezing and thresholds are the whole process's, not a test's
-    done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=within(60))
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 10_000

@@ -22,7 +22,6 @@ from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.dialects.realtime import realtime_dialect
 from asgi_audio_proxy.dialects.twilio import twilio_dialect_factory
 from asgi_audio_proxy.edge.middleware import AudioProxyMiddleware
@@ -31,7 +30,7 @@ from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from tests.dialects.test_realtime_faults import append, next_event
 from tests.dialects.twilio_peer import TwilioPeer, check_outbound, inbound_message, start_body
 from tests.fakes import OpenLeaser
-from tests.faults.observe import Checks, Outcome, bystander, table_simulator, upstream_settled
+from tests.faults.observe import Checks, Outcome, bystander, table_config, table_simulator, upstream_settled
 from tests.servers import serve
 from tests.signals import silence, tone
 from tests.timing import within
@@ -59,7 +58,7 @@ async def three_dialects(server: str, upstream_url: str, **config: Any
             await send({"type": "websocket.close", "code": 1008})
 
     app = AudioProxyMiddleware(
-        not_found, path="/", config=ProxyConfig(upstream_url=upstream_url, chunk_duration=0.2, **config),
+        not_found, path="/", config=table_config(upstream_url, chunk_duration=0.2, **config),
         leaser=OpenLeaser(upstream_url), on_session_end=ended.append,
         dialects={"/v1/realtime": realtime_dialect, "/twilio": twilio_dialect_factory(stop_digits="*")})
     try:

@@ -20,7 +20,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from asgi_audio_proxy.config import ProxyConfig
+from asgi_audio_proxy.config import DEFAULT_CONNECT_TIMEOUT_S, ProxyConfig
 from asgi_audio_proxy.dialects.native_client import (
     AudioMessage,
     ErrorMessage,
@@ -41,8 +41,8 @@ from tests.servers import serve
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
 
-__all__ = ["UTTERANCE", "Checks", "Outcome", "ProxyUnderTest", "Transcript", "bystander",
-           "heard", "opened", "proxy_on", "read_to_close", "table_simulator", "upstream_settled"]
+__all__ = ["UTTERANCE", "Checks", "Outcome", "ProxyUnderTest", "Transcript", "bystander", "heard",
+           "opened", "proxy_on", "read_to_close", "table_config", "table_simulator", "upstream_settled"]
 
 #: the table's model server, with its options: a simulator in the scenarios' own event loop,
 #: which a busy machine starves. It then reads a second of audio that the proxy paced in real
@@ -52,6 +52,15 @@ __all__ = ["UTTERANCE", "Checks", "Outcome", "ProxyUnderTest", "Transcript", "by
 #: to a fault, so its simulators judge a turn by the audio alone (pacing has its own tests).
 def table_simulator(**options: Any) -> contextlib.AbstractAsyncContextManager[Upstream]:
     return running_simulator(min_turn_s=0.0, **options)
+
+
+def table_config(upstream_url: str, **config: Any) -> ProxyConfig:
+    """The table's proxy settings: ``config``, and the time to reach the model server scaled as
+    every test deadline (:func:`tests.timing.within`) unless a scenario sets its own. That
+    server answers from the same event loop, which a busy machine starves: the default 5 s
+    handshake once timed out there, and the session ended 1011 before its scenario began."""
+    config.setdefault("connect_timeout_s", within(DEFAULT_CONNECT_TIMEOUT_S))
+    return ProxyConfig(upstream_url=upstream_url, **config)
 
 #: a short turn the simulator's VAD ends: 0.8 s of 440 Hz, then 1 s of quiet (9 messages)
 UTTERANCE = tone(440, 0.8) + silence(1.0)
@@ -162,7 +171,7 @@ async def proxy_on(server: str, upstream_url: str, *, authenticate: Authenticato
     """An :class:`AudioProxy` on ``server`` whose sessions' stats are kept as they end;
     ``many``: the upstream holds any number of conversations (a multi-conversation simulator)."""
     ended: list[SessionStats] = []
-    proxy = AudioProxy(ProxyConfig(upstream_url=upstream_url, **config), on_session_end=ended.append,
+    proxy = AudioProxy(table_config(upstream_url, **config), on_session_end=ended.append,
                        authenticate=authenticate, leaser=OpenLeaser(upstream_url) if many else None)
     try:
         async with serve(server, proxy) as port:

@@ -24,14 +24,13 @@ import httpx
 from aiortc import RTCSessionDescription
 from starlette.applications import Starlette
 
-from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.edge.calls import WebRTCSettings, add_calls_route
 from asgi_audio_proxy.edge.middleware import AudioProxy, AudioProxyMiddleware
 from asgi_audio_proxy.pool.pool import UpstreamPool, UpstreamServer
 from asgi_audio_proxy.session.stats import SessionStats
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from asgi_audio_proxy.webrtc import CallTimeouts
-from tests.faults.observe import Checks, Outcome, bystander, table_simulator, upstream_settled
+from tests.faults.observe import Checks, Outcome, bystander, table_config, table_simulator, upstream_settled
 from tests.servers import serve
 from tests.signals import silence, tone
 from tests.timing import within
@@ -85,7 +84,7 @@ async def calls_app(server: str, recorder_url: str, recorder: SimulatorRecorder)
         ended.append((time.monotonic(), stats))
         an_end.set()
 
-    config = ProxyConfig(upstream_url=recorder_url, chunk_duration=0.2, max_queue=0)
+    config = table_config(recorder_url, chunk_duration=0.2, max_queue=0)
     pool = UpstreamPool([UpstreamServer(recorder_url, slots=2)], max_queue=0)
     # each session's identity is its scope's type: a call's is "http" (its POST), the bystander's not
     app = AudioProxyMiddleware(Starlette(), path="/audio_proxy", config=config, leaser=pool,

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from asgi_audio_proxy.vad import VoiceActivity, VoiceEvent
+from tests.timing import within
 
 __all__ = [
     "ESPEAK",
@@ -149,7 +150,7 @@ class SpeechBank:
             [ESPEAK, "-v", voice, "-s", str(words_per_minute), "--stdout", text],
             check=True,
             capture_output=True,
-            timeout=30,
+            timeout=within(30),
         ).stdout
         with wave.open(io.BytesIO(wav)) as reader:
             rate = reader.getframerate()
