@@ -44,13 +44,14 @@ from tests.timing import within
 __all__ = ["UTTERANCE", "Checks", "Outcome", "ProxyUnderTest", "Transcript", "bystander", "heard",
            "opened", "proxy_on", "read_to_close", "table_config", "table_simulator", "upstream_settled"]
 
-#: the table's model server, with its options: a simulator in the scenarios' own event loop,
-#: which a busy machine starves. It then reads a second of audio that the proxy paced in real
-#: time in one burst (seven 200 ms messages in 0.25 s, seen with three busy processes on two
-#: cores), and the real server's rule that a turn lasts 0.6 s on its clock drops the turn: the
-#: bystander talks to a model that never answers. What the table checks is the proxy's answer
-#: to a fault, so its simulators judge a turn by the audio alone (pacing has its own tests).
+
 def table_simulator(**options: Any) -> contextlib.AbstractAsyncContextManager[Upstream]:
+    """The table's model server, with ``options``: a simulator in the scenarios' own event loop,
+    which a busy machine starves. It then reads a second of audio that the proxy paced in real
+    time in one burst (seven 200 ms messages in 0.25 s, seen with three busy processes on two
+    cores), and the real server's rule that a turn lasts 0.6 s on its clock drops the turn: the
+    bystander talks to a model that never answers. What the table checks is the proxy's answer
+    to a fault, so its simulators judge a turn by the audio alone (pacing has its own tests)."""
     return running_simulator(min_turn_s=0.0, **options)
 
 
@@ -62,12 +63,13 @@ def table_config(upstream_url: str, **config: Any) -> ProxyConfig:
     config.setdefault("connect_timeout_s", within(DEFAULT_CONNECT_TIMEOUT_S))
     return ProxyConfig(upstream_url=upstream_url, **config)
 
+
 #: a short turn the simulator's VAD ends: 0.8 s of 440 Hz, then 1 s of quiet (9 messages)
 UTTERANCE = tone(440, 0.8) + silence(1.0)
-#: the bystander's turn: 1.2 s of 440 Hz, then 1 s of quiet. The simulated model, as the real
-#: server, ignores a turn whose end it hears less than 0.6 s (its own clock) after its start;
-#: 0.8 s of tone leaves that about 1.2 s of audio apart, so a loop late by 0.6 s (a table's rows
-#: starting at once) delivered it bunched and the turn went unheard; 1.2 s of tone leaves 1.6 s
+#: the bystander's turn: 1.2 s of 440 Hz, then 1 s of quiet. The real server ignores a turn
+#: whose end it hears less than 0.6 s (its own clock) after its start; 0.8 s of tone leaves that
+#: about 1.2 s of audio apart and 1.2 s leaves 1.6 s, room for a loop running late, though not
+#: for a starved one (hence :func:`table_simulator`)
 SPOKEN = tone(440, 1.2) + silence(1.0)
 FRAME_BYTES = 640  # 20 ms
 
