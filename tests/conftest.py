@@ -5,8 +5,11 @@ workers are here; their rules, in ``scheduling.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import signal
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +43,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             limit_s = float(marker.args[0] if marker.args else marker.kwargs.get("timeout", default_s))
         if limit_s > 0:
             item.add_marker(pytest.mark.timeout(within(limit_s)), append=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Iterator[Any]:
+    """A test past its hang limit also prints where each of its asyncio tasks waits: the thread
+    stacks pytest-timeout prints show only the event loop idling in ``select``."""
+    done = yield
+    handler = signal.getsignal(signal.SIGALRM) if hasattr(signal, "SIGALRM") else None
+    if not callable(handler):
+        return done
+
+    def dump_then_fail(signum: int, frame: Any) -> None:
+        loop = asyncio.events._get_running_loop()
+        for task in asyncio.all_tasks(loop) if loop is not None else ():
+            print(f"--- asyncio task {task.get_name()} waits in:", file=sys.stderr)
+            awaiting: Any = task.get_coro()
+            while awaiting is not None:  # down the chain of awaits, outermost first
+                frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "ag_frame", None)
+                if frame is not None:
+                    print(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}",
+                          file=sys.stderr)
+                awaiting = (getattr(awaiting, "cr_await", None) or getattr(awaiting, "ag_await", None)
+                            or getattr(awaiting, "gi_yieldfrom", None)
+                            or next((o for o in gc.get_referents(awaiting)  # an asend: its generator
+                                     if hasattr(o, "ag_frame")), None))
+        handler(signum, frame)
+
+    signal.signal(signal.SIGALRM, dump_then_fail)
+    return done
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
