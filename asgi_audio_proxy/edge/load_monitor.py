@@ -16,8 +16,9 @@ and under heavy enough load their waits on the upstream run out; refusing it bef
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
+
+from ..tasks import stop_task
 
 __all__ = ["DEFAULT_LAG_INTERVAL_S", "DEFAULT_LAG_SMOOTHING_S", "LagGauge", "LoopLagMonitor"]
 
@@ -107,9 +108,7 @@ class LoopLagMonitor:
         """Stop measuring; the verdict stays as it was."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     async def _measure(self) -> None:
         loop = asyncio.get_running_loop()

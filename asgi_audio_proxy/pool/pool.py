@@ -45,6 +45,7 @@ from ..dialects.connection import ClientConnection
 from ..errors import AudioProxyError, SessionLimitExceeded, UpstreamUnavailable
 from ..events import ErrorEvent, Queued, ServerEvent
 from ..metrics import ProxyMetrics
+from ..tasks import stop_task
 from ..upstreams.kind import UpstreamKind, http_probe, new_http_client
 from .health import HealthSource, UpstreamHealth
 from .lease import Notify
@@ -206,7 +207,7 @@ class UpstreamPool:
         self._mean_session_s = expected_session_s
         self._waiting: set[str] = set()
         self._leases: dict[str, PoolLease] = {}
-        self._background: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
         self._start_lock = asyncio.Lock()
         for url in self.urls:
             if metrics:
@@ -249,17 +250,21 @@ class UpstreamPool:
     async def start(self) -> None:
         """Connect the store and start the heartbeat and health checks; idempotent."""
         async with self._start_lock:
-            if self._background is None:
+            if not self._background:
                 await self.store.start()
-                self._background = asyncio.create_task(self._run_background(), name="pool")
+                self._background = [
+                    asyncio.create_task(self._heartbeat_forever(), name="pool-heartbeat"),
+                    asyncio.create_task(self.health.run(self.health_interval_s, self._held_anywhere),
+                                        name="pool-health")]
 
     async def aclose(self) -> None:
         """Stop the background tasks and close the store (and the HTTP client if ours)."""
-        background, self._background = self._background, None
-        if background is not None:
-            background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await background
+        background, self._background = self._background, []
+        for task in background:
+            try:
+                await stop_task(task)
+            except Exception:  # a bug in a loop that handles its own errors: said, and closed on
+                logger.exception("the pool's %s task had failed", task.get_name())
         await self.store.aclose()
         if self._owns_client:
             await self._http_client.aclose()
@@ -409,11 +414,6 @@ class UpstreamPool:
             await self.store.release(lease.grant)
         except AudioProxyError as exc:
             logger.warning("could not release %s (%s); it returns after the lease TTL", lease.url, exc)
-
-    async def _run_background(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._heartbeat_forever())
-            tg.create_task(self.health.run(self.health_interval_s, self._held_anywhere))
 
     async def _heartbeat_forever(self) -> None:
         while True:

@@ -30,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ..errors import LeaseStoreUnavailable
+from ..tasks import stop_task
 from .store import DEFAULT_LEASE_TTL_S, ChangeSignal, Grant, QueueFull, StoreSnapshot, Waiting
 
 __all__ = ["DEFAULT_REDIS_PREFIX", "DEFAULT_REDIS_TIMEOUT_S", "RedisLeaseStore"]
@@ -211,9 +212,8 @@ class RedisLeaseStore:
                     await asyncio.shield(subscribed)
             except (RedisError, OSError, TimeoutError) as exc:
                 listener, self._listener = self._listener, None
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                    await listener
+                with contextlib.suppress(RedisError, OSError):
+                    await stop_task(listener)
                 raise LeaseStoreUnavailable(f"the lease store (Redis) could not be subscribed to: "
                                             f"{exc or 'no answer within ' + str(self.timeout_s) + ' s'}"
                                             ) from exc
@@ -277,9 +277,7 @@ class RedisLeaseStore:
     async def aclose(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await stop_task(listener)
         if self._owns_client:
             await self._redis.aclose()
 
