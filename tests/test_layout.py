@@ -120,7 +120,7 @@ def test_no_import_cycles_not_even_type_only() -> None:
 #: lower layer, so a reader follows client -> dialect -> session -> upstream kind -> server down the
 #: tree, and the edge (ASGI, serving, VoiceClient) sits on top of everything it wires together
 LAYERS: list[set[str]] = [
-    {"audio", "errors", "events"},
+    {"audio", "errors", "events", "tasks"},
     {"pacing", "config", "reply_state"},  # config holds every setting, the VAD's too, and imports
     # no VAD package; reply_state: the one table of a reply's phases, which the parts above ask
     {"vad"},
