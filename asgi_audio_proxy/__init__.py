@@ -8,21 +8,24 @@ admission, serving), ``session`` (one conversation), ``upstreams`` (model-server
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .config import ProxyConfig, UpstreamOptions
-from .dialects.realtime import realtime_dialect
-from .dialects.twilio import twilio_dialect
-from .edge.admission import Denied, TokenAuth
-from .edge.middleware import AudioProxy, AudioProxyMiddleware
-from .edge.serving import serve
-from .edge.voice_client import VoiceClient
-from .errors import AudioProxyError, ClientError, UpstreamError
-from .metrics import ProxyMetrics
-from .pool.file_store import FileLeaseStore
-from .pool.pool import UpstreamPool
-from .pool.store import MemoryLeaseStore
-from .session.stats import SessionStats
+if TYPE_CHECKING:
+    from .config import ProxyConfig, UpstreamOptions
+    from .dialects.realtime import realtime_dialect
+    from .dialects.twilio import twilio_dialect
+    from .edge.admission import Denied, TokenAuth
+    from .edge.middleware import AudioProxy, AudioProxyMiddleware
+    from .edge.serving import serve
+    from .edge.voice_client import VoiceClient
+    from .errors import AudioProxyError, ClientError, UpstreamError
+    from .metrics import ProxyMetrics
+    from .pool.file_store import FileLeaseStore
+    from .pool.pool import UpstreamPool
+    from .pool.redis_store import RedisLeaseStore
+    from .pool.store import MemoryLeaseStore
+    from .session.stats import SessionStats
 
 __version__ = "0.2.0"
 
@@ -50,10 +53,39 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Redis is an optional extra: the store is imported when first asked for
-    if name == "RedisLeaseStore":
-        from .pool import RedisLeaseStore
+# Where each name lives. A name is imported when first asked for, so a command that needs one
+# part (the simulator, the client) does not load them all; Redis is an optional extra.
+_HOMES = {
+    "ProxyConfig": ".config",
+    "UpstreamOptions": ".config",
+    "realtime_dialect": ".dialects.realtime",
+    "twilio_dialect": ".dialects.twilio",
+    "Denied": ".edge.admission",
+    "TokenAuth": ".edge.admission",
+    "AudioProxy": ".edge.middleware",
+    "AudioProxyMiddleware": ".edge.middleware",
+    "serve": ".edge.serving",
+    "VoiceClient": ".edge.voice_client",
+    "AudioProxyError": ".errors",
+    "ClientError": ".errors",
+    "UpstreamError": ".errors",
+    "ProxyMetrics": ".metrics",
+    "FileLeaseStore": ".pool.file_store",
+    "UpstreamPool": ".pool.pool",
+    "MemoryLeaseStore": ".pool.store",
+    "SessionStats": ".session.stats",
+    "RedisLeaseStore": ".pool",  # says which extra to install when redis is missing
+}
 
-        return RedisLeaseStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

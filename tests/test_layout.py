@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
 import asgi_audio_proxy
+from tests.timing import within
 
 PACKAGE = pathlib.Path(asgi_audio_proxy.__file__).parent
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
@@ -56,6 +60,16 @@ def test_top_level_api_is_small_and_importable() -> None:
     assert len(asgi_audio_proxy.__all__) <= 25
     for name in asgi_audio_proxy.__all__:
         assert getattr(asgi_audio_proxy, name) is not None, name
+
+
+def test_the_top_level_names_are_imported_when_first_used() -> None:
+    """``import asgi_audio_proxy`` loads no part, and the simulator loads only what it uses."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import json, sys, asgi_audio_proxy.simulator.app; "
+         "print(json.dumps(sorted(m.split('.')[1] for m in sys.modules "
+         "if m.startswith('asgi_audio_proxy.'))))"],
+        capture_output=True, text=True, check=True, timeout=within(30))
+    assert set(json.loads(loaded.stdout)) == {"audio", "simulator"}
 
 
 @pytest.mark.parametrize("package", sorted({p.parent for p in MODULES if p.parent != PACKAGE}),
