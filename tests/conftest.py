@@ -22,7 +22,7 @@ from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from tests.fakes import OpenLeaser
 from tests.redis_server import HAVE_REDIS, SKIP_REASON, redis_server
-from tests.scheduling import SharedWorkScheduling, spread_out
+from tests.scheduling import SharedWorkScheduling
 from tests.servers import serve, serve_uvicorn
 from tests.timing import within
 
@@ -34,9 +34,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeSch
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Each test's hang limit (pytest-timeout's) scales with the machine as its deadlines do;
-    the tests that start processes are spread through the run (``scheduling.py``)."""
-    items[:] = spread_out(items, lambda item: item.nodeid)
+    """Each test's hang limit (pytest-timeout's) scales with the machine as its deadlines do."""
     default_s = float(config.getini("timeout") or 0)
     for item in items:
         marker = item.get_closest_marker("timeout")
