@@ -1,10 +1,10 @@
 """Stopping a background task for sure.
 
 Owns: :func:`stop_task`. A forever loop (a heartbeat, health checks, a channel listener) can
-survive one cancellation: a library under it that swallows a ``CancelledError`` (a timeout of
-its own that expires as the cancellation lands, turned into an error the loop handles as one
-more failed round) leaves the loop running and whoever awaits it waiting for good. Must not:
-wait without end, or hide an error the task ended with.
+survive one cancellation: a library under it that swallows a ``CancelledError`` (say, one of
+its own timeouts expiring as the cancellation lands, turned into an error the loop handles as
+one more failed round) leaves the loop running and whoever awaits it waiting for good. Must
+not: wait without end, or hide an error the task ended with.
 """
 
 from __future__ import annotations

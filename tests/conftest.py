@@ -55,8 +55,11 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Iterator[Any]:
         return done
 
     def dump_then_fail(signum: int, frame: Any) -> None:
-        loop = asyncio.events._get_running_loop()
-        for task in asyncio.all_tasks(loop) if loop is not None else ():
+        try:  # the handler runs in the main thread, inside the test's loop if one runs
+            tasks = asyncio.all_tasks(asyncio.get_running_loop())
+        except RuntimeError:
+            tasks = set()
+        for task in tasks:
             print(f"--- asyncio task {task.get_name()} waits in:", file=sys.stderr)
             awaiting: Any = task.get_coro()
             while awaiting is not None:  # down the chain of awaits, outermost first
