@@ -11,6 +11,8 @@ how much sound it heard). With echo alone the reply plays to its end.
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,7 +141,15 @@ async def test_speech_over_the_reply_cuts_it_and_the_model_hears_all_of_it(utter
     assert any(0 <= e.audio_start_ms / 1000 - call.speech_from < 0.3 for e in started), (
         started, call.speech_from)
     second = up.sim.recorder.replies[1]
-    assert second.voiced_s >= 0.9 * voiced_seconds(utterance), (second, voiced_seconds(utterance))
+    assert second.voiced_s >= 0.9 * voiced_seconds(utterance), (
+        f"{second}; the utterance has {voiced_seconds(utterance)} s of sound; /stop sent "
+        f"{up.sim.recorder.stops} time(s); acks: {runs(ack.reason for ack in up.sim.recorder.acks)}; "
+        f"client: {[(round(t, 2), kind) for (t, _), kind in zip(call.events, seen, strict=True)]}")
+
+
+def runs(items: Iterable[object]) -> str:
+    """``done x18, skip x9, done x12``: a sequence told by its runs, for a failure's message."""
+    return ", ".join(f"{item} x{len(list(group))}" for item, group in itertools.groupby(items))
 
 
 async def test_the_reply_own_echo_does_not_cut_it() -> None:
