@@ -63,9 +63,9 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Iterator[Any]:
             print(f"--- asyncio task {task.get_name()} waits in:", file=sys.stderr)
             awaiting: Any = task.get_coro()
             while awaiting is not None:  # down the chain of awaits, outermost first
-                frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "ag_frame", None)
-                if frame is not None:
-                    print(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}",
+                where = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "ag_frame", None)
+                if where is not None:
+                    print(f"  {where.f_code.co_filename}:{where.f_lineno} in {where.f_code.co_name}",
                           file=sys.stderr)
                 awaiting = (getattr(awaiting, "cr_await", None) or getattr(awaiting, "ag_await", None)
                             or getattr(awaiting, "gi_yieldfrom", None)
