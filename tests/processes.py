@@ -4,6 +4,7 @@ subprocess, :func:`stop_group` for a process group started with ``subprocess.Pop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -35,12 +36,18 @@ async def stop(proc: asyncio.subprocess.Process, signum: int = signal.SIGTERM, t
 
 def stop_group(proc: subprocess.Popen[Any], timeout_s: float = 15) -> None:
     """SIGTERM to the process group ``proc`` leads (it was started with ``start_new_session``), and
-    wait for it; SIGKILL to the group if it has not ended within ``timeout_s`` (scaled)."""
-    os.killpg(proc.pid, signal.SIGTERM)
+    wait for it; SIGKILL to the group if it has not ended within ``timeout_s`` (scaled). A group
+    already gone (the process exited, and all it started) is only reaped."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        proc.wait()
+        return
     try:
         proc.wait(within(timeout_s))
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 

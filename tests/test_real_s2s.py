@@ -65,13 +65,13 @@ def spoken(samples: np.ndarray, rate_hz: int, pause_s: float = 1.5) -> bytes:
 
 
 @contextlib.contextmanager
-def kit(port: int, log: pathlib.Path, **env: str) -> Iterator[None]:
+def kit(port: int, log: pathlib.Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """The server, its output in ``log``; stopped (its process group) on exit."""
     with log.open("wb") as out:
         proc = subprocess.Popen(["bash", str(KIT), "--port", str(port)], env={**os.environ, **env},
                                 start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
     try:
-        yield
+        yield proc
     finally:
         stop_group(proc)
 
@@ -81,8 +81,12 @@ async def s2s_stack(log: pathlib.Path, **kit_env: str) -> AsyncIterator[str]:
     """The server and ``serve --upstream-kind realtime`` in front of it; yields the proxy's
     ``ws://127.0.0.1:PORT``."""
     upstream = free_port()
-    with kit(upstream, log, **kit_env):
-        await wait_until_serving(f"http://127.0.0.1:{upstream}/", KIT_START_S)
+    with kit(upstream, log, **kit_env) as proc:
+        try:  # a kit that exits (a wrong S2S_GIT_DIR, a failed install) fails at once, saying why
+            await wait_until_serving(f"http://127.0.0.1:{upstream}/", KIT_START_S, proc)
+        except AssertionError as exc:
+            tail = await asyncio.to_thread(log.read_text, errors="replace")
+            raise AssertionError(f"{exc}:\n{tail[-2000:]}") from None
         async with proxy_process(command(
                 "serve", "--upstream-kind", "realtime", "--upstream",
                 f"ws://127.0.0.1:{upstream}/v1/realtime", "--port", "0"), SERVING) as port:

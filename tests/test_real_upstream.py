@@ -43,11 +43,15 @@ def process(*argv: str, env: dict[str, str] | None = None) -> Iterator[subproces
         stop_group(proc)
 
 
-async def wait_until_serving(url: str, timeout_s: float) -> None:
-    """An external process gives no start signal: ask it, on a 0.1 s pace, until a deadline."""
+async def wait_until_serving(url: str, timeout_s: float,
+                             proc: subprocess.Popen[bytes] | None = None) -> None:
+    """An external process gives no start signal: ask it, on a 0.1 s pace, until a deadline;
+    if ``proc`` (the server's process) exits first, fail at once rather than at the deadline."""
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(within(timeout_s)), httpx.AsyncClient() as http:
         while True:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"the server exited ({proc.returncode}) before serving {url}")
             start = loop.time()
             try:
                 await http.get(url)
@@ -59,11 +63,11 @@ async def wait_until_serving(url: str, timeout_s: float) -> None:
 @contextlib.asynccontextmanager
 async def real_stack(**kit_env: str) -> AsyncIterator[str]:
     upstream_port, proxy_port = free_port(), free_port()
-    with process("bash", str(KIT), "--port", str(upstream_port), env=kit_env), \
+    with process("bash", str(KIT), "--port", str(upstream_port), env=kit_env) as kit, \
             process(sys.executable, "-m", "asgi_audio_proxy.cli", "serve", "--upstream",
                     f"http://127.0.0.1:{upstream_port}", "--port", str(proxy_port),
                     "--chunk-duration", "0.2"):
-        await wait_until_serving(f"http://127.0.0.1:{upstream_port}/health", 180)
+        await wait_until_serving(f"http://127.0.0.1:{upstream_port}/health", 180, kit)
         await wait_until_serving(f"http://127.0.0.1:{proxy_port}/", 30)
         yield f"ws://127.0.0.1:{proxy_port}/audio_proxy"
 
