@@ -22,7 +22,7 @@ import base64
 import binascii
 import contextlib
 import json
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,9 +211,14 @@ class TwilioPeer:
         It is looked at on every message in or out (so at least every 20 ms while the call lasts);
         a call the proxy closes first fails at once.
         """
-        async with asyncio.timeout(within(timeout_s)), self._arrived:
-            await self._arrived.wait_for(lambda: bool(self.broken) or predicate(self)
-                                         or self.close_code is not None)
+        deadline_s = within(timeout_s)
+        try:
+            async with asyncio.timeout(deadline_s), self._arrived:
+                await self._arrived.wait_for(lambda: bool(self.broken) or predicate(self)
+                                             or self.close_code is not None)
+        except TimeoutError:  # say what did come, so a failure shows how far the call got
+            seen = Counter(arrival.event for arrival in self.arrivals)
+            raise TimeoutError(f"not within {deadline_s:.1f} s; the proxy had sent {dict(seen)}") from None
         if self.broken:
             raise self.broken[0]
         if not predicate(self):
