@@ -17,12 +17,13 @@ from tests.conftest import running_simulator
 from tests.timing import within
 
 
-async def swallow_one_cancellation(swallowed: asyncio.Event) -> None:
+async def swallow_one_cancellation(waiting: asyncio.Event, swallowed: asyncio.Event) -> None:
     """A loop whose first cancellation is lost, as when a library's own timeout expires as the
     cancellation lands and the loop handles the resulting error as one more failed round."""
     while True:
         try:
-            await asyncio.sleep(3600)
+            waiting.set()
+            await asyncio.Event().wait()  # only a cancellation ends it
         except asyncio.CancelledError:
             if swallowed.is_set():
                 raise
@@ -31,10 +32,10 @@ async def swallow_one_cancellation(swallowed: asyncio.Event) -> None:
 
 async def test_a_task_that_swallows_its_cancellation_is_cancelled_again(
         caplog: pytest.LogCaptureFixture) -> None:
-    swallowed = asyncio.Event()
-    task = asyncio.create_task(swallow_one_cancellation(swallowed), name="stubborn")
-    await asyncio.sleep(0)  # the task reaches its first await
+    waiting, swallowed = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(swallow_one_cancellation(waiting, swallowed), name="stubborn")
     async with asyncio.timeout(within(5)):
+        await waiting.wait()
         await stop_task(task, grace_s=0.05)
     assert swallowed.is_set() and task.cancelled()
     assert "task stubborn still runs 0.05 s after it was cancelled" in caplog.text
@@ -45,7 +46,7 @@ async def test_the_error_a_task_ended_with_is_raised() -> None:
         raise RuntimeError("broken")
 
     task = asyncio.create_task(fails())
-    await asyncio.sleep(0)
+    await asyncio.wait({task})  # it has failed: stopping it now gives its error
     with pytest.raises(RuntimeError, match="broken"):
         await stop_task(task)
 
@@ -62,13 +63,13 @@ class SwallowingStore(MemoryLeaseStore):
     async def snapshot(self, urls: Sequence[str]) -> StoreSnapshot:
         self.blocked.set()
         try:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # only a cancellation ends it
         except asyncio.CancelledError:
             if self.swallowed.is_set():
                 raise
             self.swallowed.set()
             raise LeaseStoreUnavailable("the store timed out") from None
-        return await super().snapshot(urls)
+        raise AssertionError("a wait on an event never set ended")
 
 
 async def test_a_pool_whose_store_swallows_a_cancellation_still_closes(
