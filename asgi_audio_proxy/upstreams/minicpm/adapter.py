@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -38,9 +38,25 @@ logger = logging.getLogger("asgi_audio_proxy.upstream")
 #: the server ends a turn once speech in the last second drops under its threshold: 1.2 s of
 #: silence after a committed utterance always ends it, whatever ``vad_threshold`` is
 COMMIT_SILENCE_S = 1.2
-#: messages sent over a reply kept, to send again after a voice barge-in: 2 s covers the speech
-#: a detector needs before it cuts (a few hundred ms) with room to spare
+#: the last messages remembered, to send again after a voice barge-in those the server skipped:
+#: 2 s covers the speech a detector needs before it cuts (a few hundred ms) with room to spare
 RESEND_MESSAGES = 10
+
+
+@dataclass(slots=True)
+class _Sent:
+    """One message sent, until it is known whether the server heard it."""
+
+    index: int
+    message: bytes | None  # None once heard or sent again: nothing left to send
+    over_reply: bool  # sent while a reply was open (skipped, unless the ack says otherwise)
+    ack: str | None = None  # the server's finish reason once acknowledged
+
+    def skipped_since(self, first: int) -> bool:
+        """Whether this message is part of an interruption from ``first`` and went unheard."""
+        if self.index < first or self.message is None:
+            return False
+        return self.ack == "skip" or (self.ack is None and self.over_reply)
 
 
 class MiniCPMAdapter:
@@ -77,11 +93,13 @@ class MiniCPMAdapter:
         self._queued_bytes = 0
         self._in_flight_bytes = 0
         self._messages_sent = 0
-        # (index, message) of the last messages sent while a reply played: the server skips
-        # those (half duplex), so they are the ones a voice barge-in may need to send again
-        self._over_reply: deque[tuple[int, bytes]] = deque(maxlen=RESEND_MESSAGES)
-        self._resend: deque[bytes] = deque()  # to go first once the server listens again
-        self._in_flight_resent: deque[bool] = deque()  # per message in flight: a second try?
+        # the last messages sent: those the server skipped (half duplex: a reply was pending
+        # or playing) are the ones a voice barge-in sends again
+        self._recent: deque[_Sent] = deque(maxlen=RESEND_MESSAGES)
+        # a voice cut's first message: from there, what was skipped goes first once no reply
+        # is open and the server listens again
+        self._resend_from: int | None = None
+        self._in_flight: deque[_Sent | None] = deque()  # per message in flight; None: a resend
         self._skipped_run_s = 0.0  # audio skipped in a row with no reply playing
         # cleared while a stopped reply's body is still open: the upstream would skip audio
         # sent now, so it waits here until the next /completions is open (section 8)
@@ -131,14 +149,16 @@ class MiniCPMAdapter:
         return dropped
 
     def stop(self, resend_from_ms: float | None = None) -> bool:
+        if resend_from_ms is not None:
+            # half duplex: what was said over the reply was skipped. Even when the model's reply
+            # has already ended (the client still plays its queued audio), what the server
+            # skipped while it was open goes again
+            self._resend_from = int(resend_from_ms / 1000 / MESSAGE_DURATION_S)
         if not self._router.cut():
             return False  # no reply playing: a /stop now would kill the next one
         # cut here at once (section 8: the upstream's /stop is late)
         self._listening.clear()
         self._transport.stop()
-        if resend_from_ms is not None:  # half duplex: what was said over the reply was skipped
-            first = int(resend_from_ms / 1000 / MESSAGE_DURATION_S)
-            self._resend.extend(message for index, message in self._over_reply if index >= first)
         return True
 
     async def run(self, emit: Emit) -> None:
@@ -163,11 +183,8 @@ class MiniCPMAdapter:
         while True:
             message = await self._queue.get()
             await self._listening.wait()
-            while self._resend:  # the interruption first, at once: its time has passed
-                again = self._resend.popleft()
-                self._pacer.replayed(len(again))
-                self._in_flight_resent.append(True)
-                await self._transport.send_audio(again)
+            if self._resend_from is not None and not self._router.has_open_reply:
+                await self._send_again(self._resend_from)
             if self._backlog is None:  # what came while the conversation was being opened
                 self._backlog = self._queue.qsize() + 1
             # the opening's backlog goes at once (its schedule says so), later lateness catches
@@ -179,18 +196,32 @@ class MiniCPMAdapter:
             self._last_sent_at = loop.time()
             self._queued_bytes -= len(message)
             self._in_flight_bytes += len(message)
-            if self._router.has_open_reply:
-                self._over_reply.append((self._messages_sent, message))
+            sent = _Sent(self._messages_sent, message, self._router.has_open_reply)
+            self._recent.append(sent)
+            self._in_flight.append(sent)
             self._messages_sent += 1
-            self._in_flight_resent.append(False)
             await self._transport.send_audio(message)
+
+    async def _send_again(self, first: int) -> None:
+        """The interruption first, at once (its time has passed): what the server skipped of it."""
+        self._resend_from = None
+        for sent in [sent for sent in self._recent if sent.skipped_since(first)]:
+            again, sent.message = sent.message, None
+            assert again is not None  # skipped_since checked it
+            self._pacer.replayed(len(again))
+            self._in_flight.append(None)
+            await self._transport.send_audio(again)
 
     async def _read_acks(self, emit: Emit) -> None:
         async for nbytes, ack in self._transport.acks():
-            if self._in_flight_resent.popleft():  # counted when it was skipped the first time
+            sent = self._in_flight.popleft()
+            if sent is None:  # a resend: counted when it was skipped the first time
                 if ack.reason == "done":
                     emit(AudioOutcome(nbytes, "resent", "done"))
                 continue
+            sent.ack = ack.reason
+            if ack.reason != "skip":
+                sent.message = None  # heard (or refused): never sent again
             self._in_flight_bytes -= nbytes
             if ack.reason == "done":
                 self._skipped_run_s = 0.0
