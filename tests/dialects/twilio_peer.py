@@ -147,6 +147,7 @@ class TwilioPeer:
     echoed_at: list[float] = field(default_factory=list)
     broken: list[TwilioRuleBroken] = field(default_factory=list)
     close_code: int | None = None
+    close_detail: str = ""  # how the socket ended, as websockets tells it (who sent what)
     _sequence: int = 0
     _to_say: bytearray = field(default_factory=bytearray)
     _timeline: list[_Piece] = field(default_factory=list)
@@ -222,7 +223,8 @@ class TwilioPeer:
         if self.broken:
             raise self.broken[0]
         if not predicate(self):
-            raise AssertionError(f"the proxy closed the call (code {self.close_code}) first")
+            raise AssertionError(f"the call closed (code {self.close_code}: "
+                                 f"{self.close_detail or 'a close frame'}) first")
 
     def of(self, event: str) -> list[Arrival]:
         return [a for a in self.arrivals if a.event == event]
@@ -275,8 +277,8 @@ class TwilioPeer:
                 self.arrivals.append(Arrival(now, message))
                 await self._play(message, now)
                 await self._notify()
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            self.close_detail = str(exc)
         self.close_code = self.ws.close_code
         await self._notify()
 

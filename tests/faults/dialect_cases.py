@@ -276,17 +276,28 @@ async def dialect_input(case: str, server: str) -> Outcome:
     """One client does ``case`` in its dialect while a native client completes a round trip."""
     spec = DIALECT_CASES[case]
     outcome, checks = Outcome(case, server, spec.expected), Checks()
+
+    async def offend(base: str, recorder: SimulatorRecorder) -> str:
+        try:
+            return await spec.run(base, recorder, checks)
+        except Exception as exc:  # the row fails, and says how the proxy saw the sessions end
+            checks.failures.append(f"raised {exc!r}")
+            return f"raised {exc!r}"
+
     async with table_simulator(multi_conversation=True) as up, \
             three_dialects(server, up.url, **(spec.config or {})) as (app, base, ended):
         async with asyncio.TaskGroup() as tg:
             tg.create_task(bystander(base + "/", up.sim.recorder, checks))
-            offender = tg.create_task(spec.run(base, up.sim.recorder, checks))
+            offender = tg.create_task(offend(base, up.sim.recorder))
         async with asyncio.timeout(within(10)):
             await app.proxy.wait_idle()
         await upstream_settled(up.sim.recorder, checks)
     unbalanced = [s.summary() for s in ended if not s.balanced]
     checks.that("accounting balanced", not unbalanced, unbalanced)
     checks.equal("sessions ended", len(ended), 2)
+    if checks.failures:
+        checks.failures.append("the proxy's sessions: " + "; ".join(
+            f"{s.session_id}: {s.summary()}" for s in ended))
     outcome.observed = offender.result()
     outcome.failures = checks.failures
     return outcome
