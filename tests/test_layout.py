@@ -72,6 +72,17 @@ def test_the_top_level_names_are_imported_when_first_used() -> None:
     assert set(json.loads(loaded.stdout)) == {"audio", "simulator"}
 
 
+def test_the_command_line_loads_no_session_until_a_command_needs_one() -> None:
+    """Every ``asgi-audio-proxy`` process (``simulate``, ``client``) reads ``serve``'s settings
+    from ``edge``: its names are imported when first used, so that loads no session."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import json, sys, asgi_audio_proxy.cli; "
+         "print(json.dumps(sorted(m.split('.')[1] for m in sys.modules "
+         "if m.startswith('asgi_audio_proxy.'))))"],
+        capture_output=True, text=True, check=True, timeout=within(30))
+    assert not {"session", "dialects", "pool"} & set(json.loads(loaded.stdout))
+
+
 @pytest.mark.parametrize("package", sorted({p.parent for p in MODULES if p.parent != PACKAGE}),
                          ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_each_subpackage_exports_its_modules_all(package: pathlib.Path) -> None:
