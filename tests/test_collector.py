@@ -9,7 +9,7 @@ from tests.timing import within
 
 _PROBE = """
 import gc
-import asgi_audio_proxy.edge  # the start-up a serving process has done
+import asgi_audio_proxy.edge.middleware, asgi_audio_proxy.edge.serving  # a serving process's start-up
 from asgi_audio_proxy.edge.collector import YOUNG_THRESHOLD, settle_collector
 
 frozen = settle_collector()
