@@ -205,7 +205,10 @@ def _media(sid: str | None, sequence: int) -> str:
 
 async def twilio_dtmf_mid_reply(base: str, recorder: SimulatorRecorder, checks: Checks) -> str:
     async with TwilioPeer.call(base + "/twilio", stream_sid=SID) as peer:
-        peer.say(tone(660, 1.0, 8_000) + silence(1.4, 8_000))
+        # the simulator says back all it heard: a reply of some 9 s. The key goes as the first
+        # piece comes, but a starved loop may read it seconds later, and a reply the proxy has
+        # sent whole by then has nothing left to clear
+        peer.say(tone(660, 6.0, 8_000) + silence(1.4, 8_000))
         await peer.wait_for(lambda p: bool(p.of("media")), timeout_s=15)
         await peer.press("*")
         await peer.wait_for(lambda p: bool(p.of("clear")), timeout_s=5)
