@@ -68,8 +68,9 @@ async def serve_hypercorn(app: Any, **options: Any) -> AsyncIterator[int]:
     config.loglevel = "WARNING"
     config.graceful_timeout = 2.0
     # hypercorn's idle timer (5 s) starts at accept and is stopped once the request is read; a
-    # loop starved past it reads the request and closes the socket in the same turn, so the
-    # WebSocket opens, then ends with no close frame (1006). It scales as every test deadline
+    # loop starved past it can read the request and close the socket in the same turn, so the
+    # WebSocket opens, then ends with no close frame (1006; pgjones/hypercorn issue 68 reports
+    # such drops on slow machines). It scales as every test deadline
     config.keep_alive_timeout = within(config.keep_alive_timeout)
     for key, value in options.items():
         setattr(config, key, value)
