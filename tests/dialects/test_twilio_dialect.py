@@ -23,6 +23,7 @@ from asgi_audio_proxy.dialects.twilio import (
 from asgi_audio_proxy.errors import BadClientPayload, ClientError
 from asgi_audio_proxy.events import (
     AudioIn,
+    ClientEvent,
     ConfigApplied,
     Configure,
     DialectFrames,
@@ -188,6 +189,38 @@ def test_a_mapped_digit_stops_the_reply_and_others_are_counted() -> None:
              for d in "*5#"]
     assert [dialect.receive(p) for p in press] == [[StopReply("dtmf")], [], [StopReply("dtmf")]]
     assert dialect.other_digits == 1
+
+
+def _press(dialect: TwilioDialect, digit: str = "*") -> list[ClientEvent]:
+    return dialect.receive(inbound_message("dtmf", SID, 9, dtmf={"track": "inbound_track", "digit": digit}))
+
+
+def test_the_key_clears_a_reply_sent_whole_that_twilio_still_plays() -> None:
+    """After a stall the proxy sends late pieces at once: the reply has gone out whole, but
+    Twilio holds seconds of it. The key clears what it holds, the marks coming back cleared."""
+    dialect = _started(TwilioDialect(stop_digits="*"))
+    messages = _sent(dialect, [ReplyStarted(), ReplyAudio(tone(440, 0.2, 8_000), 8000),
+                               ReplyEnded("complete")])
+    names = [m["mark"]["name"] for m in messages[1::2]]
+    dialect.receive(inbound_message("mark", SID, 5, mark={"name": names[0]}))
+    events = _press(dialect)
+    assert events[0] == StopReply("dtmf")
+    assert isinstance(events[1], DialectFrames)
+    cleared = [check_outbound(frame, SID) for frame in events[1].frames]
+    assert cleared == [{"event": "clear", "streamSid": SID}]
+    for name in names[1:]:
+        dialect.receive(inbound_message("mark", SID, 6, mark={"name": name}))
+    assert (dialect.counts.heard_ms, dialect.counts.cleared_ms) == (40, 160)
+
+
+def test_the_key_sends_no_clear_of_its_own_while_the_reply_goes_out_or_once_it_has_played() -> None:
+    dialect = _started(TwilioDialect(stop_digits="*"))
+    messages = _sent(dialect, [ReplyStarted(), ReplyAudio(tone(440, 0.08, 8_000), 8000)])
+    assert _press(dialect) == [StopReply("dtmf")]  # the session cuts it, and that sends clear
+    _sent(dialect, [ReplyEnded("complete")])
+    for m in messages[1::2]:
+        dialect.receive(inbound_message("mark", SID, 6, mark={"name": m["mark"]["name"]}))
+    assert _press(dialect) == [StopReply("dtmf")]  # all of it played: nothing to clear
 
 
 def test_by_default_no_digit_stops_a_reply() -> None:

@@ -126,6 +126,7 @@ class TwilioDialect:
         #: DTMF keys pressed that stop nothing (the app may read them)
         self.other_digits = 0
         self._odd_byte = b""  # a reply's PCM16 sample split across two events
+        self._is_replying = False  # a reply has started on the wire and not ended
 
     # -- Twilio -> proxy ----------------------------------------------------------------------
 
@@ -182,7 +183,12 @@ class TwilioDialect:
     def _on_dtmf(self, message: dict[str, Any]) -> list[ClientEvent]:
         digit = require_string(require_object(message, "dtmf", "dtmf"), "digit", "dtmf")
         if digit in self.stop_digits:
-            return [StopReply("dtmf")]
+            if self._is_replying or not self.playback.pending_ms:
+                return [StopReply("dtmf")]  # the session cuts a reply still going out (clear)
+            # the reply went out whole, but Twilio still plays what it holds (a lead's worth, or
+            # seconds of pieces sent in a burst after a stall): the key stops that too
+            self.playback.clear()
+            return [StopReply("dtmf"), DialectFrames((outbound("clear", self._stream_sid),))]
         self.other_digits += 1
         return []
 
@@ -203,10 +209,12 @@ class TwilioDialect:
         if isinstance(event, ReplyStarted):
             self.playback.start_reply()
             self._odd_byte = b""
+            self._is_replying = True
         elif isinstance(event, ReplyAudio):
             return self._reply_audio(event)
         elif isinstance(event, ReplyEnded):
             self._odd_byte = b""
+            self._is_replying = False
             if event.reason == "stopped":
                 self.playback.clear()
                 if self.state is not StreamState.STREAMING:
