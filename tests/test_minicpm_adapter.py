@@ -6,7 +6,8 @@ duplex, section 5.5), ``done`` otherwise; each test sets which."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 from asgi_audio_proxy.audio import MESSAGE_BYTES
 from asgi_audio_proxy.config import ProxyConfig
@@ -43,13 +44,22 @@ async def _until(condition: Callable[[], bool], changed: asyncio.Event) -> None:
             await changed.wait()
 
 
-async def test_a_voice_cut_sends_again_only_what_was_said_over_the_reply() -> None:
-    transport = FakeUpstream()
+@contextlib.asynccontextmanager
+async def running() -> AsyncIterator[tuple[FakeUpstream, MiniCPMAdapter, Seen]]:
+    """An adapter over the fake transport, running (its ``emit`` a :class:`Seen`) until the end."""
+    transport, seen = FakeUpstream(), Seen()
     adapter = MiniCPMAdapter(ProxyConfig(chunk_duration=0.2), transport=transport)
-    seen = Seen()
-    events = seen.events
     task = asyncio.create_task(adapter.run(seen))
     try:
+        yield transport, adapter, seen
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_voice_cut_sends_again_only_what_was_said_over_the_reply() -> None:
+    async with running() as (transport, adapter, seen):
+        events = seen.events
         for n in (1, 2):  # before the reply: the server hears these
             await adapter.send_audio(_message(n))
         await _until(lambda: len(transport.chunks) == 2, transport.chunk_arrived)
@@ -70,16 +80,10 @@ async def test_a_voice_cut_sends_again_only_what_was_said_over_the_reply() -> No
         outcomes = [e.outcome for e in events if isinstance(e, AudioOutcome)]
         assert outcomes == ["sent", "sent", "skipped", "skipped", "resent", "resent", "sent"]
         assert transport.stops == 1
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_cut_from_a_later_moment_sends_again_only_what_came_after_it() -> None:
-    transport = FakeUpstream()
-    adapter = MiniCPMAdapter(ProxyConfig(chunk_duration=0.2), transport=transport)
-    task = asyncio.create_task(adapter.run(lambda event: None))
-    try:
+    async with running() as (transport, adapter, _):
         transport.push(ReplyMessage("assistant:\n", None, 0), ReplyMessage("Hello", None, 1))
         transport.ack_reason = "skip"
         for n in (1, 2, 3):  # all three over the reply
@@ -91,19 +95,12 @@ async def test_a_cut_from_a_later_moment_sends_again_only_what_came_after_it() -
         await adapter.send_audio(_message(4))
         await _until(lambda: len(transport.chunks) == 5, transport.chunk_arrived)
         assert [chunk[0] for chunk in transport.chunks] == [1, 2, 3, 3, 4]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_what_the_server_skipped_goes_again_even_when_its_reply_had_already_ended() -> None:
     """A late cut: the model's reply is over (the client still plays its queued audio), so there
     is nothing to stop upstream, but what was said over it was skipped all the same."""
-    transport = FakeUpstream()
-    adapter = MiniCPMAdapter(ProxyConfig(chunk_duration=0.2), transport=transport)
-    seen = Seen()
-    task = asyncio.create_task(adapter.run(seen))
-    try:
+    async with running() as (transport, adapter, seen):
         await adapter.send_audio(_message(1))  # heard
         await _until(lambda: len(transport.chunks) == 1, transport.chunk_arrived)
         transport.ack_reason = "skip"  # the server's VAD fired: a reply is pending, then plays
@@ -123,19 +120,12 @@ async def test_what_the_server_skipped_goes_again_even_when_its_reply_had_alread
         await _until(lambda: len(transport.chunks) == 7, transport.chunk_arrived)
         assert [chunk[0] for chunk in transport.chunks] == [1, 2, 3, 4, 2, 3, 5]
         assert transport.stops == 0
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_what_the_server_heard_over_a_reply_is_not_sent_twice() -> None:
     """Messages sent while the proxy thought a reply was open, but acknowledged ``done`` (the
     server had already finished it), were heard: a cut sends none of them again."""
-    transport = FakeUpstream()
-    adapter = MiniCPMAdapter(ProxyConfig(chunk_duration=0.2), transport=transport)
-    seen = Seen()
-    task = asyncio.create_task(adapter.run(seen))
-    try:
+    async with running() as (transport, adapter, seen):
         transport.push(ReplyMessage("assistant:\n", None, 0), ReplyMessage("Hello", None, 1))
         await _until(lambda: any(isinstance(e, ReplyStarted) for e in seen.events), seen.changed)
         transport.ack_reason = "skip"
@@ -150,6 +140,3 @@ async def test_what_the_server_heard_over_a_reply_is_not_sent_twice() -> None:
         await adapter.send_audio(_message(3))
         await _until(lambda: len(transport.chunks) == 4, transport.chunk_arrived)
         assert [chunk[0] for chunk in transport.chunks] == [1, 2, 1, 3]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
