@@ -19,6 +19,7 @@ from asgi_audio_proxy.dialects.base import ClientDialect, Frame
 from asgi_audio_proxy.dialects.realtime import realtime_dialect
 from asgi_audio_proxy.edge.middleware import AudioProxyMiddleware
 from asgi_audio_proxy.events import ServerEvent
+from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from tests.conftest import running_simulator
 from tests.dialects.test_realtime_sdk import check_key, not_found
 from tests.servers import serve
@@ -32,6 +33,7 @@ class Sent:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.model: UpstreamSimulator | None = None  # the model server behind the proxy
 
     def dialect(self, scope: Scope, config: ProxyConfig) -> ClientDialect:
         """The Realtime dialect, each frame it encodes kept on its way out."""
@@ -57,6 +59,7 @@ async def watched_proxy() -> AsyncIterator[tuple[str, Sent]]:
     (``ws://…/v1``) and what the proxy sent."""
     sent = Sent()
     async with running_simulator() as up:
+        sent.model = up.sim
         middleware = AudioProxyMiddleware(
             not_found, config=ProxyConfig(upstream_url=up.url, chunk_duration=0.2),
             dialects={"/v1/realtime": sent.dialect}, authenticate=check_key)

@@ -118,11 +118,15 @@ class Bot:
 
 
 @contextlib.asynccontextmanager
-async def pipecat_bot(session: events.SessionProperties) -> AsyncIterator[Bot]:
+async def pipecat_bot(session: events.SessionProperties, system_instruction: str | None = None,
+                      ) -> AsyncIterator[Bot]:
+    """The service's settings: ``session`` (its ``session_properties``) and, since Pipecat 1.9,
+    the ``system_instruction`` it sends as the session's ``instructions``."""
     async with watched_proxy() as (base_url, sent):
         llm = OpenAIRealtimeLLMService(api_key=KEY, base_url=base_url + "/realtime",
                                        settings=OpenAIRealtimeLLMService.Settings(
-                                           model="gpt-realtime", session_properties=session))
+                                           model="gpt-realtime", session_properties=session,
+                                           system_instruction=system_instruction))
         bot = Bot(llm, sent)
         runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(bot.worker)
