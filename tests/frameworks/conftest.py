@@ -54,14 +54,16 @@ class Sent:
 
 
 @contextlib.asynccontextmanager
-async def watched_proxy() -> AsyncIterator[tuple[str, Sent]]:
+async def watched_proxy(barge_in: str = "control", chunk_delay_s: float | None = None,
+                        ) -> AsyncIterator[tuple[str, Sent]]:
     """The simulator behind the proxy's ``/v1/realtime``; yields the SDKs' base URL
-    (``ws://…/v1``) and what the proxy sent."""
+    (``ws://…/v1``) and what the proxy sent. ``barge_in`` is the proxy's; ``chunk_delay_s``, the
+    simulator's time between reply chunks (a longer reply to talk over)."""
     sent = Sent()
-    async with running_simulator() as up:
+    async with running_simulator(**({} if chunk_delay_s is None else {"chunk_delay_s": chunk_delay_s})) as up:
         sent.model = up.sim
         middleware = AudioProxyMiddleware(
-            not_found, config=ProxyConfig(upstream_url=up.url, chunk_duration=0.2),
+            not_found, config=ProxyConfig(upstream_url=up.url, chunk_duration=0.2, barge_in=barge_in),
             dialects={"/v1/realtime": sent.dialect}, authenticate=check_key)
         try:
             async with serve("uvicorn", middleware) as port:

@@ -13,6 +13,7 @@ from pipecat.frames.frames import (
     ErrorFrame,
     Frame,
     InputAudioRawFrame,
+    InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
     ProposedUserStartedSpeakingFrame,
@@ -37,9 +38,10 @@ from tests.timing import within
 
 from .conftest import RATE_HZ, Sent, watched_proxy
 
-__all__ = ["RATE_HZ", "Bot", "LLMContext", "LLMContextFrame", "ProposedUserStartedSpeakingFrame",
-           "ProposedUserStoppedSpeakingFrame", "UserStartedSpeakingFrame", "UserStoppedSpeakingFrame",
-           "events", "pipecat_bot", "replies", "silence", "spoken"]
+__all__ = ["RATE_HZ", "Bot", "InterruptionFrame", "LLMContext", "LLMContextFrame",
+           "ProposedUserStartedSpeakingFrame", "ProposedUserStoppedSpeakingFrame",
+           "UserStartedSpeakingFrame", "UserStoppedSpeakingFrame", "events", "pipecat_bot", "replies",
+           "silence", "speaking", "spoken"]
 
 CHUNK_BYTES = RATE_HZ * 2 // 50  # 20 ms, as a transport delivers microphone audio
 
@@ -75,6 +77,17 @@ def replies(frames: list[Frame]) -> list[list[Frame]]:
         if isinstance(frame, LLMFullResponseEndFrame):
             out.append([])
     return out[:-1]
+
+
+def speaking(frames: list[Frame], reply: int) -> bool:
+    """Whether audio of reply number ``reply`` (from 1) has come."""
+    ended = 0
+    for frame in frames:
+        if isinstance(frame, LLMFullResponseEndFrame):
+            ended += 1
+        elif ended == reply - 1 and isinstance(frame, TTSAudioRawFrame) and frame.audio:
+            return True
+    return False
 
 
 def spoken(reply: list[Frame]) -> bool:
@@ -119,10 +132,11 @@ class Bot:
 
 @contextlib.asynccontextmanager
 async def pipecat_bot(session: events.SessionProperties, system_instruction: str | None = None,
-                      ) -> AsyncIterator[Bot]:
+                      **proxy: Any) -> AsyncIterator[Bot]:
     """The service's settings: ``session`` (its ``session_properties``) and, since Pipecat 1.9,
-    the ``system_instruction`` it sends as the session's ``instructions``."""
-    async with watched_proxy() as (base_url, sent):
+    the ``system_instruction`` it sends as the session's ``instructions``; ``proxy``, what
+    :func:`watched_proxy` takes."""
+    async with watched_proxy(**proxy) as (base_url, sent):
         llm = OpenAIRealtimeLLMService(api_key=KEY, base_url=base_url + "/realtime",
                                        settings=OpenAIRealtimeLLMService.Settings(
                                            model="gpt-realtime", session_properties=session,

@@ -1,9 +1,10 @@
 """Pipecat's ``OpenAIRealtimeLLMService`` (its current release) against the proxy in front of the
-simulator, headless on loopback: two spoken turns under the server's VAD, with
-``turn_detection`` off and local turns, and with the bot speaking first (an empty context, a
-system message, and the service's ``system_instruction``, which must reach the model as its
-prompt). After each: no fatal ``error`` (Pipecat ends its receive loop on one), the loop
-still running, audio and text in every reply. Skipped without the ``frameworks`` extra."""
+simulator, headless on loopback: two spoken turns under the server's VAD, with ``turn_detection``
+off and local turns, and with the bot speaking first (an empty context, a system message, and the
+service's ``system_instruction``, which must reach the model as its prompt); then talking over a
+reply, under the server's VAD and with local turns. After each: no fatal ``error`` (Pipecat ends
+its receive loop on one), the loop still running, audio and text in every reply. Skipped without
+the ``frameworks`` extra."""
 
 from __future__ import annotations
 
@@ -90,3 +91,66 @@ async def test_bot_speaks_first_then_two_turns(speech: list[bytes], messages: li
             assert bot.sent.model is not None
             told = bot.sent.model.recorder.options
             assert told and system_instruction in json.dumps(told[-1]), told
+
+
+def _done(bot: Any) -> list[tuple[str, str | None]]:
+    """Each reply's end, as the proxy told it: status and reason."""
+    dones = [e["response"] for e in bot.sent.events if e["type"] == "response.done"]
+    return [(d["status"], (d.get("status_details") or {}).get("reason")) for d in dones]
+
+
+async def test_talking_over_the_reply_under_server_vad_cuts_it_and_pipecat_truncates_it(
+        speech: list[bytes]) -> None:
+    """Voice barge-in with the server's VAD: the second question 0.4 s into the first reply (a
+    microphone open all along, as a transport's). The proxy ends that reply (``turn_detected``);
+    Pipecat truncates it where its audio stopped, which the proxy takes (an ``error`` instead
+    would end Pipecat's receive loop); the question gets a reply of its own."""
+    from .pipecat_bot import RATE_HZ, events, pipecat_bot, replies, silence, speaking, spoken
+
+    first, second = speech
+    async with pipecat_bot(events.SessionProperties(), barge_in="voice", chunk_delay_s=0.45) as bot:
+        await bot.say(first + silence(1.4, RATE_HZ))
+        while not speaking(bot.down.frames, 1):
+            await bot.say(silence(0.1, RATE_HZ))
+        await bot.say(silence(0.4, RATE_HZ) + second + silence(1.4, RATE_HZ))
+        await bot.down.until(lambda _: [s for s, _ in _done(bot)] == ["cancelled", "completed"])
+        assert _done(bot) == [("cancelled", "turn_detected"), ("completed", None)]
+        assert "conversation.item.truncated" in [e["type"] for e in bot.sent.events]
+        assert spoken(replies(bot.down.frames)[-1])
+        bot.check_alive()
+
+
+async def test_an_interruption_with_local_turns_cancels_the_reply_and_the_next_turn_is_answered(
+        speech: list[bytes]) -> None:
+    """``turn_detection`` off: the app's own turn detection interrupts the first reply while it
+    plays. Pipecat clears the input, cancels the response and truncates its item, then commits
+    the new turn: each is taken, none answered with an ``error``, and the turn gets a reply."""
+    from .pipecat_bot import (
+        InterruptionFrame,
+        UserStartedSpeakingFrame,
+        UserStoppedSpeakingFrame,
+        events,
+        pipecat_bot,
+        replies,
+        speaking,
+        spoken,
+    )
+
+    first, second = speech
+    manual = events.SessionProperties(audio=events.AudioConfiguration(
+        input=events.AudioInput(turn_detection=False)))
+    async with pipecat_bot(manual, chunk_delay_s=0.45) as bot:
+        await bot.push(UserStartedSpeakingFrame())
+        await bot.say(first)
+        await bot.push(UserStoppedSpeakingFrame())
+        await bot.down.until(lambda frames: speaking(frames, 1))
+        await bot.push(InterruptionFrame())
+        await bot.push(UserStartedSpeakingFrame())
+        await bot.say(second)
+        await bot.push(UserStoppedSpeakingFrame())
+        await bot.down.until(lambda _: [s for s, _ in _done(bot)] == ["cancelled", "completed"])
+        assert _done(bot) == [("cancelled", "client_cancelled"), ("completed", None)]
+        told = [e["type"] for e in bot.sent.events]
+        assert {"input_audio_buffer.cleared", "conversation.item.truncated"} <= set(told), told
+        assert spoken(replies(bot.down.frames)[-1])
+        bot.check_alive()
