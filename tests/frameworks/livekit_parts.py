@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -26,7 +27,8 @@ from tests.timing import within
 from .conftest import RATE_HZ, Sent, watched_proxy
 
 __all__ = ["RATE_HZ", "Agent", "AgentSession", "LiveKitAgent", "Microphone", "RealtimeModel", "Speaker",
-           "aiohttp", "heard", "livekit_agent", "llm", "replied", "silence", "watched_proxy"]
+           "SpeakingSession", "agent_session", "aiohttp", "heard", "livekit_agent", "llm", "replied",
+           "silence", "watched_proxy"]
 
 FRAME_SAMPLES = RATE_HZ // 50  # 20 ms frames, as a LiveKit room delivers them
 
@@ -125,14 +127,58 @@ class Speaker(io.AudioOutput):
         super().__init__(label="test speaker", capabilities=io.AudioOutputCapabilities(pause=False),
                          sample_rate=RATE_HZ)
         self.audio = bytearray()
+        self.playing = asyncio.Event()  # audio of a reply has come since its start
+        self._segment_bytes = 0
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
         await super().capture_frame(frame)
         self.audio.extend(frame.data.tobytes())
+        self._segment_bytes += len(frame.data.tobytes())
+        self.playing.set()
 
     def flush(self) -> None:
         super().flush()
-        self.on_playback_finished(playback_position=0.0, interrupted=False)
+        self._finished(interrupted=False)
 
     def clear_buffer(self) -> None:
-        self.on_playback_finished(playback_position=0.0, interrupted=True)
+        self._finished(interrupted=True)  # it played what it was given, as it came
+
+    def _finished(self, *, interrupted: bool) -> None:
+        position_s = self._segment_bytes / 2 / RATE_HZ
+        self._segment_bytes = 0
+        self.playing.clear()
+        self.on_playback_finished(playback_position=position_s if interrupted else 0.0,
+                                  interrupted=interrupted)
+
+
+@dataclass
+class SpeakingSession:
+    """An ``AgentSession`` with the plugin as its LLM, the test's microphone and speaker as its
+    audio, and what it said: its assistant items as they come, its errors, the proxy's events."""
+
+    session: AgentSession[None]
+    microphone: Microphone
+    speaker: Speaker
+    sent: Sent
+    replies: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    errors: list[Any] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def agent_session(**proxy: Any) -> AsyncIterator[SpeakingSession]:
+    """No room, so no LiveKit server; ``proxy``: what :func:`watched_proxy` takes."""
+    async with watched_proxy(**proxy) as (base_url, sent), aiohttp.ClientSession() as http:
+        model = RealtimeModel(base_url=base_url.replace("ws://", "http://", 1), api_key=KEY,
+                              http_session=http)
+        session: AgentSession[None] = AgentSession(llm=model)
+        it = SpeakingSession(session, Microphone(), Speaker(), sent)
+        session.input.audio, session.output.audio = it.microphone, it.speaker
+        session.on("error", it.errors.append)
+        session.on("conversation_item_added", lambda ev: it.replies.put_nowait(ev.item)
+                   if getattr(ev.item, "role", None) == "assistant" else None)
+        await session.start(agent=LiveKitAgent(instructions="Answer briefly."))
+        try:
+            yield it
+        finally:
+            await session.aclose()
+            await model.aclose()

@@ -5,17 +5,16 @@ with manual turns (``commit_audio`` + ``generate_reply``), with ``update_instruc
 first audio, after ``update_chat_ctx``, and after a ``generate_reply`` asked over silence. After
 each: no error from the proxy, audio and text in every reply. Then an ``AgentSession`` with the
 plugin as its LLM, its audio input and output set to a microphone and a speaker of the test's
-own (no room, so no LiveKit server). Skipped without the ``frameworks`` extra."""
+own (no room, so no LiveKit server): two turns, and a reply talked over. Skipped without the
+``frameworks`` extra."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
-from typing import Any
 
 import pytest
 
-from tests.dialects.test_realtime_sdk import KEY
 from tests.timing import within
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("livekit") is None,
@@ -88,39 +87,40 @@ async def test_generate_reply_after_silence_ends_then_two_turns(speech: list[byt
 
 
 async def test_agent_session_with_the_plugin_as_its_llm_two_turns(speech: list[bytes]) -> None:
-    from .livekit_parts import (
-        RATE_HZ,
-        AgentSession,
-        LiveKitAgent,
-        Microphone,
-        RealtimeModel,
-        Speaker,
-        aiohttp,
-        silence,
-        watched_proxy,
-    )
+    from .livekit_parts import RATE_HZ, agent_session, silence
 
-    async with watched_proxy() as (base_url, sent), aiohttp.ClientSession() as http:
-        model = RealtimeModel(base_url=base_url.replace("ws://", "http://", 1), api_key=KEY,
-                              http_session=http)
-        session: AgentSession[None] = AgentSession(llm=model)
-        microphone, speaker = Microphone(), Speaker()
-        session.input.audio, session.output.audio = microphone, speaker
-        errors: list[Any] = []
-        replies: asyncio.Queue[Any] = asyncio.Queue()
-        session.on("error", errors.append)
-        session.on("conversation_item_added",
-                   lambda ev: replies.put_nowait(ev.item) if getattr(ev.item, "role", None) == "assistant"
-                   else None)
-        await session.start(agent=LiveKitAgent(instructions="Answer briefly."))
-        try:
-            for question in speech:
-                heard_before = len(speaker.audio)
-                await microphone.say(question + silence(1.4, RATE_HZ))
-                async with asyncio.timeout(within(20)):
-                    reply = await replies.get()
-                assert reply.text_content and len(speaker.audio) > heard_before
-            assert not errors and not sent.errors
-        finally:
-            await session.aclose()
-            await model.aclose()
+    async with agent_session() as it:
+        for question in speech:
+            heard_before = len(it.speaker.audio)
+            await it.microphone.say(question + silence(1.4, RATE_HZ))
+            async with asyncio.timeout(within(20)):
+                reply = await it.replies.get()
+            assert reply.text_content and len(it.speaker.audio) > heard_before
+        assert not it.errors and not it.sent.errors
+
+
+async def test_agent_session_talked_over_stops_the_reply_and_answers_the_words(speech: list[bytes]) -> None:
+    """Voice barge-in under the plugin's default ``semantic_vad``: the second question 0.4 s into
+    the first reply. The reply ends cancelled, by the proxy's cut (``turn_detected``) or by the
+    session's own ``response.cancel`` on ``speech_started``, whichever comes first; the other
+    one's cancel, too late, gets OpenAI's "Cancellation failed" error, which the plugin ignores by
+    its text, and nothing else is an error. The question gets a reply of its own."""
+    from .livekit_parts import RATE_HZ, agent_session, silence
+
+    first, second = speech
+    async with agent_session(barge_in="voice", chunk_delay_s=0.45) as it:
+        await it.microphone.say(first + silence(1.4, RATE_HZ))
+        async with asyncio.timeout(within(20)):
+            await it.speaker.playing.wait()
+        await it.microphone.say(silence(0.4, RATE_HZ) + second + silence(1.4, RATE_HZ))
+        done: list[tuple[str, str | None]] = []
+        async with asyncio.timeout(within(30)):
+            while [status for status, _ in done] != ["cancelled", "completed"]:
+                reply = await it.replies.get()
+                done = [(e["response"]["status"], (e["response"].get("status_details") or {}).get("reason"))
+                        for e in it.sent.events if e["type"] == "response.done"]
+        assert done[0][1] in ("turn_detected", "client_cancelled"), done
+        assert reply.text_content
+        assert not it.errors
+        late_cancels = [e for e in it.sent.errors if e["error"]["message"].startswith("Cancellation failed")]
+        assert late_cancels == it.sent.errors, it.sent.errors
