@@ -31,7 +31,12 @@ Frame = str | bytes
 
 
 class ClientDialect(Protocol):
-    """One connection's wire format. Made per connection by a :data:`DialectFactory`."""
+    """One connection's wire format. Made per connection by a :data:`DialectFactory`.
+
+    A dialect may also have a ``wants_speech_cuts`` attribute, read as each piece of audio comes:
+    when it is ``True``, speech over a reply cuts it under the proxy's ``barge_in="control"`` too
+    (the client asked for it: a Realtime session's ``interrupt_response``). Optional, so dialects
+    written before it keep working."""
 
     @property
     def name(self) -> str:

@@ -101,6 +101,7 @@ class ClientInbound:
         self._touch = touch
         self._text_rate = RateLimit(config.max_text_frames_per_s)
         self._voice: VoiceWatch | None = None
+        self._voice_cuts = config.voice.policy == "voice"  # speech cuts replies whatever the client says
         self._voice_failure: AudioProxyError | None = None
         self._clock: Callable[[], float] | None = None  # the loop's: asyncio.get_running_loop()
         # costs a getpid() system call each time, and audio comes 50 times a second
@@ -219,8 +220,10 @@ class ClientInbound:
             self._ledger.dropped("too_fast", len(pcm))
             raise ClientError(f"audio is arriving {lead_s:.1f} s ahead of real time (the limit is "
                               f"{self._config.max_lead_s} s): stream at real-time pace")
-        if self._voice is not None:
-            self._act(self._voice.heard(pcm, rate))
+        if (voice := self._voice) is not None:
+            if not self._voice_cuts:  # a client that asks for cuts itself may change its mind
+                voice.cuts_replies = getattr(self._dialect, "wants_speech_cuts", False) is True
+            self._act(voice.heard(pcm, rate))
         await upstream.send_audio(pcm)  # a full buffer: back-pressure on the client
 
     def _now(self) -> float:

@@ -53,6 +53,16 @@ class VoiceWatch:
         self.tells_speech = True
 
     @property
+    def cuts_replies(self) -> bool:
+        """Whether speech over a reply cuts it: policy ``voice``, or the session says so for a
+        client that asked (a Realtime session's ``interrupt_response``); never under ``off``."""
+        return self._activity.cuts_replies
+
+    @cuts_replies.setter
+    def cuts_replies(self, cuts: bool) -> None:
+        self._activity.cuts_replies = cuts and self._config.policy != "off"
+
+    @property
     def coalesced_frames(self) -> int:
         """Frames the batch's model skipped because its thread fell behind (see ``vad.batch``)."""
         return self._stream.coalesced_frames if self._stream is not None else 0
@@ -69,7 +79,9 @@ class VoiceWatch:
         """
         if self._has_heard or not self.is_batchable:
             raise RuntimeError("only a Silero detector that has heard nothing yet can run batched")
+        cuts = self._activity.cuts_replies
         self._activity = VoiceActivity(self._config, frame_ms=FRAME_SAMPLES * 1000 / DETECTOR_RATE_HZ)
+        self._activity.cuts_replies = cuts
         self._on_heard = on_heard
         self._stream = batcher.join(self._judged)
 

@@ -93,6 +93,9 @@ class VoiceActivity:
         if detector is not None and frame_ms is not None:
             raise ValueError("give a detector or the frame_ms of one run elsewhere, not both")
         self._config = config
+        #: speech over a reply asks for a cut (:class:`CutReply`): policy ``voice``, or a client
+        #: that asked for it itself (the session sets it; never under policy ``off``)
+        self.cuts_replies = config.policy == "voice"
         elsewhere = frame_ms is not None
         self._detector = (detector if detector is not None or config.policy == "off" or elsewhere
                           else default_detector())
@@ -268,7 +271,7 @@ class VoiceActivity:
                 self._started = True
                 events.append(SpeechStarted(_ms(self._run_start)))
             if (
-                config.policy == "voice"
+                self.cuts_replies
                 and playing
                 and not self._has_asked_cut
                 and self._reply_speech_ms >= config.min_speech_ms

@@ -64,6 +64,19 @@ def test_turn_detection_null_is_kept_and_changes_no_option() -> None:
     assert rec.events[-1]["session"]["audio"]["input"]["turn_detection"] is None
 
 
+def test_speech_cuts_replies_while_turn_detection_interrupts_them() -> None:
+    """OpenAI's ``interrupt_response`` (on by default): the session's detector then cuts a reply
+    the user talks over, as OpenAI's server does, under the proxy's default ``barge_in``."""
+    d = dialect()
+    rec = Recorder(d)
+    assert d.wants_speech_cuts
+    for turn_detection, cuts in (({"interrupt_response": False}, False), ({"type": "semantic_vad"}, True),
+                                 (None, False), ({"type": "server_vad"}, True)):
+        update = {"audio": {"input": {"turn_detection": turn_detection}}}
+        rec.receive(client("session.update", session=update))
+        assert d.wants_speech_cuts is cuts, turn_detection
+
+
 def test_openai_voice_names_are_shown_but_keep_the_proxys_voice() -> None:
     rec = Recorder(dialect())
     [answer] = rec.receive(client("session.update", session={"audio": {"output": {"voice": "ash"}}}))

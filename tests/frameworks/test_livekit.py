@@ -100,15 +100,16 @@ async def test_agent_session_with_the_plugin_as_its_llm_two_turns(speech: list[b
 
 
 async def test_agent_session_talked_over_stops_the_reply_and_answers_the_words(speech: list[bytes]) -> None:
-    """Voice barge-in under the plugin's default ``semantic_vad``: the second question 0.4 s into
-    the first reply. The reply ends cancelled, by the proxy's cut (``turn_detected``) or by the
-    session's own ``response.cancel`` on ``speech_started``, whichever comes first; the other
-    one's cancel, too late, gets OpenAI's "Cancellation failed" error, which the plugin ignores by
-    its text, and nothing else is an error. The question gets a reply of its own."""
+    """The plugin's default ``semantic_vad``, the proxy's default ``barge_in``: the second
+    question 0.4 s into the first reply. The reply ends cancelled, by the proxy's cut
+    (``turn_detected``) or by the session's own ``response.cancel`` on ``speech_started``,
+    whichever comes first; the other one's cancel, too late, gets OpenAI's "Cancellation failed"
+    error, which the plugin ignores by its text, and nothing else is an error. The question gets a
+    reply of its own."""
     from .livekit_parts import RATE_HZ, agent_session, silence
 
     first, second = speech
-    async with agent_session(barge_in="voice", chunk_delay_s=0.45) as it:
+    async with agent_session(chunk_delay_s=0.45) as it:
         await it.microphone.say(first + silence(1.4, RATE_HZ))
         async with asyncio.timeout(within(20)):
             await it.speaker.playing.wait()

@@ -101,14 +101,15 @@ def _done(bot: Any) -> list[tuple[str, str | None]]:
 
 async def test_talking_over_the_reply_under_server_vad_cuts_it_and_pipecat_truncates_it(
         speech: list[bytes]) -> None:
-    """Voice barge-in with the server's VAD: the second question 0.4 s into the first reply (a
-    microphone open all along, as a transport's). The proxy ends that reply (``turn_detected``);
-    Pipecat truncates it where its audio stopped, which the proxy takes (an ``error`` instead
-    would end Pipecat's receive loop); the question gets a reply of its own."""
+    """The server's VAD, the proxy's default ``barge_in``: the second question 0.4 s into the
+    first reply (a microphone open all along, as a transport's). Pipecat leaves the cut to the
+    server (``interrupt_response``): the proxy ends that reply (``turn_detected``); Pipecat
+    truncates it where its audio stopped, which the proxy takes (an ``error`` instead would end
+    Pipecat's receive loop); the question gets a reply of its own."""
     from .pipecat_bot import RATE_HZ, events, pipecat_bot, replies, silence, speaking, spoken
 
     first, second = speech
-    async with pipecat_bot(events.SessionProperties(), barge_in="voice", chunk_delay_s=0.45) as bot:
+    async with pipecat_bot(events.SessionProperties(), chunk_delay_s=0.45) as bot:
         await bot.say(first + silence(1.4, RATE_HZ))
         while not speaking(bot.down.frames, 1):
             await bot.say(silence(0.1, RATE_HZ))

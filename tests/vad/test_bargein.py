@@ -170,6 +170,15 @@ def test_policy_control_reports_speech_but_never_cuts(bank: SpeechBank, reply: n
     assert len(heard.of(SpeechStarted)) == 1
 
 
+def test_under_policy_control_a_client_that_asks_for_cuts_gets_them(bank: SpeechBank,
+                                                                     reply: np.ndarray) -> None:
+    """A Realtime session's ``interrupt_response``: the session sets ``cuts_replies``."""
+    scene = speech_over_reply(bank, reply, 2, -20)
+    activity = VoiceActivity(BargeInConfig(policy="control"), SileroDetector())
+    activity.cuts_replies = True
+    assert len(play_scene(activity, scene).of(CutReply)) == 1
+
+
 def test_policy_off_reports_nothing(bank: SpeechBank, reply: np.ndarray) -> None:
     scene = speech_over_reply(bank, reply, 2, -20)
     assert play_scene(VoiceActivity(BargeInConfig(policy="off")), scene).events == []

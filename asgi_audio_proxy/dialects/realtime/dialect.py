@@ -104,6 +104,9 @@ class RealtimeDialect:
         self._encoder = OutputEncoder()
         self._max_chars = max_event_chars(config)
         self._conversation.manual = sc.is_manual(self._options.session)
+        #: speech over a reply cuts it (turn detection's ``interrupt_response``, OpenAI's default),
+        #: whatever the proxy's ``barge_in`` policy short of ``off``; follows ``session.update``
+        self.wants_speech_cuts = sc.interrupts_on_speech(self._options.session)
 
     @property
     def output_rate_hz(self) -> int:
@@ -168,6 +171,7 @@ class RealtimeDialect:
         if sc.audio_format(new, "input") != sc.audio_format(before, "input"):
             self._heard.format_changed()
         self._conversation.manual = sc.is_manual(new)
+        self.wants_speech_cuts = sc.interrupts_on_speech(new)
         if not changed:
             return [DialectFrames(tuple(self._frames([self._session_event("session.updated")])))]
         return [Configure(changed, acknowledge=True)]

@@ -231,6 +231,13 @@ def is_manual(session: Mapping[str, Any]) -> bool:
     return session["audio"]["input"]["turn_detection"] is None
 
 
+def interrupts_on_speech(session: Mapping[str, Any]) -> bool:
+    """Turn detection with ``interrupt_response`` (on unless set false): speech that starts over
+    a reply cancels it, as OpenAI's server does."""
+    turn = session["audio"]["input"]["turn_detection"]
+    return turn is not None and turn.get("interrupt_response", True) is not False
+
+
 def is_text_only(session: Mapping[str, Any]) -> bool:
     """``output_modalities: ['text']``: replies go out as text, their audio is not sent."""
     return "audio" not in session["output_modalities"]
