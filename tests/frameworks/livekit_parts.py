@@ -84,8 +84,9 @@ async def heard(generation: llm.GenerationCreatedEvent, timeout_s: float = 20) -
 
 
 @contextlib.asynccontextmanager
-async def livekit_agent(*, turn_detection_disabled: bool = False) -> AsyncIterator[Agent]:
-    async with watched_proxy() as (base_url, sent), aiohttp.ClientSession() as http:
+async def livekit_agent(*, turn_detection_disabled: bool = False, **proxy: Any) -> AsyncIterator[Agent]:
+    """``proxy``: what :func:`watched_proxy` takes."""
+    async with watched_proxy(**proxy) as (base_url, sent), aiohttp.ClientSession() as http:
         http_base = base_url.replace("ws://", "http://", 1)
         model = RealtimeModel(base_url=http_base, api_key=KEY, http_session=http)
         session = model.session(turn_detection_disabled=turn_detection_disabled)

@@ -1,12 +1,12 @@
-"""LiveKit Agents' OpenAI plugin (``RealtimeModel(...).session()``, its current release) against the
-proxy in front of the simulator, headless on loopback (no LiveKit server: the session is driven
-directly, as ``AgentSession`` drives it): two spoken turns under its default ``semantic_vad``,
-with manual turns (``commit_audio`` + ``generate_reply``), with ``update_instructions`` after the
-first audio, after ``update_chat_ctx``, and after a ``generate_reply`` asked over silence. After
-each: no error from the proxy, audio and text in every reply. Then an ``AgentSession`` with the
-plugin as its LLM, its audio input and output set to a microphone and a speaker of the test's
-own (no room, so no LiveKit server): two turns, and a reply talked over. Skipped without the
-``frameworks`` extra."""
+"""LiveKit Agents' OpenAI plugin (``RealtimeModel(...).session()``, its current release) against
+the proxy in front of the simulator, headless on loopback (no LiveKit server: the session is driven
+directly, as ``AgentSession`` drives it): two spoken turns under its default ``semantic_vad``, with
+manual turns (``commit_audio`` + ``generate_reply``, and a reply interrupted and truncated), with
+``update_instructions`` after the first audio, after ``update_chat_ctx``, and after a
+``generate_reply`` asked over silence. After each: no error from the proxy, audio and text in every
+reply. Then an ``AgentSession`` with the plugin as its LLM, its audio input and output set to a
+microphone and a speaker of the test's own (no room, so no LiveKit server): two turns, and a reply
+talked over. Skipped without the ``frameworks`` extra."""
 
 from __future__ import annotations
 
@@ -41,6 +41,36 @@ async def test_manual_turns_commit_and_generate_reply(speech: list[bytes]) -> No
                 generation = await agent.session.generate_reply()  # fails at 10 s without its metadata
             assert generation.user_initiated
             assert replied(await heard(generation))
+        assert not agent.errors and not agent.sent.errors
+
+
+async def test_manual_turns_interrupt_and_truncate_a_reply_then_take_the_next_turn(
+        speech: list[bytes]) -> None:
+    """What an ``AgentSession`` with turns of its own does when the user talks over a reply:
+    ``interrupt()`` (``response.cancel``) and ``truncate`` where the audio stopped, at its first
+    frame; both are taken, and the next turn gets its reply."""
+    from .livekit_parts import heard, livekit_agent, replied
+
+    first, second = speech
+    async with livekit_agent(turn_detection_disabled=True, chunk_delay_s=0.45) as agent:
+        await agent.say(first)
+        agent.session.commit_audio()
+        async with asyncio.timeout(within(20)):
+            generation = await agent.session.generate_reply()
+            message = await anext(aiter(generation.message_stream))
+            frame = await anext(aiter(message.audio_stream))
+        agent.session.interrupt()
+        played_ms = frame.samples_per_channel * 1000 // frame.sample_rate
+        agent.session.truncate(message_id=message.message_id, modalities=["audio"], audio_end_ms=played_ms)
+        await agent.say(second)
+        agent.session.commit_audio()
+        async with asyncio.timeout(within(10)):
+            generation = await agent.session.generate_reply()
+        assert replied(await heard(generation))
+        dones = [e["response"] for e in agent.sent.events if e["type"] == "response.done"]
+        assert [d["status"] for d in dones] == ["cancelled", "completed"], dones
+        truncated = [e for e in agent.sent.events if e["type"] == "conversation.item.truncated"]
+        assert [(e["item_id"], e["audio_end_ms"]) for e in truncated] == [(message.message_id, played_ms)]
         assert not agent.errors and not agent.sent.errors
 
 
