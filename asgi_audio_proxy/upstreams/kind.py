@@ -31,6 +31,11 @@ HealthProbe = Callable[[httpx.AsyncClient, str, float], Awaitable[str | None]]
 
 #: idle connections kept for reuse; each live session also holds one open /completions
 MAX_KEEPALIVE_CONNECTIONS = 32
+#: how long an idle connection is kept for reuse: well under the keep-alive timeout of the servers
+#: the model servers run on (uvicorn's and hypercorn's are 5 s, httpx's own expiry too). At equal
+#: times a request can go out on a connection the server closes at that moment, and fails with
+#: a ``ReadError``: a session starting then ended "cannot reach the upstream"
+KEEPALIVE_EXPIRY_S = 2.0
 
 
 def new_http_client() -> httpx.AsyncClient:
@@ -38,10 +43,12 @@ def new_http_client() -> httpx.AsyncClient:
 
     Its pool has no connection cap: every live session keeps one ``/completions`` stream open
     for its whole life, so httpx's default cap of 100 would make the 101st session wait for a
-    connection until its connect timeout. Limit sessions with ``ProxyConfig.max_sessions``.
+    connection until its connect timeout. Limit sessions with ``ProxyConfig.max_sessions``. An
+    idle connection is not reused after :data:`KEEPALIVE_EXPIRY_S`.
     Proxy settings from the environment are ignored: the upstream is a local GPU server.
     """
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
+                          keepalive_expiry=KEEPALIVE_EXPIRY_S)
     return httpx.AsyncClient(trust_env=False, limits=limits, verify=_tls_context())
 
 
