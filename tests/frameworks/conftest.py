@@ -49,21 +49,26 @@ class Sent:
         return dialect
 
     @property
+    def ends(self) -> list[tuple[str, str | None]]:
+        """Each reply's end as the proxy told it (``response.done``): its status and reason."""
+        dones = [event["response"] for event in self.events if event["type"] == "response.done"]
+        return [(d["status"], (d.get("status_details") or {}).get("reason")) for d in dones]
+
+    @property
     def errors(self) -> list[dict[str, Any]]:
         return [event for event in self.events if event["type"] == "error"]
 
 
 @contextlib.asynccontextmanager
-async def watched_proxy(barge_in: str = "control", chunk_delay_s: float | None = None,
-                        ) -> AsyncIterator[tuple[str, Sent]]:
+async def watched_proxy(chunk_delay_s: float | None = None) -> AsyncIterator[tuple[str, Sent]]:
     """The simulator behind the proxy's ``/v1/realtime``; yields the SDKs' base URL
-    (``ws://…/v1``) and what the proxy sent. ``barge_in`` is the proxy's; ``chunk_delay_s``, the
-    simulator's time between reply chunks (a longer reply to talk over)."""
+    (``ws://…/v1``) and what the proxy sent. ``chunk_delay_s``: the simulator's time between
+    reply chunks (a longer reply to talk over)."""
     sent = Sent()
     async with running_simulator(**({} if chunk_delay_s is None else {"chunk_delay_s": chunk_delay_s})) as up:
         sent.model = up.sim
         middleware = AudioProxyMiddleware(
-            not_found, config=ProxyConfig(upstream_url=up.url, chunk_duration=0.2, barge_in=barge_in),
+            not_found, config=ProxyConfig(upstream_url=up.url, chunk_duration=0.2),
             dialects={"/v1/realtime": sent.dialect}, authenticate=check_key)
         try:
             async with serve("uvicorn", middleware) as port:

@@ -26,9 +26,8 @@ from tests.timing import within
 
 from .conftest import RATE_HZ, Sent, watched_proxy
 
-__all__ = ["RATE_HZ", "Agent", "AgentSession", "LiveKitAgent", "Microphone", "RealtimeModel", "Speaker",
-           "SpeakingSession", "agent_session", "aiohttp", "heard", "livekit_agent", "llm", "replied",
-           "silence", "watched_proxy"]
+__all__ = ["RATE_HZ", "Agent", "Microphone", "Speaker", "SpeakingSession", "agent_session", "heard",
+           "livekit_agent", "llm", "realtime_model", "replied", "silence"]
 
 FRAME_SAMPLES = RATE_HZ // 50  # 20 ms frames, as a LiveKit room delivers them
 
@@ -84,17 +83,27 @@ async def heard(generation: llm.GenerationCreatedEvent, timeout_s: float = 20) -
 
 
 @contextlib.asynccontextmanager
+async def realtime_model(**proxy: Any) -> AsyncIterator[tuple[RealtimeModel, Sent]]:
+    """The plugin's model against :func:`watched_proxy` (``proxy``: what it takes), and what the
+    proxy sent; closed after."""
+    async with watched_proxy(**proxy) as (base_url, sent), aiohttp.ClientSession() as http:
+        model = RealtimeModel(base_url=base_url.replace("ws://", "http://", 1), api_key=KEY,
+                              http_session=http)
+        try:
+            yield model, sent
+        finally:
+            await model.aclose()
+
+
+@contextlib.asynccontextmanager
 async def livekit_agent(*, turn_detection_disabled: bool = False, **proxy: Any) -> AsyncIterator[Agent]:
     """``proxy``: what :func:`watched_proxy` takes."""
-    async with watched_proxy(**proxy) as (base_url, sent), aiohttp.ClientSession() as http:
-        http_base = base_url.replace("ws://", "http://", 1)
-        model = RealtimeModel(base_url=http_base, api_key=KEY, http_session=http)
+    async with realtime_model(**proxy) as (model, sent):
         session = model.session(turn_detection_disabled=turn_detection_disabled)
         try:
             yield Agent(session, sent)
         finally:
             await session.aclose()
-            await model.aclose()
 
 
 def replied(reply: tuple[bytes, str]) -> bool:
@@ -168,9 +177,7 @@ class SpeakingSession:
 @contextlib.asynccontextmanager
 async def agent_session(**proxy: Any) -> AsyncIterator[SpeakingSession]:
     """No room, so no LiveKit server; ``proxy``: what :func:`watched_proxy` takes."""
-    async with watched_proxy(**proxy) as (base_url, sent), aiohttp.ClientSession() as http:
-        model = RealtimeModel(base_url=base_url.replace("ws://", "http://", 1), api_key=KEY,
-                              http_session=http)
+    async with realtime_model(**proxy) as (model, sent):
         session: AgentSession[None] = AgentSession(llm=model)
         it = SpeakingSession(session, Microphone(), Speaker(), sent)
         session.input.audio, session.output.audio = it.microphone, it.speaker
@@ -182,4 +189,3 @@ async def agent_session(**proxy: Any) -> AsyncIterator[SpeakingSession]:
             yield it
         finally:
             await session.aclose()
-            await model.aclose()

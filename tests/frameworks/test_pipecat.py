@@ -93,12 +93,6 @@ async def test_bot_speaks_first_then_two_turns(speech: list[bytes], messages: li
             assert told and system_instruction in json.dumps(told[-1]), told
 
 
-def _done(bot: Any) -> list[tuple[str, str | None]]:
-    """Each reply's end, as the proxy told it: status and reason."""
-    dones = [e["response"] for e in bot.sent.events if e["type"] == "response.done"]
-    return [(d["status"], (d.get("status_details") or {}).get("reason")) for d in dones]
-
-
 async def test_talking_over_the_reply_under_server_vad_cuts_it_and_pipecat_truncates_it(
         speech: list[bytes]) -> None:
     """The server's VAD, the proxy's default ``barge_in``: the second question 0.4 s into the
@@ -114,8 +108,8 @@ async def test_talking_over_the_reply_under_server_vad_cuts_it_and_pipecat_trunc
         while not speaking(bot.down.frames, 1):
             await bot.say(silence(0.1, RATE_HZ))
         await bot.say(silence(0.4, RATE_HZ) + second + silence(1.4, RATE_HZ))
-        await bot.down.until(lambda _: [s for s, _ in _done(bot)] == ["cancelled", "completed"])
-        assert _done(bot) == [("cancelled", "turn_detected"), ("completed", None)]
+        await bot.down.until(lambda _: [s for s, _ in bot.sent.ends] == ["cancelled", "completed"])
+        assert bot.sent.ends == [("cancelled", "turn_detected"), ("completed", None)]
         assert "conversation.item.truncated" in [e["type"] for e in bot.sent.events]
         assert spoken(replies(bot.down.frames)[-1])
         bot.check_alive()
@@ -149,8 +143,8 @@ async def test_an_interruption_with_local_turns_cancels_the_reply_and_the_next_t
         await bot.push(UserStartedSpeakingFrame())
         await bot.say(second)
         await bot.push(UserStoppedSpeakingFrame())
-        await bot.down.until(lambda _: [s for s, _ in _done(bot)] == ["cancelled", "completed"])
-        assert _done(bot) == [("cancelled", "client_cancelled"), ("completed", None)]
+        await bot.down.until(lambda _: [s for s, _ in bot.sent.ends] == ["cancelled", "completed"])
+        assert bot.sent.ends == [("cancelled", "client_cancelled"), ("completed", None)]
         told = [e["type"] for e in bot.sent.events]
         assert {"input_audio_buffer.cleared", "conversation.item.truncated"} <= set(told), told
         assert spoken(replies(bot.down.frames)[-1])
