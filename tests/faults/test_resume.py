@@ -6,18 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.observe import Outcome
-from tests.faults.table import Scenario, outcomes_of, scenarios
-
-SCENARIOS = scenarios("resume")
+from tests.faults.parts import check, rows
+from tests.faults.table import Scenario
 
 
-@pytest.fixture(scope="module")
-def outcomes() -> dict[str, Outcome]:
-    return outcomes_of(SCENARIOS)
-
-
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.id)
-def test_resume_row_holds(scenario: Scenario, outcomes: dict[str, Outcome]) -> None:
-    outcome = outcomes[scenario.id]
-    assert outcome.held, "\n".join([outcome.observed, *outcome.failures])
+@pytest.mark.parametrize("scenario", rows("resume"))
+def test_resume_row_holds(scenario: Scenario) -> None:
+    check(scenario)

@@ -3,26 +3,17 @@
 
 The client gets a proper close (1001, or uvicorn's own 1012), the upstream a ``/stop`` and its
 connections closed, and the process exits with status 0 within the grace period (the fault
-table's ``shutdown`` group, run at once).
+table's ``shutdown`` group; the hypercorn row in the slow part, ``parts.py``).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.faults.observe import Outcome
-from tests.faults.table import Scenario, outcomes_of, scenarios
-
-SCENARIOS = scenarios("shutdown")
+from tests.faults.parts import check, rows
+from tests.faults.table import Scenario
 
 
-@pytest.fixture(scope="module")
-def outcomes() -> dict[str, Outcome]:
-    return outcomes_of(SCENARIOS)
-
-
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.server)
-def test_sigterm_mid_reply_closes_1001_stops_upstream_and_exits_0(
-        scenario: Scenario, outcomes: dict[str, Outcome]) -> None:
-    outcome = outcomes[scenario.id]
-    assert outcome.held, "\n".join([outcome.observed, *outcome.failures])
+@pytest.mark.parametrize("scenario", rows("shutdown", ids=lambda s: s.server))
+def test_sigterm_mid_reply_closes_1001_stops_upstream_and_exits_0(scenario: Scenario) -> None:
+    check(scenario)
