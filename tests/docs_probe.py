@@ -34,6 +34,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.http_clients import http_client
 from tests.timing import within
 
 __all__ = ["main"]
@@ -59,7 +60,7 @@ async def ws_check(args: argparse.Namespace) -> dict[str, Any]:
 
 async def http_check(args: argparse.Namespace) -> dict[str, Any]:
     headers = dict(h.split(":", 1) for h in args.header)
-    async with httpx.AsyncClient(trust_env=False, timeout=within(10)) as client:
+    async with http_client(trust_env=False, timeout=within(10)) as client:
         if args.post is None:
             response = await client.get(args.url, headers=headers)
         else:

@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection
 
 from asgi_audio_proxy.audio import MESSAGE_BYTES, pcm16_to_wav
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
+from tests.http_clients import http_client
 from tests.servers import serve_uvicorn
 from tests.signals import silence, tone
 from tests.timing import FakeClock, within
@@ -51,7 +52,7 @@ def ack(uid: str, reason: str, content: str = "success") -> str:
 async def running(sim: UpstreamSimulator) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     async with serve_uvicorn(sim, timeout_graceful_shutdown=1) as port:
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(within(10))) as client:
+        async with http_client(base_url=base, timeout=httpx.Timeout(within(10))) as client:
             yield client, f"ws://127.0.0.1:{port}"
 
 

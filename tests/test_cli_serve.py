@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from asgi_audio_proxy.cli import build_parser, main
@@ -24,6 +23,7 @@ from asgi_audio_proxy.dialects.native_client import QueuedMessage, ReadyMessage,
 from asgi_audio_proxy.edge.serving import build_server_app
 from asgi_audio_proxy.edge.settings import SERVE_SETTINGS, ServeSettings, SettingError, resolve_settings
 from tests.clients import arrive
+from tests.http_clients import http_client
 from tests.processes import metric_totals
 from tests.redis_server import HAVE_REDIS, SKIP_REASON
 from tests.test_one_conversation import (
@@ -144,7 +144,7 @@ async def serve_process(how: str, upstreams: list[str], redis: str, prefix: str)
 
 async def scrape(base: str) -> dict[str, float]:
     """The process's metrics, summed over labels: ``{"audio_proxy_live_sessions": 2.0, ...}``."""
-    async with httpx.AsyncClient(trust_env=False, timeout=within(10)) as client:
+    async with http_client(trust_env=False, timeout=within(10)) as client:
         response = await client.get(f"http://{base}/metrics")
     assert response.status_code == 200, response.text
     return metric_totals(response.text)

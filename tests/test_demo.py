@@ -16,7 +16,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -25,6 +24,7 @@ from asgi_audio_proxy.demo.server import DemoServer
 from asgi_audio_proxy.dialects.native_client import QueuedMessage, ReadyMessage
 from tests.clients import arrive
 from tests.conftest import running_simulator
+from tests.http_clients import http_client
 from tests.processes import stop
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.test_one_conversation import utterance, watched_simulator
@@ -70,7 +70,7 @@ async def demo() -> AsyncIterator[DemoServer]:
 
 
 async def test_demo_serves_the_page_and_its_files_without_any_cdn(demo: DemoServer) -> None:
-    async with httpx.AsyncClient(base_url=demo.url, trust_env=False) as client:
+    async with http_client(base_url=demo.url, trust_env=False) as client:
         page = await client.get("/")
         script = await client.get("/static/demo.js")
         worklet = await client.get("/static/worklet.js")
@@ -153,7 +153,7 @@ async def test_demo_command_prints_its_url_and_stops_on_ctrl_c() -> None:
             line = (await proc.stdout.readline()).decode()
         match = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
         assert match, line
-        async with httpx.AsyncClient(trust_env=False) as client:
+        async with http_client(trust_env=False) as client:
             page = await client.get(match.group(1))
             health = await client.get(match.group(1) + "upstream/health")  # as the pool asks
         assert page.status_code == 200 and "Talk to it" in page.text

@@ -12,11 +12,11 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from asgi_audio_proxy.config import DEFAULT_RESUME_GRACE_S
 from asgi_audio_proxy.demo.server import DEMO_PAGE_DIR, DemoServer
+from tests.http_clients import http_client
 from tests.timing import within
 
 NODE = shutil.which("node")
@@ -45,7 +45,7 @@ async def demo() -> AsyncIterator[DemoServer]:
 
 async def test_the_demo_tells_the_page_whether_it_answers_calls_and_how_long_it_holds_a_cut(
         demo: DemoServer) -> None:
-    async with httpx.AsyncClient(base_url=demo.url, trust_env=False) as client:
+    async with http_client(base_url=demo.url, trust_env=False) as client:
         settings = await client.get("/demo.json")
         scripts = [await client.get(f"/static/{name}")
                    for name in ("call.js", "conversation.js", "resume.js")]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from asgi_audio_proxy.config import ProxyConfig
@@ -17,6 +16,7 @@ from asgi_audio_proxy.pool.pool import UpstreamPool
 from tests.clients import arrive
 from tests.conftest import running_simulator
 from tests.fakes import FakeClient
+from tests.http_clients import http_client
 from tests.servers import serve_uvicorn
 from tests.test_pool import UTTERANCE
 from tests.timing import FakeClock, within
@@ -67,7 +67,7 @@ async def test_a_scrape_of_a_live_pooled_proxy_shows_sessions_queue_leases_and_t
     async with running_simulator() as up:
         pool = UpstreamPool([up.url], metrics=metrics, health_interval_s=0.1)
         proxy = AudioProxy(ProxyConfig(chunk_duration=0.2), leaser=pool, metrics=metrics)
-        async with serve_uvicorn(proxy) as port, httpx.AsyncClient() as http:
+        async with serve_uvicorn(proxy) as port, http_client() as http:
             scrape_url = f"http://127.0.0.1:{port}/metrics"
             first, _ = await arrive(f"ws://127.0.0.1:{port}/")
             second, event = await arrive(f"ws://127.0.0.1:{port}/")
@@ -99,6 +99,6 @@ async def test_a_scrape_of_a_live_pooled_proxy_shows_sessions_queue_leases_and_t
 
 async def test_without_metrics_the_path_is_just_another_http_request() -> None:
     proxy = AudioProxy(ProxyConfig())
-    async with serve_uvicorn(proxy) as port, httpx.AsyncClient() as http:
+    async with serve_uvicorn(proxy) as port, http_client() as http:
         assert (await http.get(f"http://127.0.0.1:{port}/metrics")).status_code == 426
     await proxy.aclose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -16,6 +15,7 @@ from asgi_audio_proxy import AudioProxy, AudioProxyMiddleware, ProxyConfig, Voic
 from asgi_audio_proxy.dialects.native_client import ErrorMessage, TurnEndMessage, decode_message
 from tests.clients import ProxyClient
 from tests.conftest import Upstream
+from tests.http_clients import http_client
 from tests.servers import serve
 from tests.signals import dominant_frequency_hz, silence, tone
 
@@ -41,7 +41,7 @@ async def echo_ws(websocket: Any) -> None:
 
 async def test_plain_http_gets_426(upstream: Upstream) -> None:
     proxy = AudioProxy(ProxyConfig(upstream_url=upstream.url))
-    async with serve("uvicorn", proxy) as port, httpx.AsyncClient() as http:
+    async with serve("uvicorn", proxy) as port, http_client() as http:
         response = await http.get(f"http://127.0.0.1:{port}/anything")
     assert response.status_code == 426
     assert response.headers["upgrade"] == "websocket"
@@ -62,7 +62,7 @@ async def test_middleware_passes_everything_else_through(server: str, upstream: 
     app.add_middleware(AudioProxyMiddleware, path="/audio_proxy",
                        config=ProxyConfig(upstream_url=upstream.url, chunk_duration=0.2))
     async with serve(server, app) as port:
-        async with httpx.AsyncClient() as http:
+        async with http_client() as http:
             response = await http.get(f"http://127.0.0.1:{port}/hello")
             assert response.json() == {"hello": "world"}
             assert (await http.get(f"http://127.0.0.1:{port}/audio_proxy")).status_code == 404

@@ -11,7 +11,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -29,6 +28,7 @@ from asgi_audio_proxy.upstreams.minicpm.kind import MINICPM, minicpm_kind
 from asgi_audio_proxy.upstreams.minicpm.settings import MiniCPMSettings
 from tests.clients import ProxyClient, at_real_time
 from tests.conftest import running_simulator
+from tests.http_clients import http_client
 from tests.servers import serve
 from tests.signals import tone
 from tests.timing import within
@@ -74,7 +74,7 @@ async def test_proxy_config_keywords_reach_the_kind_and_its_adapter() -> None:
     expected = MiniCPMSettings(chunk_duration=1.0, ack_timeout_s=3.0, reply_stall_timeout_s=4.0,
                                max_skipped_s=5.0)
     assert settings_of(proxy.kind) == expected
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         adapter = proxy.kind.factory("http://127.0.0.1:1", proxy.config, http, LOG)
         # a kind that never saw the config (a pool server's own) takes them when it makes one
         plain = MINICPM.factory("http://127.0.0.1:1", config, http, LOG)

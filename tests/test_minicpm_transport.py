@@ -15,10 +15,9 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 
-import httpx
-
 from asgi_audio_proxy.config import ProxyConfig
 from asgi_audio_proxy.upstreams.minicpm.transport import MiniCPMTransport
+from tests.http_clients import http_client
 from tests.timing import within
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
@@ -88,7 +87,7 @@ async def silent_upstream() -> AsyncIterator[tuple[SilentOnClose, str]]:
 async def test_the_websocket_closes_though_the_upstream_never_answers_its_close() -> None:
     # websockets gives up on the closing handshake after close_timeout_s and drops the
     # connection itself; nothing may cut that short and leave the socket open
-    async with silent_upstream() as (silent, url), httpx.AsyncClient(trust_env=False) as http:
+    async with silent_upstream() as (silent, url), http_client(trust_env=False) as http:
         config = ProxyConfig(upstream_url=url, close_timeout_s=0.2)
         transport = MiniCPMTransport(config, http)
         await transport.connect(config.client_options(None))
@@ -138,7 +137,7 @@ async def test_each_acknowledgement_reads_as_its_own_text_says_repeated_or_not()
     server = await asyncio.start_server(server_side.serve, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     try:
-        async with httpx.AsyncClient(trust_env=False) as http:
+        async with http_client(trust_env=False) as http:
             config = ProxyConfig(upstream_url=url, close_timeout_s=0.2)
             transport = MiniCPMTransport(config, http)
             await transport.connect(config.client_options(None))

@@ -15,7 +15,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
@@ -31,6 +30,7 @@ from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter
 from asgi_audio_proxy.upstreams.registry import named_kind
 from tests.fakes import FakeClient, FakeUpstream, OpenLeaser
 from tests.faults.silent import silent_upstream
+from tests.http_clients import http_client
 from tests.servers import serve_uvicorn
 from tests.timing import within
 
@@ -134,7 +134,7 @@ async def test_a_timeout_an_adapter_lets_out_is_upstream_timeout_not_a_bug() -> 
     client = FakeClient()
     config = ProxyConfig(chunk_duration=0.2, connect_timeout_s=CONNECT_TIMEOUT_S)
     adapter = MiniCPMAdapter(config, transport=_LeakyTransport())
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         session = ProxySession(client, config, http, upstream=adapter)
         async with asyncio.timeout(within(5)):
             stats = await session.run()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-
 from asgi_audio_proxy.audio import MESSAGE_BYTES
 from asgi_audio_proxy.config import ProxyConfig, UpstreamOptions
 from asgi_audio_proxy.dialects.native_client import (
@@ -26,6 +24,7 @@ from asgi_audio_proxy.session.stats import SessionStats
 from asgi_audio_proxy.upstreams.base import QueueingUpstream, QueueReport
 from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter
 from tests.fakes import FakeClient, FakeUpstream
+from tests.http_clients import http_client
 from tests.signals import tone
 from tests.timing import within
 
@@ -63,7 +62,7 @@ class Queued:
     def __init__(self) -> None:
         self.client = FakeClient()
         self.upstream = FakeUpstream()
-        self.http = httpx.AsyncClient()
+        self.http = http_client()
         self.adapter = QueuedAdapter(ProxyConfig(chunk_duration=0.2), self.upstream)
         self.session = ProxySession(self.client, ProxyConfig(chunk_duration=0.2), self.http,
                                     upstream=self.adapter)

@@ -19,6 +19,7 @@ import pytest
 
 from asgi_audio_proxy.dialects.native_client import TurnEndMessage
 from tests.clients import ProxyClient, at_real_time
+from tests.http_clients import http_client
 from tests.processes import stop_group
 from tests.servers import free_port
 from tests.signals import dominant_frequency_hz, silence, tone
@@ -48,7 +49,7 @@ async def wait_until_serving(url: str, timeout_s: float,
     """An external process gives no start signal: ask it, on a 0.1 s pace, until a deadline;
     if ``proc`` (the server's process) exits first, fail at once rather than at the deadline."""
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout(within(timeout_s)), httpx.AsyncClient() as http:
+    async with asyncio.timeout(within(timeout_s)), http_client() as http:
         while True:
             if proc is not None and proc.poll() is not None:
                 raise AssertionError(f"the server exited ({proc.returncode}) before serving {url}")

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -23,6 +22,7 @@ from asgi_audio_proxy.dialects.native_client import QueuedMessage
 from asgi_audio_proxy.edge.middleware import AudioProxy
 from asgi_audio_proxy.edge.settings import SettingError, resolve_settings
 from tests.clients import arrive
+from tests.http_clients import http_client
 from tests.processes import metric_totals
 from tests.tcp_relay import tcp_relay
 from tests.test_one_conversation import command, process, watched_simulator
@@ -48,7 +48,7 @@ async def next_event(ws: ClientConnection) -> dict[str, Any]:
 
 
 async def resumes(port: int) -> dict[str, float]:
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         page = (await http.get(f"http://127.0.0.1:{port}/audio_proxy/metrics")).text
     return {outcome: value for line in page.splitlines() if line.startswith("audio_proxy_resumes_total")
             for outcome, value in [(line.split('"')[1], float(line.rsplit(" ", 1)[1]))]}
@@ -89,7 +89,7 @@ async def test_a_resume_at_the_other_replica_is_refused_naming_the_holder_and_wo
         await waiting.__aexit__()
         assert (await resumes(port_a), await resumes(port_b)) == ({"resumed": 1.0}, {"refused": 1.0})
         assert recorder.most_open_sockets == 1  # never two conversations on the model server
-        async with httpx.AsyncClient() as http:
+        async with http_client() as http:
             page = (await http.get(f"http://127.0.0.1:{port_a}/audio_proxy/metrics")).text
         assert metric_totals(page)["audio_proxy_live_sessions"] == 0
 

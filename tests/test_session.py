@@ -7,7 +7,6 @@ import base64
 import json
 import logging
 
-import httpx
 import pytest
 
 from asgi_audio_proxy.audio import MESSAGE_BYTES, pcm16_to_wav
@@ -29,6 +28,7 @@ from asgi_audio_proxy.upstreams.minicpm.adapter import MiniCPMAdapter
 from asgi_audio_proxy.upstreams.minicpm.transport import BodyClosed
 from asgi_audio_proxy.upstreams.minicpm.wire import ReplyMessage
 from tests.fakes import FakeClient, FakeUpstream
+from tests.http_clients import http_client
 from tests.signals import dominant_frequency_hz, tone
 from tests.timing import within
 
@@ -37,7 +37,7 @@ class Harness:
     def __init__(self, config: ProxyConfig | None = None, **kwargs: object) -> None:
         self.client = FakeClient()
         self.upstream = FakeUpstream()
-        self.http = httpx.AsyncClient()
+        self.http = http_client()
         config = config or ProxyConfig(chunk_duration=0.2)
         adapter = MiniCPMAdapter(config, transport=self.upstream)  # type: ignore[arg-type]
         self.session = ProxySession(self.client, config, self.http, upstream=adapter,

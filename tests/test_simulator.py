@@ -14,7 +14,6 @@ import base64
 import json
 from typing import Any
 
-import httpx
 import httpx_sse
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from asgi_audio_proxy.audio import pcm16_to_wav, wav_to_pcm16
 from asgi_audio_proxy.simulator.app import UpstreamSimulator
 from asgi_audio_proxy.simulator.model import build_reply
 from tests.clients import at_real_time
+from tests.http_clients import http_client
 from tests.servers import serve_hypercorn
 from tests.signals import silence, tone
 from tests.simulator_wire import (
@@ -304,7 +304,7 @@ async def test_s1_no_audio_trigger_over_sockets() -> None:
 async def test_hypercorn_serves_a_whole_turn() -> None:
     clock = FakeClock()
     sim = UpstreamSimulator(clock=clock, reply_chunks=1)
-    async with serve_hypercorn(sim) as port, httpx.AsyncClient(
+    async with serve_hypercorn(sim) as port, http_client(
         base_url=f"http://127.0.0.1:{port}", timeout=within(10)
     ) as client:
         body = await open_completions(sim, client, "Y")

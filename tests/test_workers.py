@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -28,6 +27,7 @@ from asgi_audio_proxy.dialects.native_client import QueuedMessage, ReadyMessage
 from asgi_audio_proxy.edge.settings import SettingError, resolve_settings
 from asgi_audio_proxy.edge.workers import WORKER_HEADER, _all_listening
 from tests.clients import ProxyClient, arrive
+from tests.http_clients import http_client
 from tests.processes import metric_totals, stop
 from tests.test_one_conversation import REPO, command, watched_simulator
 from tests.timing import within
@@ -82,7 +82,7 @@ def worker_of(client: ProxyClient) -> str:
 
 async def scrape(port: int) -> tuple[str, dict[str, float]]:
     """Which worker answered, and its metrics summed over labels."""
-    async with httpx.AsyncClient(trust_env=False, timeout=within(10)) as http:
+    async with http_client(trust_env=False, timeout=within(10)) as http:
         response = await http.get(f"http://127.0.0.1:{port}/audio_proxy/metrics")
     assert response.status_code == 200, response.text
     return response.headers[WORKER_HEADER], metric_totals(response.text)

@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from starlette import status
 from starlette.applications import Starlette
@@ -26,6 +25,7 @@ from asgi_audio_proxy.session.stats import SessionStats
 from tests.conftest import running_simulator
 from tests.dialects.twilio_peer import TwilioPeer, check_outbound, inbound_message, start_body
 from tests.fakes import OpenLeaser
+from tests.http_clients import http_client
 from tests.servers import serve
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
@@ -157,7 +157,7 @@ async def test_the_documented_phone_app_answers_the_webhook_and_a_bad_call_leave
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(app.proxy.aclose)  # its HTTP client to the upstream
             port = await stack.enter_async_context(serve("uvicorn", app))
-            async with httpx.AsyncClient() as http:
+            async with http_client() as http:
                 answer = await http.post(f"http://127.0.0.1:{port}/voice", data={"CallSid": "CA1"})
             assert f'url="wss://127.0.0.1:{port}/twilio"' in answer.text
             url = f"ws://127.0.0.1:{port}/twilio"  # the same path; no TLS on loopback

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
@@ -27,6 +26,7 @@ from asgi_audio_proxy.upstreams.minicpm.wire import Ack
 from tests.conftest import running_simulator
 from tests.fakes import FakeClient, FakeUpstream
 from tests.faults.observe import proxy_on
+from tests.http_clients import http_client
 from tests.timing import within
 
 #: chunk_duration 1 s: its five messages may go at once (the pacer's burst), so no example waits
@@ -73,7 +73,7 @@ async def run_session(frames: list[bytes], acks: list[Ack], leave_after: int | N
                       config: ProxyConfig = CONFIG) -> tuple[SessionStats, ScriptedUpstream]:
     """Feed ``frames``; leave once ``leave_after`` messages went upstream (or at once)."""
     client, upstream = FakeClient(), ScriptedUpstream(acks)
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         adapter = MiniCPMAdapter(config, transport=upstream)  # type: ignore[arg-type]
         session = ProxySession(client, config, http, upstream=adapter)
         task = asyncio.create_task(session.run())

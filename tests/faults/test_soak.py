@@ -13,13 +13,13 @@ import asyncio
 import os
 from typing import Any
 
-import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import running_simulator
 from tests.faults.observe import UTTERANCE
 from tests.faults.shutdown import proxy_process
+from tests.http_clients import http_client
 from tests.timing import within
 
 CYCLES = int(os.environ.get("SOAK_CYCLES", "1000"))
@@ -86,7 +86,7 @@ async def cycles(url: str, count: int) -> None:
 async def test_connect_disconnect_cycles_leave_no_task_fd_upstream_or_memory() -> None:
     async with running_simulator(multi_conversation=True, reply_chunks=6, chunk_delay_s=0.1) as up, \
             proxy_process("soak", up.url, mode="soak") as (_, port), \
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as http:
+            http_client(base_url=f"http://127.0.0.1:{port}", trust_env=False) as http:
         url = f"ws://127.0.0.1:{port}/"
         recorder = up.sim.recorder
 

@@ -31,6 +31,7 @@ from asgi_audio_proxy.session.stats import SessionStats
 from asgi_audio_proxy.simulator.recorder import SimulatorRecorder
 from asgi_audio_proxy.webrtc import CallTimeouts
 from tests.faults.observe import Checks, Outcome, bystander, table_config, table_simulator, upstream_settled
+from tests.http_clients import http_client
 from tests.servers import serve
 from tests.signals import silence, tone
 from tests.timing import within
@@ -100,7 +101,7 @@ async def calls_app(server: str, recorder_url: str, recorder: SimulatorRecorder)
 
 
 async def _post(base: str, body: bytes | str) -> httpx.Response:
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         return await http.post(f"{base}/v1/realtime/calls", content=body,
                                headers={"Content-Type": "application/sdp"})
 

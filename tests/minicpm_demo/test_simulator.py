@@ -10,12 +10,12 @@ import asyncio
 import base64
 import json
 
-import httpx
 import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from asgi_audio_proxy.simulator.minicpm_demo import DuplexModel, Listened, Spoke, WorkerQueue
+from tests.http_clients import http_client
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
 
@@ -89,7 +89,7 @@ async def test_a_second_client_waits_in_the_queue_with_its_place_and_eta() -> No
             assert 119.0 <= queued["estimated_wait_s"] <= 120.0
             update = await second.next()
             assert update["type"] == "session.queue_update" and update["position"] == 1
-            async with httpx.AsyncClient() as http:
+            async with http_client() as http:
                 status = (await http.get(gw.url + "/status")).json()
                 health = await http.get(gw.url + "/health")
             assert (status["busy_workers"], status["queue_length"]) == (1, 1)

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.http_clients import http_client
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.timing import within
 
@@ -285,7 +285,7 @@ async def test_an_expired_session_is_told_and_closed() -> None:
 
 async def test_the_http_routes_and_no_turn_based_route() -> None:
     async with running_duplex_simulator() as up:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{up.port}") as http:
+        async with http_client(base_url=f"http://127.0.0.1:{up.port}") as http:
             health, models = await http.get("/health"), await http.get("/v1/models")
         with pytest.raises(InvalidStatus):
             async with duplex_peer(up.url("duplex=0")):

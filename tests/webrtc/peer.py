@@ -20,6 +20,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
+from tests.http_clients import http_client
 from tests.timing import within
 
 RATE_HZ = 48_000
@@ -103,7 +104,7 @@ class Peer:
     async def call(self, base: str, *, answer: bool = True, timeout_s: float = 5.0,
                    **headers: str) -> httpx.Response:
         """Post the offer; on 201, take the answer (unless told not to: ICE never completes)."""
-        async with httpx.AsyncClient(timeout=within(timeout_s)) as http:
+        async with http_client(timeout=within(timeout_s)) as http:
             response = await http.post(f"{base}/v1/realtime/calls", content=await self.offer(),
                                        headers={"Content-Type": "application/sdp", **headers})
         if response.status_code == 201 and answer:

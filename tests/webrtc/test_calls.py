@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from aiortc import RTCSessionDescription
@@ -24,6 +23,7 @@ from asgi_audio_proxy.edge.calls import RealtimeCalls, WebRTCSettings
 from asgi_audio_proxy.edge.serving import build_server_app
 from asgi_audio_proxy.webrtc import CallTimeouts
 from tests.conftest import running_simulator
+from tests.http_clients import http_client
 from tests.servers import serve_uvicorn
 from tests.signals import dominant_frequency_hz, silence, tone
 from tests.test_cli_serve import settings_of
@@ -141,7 +141,7 @@ async def test_a_cancelled_reply_then_two_whole_turns() -> None:
 
 async def test_an_offer_that_is_not_sdp_or_has_no_audio_is_refused_as_openai_does() -> None:
     async with served() as (base, app), peer(audio=False) as p:
-        async with httpx.AsyncClient() as http:
+        async with http_client() as http:
             bad = await http.post(f"{base}/v1/realtime/calls", content=b"hello",
                                   headers={"Content-Type": "application/sdp"})
         assert bad.status_code == 400
@@ -152,7 +152,7 @@ async def test_an_offer_that_is_not_sdp_or_has_no_audio_is_refused_as_openai_doe
         no_ice = "\r\n".join(["v=0", "o=- 1 2 IN IP4 0.0.0.0", "s=-", "t=0 0",
                                "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=fingerprint:sha-256 AA:BB",
                                "a=rtpmap:111 opus/48000/2", ""])
-        async with httpx.AsyncClient() as http:
+        async with http_client() as http:
             unanswerable = await http.post(f"{base}/v1/realtime/calls", content=no_ice,
                                            headers={"Content-Type": "application/sdp"})
         assert unanswerable.status_code == 400, unanswerable.text  # refused by aiortc, said as ours
@@ -252,7 +252,7 @@ async def test_a_call_whose_audio_stops_ends_as_a_closed_tab_does() -> None:
 
 async def test_the_unified_form_takes_the_offer_and_the_session() -> None:
     async with served() as (base, _app), peer() as p:
-        async with httpx.AsyncClient() as http:
+        async with http_client() as http:
             response = await http.post(f"{base}/v1/realtime/calls", files={
                 "sdp": (None, await p.offer()),
                 "session": (None, '{"type": "realtime", "instructions": "Be brief."}')})
@@ -288,7 +288,7 @@ async def test_talking_over_a_reply_clears_the_track_under_voice_barge_in(tmp_pa
 async def _reply_latency_s(loss: float, jitter_s: float) -> float:
     """From the end of the words to the reply's first loud audio on the client's track."""
     async with served() as (base, _app), peer() as p:
-        async with httpx.AsyncClient() as http:
+        async with http_client() as http:
             response = await http.post(f"{base}/v1/realtime/calls", content=await p.offer(),
                                        headers={"Content-Type": "application/sdp"})
         answer, relay = await relayed(response.text, loss, jitter_s)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from asgi_audio_proxy.edge.admission import TokenAuth
 from asgi_audio_proxy.edge.client_secrets import EphemeralKeys
+from tests.http_clients import http_client
 
 from .peer import peer
 from .test_calls import calls_ended, served
@@ -22,7 +22,7 @@ async def test_a_minted_key_admits_a_call_and_a_websocket_and_the_real_one_stays
     tokens = tmp_path / "tokens"
     tokens.write_text("sk-real\n")
     async with served("--token-file", str(tokens)) as (base, app), peer() as p:
-        async with httpx.AsyncClient(base_url=base) as http:
+        async with http_client(base_url=base) as http:
             refused = await http.post("/v1/realtime/client_secrets")
             minted = await http.post("/v1/realtime/client_secrets",
                                      headers={"Authorization": "Bearer sk-real"},
