@@ -1,8 +1,9 @@
 """How the suite's tests are spread over xdist's workers (hooked in by ``tests/conftest.py``).
 
 One rule on top of xdist's ``load`` distribution, test by test: :data:`SHARE_A_WORKER` modules
-go to one worker whole. All their tests read one module fixture that does their work at once,
-which every worker given one of them would otherwise do again, beside the others doing it too.
+go to one worker whole. All their tests read the outcome of one batch that does their work at
+once, which every worker given one of them would otherwise do again, beside the others doing it
+too.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ __all__ = ["SHARE_A_WORKER", "SharedWorkScheduling"]
 
 #: the module, and the unit it goes in (one unit, one worker)
 SHARE_A_WORKER = {
-    "tests/faults/test_upstream_faults.py": "fault table",
-    "tests/faults/test_bad_input.py": "fault table",
-    "tests/faults/test_dialect_input.py": "fault table",
-    "tests/faults/test_admission.py": "fault table",
-    "tests/faults/test_shutdown.py": "fault table",  # the groups in turn, as python -m tests.faults
-    "tests/faults/test_webrtc.py": "fault table",
+    # the fault table's groups, each a unit of its own: one worker running them all in turn, as
+    # python -m tests.faults does, was the suite's longest chain (154 s of a 188 s run; each
+    # group sizes how many of its rows run at once by the CPU its worker gets)
+    "tests/faults/test_upstream_faults.py": "fault table: upstream",
+    "tests/faults/test_bad_input.py": "fault table: client",
+    "tests/faults/test_dialect_input.py": "fault table: dialect",
+    "tests/faults/test_admission.py": "fault table: admission",
+    "tests/faults/test_shutdown.py": "fault table: shutdown",
+    "tests/faults/test_webrtc.py": "fault table: webrtc",
     "tests/test_benchmarks.py": "quick benchmark",
 }
 
