@@ -24,7 +24,7 @@ from ..config import ConversationOptions, ProxyConfig
 from .base import UpstreamFactory
 
 __all__ = ["HealthProbe", "OptionsMapping", "UpstreamKind", "http_probe", "new_http_client",
-           "origin_probe"]
+           "origin_probe", "websocket_tls"]
 
 #: ``probe(http_client, url, timeout_s)``: ``None`` when the server at ``url`` is up, else why not
 HealthProbe = Callable[[httpx.AsyncClient, str, float], Awaitable[str | None]]
@@ -61,6 +61,20 @@ def _tls_context() -> ssl.SSLContext:
     and again for its pool's health checks, while every connection the server holds waits.
     """
     return httpx.create_ssl_context(trust_env=False)
+
+
+def websocket_tls(url: str) -> ssl.SSLContext | None:
+    """The TLS settings for a WebSocket to ``url``: ``None`` for ``ws://``; for ``wss://``, the
+    ``websockets`` library's own default (the system's CA store, ``SSL_CERT_FILE`` if set), made
+    once per process. Left to the library, each connection made its own: 30 ms of CPU on the
+    event loop for every session a ``wss://`` model server took, while every other session's
+    audio waited."""
+    return _websocket_tls_context() if urlsplit(url).scheme == "wss" else None
+
+
+@functools.cache
+def _websocket_tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
 
 
 def http_probe(path: str = "/health") -> HealthProbe:

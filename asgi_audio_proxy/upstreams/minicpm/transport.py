@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ...config import ProxyConfig, UpstreamOptions
 from ...errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout, UpstreamUnavailable
+from ..kind import websocket_tls
 from .settings import MiniCPMSettings, upstream_ws_url
 from .wire import (
     COMPLETIONS_BODY,
@@ -112,7 +113,8 @@ class MiniCPMTransport:
         async with self._translated("WebSocket connect"):
             self._ws = await connect(url, open_timeout=self._config.connect_timeout_s,
                                      close_timeout=self._config.close_timeout_s,
-                                     compression=None, max_size=2**20, ping_interval=None)
+                                     compression=None, max_size=2**20, ping_interval=None,
+                                     ssl=websocket_tls(url))
         self._log.debug("upstream %s ready: version %s, uid %s", self._base, self.version, self.uid)
 
     async def set_options(self, options: UpstreamOptions) -> None:

@@ -29,6 +29,7 @@ from ...errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from ..kind import websocket_tls
 from .handshake import handshake_headers, websocket_url
 from .settings import RealtimeSettings
 
@@ -84,7 +85,7 @@ class RealtimeTransport:
                 open_timeout=self._settings.connect_timeout_s,
                 close_timeout=self._settings.close_timeout_s,
                 compression=None,  # base64 PCM barely compresses; deflate would only cost CPU
-                max_size=MAX_EVENT_BYTES)
+                max_size=MAX_EVENT_BYTES, ssl=websocket_tls(self.url))
         self._log.debug("upstream %s open", self._safe_url)
 
     async def send(self, text: str) -> None:
