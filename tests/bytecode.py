@@ -7,16 +7,65 @@ tests from source again: 5 s of CPU per worker's collection alone, on two cores 
 suite's budget. So when the variable asks for no bytecode beside the sources, the bytecode goes
 to a directory of its own under the system's temporary directory (``PYTHONPYCACHEPREFIX``) and
 the source tree stays as clean as the variable wants it.
+
+Python then reads bytecode from that directory only, not the ``__pycache__`` that pip wrote
+beside each installed package. On a fresh machine (a CI run, a first run) every worker would
+compile the same packages at the same time: 10 s of CPU each, before its first test. So the
+run's first process, before any worker starts, links pip's bytecode into the directory (once
+for each set of installed packages) and compiles this repository's, once.
 """
 
 from __future__ import annotations
 
+import compileall
+import contextlib
+import hashlib
 import os
 import sys
+import sysconfig
 import tempfile
+from pathlib import Path
+
+#: this repository's Python, compiled before the workers start
+_SOURCES = ("asgi_audio_proxy", "benchmarks", "demo_app", "tests")
+
+
+def _seed(prefix: str) -> None:
+    """Link (or, across file systems, point to) each installed package's bytecode where Python
+    looks for it under ``prefix``; a stamp per set of installed packages makes it once."""
+    tag = f".{sys.implementation.cache_tag}.pyc"
+    for site in sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}):
+        if not os.path.isdir(site):
+            continue
+        installed = sorted(name for name in os.listdir(site) if name.endswith(".dist-info"))
+        stamp = Path(prefix + site) / f".linked-{hashlib.sha256(repr(installed).encode()).hexdigest()[:16]}"
+        if stamp.exists():
+            continue
+        for root, _, files in os.walk(site):
+            if os.path.basename(root) != "__pycache__":
+                continue
+            target = prefix + os.path.dirname(root)
+            os.makedirs(target, exist_ok=True)
+            for name in files:
+                if not name.endswith(tag):  # another Python's, or an optimised one
+                    continue
+                source, linked = os.path.join(root, name), os.path.join(target, name)
+                with contextlib.suppress(FileExistsError):
+                    try:
+                        os.link(source, linked)
+                    except OSError:
+                        os.symlink(source, linked)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    repository = Path(__file__).resolve().parents[1]
+    for name in _SOURCES:
+        compileall.compile_dir(repository / name, quiet=2)
+
 
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
     prefix = os.path.join(tempfile.gettempdir(), "asgi-audio-proxy-pycache")
     os.environ.setdefault("PYTHONPYCACHEPREFIX", prefix)
     sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
     sys.dont_write_bytecode = False
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the run's first process: no worker yet
+        _seed(sys.pycache_prefix)
