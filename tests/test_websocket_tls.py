@@ -62,6 +62,6 @@ async def test_each_session_to_a_wss_server_is_verified_without_making_new_tls_s
     async with self_signed_server(tmp_path) as port:
         for _ in range(3):  # three sessions
             transport = RealtimeTransport(f"wss://127.0.0.1:{port}/v1/realtime", RealtimeSettings())
-            with pytest.raises(UpstreamUnavailable, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+            with pytest.raises(UpstreamUnavailable, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
                 await transport.open()
     assert len(made) <= 1  # the process's one (none if an earlier test made it), not one each
