@@ -3,18 +3,19 @@
 The default run (the README's test command) has every scenario once: its uvicorn row, and the
 rows with no server choice. The same scenarios on hypercorn, their second copies, are in the
 slow part (``pytest -m slow``, which CI runs after the default run; pyproject.toml's ``slow``
-marker): 16 s of CPU on two cores, a tenth of what keeps the default run over three minutes.
-``python -m tests.faults`` runs every row. A group's rows of one part run at once, once per
-worker (every module here goes to one worker whole: ``tests/scheduling.py``).
+marker): 16 s of CPU (``python -m tests.faults --server hypercorn``) the default run, at the
+edge of its three minutes on two cores, has no room for. ``python -m tests.faults`` runs every
+row. A group's rows of one part run at once, once per worker (each module here goes to one
+worker whole: ``tests/scheduling.py``).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from _pytest.mark.structures import ParameterSet
 
 from tests.faults.observe import Outcome
 from tests.faults.table import Scenario, outcomes_of, scenarios
@@ -31,7 +32,7 @@ def is_second_copy(scenario: Scenario) -> bool:
 
 
 def rows(group: str, *, slow: Part = is_second_copy, keep: Callable[[Scenario], bool] = lambda s: True,
-         ids: Callable[[Scenario], str] = lambda s: s.id) -> list[ParameterSet]:
+         ids: Callable[[Scenario], str] = lambda s: s.id) -> list[Any]:
     """The group's rows that ``keep`` keeps, as parameters, the slow part's marked ``slow``."""
     return [pytest.param(s, id=ids(s), marks=[pytest.mark.slow] if slow(s) else [])
             for s in scenarios(group) if keep(s)]
