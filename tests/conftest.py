@@ -101,7 +101,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """One last full collection sees everything again (a module fixture's value was frozen with
     it: an unclosed socket in it is still an error), then what lives on is frozen once more, so
     pytest's own two collections after this one scan only what is new. Over the whole heap of a
-    worker at its end, each took about 1.5 s of CPU, with every worker ending at once."""
+    worker at its end (Pipecat, LiveKit, openai, aiortc: 400 000 objects and more), each full one
+    takes 0.25 s of CPU or more, with every worker ending at once."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()

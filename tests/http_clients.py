@@ -1,9 +1,9 @@
 """The suite's HTTP clients: httpx's, all sharing one TLS context per process.
 
-httpx reads the whole CA bundle for each client it makes (20 to 40 ms of CPU), even for one
-that only ever speaks plain HTTP to a loopback address, as every client here does. Made per
-test, per session and per generated example, that was about 40 s of the suite's CPU: a tenth of
-it. The context is httpx's default one, made once.
+httpx reads the whole CA bundle for each client it makes (30 ms of CPU here), even for one that
+only ever speaks plain HTTP to a loopback address, as every client here does. Made per test, per
+session and per generated example, it was the largest cost no test chose in a profile of the
+suite. The context is httpx's default one, made once.
 """
 
 from __future__ import annotations
