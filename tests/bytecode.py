@@ -18,7 +18,6 @@ for each set of installed packages) and compiles this repository's, once.
 from __future__ import annotations
 
 import compileall
-import contextlib
 import hashlib
 import os
 import sys
@@ -31,35 +30,37 @@ _SOURCES = ("asgi_audio_proxy", "benchmarks", "demo_app", "tests")
 
 
 def _seed(prefix: str) -> None:
-    """Link (or, across file systems, point to) each installed package's bytecode where Python
-    looks for it under ``prefix``; a stamp per set of installed packages makes it once."""
-    tag = f".{sys.implementation.cache_tag}.pyc"
+    """Installed packages' bytecode where Python looks for it under ``prefix`` (a stamp per set
+    of installed packages makes it once), then this repository's compiled there."""
     for site in sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}):
         if not os.path.isdir(site):
             continue
         installed = sorted(name for name in os.listdir(site) if name.endswith(".dist-info"))
         stamp = Path(prefix + site) / f".linked-{hashlib.sha256(repr(installed).encode()).hexdigest()[:16]}"
-        if stamp.exists():
-            continue
-        for root, _, files in os.walk(site):
-            if os.path.basename(root) != "__pycache__":
-                continue
-            target = prefix + os.path.dirname(root)
-            os.makedirs(target, exist_ok=True)
-            for name in files:
-                if not name.endswith(tag):  # another Python's, or an optimised one
-                    continue
-                source, linked = os.path.join(root, name), os.path.join(target, name)
-                with contextlib.suppress(FileExistsError):
-                    try:
-                        os.link(source, linked)
-                    except OSError:
-                        os.symlink(source, linked)
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.touch()
+        if not stamp.exists():
+            _link_bytecode(site, prefix)
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.touch()
     repository = Path(__file__).resolve().parents[1]
     for name in _SOURCES:
         compileall.compile_dir(repository / name, quiet=2)
+
+
+def _link_bytecode(site: str, prefix: str) -> None:
+    """Link (or, across file systems, point to) each ``__pycache__`` file of this Python under
+    ``site`` at its place under ``prefix``; one already there is kept."""
+    tag = f".{sys.implementation.cache_tag}.pyc"  # not another Python's, nor an optimised one
+    for cache in Path(site).rglob("__pycache__"):
+        target = Path(prefix + str(cache.parent))
+        for pyc in cache.glob(f"*{tag}"):
+            linked = target / pyc.name
+            if linked.exists():
+                continue
+            target.mkdir(parents=True, exist_ok=True)
+            try:
+                linked.hardlink_to(pyc)
+            except OSError:
+                linked.symlink_to(pyc)
 
 
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
